@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the verdict step knows of one packet: filled from the nfqb_packet
+ * and its network-layer bytes with no allocation and no string work.
+ */
+#ifndef BROKER_PKTMETA_H
+#define BROKER_PKTMETA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pktmeta {
+	uint8_t family;          /* 4, 6, or 0 when the bytes are not IP */
+	uint8_t proto;           /* L4 protocol (after IPv6 extension headers); 0 unknown */
+	uint8_t hook;            /* NFQB_HOOK_* */
+	bool has_ports;          /* tcp/udp/udplite/sctp first fragment with ports present */
+	uint16_t sport, dport;   /* host order */
+	uint8_t src[16], dst[16];/* IPv4 in the first 4 bytes */
+	int32_t indev_id;        /* interned interface name id (policy_ifname_id), -1 none */
+	int32_t outdev_id;
+	uint32_t mark;
+	bool has_uid, has_gid;
+	uint32_t uid, gid;
+	uint32_t len;            /* original packet length (cap_len) */
+};
+
+/*
+ * pktmeta_parse_l3 - fill family, proto, src, dst, ports and has_ports from
+ * network-layer bytes @l3 of @len bytes (truncated captures allowed: what
+ * is missing stays unset). IPv6 extension headers are walked to the
+ * transport header; fragments other than the first carry no ports.
+ * Returns 0, or -EBADMSG when the bytes are not a valid IP header (family
+ * then stays 0 and the packet matches only rules that ask nothing of it).
+ */
+int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len);
+
+#endif

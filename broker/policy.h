@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Verdict policies (INTERFACE.md §2 "policies"): parsed from json-c and
+ * validated up front, compiled into flat arrays that match a struct pktmeta
+ * with no allocation. The runtime structures hold no json-c objects.
+ */
+#ifndef BROKER_POLICY_H
+#define BROKER_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "errs.h"
+#include "pktmeta.h"
+
+struct policy_set;          /* every policy of one configuration */
+struct policy;              /* one named policy */
+
+/* The action of a rule or of a policy's default. */
+struct policy_action {
+	uint32_t verdict;        /* NFQB_ACCEPT/DROP/REPEAT, or NFQB_QUEUE | num << 16 */
+	bool set_mark;
+	uint32_t mark;
+	bool log;
+};
+
+/* Counters of one rule (index -1 is the policy's "(default)"). */
+struct policy_counter {
+	uint64_t packets, bytes;
+};
+
+/*
+ * policy_set_parse - parse the "policies" object @obj (path "policies").
+ * Every error is added to @e with its JSON path; returns NULL when there
+ * was any error (or on ENOMEM).
+ */
+struct policy_set *policy_set_parse(json_object *obj, struct errs *e);
+void policy_set_free(struct policy_set *s);
+
+/* policy_set_find - the policy named @name, or NULL. */
+const struct policy *policy_set_find(const struct policy_set *s, const char *name);
+const char *policy_name(const struct policy *p);
+
+/*
+ * policy_eval - first rule of @p matching @m; returns its index (>= 0) or -1
+ * for the default, and points @act at the action to apply. Counts the packet
+ * (m->len bytes) on the rule or default. No allocation, no string work.
+ */
+int policy_eval(const struct policy *p, const struct pktmeta *m,
+		const struct policy_action **act);
+
+/* policy_rule_name - name of rule @idx of @p ("(default)" for -1). */
+const char *policy_rule_name(const struct policy *p, int idx);
+size_t policy_rule_count(const struct policy *p);
+/* policy_counter - counters of rule @idx (-1 = default). */
+const struct policy_counter *policy_counter(const struct policy *p, int idx);
+
+/* Iteration over a set for the control socket: index 0..count-1. */
+size_t policy_set_count(const struct policy_set *s);
+const struct policy *policy_set_at(const struct policy_set *s, size_t i);
+
+/*
+ * policy_set_carry_counters - copy into @to the counters of every rule whose
+ * (policy name, rule name) also exists in @from (reload keeps history).
+ */
+void policy_set_carry_counters(struct policy_set *to, const struct policy_set *from);
+
+/*
+ * Interface names used by indev/outdev matches are interned per set: the
+ * broker maps each namespace's ifindex to these ids when links change, so a
+ * packet is matched by comparing integers. -1 = a name no rule mentions.
+ */
+int32_t policy_ifname_id(const struct policy_set *s, const char *ifname);
+
+#endif

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libnfqb agent hand-off: open the netlink sockets of a network namespace
+ * and hand them to a running nfq-broker, so a CNI plugin or any launcher
+ * can attach a namespace without running nfq-agent.
+ */
+#ifndef NFQB_AGENT_H
+#define NFQB_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * nfqb_agent_open_sockets - open one NETLINK_NETFILTER socket (fds[0]) and,
+ * when @rtnl, one NETLINK_ROUTE socket (fds[1], else -1) inside the network
+ * namespace @netns_path (NULL = the caller's). The calling thread enters
+ * that namespace only while opening them and returns to its own. Returns
+ * the number of sockets opened (1 or 2) or a negative errno; on failure no
+ * fd is left open.
+ */
+int nfqb_agent_open_sockets(const char *netns_path, bool rtnl, int fds[2]);
+
+/**
+ * nfqb_agent_drop_caps - drop every capability: effective, permitted,
+ * inheritable, ambient and bounding sets, and set no_new_privs.
+ */
+int nfqb_agent_drop_caps(void);
+
+/**
+ * nfqb_agent_attach - connect to the broker's agent socket @broker_path,
+ * send the hello for @name with copies of @fds (@n is 1 or 2) and wait for
+ * the answer. Returns the connected lease fd (closing it ends the lease)
+ * once the broker accepted, or a negative errno with a reason in @why:
+ * -ECONNREFUSED when the broker refused (its reason copied), another errno
+ * for local failures (ENOENT/ECONNREFUSED from connect appear as -ENOENT /
+ * -EHOSTDOWN so that a refusal is never confused with "no broker").
+ */
+int nfqb_agent_attach(const char *broker_path, const char *name,
+		      const int fds[], size_t n, char *why, size_t whylen);
+
+/**
+ * nfqb_agent_detach - end a lease at once (the broker frees the namespace
+ * without waiting for its grace period) and close @lease_fd.
+ */
+void nfqb_agent_detach(int lease_fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

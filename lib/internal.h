@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libnfqb internals shared by lib/ sources and reachable by unit tests through
+ * the static archive. Nothing here is exported from the shared library.
+ */
+#ifndef NFQB_INTERNAL_H
+#define NFQB_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <linux/netlink.h>
+
+#include <nfqb/queue.h>
+
+#define NFQB_HIDDEN __attribute__((visibility("hidden")))
+
+/* One netlink record: a 64 KiB payload (GSO) plus every other attribute. */
+#define NFQB_RXBUF_SIZE (65536u + 8192u)
+/* Small verdicts (id, mark) coalesced into one send. */
+#define NFQB_TXBUF_SIZE 8192u
+/* How long a config request waits for the kernel's acknowledgement. */
+#define NFQB_CFG_TIMEOUT_MS 5000
+
+/* Attributes seen on a packet (bit = 1 << NFQA_*). */
+#define PKT_HAS(p, a) (((p)->present >> (a)) & 1u)
+
+enum pkt_state {
+	PKT_STALE = 0,   /* callback over (or never dispatched): no access */
+	PKT_LIVE,        /* inside its callback */
+	PKT_COPY,        /* a retained copy the caller owns */
+};
+
+struct nfqb_packet {
+	struct nfqb_queue *q;     /* NULL once the queue closed (copies) */
+	struct nfqb_packet *twin; /* original <-> retained copy while in callback */
+	struct nfqb_packet *next, *prev; /* the queue's list of live copies */
+	uint8_t state;            /* enum pkt_state */
+	bool decided;
+	bool mark_set;
+	bool payload_set;
+	bool counted;             /* copy is counted in its binding's outstanding */
+	bool owns_payload;        /* new_payload is malloc'd (copies only) */
+	uint8_t hook;
+	uint16_t queue_num;
+	uint16_t hw_protocol;
+	uint32_t id;
+	uint32_t present;         /* PKT_HAS bits */
+	uint32_t mark, new_mark;
+	/* the whole netlink record; every pointer below points into it */
+	const uint8_t *msg;
+	uint32_t msg_len;
+	const uint8_t *payload;
+	uint32_t payload_len;
+	uint8_t *new_payload;
+	uint32_t new_payload_len;
+	uint32_t cap_len;
+	uint32_t ifindex[4];      /* enum nfqb_dev */
+	uint8_t hw[8];
+	uint16_t hw_len;
+	uint16_t vlan_proto, vlan_tci;
+	struct timespec ts;
+	uint32_t uid, gid, skbinfo, priority, ct_info;
+	const uint8_t *l2hdr;
+	uint32_t l2hdr_len;
+	const char *secctx;
+	uint32_t secctx_len;
+	const uint8_t *ct;
+	uint32_t ct_len;
+};
+
+struct nfqb_binding {
+	uint16_t num;
+	bool adopted;
+	nfqb_callback cb;
+	void *user;
+	bool batch_pending;
+	uint32_t batch_max;       /* highest id of the coalesced accepts */
+	uint32_t batch_count;
+	/* packets still waiting in the kernel without a verdict (retained or
+	 * abandoned): a batch covers every lower id, so none may be pending. */
+	uint32_t outstanding;
+};
+
+struct nfqb_queue {
+	int fd;
+	int rtnl_fd;
+	uint32_t portid;
+	uint32_t seq;
+	bool stop;
+	bool batching;
+	bool dispatching;
+	uint8_t *rx;              /* NFQB_RXBUF_SIZE, allocated once */
+	uint8_t tx[NFQB_TXBUF_SIZE];
+	size_t tx_len;
+	uint8_t *scratch;         /* set_payload of the packet in its callback */
+	struct nfqb_binding *bind;
+	size_t nbind, capbind;
+	struct nfqb_packet cur;   /* the packet being dispatched */
+	struct nfqb_packet *copies; /* retained copies still alive */
+	/* pending config request */
+	uint32_t cfg_seq;
+	bool cfg_done;
+	int cfg_err;
+	uint32_t rejected_flags;
+	uint32_t sock_len;
+	struct nfqb_queue_stats st;
+	char errmsg[160];
+};
+
+/* queue.c */
+NFQB_HIDDEN struct nfqb_queue *queue_new_unchecked(int fd);
+NFQB_HIDDEN struct nfqb_binding *queue_binding(struct nfqb_queue *q, uint16_t num);
+NFQB_HIDDEN void queue_seterr(struct nfqb_queue *q, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* packet.c: parse one NFQNL_MSG_PACKET into @p (pointers into @nlh). */
+NFQB_HIDDEN int packet_parse(struct nfqb_packet *p, const struct nlmsghdr *nlh);
+NFQB_HIDDEN void packet_unlink_copy(struct nfqb_packet *c);
+
+/* verdict.c */
+NFQB_HIDDEN int verdict_flush(struct nfqb_queue *q);
+NFQB_HIDDEN int verdict_send(struct nfqb_queue *q, const struct iovec *iov, size_t n);
+NFQB_HIDDEN void verdict_after_callback(struct nfqb_queue *q, struct nfqb_binding *b);
+
+#endif

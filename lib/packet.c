@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Packets: our own NFQA_* attribute parser (libnetfilter_queue 1.0.5's
+ * nfq_nlmsg_parse rejects packets with a security context and skips
+ * NFQA_VLAN, NFQA_L2HDR and NFQA_PRIORITY), the accessors, and
+ * retain/release. Parsing stores pointers into the record: no allocation.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <linux/rtnetlink.h>
+
+#include "internal.h"
+
+struct parse_ctx {
+	struct nfqb_packet *p;
+	int err;
+};
+
+static bool attr_fits(const struct nlattr *a, size_t need)
+{
+	return mnl_attr_get_payload_len(a) >= need;
+}
+
+static uint32_t attr_be32(const struct nlattr *a)
+{
+	uint32_t v;
+
+	memcpy(&v, mnl_attr_get_payload(a), sizeof(v));
+	return ntohl(v);
+}
+
+static int parse_vlan_cb(const struct nlattr *a, void *data)
+{
+	struct nfqb_packet *p = data;
+	uint16_t v;
+
+	if (!attr_fits(a, sizeof(v)))
+		return MNL_CB_ERROR;
+	memcpy(&v, mnl_attr_get_payload(a), sizeof(v));
+	if (mnl_attr_get_type(a) == NFQA_VLAN_PROTO)
+		p->vlan_proto = ntohs(v);
+	else if (mnl_attr_get_type(a) == NFQA_VLAN_TCI)
+		p->vlan_tci = ntohs(v);
+	return MNL_CB_OK;
+}
+
+static int parse_hdr(struct nfqb_packet *p, const struct nlattr *a)
+{
+	struct nfqnl_msg_packet_hdr h;
+
+	if (!attr_fits(a, sizeof(h)))
+		return -EBADMSG;
+	memcpy(&h, mnl_attr_get_payload(a), sizeof(h));
+	p->id = ntohl(h.packet_id);
+	p->hw_protocol = ntohs(h.hw_protocol);
+	p->hook = h.hook;
+	return 0;
+}
+
+static int parse_hw(struct nfqb_packet *p, const struct nlattr *a)
+{
+	struct nfqnl_msg_packet_hw hw;
+
+	if (!attr_fits(a, sizeof(hw)))
+		return -EBADMSG;
+	memcpy(&hw, mnl_attr_get_payload(a), sizeof(hw));
+	p->hw_len = ntohs(hw.hw_addrlen);
+	if (p->hw_len > sizeof(p->hw))
+		p->hw_len = sizeof(p->hw);
+	memcpy(p->hw, hw.hw_addr, sizeof(p->hw));
+	return 0;
+}
+
+static int parse_ts(struct nfqb_packet *p, const struct nlattr *a)
+{
+	struct nfqnl_msg_packet_timestamp ts;
+
+	if (!attr_fits(a, sizeof(ts)))
+		return -EBADMSG;
+	memcpy(&ts, mnl_attr_get_payload(a), sizeof(ts));
+	p->ts.tv_sec = (time_t)be64toh(ts.sec);
+	p->ts.tv_nsec = (long)(be64toh(ts.usec) % 1000000u) * 1000;
+	return 0;
+}
+
+/* Attributes carrying one big-endian u32, and where each one goes. */
+static uint32_t *u32_slot(struct nfqb_packet *p, int type)
+{
+	switch (type) {
+	case NFQA_MARK:               return &p->mark;
+	case NFQA_IFINDEX_INDEV:      return &p->ifindex[NFQB_DEV_IN];
+	case NFQA_IFINDEX_OUTDEV:     return &p->ifindex[NFQB_DEV_OUT];
+	case NFQA_IFINDEX_PHYSINDEV:  return &p->ifindex[NFQB_DEV_PHYSIN];
+	case NFQA_IFINDEX_PHYSOUTDEV: return &p->ifindex[NFQB_DEV_PHYSOUT];
+	case NFQA_CT_INFO:            return &p->ct_info;
+	case NFQA_CAP_LEN:            return &p->cap_len;
+	case NFQA_SKB_INFO:           return &p->skbinfo;
+	case NFQA_UID:                return &p->uid;
+	case NFQA_GID:                return &p->gid;
+	case NFQA_PRIORITY:           return &p->priority;
+	}
+	return NULL;
+}
+
+static int parse_attr(const struct nlattr *a, struct nfqb_packet *p)
+{
+	int type = mnl_attr_get_type(a);
+	uint32_t *slot;
+
+	if (type <= NFQA_UNSPEC || type > NFQA_MAX)
+		return 0;             /* newer kernel: skip what we do not know */
+	slot = u32_slot(p, type);
+	if (slot) {
+		if (!attr_fits(a, sizeof(uint32_t)))
+			return -EBADMSG;
+		*slot = attr_be32(a);
+	} else {
+		switch (type) {
+		case NFQA_PACKET_HDR:
+			if (parse_hdr(p, a) < 0)
+				return -EBADMSG;
+			break;
+		case NFQA_HWADDR:
+			if (parse_hw(p, a) < 0)
+				return -EBADMSG;
+			break;
+		case NFQA_TIMESTAMP:
+			if (parse_ts(p, a) < 0)
+				return -EBADMSG;
+			break;
+		case NFQA_PAYLOAD:
+			p->payload = mnl_attr_get_payload(a);
+			p->payload_len = mnl_attr_get_payload_len(a);
+			break;
+		case NFQA_L2HDR:
+			p->l2hdr = mnl_attr_get_payload(a);
+			p->l2hdr_len = mnl_attr_get_payload_len(a);
+			break;
+		case NFQA_SECCTX:
+			p->secctx = mnl_attr_get_payload(a);
+			p->secctx_len = (uint32_t)strnlen(p->secctx, mnl_attr_get_payload_len(a));
+			break;
+		case NFQA_CT:
+			p->ct = mnl_attr_get_payload(a);
+			p->ct_len = mnl_attr_get_payload_len(a);
+			break;
+		case NFQA_VLAN:
+			if (mnl_attr_parse_nested(a, parse_vlan_cb, p) != MNL_CB_OK)
+				return -EBADMSG;
+			break;
+		default:
+			return 0;     /* VERDICT_HDR, EXP: nothing for a reader */
+		}
+	}
+	p->present |= 1u << type;
+	return 0;
+}
+
+static int parse_attr_cb(const struct nlattr *a, void *data)
+{
+	struct parse_ctx *c = data;
+
+	c->err = parse_attr(a, c->p);
+	return c->err < 0 ? MNL_CB_ERROR : MNL_CB_OK;
+}
+
+int packet_parse(struct nfqb_packet *p, const struct nlmsghdr *nlh)
+{
+	struct parse_ctx c = { .p = p };
+	const struct nfgenmsg *nfg;
+
+	memset(p, 0, sizeof(*p));
+	p->ct_info = UINT32_MAX;
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*nfg)))
+		return -EBADMSG;
+	nfg = mnl_nlmsg_get_payload(nlh);
+	p->queue_num = ntohs(nfg->res_id);
+	p->msg = (const uint8_t *)nlh;
+	p->msg_len = nlh->nlmsg_len;
+	if (mnl_attr_parse(nlh, sizeof(*nfg), parse_attr_cb, &c) != MNL_CB_OK)
+		return c.err < 0 ? c.err : -EBADMSG;
+	if (!PKT_HAS(p, NFQA_PACKET_HDR))
+		return -EBADMSG;
+	if (!PKT_HAS(p, NFQA_CAP_LEN))
+		p->cap_len = p->payload_len;
+	p->new_mark = p->mark;
+	return 0;
+}
+
+/* ---- accessors ---------------------------------------------------- */
+
+uint32_t nfqb_packet_id(const struct nfqb_packet *p) { return p->id; }
+uint16_t nfqb_packet_queue(const struct nfqb_packet *p) { return p->queue_num; }
+uint16_t nfqb_packet_hw_protocol(const struct nfqb_packet *p) { return p->hw_protocol; }
+uint8_t nfqb_packet_hook(const struct nfqb_packet *p) { return p->hook; }
+uint32_t nfqb_packet_mark(const struct nfqb_packet *p) { return p->mark; }
+uint32_t nfqb_packet_cap_len(const struct nfqb_packet *p) { return p->cap_len; }
+
+uint32_t nfqb_packet_get_mark(const struct nfqb_packet *p)
+{
+	return p->mark_set ? p->new_mark : p->mark;
+}
+
+const void *nfqb_packet_payload(const struct nfqb_packet *p, size_t *len)
+{
+	if (p->state == PKT_STALE) {
+		if (len)
+			*len = 0;
+		errno = ESTALE;
+		return NULL;
+	}
+	if (len)
+		*len = p->payload_set ? p->new_payload_len : p->payload_len;
+	if (p->payload_set)
+		return p->new_payload;
+	return p->payload_len ? p->payload : NULL;
+}
+
+int nfqb_packet_payload_len(const struct nfqb_packet *p)
+{
+	if (p->state == PKT_STALE)
+		return -ESTALE;
+	return (int)(p->payload_set ? p->new_payload_len : p->payload_len);
+}
+
+const uint8_t *nfqb_packet_hw(const struct nfqb_packet *p, size_t *len)
+{
+	if (!PKT_HAS(p, NFQA_HWADDR)) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	if (len)
+		*len = p->hw_len;
+	return p->hw;
+}
+
+int nfqb_packet_timestamp(const struct nfqb_packet *p, struct timespec *ts)
+{
+	if (!PKT_HAS(p, NFQA_TIMESTAMP))
+		return -ENODATA;
+	*ts = p->ts;
+	return 0;
+}
+
+uint32_t nfqb_packet_ifindex(const struct nfqb_packet *p, enum nfqb_dev which)
+{
+	return (unsigned)which < 4 ? p->ifindex[which] : 0;
+}
+
+uint32_t nfqb_packet_indev(const struct nfqb_packet *p) { return p->ifindex[NFQB_DEV_IN]; }
+uint32_t nfqb_packet_outdev(const struct nfqb_packet *p) { return p->ifindex[NFQB_DEV_OUT]; }
+uint32_t nfqb_packet_physindev(const struct nfqb_packet *p) { return p->ifindex[NFQB_DEV_PHYSIN]; }
+uint32_t nfqb_packet_physoutdev(const struct nfqb_packet *p) { return p->ifindex[NFQB_DEV_PHYSOUT]; }
+
+static int opt_u32(const struct nfqb_packet *p, int attr, uint32_t v, uint32_t *out)
+{
+	if (!PKT_HAS(p, attr))
+		return -ENODATA;
+	*out = v;
+	return 0;
+}
+
+int nfqb_packet_uid(const struct nfqb_packet *p, uint32_t *uid)
+{
+	return opt_u32(p, NFQA_UID, p->uid, uid);
+}
+
+int nfqb_packet_gid(const struct nfqb_packet *p, uint32_t *gid)
+{
+	return opt_u32(p, NFQA_GID, p->gid, gid);
+}
+
+int nfqb_packet_skbinfo(const struct nfqb_packet *p, uint32_t *info)
+{
+	return opt_u32(p, NFQA_SKB_INFO, p->skbinfo, info);
+}
+
+int nfqb_packet_priority(const struct nfqb_packet *p, uint32_t *prio)
+{
+	return opt_u32(p, NFQA_PRIORITY, p->priority, prio);
+}
+
+int nfqb_packet_vlan(const struct nfqb_packet *p, uint16_t *proto, uint16_t *tci)
+{
+	if (!PKT_HAS(p, NFQA_VLAN))
+		return -ENODATA;
+	if (proto)
+		*proto = p->vlan_proto;
+	if (tci)
+		*tci = p->vlan_tci;
+	return 0;
+}
+
+const void *nfqb_packet_l2hdr(const struct nfqb_packet *p, size_t *len)
+{
+	if (len)
+		*len = p->l2hdr ? p->l2hdr_len : 0;
+	return p->l2hdr;
+}
+
+const char *nfqb_packet_secctx(const struct nfqb_packet *p, size_t *len)
+{
+	if (len)
+		*len = p->secctx ? p->secctx_len : 0;
+	return p->secctx;
+}
+
+const void *nfqb_packet_ct(const struct nfqb_packet *p, size_t *len, uint32_t *info)
+{
+	if (len)
+		*len = p->ct ? p->ct_len : 0;
+	if (info)
+		*info = PKT_HAS(p, NFQA_CT_INFO) ? p->ct_info : UINT32_MAX;
+	return p->ct;
+}
+
+/* ---- interface names ---------------------------------------------- */
+
+static int rtnl_ifname(int fd, uint32_t ifindex, char *buf)
+{
+	char req[256], rsp[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	struct ifinfomsg *ifi;
+	const struct nlattr *a;
+	ssize_t n;
+
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = ifindex;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	if (send(fd, nlh, nlh->nlmsg_len, 0) < 0)
+		return -errno;
+	/* Link notifications may be queued before our answer: skip them. */
+	for (int tries = 0; tries < 64; tries++) {
+		n = recv(fd, rsp, sizeof(rsp), 0);
+		if (n < 0)
+			return -errno;
+		nlh = (struct nlmsghdr *)rsp;
+		if (!mnl_nlmsg_ok(nlh, (int)n) || nlh->nlmsg_seq != ifindex)
+			continue;
+		if (nlh->nlmsg_type == NLMSG_ERROR)
+			return -ENODEV;
+		if (nlh->nlmsg_type != RTM_NEWLINK)
+			continue;
+		mnl_attr_for_each(a, nlh, sizeof(*ifi)) {
+			if (mnl_attr_get_type(a) == IFLA_IFNAME &&
+			    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0) {
+				snprintf(buf, IF_NAMESIZE, "%s", mnl_attr_get_str(a));
+				return 0;
+			}
+		}
+		return -ENODEV;
+	}
+	return -ETIMEDOUT;
+}
+
+int nfqb_packet_ifname(const struct nfqb_packet *p, enum nfqb_dev which, char *buf)
+{
+	uint32_t idx = nfqb_packet_ifindex(p, which);
+
+	if (!idx)
+		return -ENODATA;
+	if (p->q && p->q->rtnl_fd >= 0)
+		return rtnl_ifname(p->q->rtnl_fd, idx, buf);
+	return if_indextoname(idx, buf) ? 0 : -ENODEV;
+}
+
+/* ---- retain / release --------------------------------------------- */
+
+static const void *rebase(const void *ptr, const uint8_t *from, uint8_t *to)
+{
+	return ptr ? to + ((const uint8_t *)ptr - from) : NULL;
+}
+
+static int copy_new_payload(struct nfqb_packet *c, const struct nfqb_packet *p)
+{
+	if (!p->payload_set)
+		return 0;
+	c->new_payload = malloc(p->new_payload_len ? p->new_payload_len : 1);
+	if (!c->new_payload)
+		return -ENOMEM;
+	memcpy(c->new_payload, p->new_payload, p->new_payload_len);
+	c->owns_payload = true;
+	return 0;
+}
+
+struct nfqb_packet *nfqb_packet_retain(struct nfqb_packet *p)
+{
+	struct nfqb_packet *c;
+	uint8_t *msg;
+
+	if (p->state != PKT_LIVE || p->twin || p->decided) {
+		errno = p->state == PKT_COPY || p->twin || p->decided ? EALREADY : ESTALE;
+		return NULL;
+	}
+	c = malloc(sizeof(*c) + p->msg_len);
+	if (!c)
+		return NULL;
+	*c = *p;
+	msg = (uint8_t *)(c + 1);
+	memcpy(msg, p->msg, p->msg_len);
+	c->msg = msg;
+	c->payload = rebase(p->payload, p->msg, msg);
+	c->l2hdr = rebase(p->l2hdr, p->msg, msg);
+	c->secctx = rebase(p->secctx, p->msg, msg);
+	c->ct = rebase(p->ct, p->msg, msg);
+	c->new_payload = NULL;
+	c->owns_payload = false;
+	if (copy_new_payload(c, p) < 0) {
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->state = PKT_COPY;
+	c->twin = p;
+	p->twin = c;
+	c->prev = NULL;
+	c->next = p->q->copies;
+	if (c->next)
+		c->next->prev = c;
+	p->q->copies = c;
+	return c;
+}
+
+/* Take a copy off its queue's list; the copy stays valid as memory. */
+void packet_unlink_copy(struct nfqb_packet *c)
+{
+	struct nfqb_queue *q = c->q;
+
+	if (!q)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		q->copies = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->twin)
+		c->twin->twin = NULL;
+	c->next = c->prev = c->twin = NULL;
+	c->q = NULL;
+}
+
+void nfqb_packet_release(struct nfqb_packet *p)
+{
+	if (!p || p->state != PKT_COPY)
+		return;
+	/* Released undecided, it stays queued in the kernel and outstanding
+	 * in its binding (no batch may cover it any more). */
+	if (p->q && !p->decided && p->counted)
+		p->q->st.unsettled++;
+	packet_unlink_copy(p);
+	if (p->owns_payload)
+		free(p->new_payload);
+	free(p);
+}
