@@ -111,6 +111,12 @@ struct nfqb_queue {
 /* queue.c */
 NFQB_HIDDEN struct nfqb_queue *queue_new_unchecked(int fd);
 NFQB_HIDDEN struct nfqb_binding *queue_binding(struct nfqb_queue *q, uint16_t num);
+/* Dispatch records without flushing verdicts (nfqb_queue_handle flushes). */
+NFQB_HIDDEN int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len);
+/* Register a binding without asking the kernel (bind's last step; unit
+ * tests and benchmarks use it on socketpair queues). */
+NFQB_HIDDEN int binding_add(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
+			    void *user, bool adopted);
 NFQB_HIDDEN void queue_seterr(struct nfqb_queue *q, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -287,7 +287,7 @@ static void handle_error(struct nfqb_queue *q, const struct nlmsghdr *nlh)
 		q->st.kernel_errors++;
 }
 
-int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
+int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len)
 {
 	const struct nlmsghdr *nlh = buf;
 	uint64_t before = q->st.packets;
@@ -311,6 +311,16 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
 		q->st.malformed++;   /* trailing bytes that are no message */
 	q->dispatching = false;
 	return (int)(q->st.packets - before);
+}
+
+int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
+{
+	int n = queue_dispatch(q, buf, len), err;
+
+	if (n < 0)
+		return n;
+	err = verdict_flush(q);
+	return err < 0 ? err : n;
 }
 
 /* One record from the socket. Returns packets handled, -EAGAIN, or an error. */
@@ -337,7 +347,7 @@ static int rx_once(struct nfqb_queue *q, int flags)
 		q->st.malformed++;
 		return 0;
 	}
-	return nfqb_queue_handle(q, q->rx, (size_t)n);
+	return queue_dispatch(q, q->rx, (size_t)n);
 }
 
 int nfqb_queue_run(struct nfqb_queue *q, bool block)
@@ -533,8 +543,8 @@ static int explain(struct nfqb_queue *q, uint16_t num, uint32_t flags, int err)
 	return err;
 }
 
-static int binding_add(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
-		       void *user, bool adopted)
+int binding_add(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
+		void *user, bool adopted)
 {
 	struct nfqb_binding *b;
 

@@ -121,14 +121,17 @@ void nfqb_queue_detach(struct nfqb_queue *q);
  * range > 65535, unknown mode or flag bits, sock_len > 1 GiB), EBUSY (bound
  * already, by this queue object or by another socket), EOPNOTSUPP (the
  * kernel rejected a flag; see nfqb_queue_rejected_flags()), EPERM (no
- * CAP_NET_ADMIN), ETIMEDOUT (no answer from the kernel).
+ * CAP_NET_ADMIN), ETIMEDOUT (no answer from the kernel), EDEADLK (called
+ * from inside a callback of this queue: waiting for the kernel's answer
+ * would dispatch packets over the one being handled).
  */
 int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 		    void *user, const struct nfqb_queue_opts *opts);
 
 /**
  * nfqb_queue_unbind - unbind queue number @num (pending verdicts for it
- * are flushed first). Errors: ENOENT when @num is not bound here.
+ * are flushed first; the kernel drops what is still queued for it).
+ * Errors: ENOENT when @num is not bound here, EDEADLK from a callback.
  */
 int nfqb_queue_unbind(struct nfqb_queue *q, uint16_t num);
 

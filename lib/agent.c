@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Agent hand-off API: open a namespace's netlink sockets, shed every
+ * privilege, and lend the sockets to nfq-broker over its agent socket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <nfqb/agent.h>
+#include "wire.h"
+
+#ifndef NFQB_EXPORT
+#define NFQB_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* How long attach waits for the broker's answer (and for connect/send
+ * when its backlog or queue is full). */
+#define AGENT_ANSWER_MS 10000
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !whylen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int netlink_open(int proto, unsigned int groups)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = groups };
+	int fd, err;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+	if (fd < 0)
+		return -errno;
+	/* nl_pid 0 autobinds: the port id is fixed now, before the socket
+	 * travels, so every later owner sees the same address. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int open_here(bool rtnl, int fds[2])
+{
+	fds[0] = netlink_open(NETLINK_NETFILTER, 0);
+	if (fds[0] < 0)
+		return fds[0];
+	if (!rtnl)
+		return 1;
+	/* RTMGRP_LINK lets the broker follow interface changes in there. */
+	fds[1] = netlink_open(NETLINK_ROUTE, RTMGRP_LINK);
+	if (fds[1] < 0) {
+		int err = fds[1];
+
+		fds[1] = -1;
+		close_fd(&fds[0]);
+		return err;
+	}
+	return 2;
+}
+
+NFQB_EXPORT
+int nfqb_agent_open_sockets(const char *netns_path, bool rtnl, int fds[2])
+{
+	int target = -1, home = -1, ret;
+
+	if (!fds)
+		return -EINVAL;
+	fds[0] = fds[1] = -1;
+	if (!netns_path)
+		return open_here(rtnl, fds);
+	if (!*netns_path)
+		return -EINVAL;
+
+	target = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	/* The thread's own namespace, not the process's: setns() below only
+	 * moves this thread. */
+	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (home < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = open_here(rtnl, fds);
+	if (setns(home, CLONE_NEWNET) < 0) {
+		/* Stranded in a foreign namespace: the caller must not go on. */
+		int err = -errno;
+
+		close_fd(&fds[0]);
+		close_fd(&fds[1]);
+		ret = err;
+	}
+fail:
+	close_fd(&target);
+	close_fd(&home);
+	return ret;
+}
+
+static int drop_bounding(void)
+{
+	int max = cap_max_bits();
+
+	for (int c = 0; c < max; c++) {
+		int in = cap_get_bound((cap_value_t)c);
+
+		if (in < 0) {
+			/* libcap knows more bits than this kernel: nothing to drop. */
+			if (errno == EINVAL)
+				continue;
+			return -errno;
+		}
+		if (in && cap_drop_bound((cap_value_t)c) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+NFQB_EXPORT
+int nfqb_agent_drop_caps(void)
+{
+	cap_t none = NULL, now = NULL;
+	int ret;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	/* The bounding set needs CAP_SETPCAP, so it goes before the rest. */
+	ret = drop_bounding();
+	if (ret < 0)
+		return ret;
+	if (cap_reset_ambient() < 0 && errno != EINVAL)
+		return -errno;
+
+	none = cap_init();
+	if (!none)
+		return -errno;
+	if (cap_set_proc(none) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	now = cap_get_proc();
+	if (!now) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = cap_compare(now, none) == 0 ? 0 : -EPERM;
+fail:
+	cap_free(now);
+	cap_free(none);
+	return ret;
+}
+
+static int connect_broker(const char *path, char *why, size_t whylen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = AGENT_ANSWER_MS / 1000 };
+	int fd, err;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		set_why(why, whylen, "socket: %s", strerror(-err));
+		return err;
+	}
+	/* Bounds connect() on a full backlog and send() on a full queue. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	memcpy(sa.sun_path, path, strlen(path));
+	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == EINTR)
+			continue;
+		err = -errno;
+		close(fd);
+		switch (err) {
+		case -ENOENT:
+			set_why(why, whylen, "no broker socket at %s", path);
+			return -ENOENT;
+		case -ECONNREFUSED:
+			set_why(why, whylen, "no broker listening at %s", path);
+			return -EHOSTDOWN;
+		case -EAGAIN:
+			set_why(why, whylen, "broker at %s does not accept connections", path);
+			return -ETIMEDOUT;
+		default:
+			set_why(why, whylen, "cannot connect to %s: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	return fd;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_readable(int fd, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	for (;;) {
+		long long left = deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Copy the refusal reason as one printable line, whatever the broker sent. */
+static void copy_reason(const struct wire_refuse *m, char *why, size_t whylen)
+{
+	char reason[WIRE_REASON_MAX];
+	size_t len = strnlen(m->reason, sizeof(m->reason) - 1);
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)m->reason[i];
+
+		reason[i] = (ch < 0x20 || ch > 0x7e) ? '?' : (char)ch;
+	}
+	reason[len] = '\0';
+	set_why(why, whylen, "%s", len ? reason : "(no reason given)");
+}
+
+static int read_answer(int fd, char *why, size_t whylen)
+{
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_refuse refuse;
+	} u;
+	int rfds[WIRE_MAX_FDS];
+	size_t nr = 0;
+	ssize_t len;
+	int ret;
+
+	ret = wait_readable(fd, AGENT_ANSWER_MS);
+	if (ret < 0) {
+		set_why(why, whylen, "no answer from the broker: %s", strerror(-ret));
+		return ret;
+	}
+	len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
+	for (size_t i = 0; i < nr; i++)
+		close(rfds[i]);
+	if (len == 0) {
+		set_why(why, whylen, "broker closed the connection without an answer");
+		return -ECONNRESET;
+	}
+	if (len == -EBADMSG || (len > 0 && nr > 0)) {
+		set_why(why, whylen, "malformed answer from the broker");
+		return -EPROTO;
+	}
+	if (len < 0) {
+		set_why(why, whylen, "receiving the answer: %s", strerror((int)-len));
+		return (int)len;
+	}
+	switch (wire_peek_type(u.buf, (size_t)len)) {
+	case WIRE_ACCEPT:
+		return 0;
+	case WIRE_REFUSE:
+		copy_reason(&u.refuse, why, whylen);
+		return -ECONNREFUSED;
+	default:
+		set_why(why, whylen, "malformed answer from the broker (%zd bytes)", len);
+		return -EPROTO;
+	}
+}
+
+/* Reject locally what the broker would refuse anyway, with a clearer reason. */
+static int check_args(const char *path, const char *name, const int fds[], size_t n,
+		      struct wire_hello *hello, char *why, size_t whylen)
+{
+	static const int protos[WIRE_MAX_FDS] = { NETLINK_NETFILTER, NETLINK_ROUTE };
+	char r[WIRE_REASON_MAX];
+	int ret;
+
+	if (!path || !*path || !name || (n && !fds)) {
+		set_why(why, whylen, "missing broker path, name or fds");
+		return -EINVAL;
+	}
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		set_why(why, whylen, "broker socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	if (n < 1 || n > WIRE_MAX_FDS) {
+		set_why(why, whylen, "%zu fds given, expected 1 or 2", n);
+		return -EINVAL;
+	}
+	if (strlen(name) >= WIRE_NAME_MAX) {
+		set_why(why, whylen, "name longer than %d bytes", WIRE_NAME_MAX - 1);
+		return -ENAMETOOLONG;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] < 0) {
+			set_why(why, whylen, "fds[%zu] is %d", i, fds[i]);
+			return -EBADF;
+		}
+		ret = wire_fd_check(fds[i], protos[i], r, sizeof(r));
+		if (ret < 0) {
+			set_why(why, whylen, "fds[%zu]: %s", i, r);
+			return ret;
+		}
+	}
+	wire_hello_init(hello, name, (uint32_t)getpid(), (uint16_t)n);
+	ret = wire_hello_check(hello, sizeof(*hello), n, r, sizeof(r));
+	if (ret < 0)
+		set_why(why, whylen, "%s", r);
+	return ret < 0 ? -EINVAL : 0;
+}
+
+NFQB_EXPORT
+int nfqb_agent_attach(const char *broker_path, const char *name,
+		      const int fds[], size_t n, char *why, size_t whylen)
+{
+	struct wire_hello hello;
+	int fd = -1, ret;
+
+	if (why && whylen)
+		why[0] = '\0';
+	ret = check_args(broker_path, name, fds, n, &hello, why, whylen);
+	if (ret < 0)
+		return ret;
+
+	fd = connect_broker(broker_path, why, whylen);
+	if (fd < 0)
+		return fd;
+	ret = wire_send(fd, &hello, sizeof(hello), fds, n);
+	if (ret < 0) {
+		if (ret == -EPIPE || ret == -ECONNRESET) {
+			set_why(why, whylen, "broker closed the connection");
+			ret = -ECONNRESET;
+		} else if (ret == -EAGAIN) {
+			set_why(why, whylen, "broker does not read its socket");
+			ret = -ETIMEDOUT;
+		} else {
+			set_why(why, whylen, "sending the hello: %s", strerror(-ret));
+		}
+		goto fail;
+	}
+	ret = read_answer(fd, why, whylen);
+	if (ret < 0)
+		goto fail;
+	return fd;
+fail:
+	close_fd(&fd);
+	return ret;
+}
+
+NFQB_EXPORT
+void nfqb_agent_detach(int lease_fd)
+{
+	struct wire_bye bye;
+
+	if (lease_fd < 0)
+		return;
+	wire_bye_init(&bye);
+	/* Best effort: a broker too busy to take one small record still sees
+	 * the EOF and ends the lease after its grace period. */
+	(void)send(lease_fd, &bye, sizeof(bye), MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(lease_fd);
+}
