@@ -22,10 +22,6 @@
 #include <nfqb/agent.h>
 #include "wire.h"
 
-#ifndef NFQB_EXPORT
-#define NFQB_EXPORT __attribute__((visibility("default")))
-#endif
-
 /* How long attach waits for the broker's answer (and for connect/send
  * when its backlog or queue is full). */
 #define AGENT_ANSWER_MS 10000
@@ -88,7 +84,6 @@ static int open_here(bool rtnl, int fds[2])
 	return 2;
 }
 
-NFQB_EXPORT
 int nfqb_agent_open_sockets(const char *netns_path, bool rtnl, int fds[2])
 {
 	int target = -1, home = -1, ret;
@@ -151,7 +146,6 @@ static int drop_bounding(void)
 	return 0;
 }
 
-NFQB_EXPORT
 int nfqb_agent_drop_caps(void)
 {
 	cap_t none = NULL, now = NULL;
@@ -198,7 +192,7 @@ static int connect_broker(const char *path, char *why, size_t whylen)
 		return err;
 	}
 	/* Bounds connect() on a full backlog and send() on a full queue. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memcpy(sa.sun_path, path, strlen(path));
 	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno == EINTR)
@@ -350,7 +344,6 @@ static int check_args(const char *path, const char *name, const int fds[], size_
 	return ret < 0 ? -EINVAL : 0;
 }
 
-NFQB_EXPORT
 int nfqb_agent_attach(const char *broker_path, const char *name,
 		      const int fds[], size_t n, char *why, size_t whylen)
 {
@@ -388,7 +381,6 @@ fail:
 	return ret;
 }
 
-NFQB_EXPORT
 void nfqb_agent_detach(int lease_fd)
 {
 	struct wire_bye bye;

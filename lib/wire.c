@@ -108,13 +108,18 @@ static bool collect_fds(struct msghdr *mh, int *got, size_t cap, size_t *ngot)
 
 ssize_t wire_recv(int sock, void *buf, size_t len, int fds[WIRE_MAX_FDS], size_t *nfds)
 {
+	/* Room for credentials too, so that a socket with SO_PASSCRED set
+	 * still delivers (and we close) the fds instead of truncating. */
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * WIRE_RECV_FDS)];
+		char buf[CMSG_SPACE(sizeof(struct ucred)) +
+			 CMSG_SPACE(sizeof(int) * WIRE_RECV_FDS)];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	int got[WIRE_RECV_FDS];
+	/* Sized by the control buffer, not by WIRE_RECV_FDS: any fd the
+	 * kernel managed to install must be seen to be closed. */
+	int got[sizeof(ctl) / sizeof(int)];
 	size_t ngot = 0;
 	bool clean;
 	ssize_t n;
@@ -134,7 +139,7 @@ ssize_t wire_recv(int sock, void *buf, size_t len, int fds[WIRE_MAX_FDS], size_t
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 
-	clean = collect_fds(&mh, got, WIRE_RECV_FDS, &ngot);
+	clean = collect_fds(&mh, got, sizeof(got) / sizeof(got[0]), &ngot);
 	if (!clean || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    ngot > WIRE_MAX_FDS) {
 		close_fds(got, ngot);

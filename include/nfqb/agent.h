@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+/* libnfqb builds with -fvisibility=hidden: what this header declares is
+ * the exported interface (the version script then keeps it to nfqb_*). */
+#pragma GCC visibility push(default)
+
 /**
  * nfqb_agent_open_sockets - open one NETLINK_NETFILTER socket (fds[0]) and,
  * when @rtnl, one NETLINK_ROUTE socket (fds[1], else -1) inside the network
@@ -47,6 +51,8 @@ int nfqb_agent_attach(const char *broker_path, const char *name,
  * without waiting for its grace period) and close @lease_fd.
  */
 void nfqb_agent_detach(int lease_fd);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

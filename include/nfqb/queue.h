@@ -27,6 +27,10 @@
 extern "C" {
 #endif
 
+/* libnfqb builds with -fvisibility=hidden: what this header declares is
+ * the exported interface (the version script then keeps it to nfqb_*). */
+#pragma GCC visibility push(default)
+
 #define NFQB_VERSION "0.1.0"
 
 struct nfqb_queue;
@@ -370,6 +374,8 @@ int nfqb_packet_requeue(struct nfqb_packet *p, uint16_t num);
 int nfqb_packet_verdict(struct nfqb_packet *p, uint32_t verdict);
 /** nfqb_packet_decided - whether a verdict was given. */
 bool nfqb_packet_decided(const struct nfqb_packet *p);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nfq-agent: open a network namespace's netlink sockets, drop every
+ * capability, lend the sockets to nfq-broker and hold the lease until
+ * SIGTERM. Re-attaches with the same sockets whenever the broker goes away.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <nfqb/agent.h>
+#include "wire.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* Without --verbose, a broker that stays away is logged every Nth try. */
+#define RETRY_LOG_EVERY 10
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct opts {
+	const char *broker;
+	const char *name;
+	const char *netns;
+	bool rtnl;
+	bool verbose;
+};
+
+struct agent {
+	struct opts o;
+	int socks[2];
+	int nsocks;
+	int sigfd;
+	int lease;
+	uint64_t netns_inode;
+};
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One key=value line per event on stderr. */
+static void logf_(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Copy @s into @out as a double-quoted log value. */
+static const char *quote(const char *s, char *out, size_t outlen)
+{
+	size_t j = 0;
+
+	if (outlen < 3)
+		return "\"\"";
+	out[j++] = '"';
+	for (; s && *s && j + 2 < outlen; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		out[j++] = (ch == '"' || ch < 0x20 || ch > 0x7e) ? '\'' : (char)ch;
+	}
+	out[j++] = '"';
+	out[j] = '\0';
+	return out;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: nfq-agent --broker SOCKET --name NAME [--netns PATH] [--no-rtnl] [--verbose]\n"
+		"\n"
+		"Open the netlink sockets of a network namespace, drop every capability and\n"
+		"hand the sockets to nfq-broker; stay attached until SIGTERM.\n"
+		"\n"
+		"  -b, --broker SOCKET  the broker's agent socket (a path)\n"
+		"  -n, --name NAME      name the broker matches its namespaces against\n"
+		"      --netns PATH     namespace to open the sockets in (/run/netns/X,\n"
+		"                       /proc/PID/ns/net); default: the current one\n"
+		"      --no-rtnl        do not hand over a NETLINK_ROUTE socket\n"
+		"  -v, --verbose        log every retry\n"
+		"  -h, --help           show this help\n"
+		"  -V, --version        show the version\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nfq-agent: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'nfq-agent --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int check_opts(const struct opts *o)
+{
+	struct wire_hello h;
+	char why[WIRE_REASON_MAX];
+
+	if (!o->broker)
+		return usage_error("missing --broker SOCKET");
+	if (!*o->broker)
+		return usage_error("--broker: empty path");
+	if (strlen(o->broker) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return usage_error("--broker: path longer than %zu bytes",
+				   sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (!o->name)
+		return usage_error("missing --name NAME");
+	if (!*o->name)
+		return usage_error("--name: name is empty");
+	if (strlen(o->name) >= WIRE_NAME_MAX)
+		return usage_error("--name: longer than %d bytes", WIRE_NAME_MAX - 1);
+	wire_hello_init(&h, o->name, 0, 1);
+	if (wire_hello_check(&h, sizeof(h), 1, why, sizeof(why)) < 0)
+		return usage_error("--name: %s", why);
+	if (o->netns && !*o->netns)
+		return usage_error("--netns: empty path");
+	return EXIT_OK;
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { OPT_NETNS = 256, OPT_NO_RTNL };
+	static const struct option longopts[] = {
+		{ "broker", required_argument, NULL, 'b' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "netns", required_argument, NULL, OPT_NETNS },
+		{ "no-rtnl", no_argument, NULL, OPT_NO_RTNL },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->rtnl = true;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":b:n:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			o->broker = optarg;
+			break;
+		case 'n':
+			o->name = optarg;
+			break;
+		case OPT_NETNS:
+			o->netns = optarg;
+			break;
+		case OPT_NO_RTNL:
+			o->rtnl = false;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("nfq-agent %s\n", NFQB_VERSION_STRING);
+			return EXIT_OK;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	c = check_opts(o);
+	return c == EXIT_OK ? -1 : c;
+}
+
+static int signals_open(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Wait up to @ms for a termination signal. Returns the signal number or 0. */
+static int wait_signal(int sigfd, int ms)
+{
+	struct pollfd p = { .fd = sigfd, .events = POLLIN };
+	struct signalfd_siginfo si;
+
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	return (int)si.ssi_signo;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t namespace_inode(const struct agent *a)
+{
+	uint64_t ino = 0;
+	struct stat st;
+
+	/* SIOCGSKNS needs CAP_NET_ADMIN, hence before the capabilities go. */
+	if (wire_fd_netns(a->socks[0], NULL, &ino) == 0)
+		return ino;
+	if (stat(a->o.netns ? a->o.netns : "/proc/self/ns/net", &st) == 0)
+		return st.st_ino;
+	return 0;
+}
+
+enum lease_end { LEASE_LOST, LEASE_SIGNAL, LEASE_REFUSED };
+
+/* Hold the lease until the broker drops it or a signal arrives. */
+static enum lease_end hold_lease(struct agent *a, int *signo)
+{
+	struct pollfd p[2] = {
+		{ .fd = a->lease, .events = POLLIN },
+		{ .fd = a->sigfd, .events = POLLIN },
+	};
+
+	for (;;) {
+		char buf[WIRE_MSG_MAX];
+		int fds[WIRE_MAX_FDS];
+		size_t nfds;
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return LEASE_LOST;
+		}
+		if (p[1].revents) {
+			*signo = wait_signal(a->sigfd, 0);
+			if (*signo)
+				return LEASE_SIGNAL;
+		}
+		if (!p[0].revents)
+			continue;
+		n = wire_recv(a->lease, buf, sizeof(buf), fds, &nfds);
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (n == -EAGAIN)
+			continue;
+		if (n <= 0)
+			return LEASE_LOST;
+		if (wire_peek_type(buf, (size_t)n) == WIRE_REFUSE) {
+			struct wire_refuse *r = (struct wire_refuse *)buf;
+			char q[WIRE_REASON_MAX + 3];
+
+			r->reason[sizeof(r->reason) - 1] = '\0';
+			logf_("event=refused name=%s reason=%s", a->o.name,
+			      quote(r->reason, q, sizeof(q)));
+			fprintf(stderr, "nfq-agent: refused: %s\n", r->reason);
+			return LEASE_REFUSED;
+		}
+		logf_("event=ignored_message name=%s type=%d bytes=%zd", a->o.name,
+		      wire_peek_type(buf, (size_t)n), n);
+	}
+}
+
+static bool retryable(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -EHOSTDOWN:
+	case -ETIMEDOUT:
+	case -ECONNRESET:
+	case -EPIPE:
+	case -ECONNABORTED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Attach, hold, re-attach: returns the exit code. */
+static int run(struct agent *a)
+{
+	char why[WIRE_REASON_MAX + 64], q[sizeof(why) + 3], qb[256];
+	int delay = BACKOFF_MIN_MS, signo = 0;
+	unsigned long attempt = 0;
+
+	quote(a->o.broker, qb, sizeof(qb));
+	for (;;) {
+		long long since;
+
+		attempt++;
+		a->lease = nfqb_agent_attach(a->o.broker, a->o.name, a->socks,
+					     (size_t)a->nsocks, why, sizeof(why));
+		if (a->lease >= 0) {
+			logf_("event=attached name=%s netns_inode=%" PRIu64 " broker=%s attempts=%lu",
+			      a->o.name, a->netns_inode, qb, attempt);
+			attempt = 0;
+			since = now_ms();
+			switch (hold_lease(a, &signo)) {
+			case LEASE_SIGNAL:
+				nfqb_agent_detach(a->lease);
+				a->lease = -1;
+				logf_("event=detached name=%s signal=%s", a->o.name, strsignal(signo));
+				return EXIT_OK;
+			case LEASE_REFUSED:
+				close(a->lease);
+				a->lease = -1;
+				return EXIT_RUNTIME;
+			case LEASE_LOST:
+				break;
+			}
+			close(a->lease);
+			a->lease = -1;
+			/* A lease that lasted resets the backoff; a broker that
+			 * drops us at once does not get hammered. */
+			if (now_ms() - since >= BACKOFF_MAX_MS)
+				delay = BACKOFF_MIN_MS;
+			logf_("event=lease_lost name=%s retry_ms=%d", a->o.name, delay);
+		} else if (a->lease == -ECONNREFUSED) {
+			logf_("event=refused name=%s reason=%s", a->o.name, quote(why, q, sizeof(q)));
+			fprintf(stderr, "nfq-agent: refused: %s\n", why);
+			return EXIT_RUNTIME;
+		} else if (!retryable(a->lease)) {
+			logf_("event=error op=attach name=%s error=%s", a->o.name,
+			      quote(why, q, sizeof(q)));
+			return EXIT_RUNTIME;
+		} else if (a->o.verbose || attempt == 1 || attempt % RETRY_LOG_EVERY == 0) {
+			logf_("event=retry name=%s attempt=%lu retry_ms=%d error=%s", a->o.name,
+			      attempt, delay, quote(why, q, sizeof(q)));
+		}
+		a->lease = -1;
+		signo = wait_signal(a->sigfd, delay);
+		if (signo) {
+			logf_("event=stopped name=%s signal=%s", a->o.name, strsignal(signo));
+			return EXIT_OK;
+		}
+		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { .socks = { -1, -1 }, .sigfd = -1, .lease = -1 };
+	char q[WIRE_REASON_MAX], qn[PATH_MAX + 3];
+	int ret;
+
+	ret = parse_args(argc, argv, &a.o);
+	if (ret >= 0)
+		return ret;
+
+	a.sigfd = signals_open();
+	if (a.sigfd < 0) {
+		logf_("event=error op=signalfd error=%s", quote(strerror(-a.sigfd), q, sizeof(q)));
+		return EXIT_RUNTIME;
+	}
+	a.nsocks = nfqb_agent_open_sockets(a.o.netns, a.o.rtnl, a.socks);
+	if (a.nsocks < 0) {
+		logf_("event=error op=open_sockets netns=%s error=%s",
+		      quote(a.o.netns ? a.o.netns : "(current)", qn, sizeof(qn)),
+		      quote(strerror(-a.nsocks), q, sizeof(q)));
+		ret = EXIT_RUNTIME;
+		goto out;
+	}
+	a.netns_inode = namespace_inode(&a);
+	ret = nfqb_agent_drop_caps();
+	if (ret < 0) {
+		logf_("event=error op=drop_caps error=%s", quote(strerror(-ret), q, sizeof(q)));
+		ret = EXIT_RUNTIME;
+		goto out;
+	}
+	if (a.o.verbose)
+		logf_("event=ready name=%s netns_inode=%" PRIu64 " sockets=%d pid=%d",
+		      a.o.name, a.netns_inode, a.nsocks, (int)getpid());
+	ret = run(&a);
+out:
+	for (int i = 0; i < 2; i++)
+		if (a.socks[i] >= 0)
+			close(a.socks[i]);
+	close(a.sigfd);
+	return ret;
+}

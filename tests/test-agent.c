@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for lib/agent.c: sockets opened in (another) namespace,
+ * capability drop, and attach against an in-test fake broker (a forked
+ * child serving one connection on a temporary path socket).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <nfqb/agent.h>
+#include "wire.h"
+
+#define NAME "test/pod-a"
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static uint64_t self_netns(void)
+{
+	struct stat st;
+
+	assert_int_equal(stat("/proc/thread-self/ns/net", &st), 0);
+	return st.st_ino;
+}
+
+static void close_socks(int fds[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* ---- open_sockets ---- */
+
+static void check_netlink(int fd, int proto, uint32_t groups)
+{
+	struct sockaddr_nl sa;
+	socklen_t len = sizeof(sa);
+	char why[WIRE_REASON_MAX];
+
+	assert_int_equal(wire_fd_check(fd, proto, why, sizeof(why)), 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	assert_int_not_equal(sa.nl_pid, 0);   /* bound: the port id is fixed */
+	assert_int_equal(sa.nl_groups, groups);
+}
+
+static void test_open_current(void **state)
+{
+	int fds[2] = { 77, 77 }, before = count_fds();
+	uint64_t ino;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	check_netlink(fds[0], NETLINK_NETFILTER, 0);
+	check_netlink(fds[1], NETLINK_ROUTE, RTMGRP_LINK);
+	if (wire_fd_netns(fds[0], NULL, &ino) == 0)
+		assert_true(ino == self_netns());
+	close_socks(fds);
+
+	assert_int_equal(nfqb_agent_open_sockets(NULL, false, fds), 1);
+	check_netlink(fds[0], NETLINK_NETFILTER, 0);
+	assert_int_equal(fds[1], -1);
+	close_socks(fds);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_open_bad(void **state)
+{
+	int fds[2] = { 77, 77 }, before = count_fds();
+	uint64_t home = self_netns();
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets("/nonexistent/netns", true, fds), -ENOENT);
+	assert_int_equal(fds[0], -1);
+	assert_int_equal(fds[1], -1);
+	assert_int_equal(nfqb_agent_open_sockets("", true, fds), -EINVAL);
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, NULL), -EINVAL);
+	if (geteuid() == 0) {
+		/* Not a network namespace: setns refuses, we stay home. */
+		fds[0] = fds[1] = 77;
+		assert_int_equal(nfqb_agent_open_sockets("/proc/self/ns/uts", true, fds), -EINVAL);
+		assert_int_equal(fds[0], -1);
+		assert_int_equal(fds[1], -1);
+		assert_int_equal(nfqb_agent_open_sockets("/proc/self/stat", false, fds), -EINVAL);
+	}
+	assert_true(self_netns() == home);
+	assert_int_equal(count_fds(), before);
+}
+
+struct netns {
+	char name[64];
+	char path[128];
+};
+
+static int netns_setup(void **state)
+{
+	static struct netns ns;
+	char cmd[256];
+
+	if (geteuid() != 0)
+		return 0;
+	snprintf(ns.name, sizeof(ns.name), "nfqbt-agent-%d", (int)getpid());
+	snprintf(ns.path, sizeof(ns.path), "/run/netns/%s", ns.name);
+	snprintf(cmd, sizeof(cmd), "ip netns add %s 2>/dev/null", ns.name);
+	if (system(cmd) == 0)
+		*state = &ns;
+	return 0;
+}
+
+static int netns_teardown(void **state)
+{
+	struct netns *ns = *state;
+	char cmd[256];
+
+	if (ns) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", ns->name);
+		if (system(cmd) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void test_open_other_netns(void **state)
+{
+	struct netns *ns = *state;
+	int fds[2] = { -1, -1 }, before;
+	uint64_t home, ino;
+	struct stat st;
+
+	if (!ns)
+		skip();   /* needs root and `ip netns` */
+	before = count_fds();
+	home = self_netns();
+	assert_int_equal(stat(ns->path, &st), 0);
+	assert_true(st.st_ino != home);
+
+	assert_int_equal(nfqb_agent_open_sockets(ns->path, true, fds), 2);
+	assert_true(self_netns() == home);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(wire_fd_netns(fds[i], NULL, &ino), 0);
+		assert_true(ino == st.st_ino);
+	}
+	check_netlink(fds[0], NETLINK_NETFILTER, 0);
+	check_netlink(fds[1], NETLINK_ROUTE, RTMGRP_LINK);
+	close_socks(fds);
+
+	/* A socket opened afterwards is back in our own namespace. */
+	fds[0] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	assert_true(fds[0] >= 0);
+	assert_int_equal(wire_fd_netns(fds[0], NULL, &ino), 0);
+	assert_true(ino == home);
+	close(fds[0]);
+	assert_int_equal(count_fds(), before);
+}
+
+/* ---- drop_caps (in a child: it cannot be undone) ---- */
+
+static int status_field_is(const char *key, const char *want)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	int ok = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		size_t kl = strlen(key);
+
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			char *v = line + kl + 1;
+
+			v += strspn(v, " \t");
+			v[strcspn(v, "\n")] = '\0';
+			ok = strcmp(v, want) == 0;
+		}
+	}
+	fclose(f);
+	return ok;
+}
+
+static void test_drop_caps(void **state)
+{
+	static const char *const zero[] = { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" };
+	int status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int code = 0, s;
+
+		if (nfqb_agent_drop_caps() != 0)
+			_exit(10);
+		for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+			if (!status_field_is(zero[i], "0000000000000000"))
+				code |= 1 << i;
+		if (!status_field_is("NoNewPrivs", "1"))
+			code |= 32;
+		/* A privileged operation now fails, even as uid 0. */
+		s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, 1);
+		if (s >= 0 || errno != EPERM)
+			code |= 64;
+		/* Dropping again (nothing left) succeeds. */
+		if (nfqb_agent_drop_caps() != 0)
+			code |= 128;
+		_exit(code);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- attach against a fake broker ---- */
+
+enum fake_mode {
+	FAKE_ACCEPT,       /* accept, then report BYE (0) or EOF (3) */
+	FAKE_REFUSE,       /* refuse with the reason */
+	FAKE_CLOSE,        /* close without an answer */
+	FAKE_GARBAGE,      /* a short junk record */
+	FAKE_ACCEPT_FD,    /* an accept with an fd attached */
+	FAKE_SILENT,       /* never accept: the connection stays in the backlog */
+};
+
+struct fake {
+	char dir[64];
+	char path[128];
+	int lfd;
+	pid_t pid;
+};
+
+/* Child side: exit 0 when everything it saw was right (and, for accept,
+ * the lease ended with BYE), 3 for a lease ended by EOF, else a failure. */
+static int fake_serve(int lfd, enum fake_mode mode, const char *reason, size_t want_nfds)
+{
+	char buf[WIRE_MSG_MAX], why[WIRE_REASON_MAX];
+	struct pollfd p = { .events = POLLIN };
+	struct wire_accept acc;
+	struct wire_refuse ref;
+	int fds[WIRE_MAX_FDS];
+	size_t nfds = 0;
+	ssize_t n;
+	int c;
+
+	c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return 20;
+	n = wire_recv(c, buf, sizeof(buf), fds, &nfds);
+	if (n <= 0 || wire_hello_check(buf, (size_t)n, nfds, why, sizeof(why)) != 0)
+		return 21;
+	if (nfds != want_nfds || strcmp(((struct wire_hello *)buf)->name, NAME) != 0)
+		return 22;
+	if (wire_fd_check(fds[0], NETLINK_NETFILTER, why, sizeof(why)) != 0)
+		return 23;
+	if (nfds == 2 && wire_fd_check(fds[1], NETLINK_ROUTE, why, sizeof(why)) != 0)
+		return 24;
+	switch (mode) {
+	case FAKE_REFUSE:
+		wire_refuse_init(&ref, reason);
+		return wire_send(c, &ref, sizeof(ref), NULL, 0) ? 25 : 0;
+	case FAKE_CLOSE:
+		return 0;
+	case FAKE_GARBAGE:
+		return send(c, "xyz", 3, 0) == 3 ? 0 : 25;
+	case FAKE_ACCEPT_FD:
+		wire_accept_init(&acc, 1, 1);
+		return wire_send(c, &acc, sizeof(acc), fds, 1) ? 25 : 0;
+	default:
+		break;
+	}
+	wire_accept_init(&acc, 1, 1);
+	if (wire_send(c, &acc, sizeof(acc), NULL, 0) != 0)
+		return 25;
+	p.fd = c;
+	if (poll(&p, 1, 10000) != 1)
+		return 26;
+	n = wire_recv(c, buf, sizeof(buf), fds, &nfds);
+	if (n == 0)
+		return 3;
+	return wire_peek_type(buf, (size_t)(n > 0 ? n : 0)) == WIRE_BYE ? 0 : 27;
+}
+
+/* The fake broker of the running test, so that teardown can remove it
+ * when an assertion ended the test early (hence tests keep theirs static:
+ * a failed assertion leaves the test's stack frame). */
+static struct fake *live_fake;
+
+static void fake_bind(struct fake *f, bool listening)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	live_fake = f;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/nfqbt-agent-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/agent.sock", f->dir);
+	f->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(f->lfd >= 0);
+	strcpy(sa.sun_path, f->path);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (listening)
+		assert_int_equal(listen(f->lfd, 4), 0);
+	f->pid = -1;
+}
+
+static void fake_start(struct fake *f, enum fake_mode mode, const char *reason,
+		       size_t want_nfds)
+{
+	fake_bind(f, true);
+	if (mode == FAKE_SILENT)
+		return;
+	f->pid = fork();
+	assert_true(f->pid >= 0);
+	if (f->pid == 0)
+		_exit(fake_serve(f->lfd, mode, reason, want_nfds));
+}
+
+/* Nobody connected to the fake broker (a rejected call touched nothing). */
+static void fake_untouched(struct fake *f)
+{
+	struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, 0), 0);
+}
+
+/* Returns the child's exit code (or -1 without a child). */
+static int fake_finish(struct fake *f)
+{
+	int status = 0, code = -1;
+
+	if (f->pid > 0) {
+		assert_int_equal(waitpid(f->pid, &status, 0), f->pid);
+		assert_true(WIFEXITED(status));
+		code = WEXITSTATUS(status);
+	}
+	if (f->lfd >= 0)
+		close(f->lfd);
+	unlink(f->path);
+	rmdir(f->dir);
+	live_fake = NULL;
+	return code;
+}
+
+static int fake_teardown(void **state)
+{
+	struct fake *f = live_fake;
+
+	(void)state;
+	if (!f)
+		return 0;
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
+	if (f->lfd >= 0)
+		close(f->lfd);
+	unlink(f->path);
+	rmdir(f->dir);
+	live_fake = NULL;
+	return 0;
+}
+
+static void test_attach_accept_bye(void **state)
+{
+	char why[WIRE_REASON_MAX] = "stale";
+	int fds[2], before, lease;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	fake_start(&f, FAKE_ACCEPT, NULL, 2);
+	before = count_fds();
+	lease = nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why));
+	assert_true(lease >= 0);
+	assert_string_equal(why, "");
+	assert_true(fcntl(lease, F_GETFD) & FD_CLOEXEC);
+	/* The caller keeps its sockets. */
+	check_netlink(fds[0], NETLINK_NETFILTER, 0);
+	nfqb_agent_detach(lease);
+	assert_int_equal(fake_finish(&f), 0);
+	assert_int_equal(count_fds(), before - 1);   /* minus the listener */
+	nfqb_agent_detach(-1);
+	close_socks(fds);
+}
+
+static void test_attach_accept_eof(void **state)
+{
+	int fds[2], lease;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, false, fds), 1);
+	fake_start(&f, FAKE_ACCEPT, NULL, 1);
+	lease = nfqb_agent_attach(f.path, NAME, fds, 1, NULL, 0);
+	assert_true(lease >= 0);
+	close(lease);
+	assert_int_equal(fake_finish(&f), 3);
+	close_socks(fds);
+}
+
+static void test_attach_refused(void **state)
+{
+	char why[WIRE_REASON_MAX];
+	int fds[2], before;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	fake_start(&f, FAKE_REFUSE, "namespace test/pod-a: no entry matches", 2);
+	before = count_fds();
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why)),
+			 -ECONNREFUSED);
+	assert_string_equal(why, "namespace test/pod-a: no entry matches");
+	assert_int_equal(fake_finish(&f), 0);
+	assert_int_equal(count_fds(), before - 1);
+
+	/* A reason longer than the caller's buffer is cut, not overflowed. */
+	fake_start(&f, FAKE_REFUSE, "0123456789abcdef", 2);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, 8), -ECONNREFUSED);
+	assert_string_equal(why, "0123456");
+	assert_int_equal(fake_finish(&f), 0);
+	close_socks(fds);
+}
+
+static void test_attach_broken_broker(void **state)
+{
+	char why[WIRE_REASON_MAX];
+	int fds[2], before;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	before = count_fds();
+
+	fake_start(&f, FAKE_CLOSE, NULL, 2);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why)),
+			 -ECONNRESET);
+	assert_string_equal(why, "broker closed the connection without an answer");
+	assert_int_equal(fake_finish(&f), 0);
+
+	fake_start(&f, FAKE_GARBAGE, NULL, 2);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why)), -EPROTO);
+	assert_string_equal(why, "malformed answer from the broker (3 bytes)");
+	assert_int_equal(fake_finish(&f), 0);
+
+	fake_start(&f, FAKE_ACCEPT_FD, NULL, 2);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why)), -EPROTO);
+	assert_string_equal(why, "malformed answer from the broker");
+	assert_int_equal(fake_finish(&f), 0);
+
+	assert_int_equal(count_fds(), before);
+	close_socks(fds);
+}
+
+static void test_attach_no_broker(void **state)
+{
+	char why[WIRE_REASON_MAX], want[WIRE_REASON_MAX + 64];
+	int fds[2], before;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, false, fds), 1);
+	before = count_fds();
+	assert_int_equal(nfqb_agent_attach("/nonexistent/agent.sock", NAME, fds, 1,
+					   why, sizeof(why)), -ENOENT);
+	assert_string_equal(why, "no broker socket at /nonexistent/agent.sock");
+	assert_int_equal(count_fds(), before);
+
+	/* The socket file is there but nothing listens (a crashed broker). */
+	fake_bind(&f, false);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 1, why, sizeof(why)), -EHOSTDOWN);
+	snprintf(want, sizeof(want), "no broker listening at %s", f.path);
+	assert_string_equal(why, want);
+	fake_finish(&f);
+
+	/* A regular file where the socket should be. */
+	fake_bind(&f, false);
+	close(f.lfd);
+	f.lfd = -1;
+	unlink(f.path);
+	close(open(f.path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 1, why, sizeof(why)), -EHOSTDOWN);
+	fake_finish(&f);
+	assert_int_equal(count_fds(), before);
+	close_socks(fds);
+}
+
+static void test_attach_bad_args(void **state)
+{
+	char why[WIRE_REASON_MAX], longname[WIRE_NAME_MAX + 1], longpath[200];
+	int fds[2], p[2], bad[2], before;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	fake_start(&f, FAKE_SILENT, NULL, 0);
+	before = count_fds();
+
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 0, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "0 fds given, expected 1 or 2");
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 3, why, sizeof(why)), -EINVAL);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, NULL, 1, why, sizeof(why)), -EINVAL);
+	assert_int_equal(nfqb_agent_attach(NULL, NAME, fds, 1, why, sizeof(why)), -EINVAL);
+	assert_int_equal(nfqb_agent_attach("", NAME, fds, 1, why, sizeof(why)), -EINVAL);
+	assert_int_equal(nfqb_agent_attach(f.path, NULL, fds, 1, why, sizeof(why)), -EINVAL);
+
+	bad[0] = -1;
+	bad[1] = fds[1];
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, bad, 2, why, sizeof(why)), -EBADF);
+	assert_string_equal(why, "fds[0] is -1");
+	bad[0] = fds[0];
+	bad[1] = -5;
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, bad, 2, why, sizeof(why)), -EBADF);
+	bad[0] = p[0];
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, bad, 1, why, sizeof(why)), -ENOTSOCK);
+	assert_string_equal(why, "fds[0]: not a socket");
+	bad[0] = fds[1];   /* NETLINK_ROUTE where NETLINK_NETFILTER belongs */
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, bad, 1, why, sizeof(why)),
+			 -EPROTONOSUPPORT);
+	assert_string_equal(why, "fds[0]: netlink protocol 0 is not NETLINK_NETFILTER (12)");
+	bad[0] = fds[0];
+	bad[1] = fds[0];
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, bad, 2, why, sizeof(why)),
+			 -EPROTONOSUPPORT);
+
+	assert_int_equal(nfqb_agent_attach(f.path, "", fds, 1, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "name is empty");
+	assert_int_equal(nfqb_agent_attach(f.path, "pod a", fds, 1, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "name has invalid character 0x20 at offset 3");
+	assert_int_equal(nfqb_agent_attach(f.path, "a=b", fds, 1, NULL, 0), -EINVAL);
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(nfqb_agent_attach(f.path, longname, fds, 1, why, sizeof(why)),
+			 -ENAMETOOLONG);
+	memset(longpath, 'p', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	assert_int_equal(nfqb_agent_attach(longpath, NAME, fds, 1, why, sizeof(why)),
+			 -ENAMETOOLONG);
+
+	/* None of that reached the broker or leaked an fd; the sockets are fine. */
+	fake_untouched(&f);
+	assert_int_equal(count_fds(), before);
+	check_netlink(fds[0], NETLINK_NETFILTER, 0);
+	check_netlink(fds[1], NETLINK_ROUTE, RTMGRP_LINK);
+	fake_finish(&f);
+	close(p[0]);
+	close(p[1]);
+	close_socks(fds);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_current),
+		cmocka_unit_test(test_open_bad),
+		cmocka_unit_test_setup_teardown(test_open_other_netns, netns_setup, netns_teardown),
+		cmocka_unit_test(test_drop_caps),
+		cmocka_unit_test_teardown(test_attach_accept_bye, fake_teardown),
+		cmocka_unit_test_teardown(test_attach_accept_eof, fake_teardown),
+		cmocka_unit_test_teardown(test_attach_refused, fake_teardown),
+		cmocka_unit_test_teardown(test_attach_broken_broker, fake_teardown),
+		cmocka_unit_test_teardown(test_attach_no_broker, fake_teardown),
+		cmocka_unit_test_teardown(test_attach_bad_args, fake_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
