@@ -32,6 +32,9 @@ struct pktmeta {
  * transport header; fragments other than the first carry no ports.
  * Returns 0, or -EBADMSG when the bytes are not a valid IP header (family
  * then stays 0 and the packet matches only rules that ask nothing of it).
+ * Family, addresses and proto need the whole base header (20/40 bytes);
+ * proto is 0 when an IPv6 extension chain is cut short or longer than 8.
+ * Leaves hook, mark, uid/gid, len and the device ids alone.
  */
 int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len);
 

@@ -34,7 +34,8 @@ struct policy_counter {
 /*
  * policy_set_parse - parse the "policies" object @obj (path "policies").
  * Every error is added to @e with its JSON path; returns NULL when there
- * was any error (or on ENOMEM).
+ * was any error (or on ENOMEM). @obj NULL (the key is absent) is reported
+ * as "policies: required key missing".
  */
 struct policy_set *policy_set_parse(json_object *obj, struct errs *e);
 void policy_set_free(struct policy_set *s);
@@ -73,5 +74,13 @@ void policy_set_carry_counters(struct policy_set *to, const struct policy_set *f
  * packet is matched by comparing integers. -1 = a name no rule mentions.
  */
 int32_t policy_ifname_id(const struct policy_set *s, const char *ifname);
+
+/*
+ * policy_verdict_name - @verdict as the config spells it ("accept", "drop",
+ * "repeat", "queue:N") into @buf (POLICY_VERDICT_NAME_MAX bytes suffice);
+ * returns @buf. For log lines and the control socket.
+ */
+#define POLICY_VERDICT_NAME_MAX 24
+const char *policy_verdict_name(uint32_t verdict, char *buf, size_t len);
 
 #endif

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Network-layer parsing for the verdict step. Every read is bounds-checked
+ * against the captured length: with COPY_META or a short copy range the
+ * bytes simply end early, and whatever lies beyond them stays unset.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "pktmeta.h"
+
+#define IPV4_HDR_MIN 20
+#define IPV6_HDR_LEN 40
+/* Longer chains than this are not seen in honest traffic; the bound keeps
+ * a crafted packet from making the walk expensive. */
+#define IPV6_EXT_MAX 8
+
+enum {
+	P_HOPOPTS = 0, P_TCP = 6, P_UDP = 17, P_ROUTING = 43, P_FRAGMENT = 44,
+	P_ESP = 50, P_AH = 51, P_NONE = 59, P_DSTOPTS = 60, P_SCTP = 132,
+	P_UDPLITE = 136,
+};
+
+static bool proto_has_ports(uint8_t proto)
+{
+	return proto == P_TCP || proto == P_UDP || proto == P_UDPLITE ||
+	       proto == P_SCTP;
+}
+
+/* All four port-carrying protocols start with sport, dport (16 bits each). */
+static void read_ports(struct pktmeta *m, const uint8_t *l3, size_t len,
+		       size_t off)
+{
+	if (!proto_has_ports(m->proto) || off > len || len - off < 4)
+		return;
+	m->sport = (uint16_t)(l3[off] << 8 | l3[off + 1]);
+	m->dport = (uint16_t)(l3[off + 2] << 8 | l3[off + 3]);
+	m->has_ports = true;
+}
+
+static int parse_v4(struct pktmeta *m, const uint8_t *l3, size_t len)
+{
+	size_t ihl = (size_t)(l3[0] & 0x0f) * 4;
+	uint16_t frag_off;
+
+	if (len < IPV4_HDR_MIN || ihl < IPV4_HDR_MIN)
+		return -EBADMSG;
+	m->family = 4;
+	m->proto = l3[9];
+	memcpy(m->src, l3 + 12, 4);
+	memcpy(m->dst, l3 + 16, 4);
+	/* Only the first fragment carries the transport header; later ones
+	 * would show payload bytes where the ports should be. */
+	frag_off = (uint16_t)((l3[6] & 0x1f) << 8 | l3[7]);
+	if (frag_off == 0)
+		read_ports(m, l3, len, ihl);
+	return 0;
+}
+
+/*
+ * Walks the extension header chain to the upper-layer protocol. A chain
+ * cut short by the capture leaves proto 0 ("unknown"): naming the last
+ * extension header instead would let a rule for that number match.
+ */
+static int parse_v6(struct pktmeta *m, const uint8_t *l3, size_t len)
+{
+	size_t off = IPV6_HDR_LEN;
+	uint8_t nh;
+
+	if (len < IPV6_HDR_LEN)
+		return -EBADMSG;
+	m->family = 6;
+	memcpy(m->src, l3 + 8, 16);
+	memcpy(m->dst, l3 + 24, 16);
+	nh = l3[6];
+
+	for (int i = 0; i <= IPV6_EXT_MAX; i++) {
+		size_t hlen;
+
+		switch (nh) {
+		case P_HOPOPTS:
+		case P_ROUTING:
+		case P_DSTOPTS:
+			if (i == IPV6_EXT_MAX || len - off < 2)
+				return 0;
+			hlen = ((size_t)l3[off + 1] + 1) * 8;
+			break;
+		case P_AH:
+			if (i == IPV6_EXT_MAX || len - off < 2)
+				return 0;
+			hlen = ((size_t)l3[off + 1] + 2) * 4;
+			break;
+		case P_FRAGMENT:
+			if (i == IPV6_EXT_MAX || len - off < 8)
+				return 0;
+			if (((l3[off + 2] << 8 | l3[off + 3]) & 0xfff8) != 0) {
+				m->proto = l3[off];
+				return 0;
+			}
+			hlen = 8;
+			break;
+		default:
+			/* Upper layer, ESP (opaque) or no-next-header. */
+			m->proto = nh;
+			read_ports(m, l3, len, off);
+			return 0;
+		}
+		nh = l3[off];
+		if (hlen > len - off)
+			return 0;
+		off += hlen;
+	}
+	return 0;
+}
+
+/* pktmeta_parse_l3 - see pktmeta.h. */
+int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len)
+{
+	m->family = 0;
+	m->proto = 0;
+	m->has_ports = false;
+	m->sport = 0;
+	m->dport = 0;
+	memset(m->src, 0, sizeof(m->src));
+	memset(m->dst, 0, sizeof(m->dst));
+	if (!l3 || len < 1)
+		return -EBADMSG;
+	switch (l3[0] >> 4) {
+	case 4:
+		return parse_v4(m, l3, len);
+	case 6:
+		return parse_v6(m, l3, len);
+	default:
+		return -EBADMSG;
+	}
+}
