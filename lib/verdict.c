@@ -22,6 +22,9 @@
 #include "internal.h"
 
 #define VERDICT_MSG_MAX 64   /* header + verdict + mark, with room to spare */
+/* nla_len is 16 bits and counts its own header: a longer payload would
+ * wrap it and the kernel would apply the verdict without the payload. */
+_Static_assert(NFQB_MAX_SET_PAYLOAD == 0xffffu - MNL_ATTR_HDRLEN, "nla_len bound");
 
 int verdict_send(struct nfqb_queue *q, const struct iovec *iov, size_t n)
 {
@@ -160,7 +163,7 @@ int nfqb_packet_set_payload(struct nfqb_packet *p, const void *buf, size_t len)
 	err = check_open(p);
 	if (err < 0)
 		return err;
-	if (len > NFQB_MAX_PAYLOAD)
+	if (len > NFQB_MAX_SET_PAYLOAD)
 		return -EMSGSIZE;
 	if (!buf && len)
 		return -EINVAL;
@@ -206,10 +209,15 @@ static int send_single(struct nfqb_queue *q, struct nfqb_packet *p,
 
 	if (p->mark_set)
 		nfq_nlmsg_verdict_put_mark(nlh, p->new_mark);
+	if (in_cb && !p->payload_set)
+		return tx_append(q, nlh);
+	/* Sent at once: verdicts given before it and still gathered must
+	 * reach the kernel first, or this one overtakes them (a held packet
+	 * accepted after the current one would be reinjected before it). A
+	 * failed flush is counted in send_errors; this verdict still goes. */
+	verdict_flush(q);
 	if (p->payload_set)
 		return send_with_payload(q, p, nlh);
-	if (in_cb)
-		return tx_append(q, nlh);
 	iov = (struct iovec){ nlh, nlh->nlmsg_len };
 	return verdict_send(q, &iov, 1);
 }

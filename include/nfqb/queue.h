@@ -57,8 +57,11 @@ struct nfqb_queue_opts {
 };
 #define NFQB_QUEUE_OPTS_DEFAULT { 1024, NFQB_COPY_PACKET, 65535, 0, NFQB_F_GSO }
 
-/** Largest payload the kernel copies and set_payload accepts. */
+/** Largest copy range (the kernel copies at most 65531 bytes of it). */
 #define NFQB_MAX_PAYLOAD 65535u
+/** Largest replacement payload: a netlink attribute's 16-bit length holds
+ * its 4-byte header too. */
+#define NFQB_MAX_SET_PAYLOAD 65531u
 /** Library default receive buffer (sock_len 0). */
 #define NFQB_DEFAULT_SOCK_LEN (4u << 20)
 /** Largest sock_len accepted (applied with SO_RCVBUFFORCE, else SO_RCVBUF). */
@@ -295,7 +298,8 @@ const void *nfqb_packet_payload(const struct nfqb_packet *p, size_t *len);
 int nfqb_packet_payload_len(const struct nfqb_packet *p);
 /**
  * nfqb_packet_set_payload - replace the payload sent with the verdict (copied).
- * Errors: EMSGSIZE (> 65535 bytes), EALREADY (verdict given), ESTALE.
+ * Errors: EMSGSIZE (> NFQB_MAX_SET_PAYLOAD bytes), EALREADY (verdict
+ * given), ESTALE.
  */
 int nfqb_packet_set_payload(struct nfqb_packet *p, const void *buf, size_t len);
 /**
