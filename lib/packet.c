@@ -9,6 +9,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <net/if.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -328,7 +329,8 @@ const void *nfqb_packet_ct(const struct nfqb_packet *p, size_t *len, uint32_t *i
 
 static int rtnl_ifname(int fd, uint32_t ifindex, char *buf)
 {
-	char req[256], rsp[8192];
+	char req[256], rsp[32768];
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 	struct ifinfomsg *ifi;
 	const struct nlattr *a;
@@ -344,7 +346,9 @@ static int rtnl_ifname(int fd, uint32_t ifindex, char *buf)
 		return -errno;
 	/* Link notifications may be queued before our answer: skip them. */
 	for (int tries = 0; tries < 64; tries++) {
-		n = recv(fd, rsp, sizeof(rsp), 0);
+		if (poll(&pfd, 1, 1000) <= 0)
+			return -ETIMEDOUT;
+		n = recv(fd, rsp, sizeof(rsp), MSG_DONTWAIT);
 		if (n < 0)
 			return -errno;
 		nlh = (struct nlmsghdr *)rsp;
@@ -402,7 +406,9 @@ struct nfqb_packet *nfqb_packet_retain(struct nfqb_packet *p)
 	uint8_t *msg;
 
 	if (p->state != PKT_LIVE || p->twin || p->decided) {
-		errno = p->state == PKT_COPY || p->twin || p->decided ? EALREADY : ESTALE;
+		/* Stale first, decided or not, as every other call says
+		 * (check_open() in verdict.c). */
+		errno = p->state == PKT_STALE ? ESTALE : EALREADY;
 		return NULL;
 	}
 	c = malloc(sizeof(*c) + p->msg_len);

@@ -290,11 +290,12 @@ static void handle_error(struct nfqb_queue *q, const struct nlmsghdr *nlh)
 int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len)
 {
 	const struct nlmsghdr *nlh = buf;
-	uint64_t before = q->st.packets;
 	int rem = len > INT32_MAX ? INT32_MAX : (int)len;
+	uint64_t before;
 
 	if (!q || (!buf && len))
 		return -EINVAL;
+	before = q->st.packets;
 	if (q->dispatching)
 		return -EDEADLK;   /* q->cur belongs to the running callback */
 	q->dispatching = true;
@@ -317,7 +318,7 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
 {
 	int n = queue_dispatch(q, buf, len), err;
 
-	if (n < 0)
+	if (n < 0 || !q)
 		return n;
 	err = verdict_flush(q);
 	return err < 0 ? err : n;
@@ -326,7 +327,7 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
 /* One record from the socket. Returns packets handled, -EAGAIN, or an error. */
 static int rx_once(struct nfqb_queue *q, int flags)
 {
-	struct sockaddr_nl sa;
+	struct sockaddr_nl sa = { 0 };
 	struct iovec iov = { q->rx, NFQB_RXBUF_SIZE };
 	struct msghdr mh = {
 		.msg_name = &sa, .msg_namelen = sizeof(sa),
@@ -622,6 +623,19 @@ int nfqb_queue_set_opts(struct nfqb_queue *q, uint16_t num,
 	return err < 0 ? explain(q, num, opts->flags, err) : 0;
 }
 
+/* The kernel dropped whatever was still queued for @num: retained copies
+ * of it have nothing left to decide (their verdicts now say -ENOTCONN). */
+static void forget_copies(struct nfqb_queue *q, uint16_t num)
+{
+	struct nfqb_packet *c = q->copies, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->queue_num == num)
+			packet_unlink_copy(c);
+	}
+}
+
 int nfqb_queue_unbind(struct nfqb_queue *q, uint16_t num)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -633,11 +647,14 @@ int nfqb_queue_unbind(struct nfqb_queue *q, uint16_t num)
 	b = queue_binding(q, num);
 	if (!b)
 		return -ENOENT;
+	if (q->dispatching)
+		return -EDEADLK;
 	verdict_flush(q);
 	err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_UNBIND, NULL, 0));
 	/* Look again: packets dispatched while waiting may have changed the table. */
 	b = queue_binding(q, num);
 	if (b)
 		*b = q->bind[--q->nbind];
+	forget_copies(q, num);
 	return err == -ENODEV ? 0 : err;
 }

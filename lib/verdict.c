@@ -310,7 +310,8 @@ int nfqb_queue_verdict_batch(struct nfqb_queue *q, uint16_t num,
 	struct iovec iov;
 	int err;
 
-	if (!q || (verdict & NF_VERDICT_MASK) > NF_MAX_VERDICT)
+	if (!q || (verdict & NF_VERDICT_MASK) > NF_MAX_VERDICT ||
+	    (verdict & NF_VERDICT_MASK) == NF_STOLEN)
 		return -EINVAL;
 	err = verdict_flush(q);
 	if (err < 0)

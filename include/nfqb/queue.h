@@ -103,7 +103,8 @@ struct nfqb_queue *nfqb_queue_open_fd(int sockfd);
 /**
  * nfqb_queue_close - unbind every queue number, flush pending verdicts and
  * close the socket. Packets still retained stay valid as memory but their
- * verdicts fail with -ENOTCONN. NULL is a no-op.
+ * verdicts fail with -ENOTCONN. NULL is a no-op. Not from a callback of
+ * @q (use nfqb_queue_stop() and close after run returns).
  */
 void nfqb_queue_close(struct nfqb_queue *q);
 
@@ -231,7 +232,7 @@ int nfqb_queue_set_rtnl(struct nfqb_queue *q, int fd);
 /** Counters kept by the library for one queue object. */
 struct nfqb_queue_stats {
 	uint64_t packets;        /* packets dispatched to callbacks */
-	uint64_t bytes;          /* their payload bytes as received */
+	uint64_t bytes;          /* their original lengths (cap_len) */
 	uint64_t verdicts;       /* verdicts given (single or in a batch) */
 	uint64_t batches;        /* NFQNL_MSG_VERDICT_BATCH messages sent */
 	uint64_t batched;        /* verdicts carried by those batches */

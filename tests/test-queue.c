@@ -1,0 +1,655 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for lib/queue.c: opening, option checks, binding against the
+ * real kernel (tests run as root), adoption of a socket bound by a previous
+ * owner, and the receive loop.
+ *
+ * Queue numbers are high and derived from the pid so that parallel test
+ * runs do not collide; every test unbinds what it bound. The receive loop
+ * is driven through an AF_UNIX socketpair with synthetic packet messages.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+
+#include "internal.h"
+
+#define FAKE_QNUM 3
+
+static uint16_t qnum(int k)
+{
+	return (uint16_t)(40000 + (getpid() % 1000) * 5 + k);
+}
+
+static void on_packet(struct nfqb_packet *p, void *user)
+{
+	int *calls = user;
+
+	if (calls)
+		(*calls)++;
+	nfqb_packet_accept(p);
+}
+
+/* The kernel's view of queue @num: its entry in nfnetlink_queue. */
+static bool kstat_find(uint16_t num, struct nfqb_kstat *out)
+{
+	struct nfqb_kstat k[256];
+	int n = nfqb_kstats_read(NULL, k, 256);
+
+	assert_true(n >= 0 && n <= 256);
+	for (int i = 0; i < n; i++) {
+		if (k[i].queue == num) {
+			if (out)
+				*out = k[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+static void expect_bound_to(uint16_t num, const struct nfqb_queue *q)
+{
+	struct nfqb_kstat k;
+
+	assert_true(kstat_find(num, &k));
+	assert_int_equal(k.portid, nfqb_queue_portid(q));
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+struct bad_opts {
+	struct nfqb_queue_opts o;
+	const char *says;
+};
+
+static void test_opts_validation(void **state)
+{
+	const struct bad_opts bad[] = {
+		{ { 0, NFQB_COPY_PACKET, 65535, 0, 0 }, "max_len" },
+		{ { 16, NFQB_COPY_PACKET, 0, 0, 0 }, "range 0" },
+		{ { 16, NFQB_COPY_PACKET, 65536, 0, 0 }, "65535" },
+		{ { 16, (enum nfqb_copy_mode)9, 100, 0, 0 }, "mode" },
+		{ { 16, NFQB_COPY_PACKET, 100, 0, 1u << 7 }, "flag" },
+		{ { 16, NFQB_COPY_PACKET, 100, NFQB_MAX_SOCK_LEN + 1, 0 }, "sock_len" },
+	};
+	const struct nfqb_queue_opts meta = { 16, NFQB_COPY_META, 0, 0, 0 };
+	const struct nfqb_queue_opts small = { 16, NFQB_COPY_PACKET, 100, 0, NFQB_F_GSO };
+	struct nfqb_queue *q = nfqb_queue_open();
+	uint16_t num = qnum(0);
+	char numstr[16];
+	struct nfqb_kstat k;
+
+	assert_non_null(q);
+	snprintf(numstr, sizeof(numstr), "%u", num);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(nfqb_queue_bind(q, num, on_packet, NULL, &bad[i].o), -EINVAL);
+		if (!strstr(nfqb_queue_errmsg(q), bad[i].says) ||
+		    !strstr(nfqb_queue_errmsg(q), numstr))
+			fail_msg("case %zu: errmsg \"%s\" does not name \"%s\" and queue %s",
+				 i, nfqb_queue_errmsg(q), bad[i].says, numstr);
+		assert_false(kstat_find(num, NULL));
+	}
+	/* COPY_META needs no range. */
+	assert_int_equal(nfqb_queue_bind(q, num, on_packet, NULL, &meta), 0);
+	expect_bound_to(num, q);
+	assert_true(kstat_find(num, &k));
+	assert_int_equal(k.copy_mode, NFQB_COPY_META);
+	assert_int_equal(nfqb_queue_unbind(q, num), 0);
+	assert_false(kstat_find(num, NULL));
+
+	/* The object is none the worse for the refusals. */
+	assert_int_equal(nfqb_queue_bind(q, num, on_packet, NULL, NULL), 0);
+	expect_bound_to(num, q);
+	assert_true(kstat_find(num, &k));
+	assert_int_equal(k.copy_mode, NFQB_COPY_PACKET);
+	assert_false(nfqb_queue_adopted(q, num));
+
+	/* set_opts: same checks, applied without unbinding. */
+	assert_int_equal(nfqb_queue_set_opts(q, num, &bad[0].o), -EINVAL);
+	assert_int_equal(nfqb_queue_set_opts(q, num, NULL), -EINVAL);
+	assert_int_equal(nfqb_queue_set_opts(q, qnum(1), &small), -ENOENT);
+	assert_int_equal(nfqb_queue_set_opts(q, num, &small), 0);
+	assert_true(kstat_find(num, &k));
+	assert_int_equal(k.copy_mode, NFQB_COPY_PACKET);
+	assert_int_equal(k.copy_range, 100);
+	assert_int_equal(k.portid, nfqb_queue_portid(q));
+
+	assert_int_equal(nfqb_queue_unbind(q, num), 0);
+	assert_false(kstat_find(num, NULL));
+	nfqb_queue_close(q);
+	(void)state;
+}
+
+static void test_bind_bad_args(void **state)
+{
+	struct nfqb_queue *q = nfqb_queue_open();
+
+	assert_non_null(q);
+	assert_int_equal(nfqb_queue_bind(NULL, qnum(0), on_packet, NULL, NULL), -EINVAL);
+	assert_int_equal(nfqb_queue_bind(q, qnum(0), NULL, NULL, NULL), -EINVAL);
+	assert_false(kstat_find(qnum(0), NULL));
+	assert_int_equal(nfqb_queue_unbind(NULL, qnum(0)), -EINVAL);
+	assert_int_equal(nfqb_queue_unbind(q, qnum(0)), -ENOENT);
+	nfqb_queue_close(q);
+	(void)state;
+}
+
+/* ---- binding conflicts -------------------------------------------------- */
+
+static void test_bind_twice_same_object(void **state)
+{
+	struct nfqb_queue *q = nfqb_queue_open();
+	uint16_t num = qnum(0);
+
+	assert_non_null(q);
+	assert_int_equal(nfqb_queue_bind(q, num, on_packet, NULL, NULL), 0);
+	assert_int_equal(nfqb_queue_bind(q, num, on_packet, NULL, NULL), -EBUSY);
+	assert_non_null(strstr(nfqb_queue_errmsg(q), "already bound"));
+	expect_bound_to(num, q);
+	assert_int_equal(q->nbind, 1);
+	assert_int_equal(nfqb_queue_unbind(q, num), 0);
+	assert_int_equal(nfqb_queue_unbind(q, num), -ENOENT);
+	assert_false(kstat_find(num, NULL));
+	nfqb_queue_close(q);
+	(void)state;
+}
+
+static void test_bind_taken_by_other_socket(void **state)
+{
+	struct nfqb_queue *q1 = nfqb_queue_open(), *q2 = nfqb_queue_open();
+	uint16_t num = qnum(0);
+
+	assert_non_null(q1);
+	assert_non_null(q2);
+	assert_int_not_equal(nfqb_queue_portid(q1), nfqb_queue_portid(q2));
+	assert_int_equal(nfqb_queue_bind(q1, num, on_packet, NULL, NULL), 0);
+	assert_int_equal(nfqb_queue_bind(q2, num, on_packet, NULL, NULL), -EBUSY);
+	assert_non_null(strstr(nfqb_queue_errmsg(q2), "already bound by another socket"));
+	assert_false(nfqb_queue_adopted(q2, num));
+	/* The owner keeps it, the loser stays usable. */
+	expect_bound_to(num, q1);
+	assert_int_equal(nfqb_queue_bind(q2, qnum(1), on_packet, NULL, NULL), 0);
+	expect_bound_to(qnum(1), q2);
+	nfqb_queue_close(q2);
+	assert_false(kstat_find(qnum(1), NULL));
+	expect_bound_to(num, q1);
+	nfqb_queue_close(q1);
+	assert_false(kstat_find(num, NULL));
+	(void)state;
+}
+
+static void test_close_unbinds_all(void **state)
+{
+	struct nfqb_queue *q = nfqb_queue_open();
+	int fd;
+
+	assert_non_null(q);
+	fd = nfqb_queue_fd(q);
+	assert_true(fd >= 0);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(nfqb_queue_bind(q, qnum(k), on_packet, NULL, NULL), 0);
+	for (int k = 0; k < 3; k++)
+		expect_bound_to(qnum(k), q);
+	nfqb_queue_close(q);
+	for (int k = 0; k < 3; k++)
+		assert_false(kstat_find(qnum(k), NULL));
+	assert_false(fd_open(fd));
+	nfqb_queue_close(NULL);
+	nfqb_queue_detach(NULL);
+	(void)state;
+}
+
+/* ---- open_fd -------------------------------------------------------------- */
+
+static void expect_open_fd_fails(int fd, int err)
+{
+	errno = 0;
+	assert_null(nfqb_queue_open_fd(fd));
+	assert_int_equal(errno, err);
+	if (fd >= 0)
+		assert_false(fd_open(fd));   /* ownership was taken: closed */
+}
+
+static void test_open_fd_errors(void **state)
+{
+	int p[2], fd;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	expect_open_fd_fails(p[0], ENOTSOCK);
+	assert_true(fd_open(p[1]));   /* nothing else touched */
+	close(p[1]);
+
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	expect_open_fd_fails(fd, EAFNOSUPPORT);
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	assert_true(fd >= 0);
+	expect_open_fd_fails(fd, EPROTONOSUPPORT);
+
+	expect_open_fd_fails(-1, EBADF);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	close(fd);
+	expect_open_fd_fails(fd, EBADF);
+	(void)state;
+}
+
+static void test_open_fd_ok(void **state)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	struct sockaddr_nl sa;
+	socklen_t len = sizeof(sa);
+	struct nfqb_queue *q;
+
+	assert_true(fd >= 0);
+	q = nfqb_queue_open_fd(fd);
+	assert_non_null(q);
+	assert_int_equal(nfqb_queue_fd(q), fd);
+	assert_int_equal(nfqb_queue_fd(NULL), -EINVAL);
+	/* The port id is fixed at open, before any request. */
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	assert_int_not_equal(sa.nl_pid, 0);
+	assert_int_equal(nfqb_queue_portid(q), sa.nl_pid);
+	assert_int_equal(nfqb_queue_bind(q, qnum(0), on_packet, NULL, NULL), 0);
+	expect_bound_to(qnum(0), q);
+	nfqb_queue_close(q);
+	assert_false(fd_open(fd));
+	assert_false(kstat_find(qnum(0), NULL));
+	(void)state;
+}
+
+/* ---- adoption -------------------------------------------------------------- */
+
+static void test_adoption(void **state)
+{
+	struct nfqb_queue *q1 = nfqb_queue_open(), *q2;
+	uint16_t num = qnum(0);
+	uint32_t portid;
+
+	assert_non_null(q1);
+	assert_int_equal(nfqb_queue_bind(q1, num, on_packet, NULL, NULL), 0);
+	portid = nfqb_queue_portid(q1);
+	/* A second owner of the same socket, as an agent would hand it over. */
+	q2 = nfqb_queue_open_fd(dup(nfqb_queue_fd(q1)));
+	assert_non_null(q2);
+	assert_int_equal(nfqb_queue_portid(q2), portid);
+	nfqb_queue_detach(q1);
+	/* The socket lives on in q2: the kernel keeps the queue. */
+	assert_true(kstat_find(num, NULL));
+	assert_int_equal(nfqb_queue_bind(q2, num, on_packet, NULL, NULL), 0);
+	assert_true(nfqb_queue_adopted(q2, num));
+	assert_false(nfqb_queue_adopted(q2, qnum(1)));
+	expect_bound_to(num, q2);
+	/* A fresh number on the same object is a plain bind. */
+	assert_int_equal(nfqb_queue_bind(q2, qnum(1), on_packet, NULL, NULL), 0);
+	assert_false(nfqb_queue_adopted(q2, qnum(1)));
+	assert_int_equal(nfqb_queue_unbind(q2, num), 0);
+	assert_false(nfqb_queue_adopted(q2, num));
+	assert_false(kstat_find(num, NULL));
+	nfqb_queue_close(q2);
+	assert_false(kstat_find(qnum(1), NULL));
+	(void)state;
+}
+
+/* ---- flags ------------------------------------------------------------------ */
+
+static void test_flag_names(void **state)
+{
+	assert_string_equal(nfqb_flag_name(NFQB_F_FAIL_OPEN), "fail_open");
+	assert_string_equal(nfqb_flag_name(NFQB_F_CONNTRACK), "conntrack");
+	assert_string_equal(nfqb_flag_name(NFQB_F_GSO), "gso");
+	assert_string_equal(nfqb_flag_name(NFQB_F_UID_GID), "uid_gid");
+	assert_string_equal(nfqb_flag_name(NFQB_F_SECCTX), "secctx");
+	assert_null(nfqb_flag_name(0));
+	assert_null(nfqb_flag_name(1u << 5));
+	assert_null(nfqb_flag_name(NFQB_F_GSO | NFQB_F_UID_GID));
+	(void)state;
+}
+
+static void test_conntrack_flag(void **state)
+{
+	struct nfqb_queue_opts o = NFQB_QUEUE_OPTS_DEFAULT;
+	struct nfqb_queue *q = nfqb_queue_open();
+	uint16_t num = qnum(0);
+	int err;
+
+	assert_non_null(q);
+	o.flags = NFQB_F_GSO | NFQB_F_CONNTRACK;
+	err = nfqb_queue_bind(q, num, on_packet, NULL, &o);
+	if (err == 0) {
+		expect_bound_to(num, q);
+		assert_int_equal(nfqb_queue_rejected_flags(q), 0);
+		assert_int_equal(nfqb_queue_unbind(q, num), 0);
+	} else {
+		assert_int_equal(err, -EOPNOTSUPP);
+		assert_true(nfqb_queue_rejected_flags(q) & NFQB_F_CONNTRACK);
+		assert_false(nfqb_queue_rejected_flags(q) & NFQB_F_GSO);
+		assert_non_null(strstr(nfqb_queue_errmsg(q), "conntrack"));
+		assert_false(kstat_find(num, NULL));
+		print_message("kernel refuses NFQB_F_CONNTRACK: %s\n", nfqb_queue_errmsg(q));
+	}
+	/* Without the flag the bind works, and the refusal is forgotten. */
+	o.flags = NFQB_F_GSO;
+	assert_int_equal(nfqb_queue_bind(q, num, on_packet, NULL, &o), 0);
+	assert_int_equal(nfqb_queue_rejected_flags(q), 0);
+	expect_bound_to(num, q);
+	nfqb_queue_close(q);
+	(void)state;
+}
+
+static void test_every_flag_bound_or_named(void **state)
+{
+	struct nfqb_queue_opts o = NFQB_QUEUE_OPTS_DEFAULT;
+	struct nfqb_queue *q = nfqb_queue_open();
+	uint16_t num = qnum(0);
+	uint32_t rej;
+	int err;
+
+	assert_non_null(q);
+	o.flags = NFQB_F_ALL;
+	err = nfqb_queue_bind(q, num, on_packet, NULL, &o);
+	if (err == -EOPNOTSUPP) {
+		rej = nfqb_queue_rejected_flags(q);
+		assert_int_not_equal(rej, 0);
+		assert_int_equal(rej & ~NFQB_F_ALL, 0);
+		for (uint32_t f = 1; f & NFQB_F_ALL; f <<= 1)
+			if (rej & f)
+				assert_non_null(strstr(nfqb_queue_errmsg(q), nfqb_flag_name(f)));
+		assert_false(kstat_find(num, NULL));
+		o.flags = NFQB_F_ALL & ~rej;
+		err = nfqb_queue_bind(q, num, on_packet, NULL, &o);
+	}
+	assert_int_equal(err, 0);
+	expect_bound_to(num, q);
+	nfqb_queue_close(q);
+	assert_false(kstat_find(num, NULL));
+	(void)state;
+}
+
+/* ---- the receive loop --------------------------------------------------------- */
+
+static void test_run_idle(void **state)
+{
+	struct nfqb_queue *q = nfqb_queue_open();
+	int calls = 0;
+
+	assert_non_null(q);
+	assert_int_equal(nfqb_queue_bind(q, qnum(0), on_packet, &calls, NULL), 0);
+	assert_int_equal(nfqb_queue_run(q, false), 0);
+	assert_int_equal(calls, 0);
+	assert_int_equal(nfqb_queue_run(NULL, false), -EBADF);
+	nfqb_queue_close(q);
+	(void)state;
+}
+
+/* What binding_add does, without asking the kernel. */
+static void test_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb, void *user)
+{
+	struct nfqb_binding *b = realloc(q->bind, (q->nbind + 1) * sizeof(*b));
+
+	assert_non_null(b);
+	q->bind = b;
+	q->capbind = q->nbind + 1;
+	q->bind[q->nbind++] = (struct nfqb_binding){ .num = num, .cb = cb, .user = user };
+}
+
+static size_t put_packet(uint8_t *buf, uint16_t queue, uint32_t id)
+{
+	struct nfqnl_msg_packet_hdr h = {
+		.packet_id = htonl(id), .hw_protocol = htons(0x0800), .hook = NF_INET_LOCAL_IN,
+	};
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *nfg;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_INET;
+	nfg->res_id = htons(queue);
+	mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(h), &h);
+	mnl_attr_put(nlh, NFQA_PAYLOAD, 4, "\x45\0\0\4");
+	return nlh->nlmsg_len;
+}
+
+struct loop_fx {
+	struct nfqb_queue *q;
+	int peer;
+	int calls;
+	uint32_t stop_at;
+	uint32_t ids[8];
+};
+
+static void on_loop_packet(struct nfqb_packet *p, void *user)
+{
+	struct loop_fx *f = user;
+
+	if (f->calls < 8)
+		f->ids[f->calls] = nfqb_packet_id(p);
+	f->calls++;
+	assert_int_equal(nfqb_packet_accept(p), 0);
+	if (nfqb_packet_id(p) == f->stop_at)
+		nfqb_queue_stop(f->q);
+}
+
+/*
+ * rx_once() drops records whose sender address has a non-zero nl_pid (not
+ * from the kernel). An unnamed AF_UNIX peer leaves the address unwritten, so
+ * the peer gets an abstract name whose bytes overlapping nl_pid are @pid,
+ * followed by our pid to keep it unique. The whole address is exactly as
+ * long as a sockaddr_nl: nothing is truncated on receipt.
+ */
+static void name_peer(int fd, uint32_t pid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint32_t self = (uint32_t)getpid();
+
+	memcpy(sa.sun_path + 2, &pid, sizeof(pid));
+	memcpy(sa.sun_path + 6, &self, sizeof(self));
+	_Static_assert(offsetof(struct sockaddr_un, sun_path) + 10 == sizeof(struct sockaddr_nl),
+		       "peer name must fill a sockaddr_nl exactly");
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(struct sockaddr_nl)), 0);
+}
+
+static int loop_setup(void **state)
+{
+	struct loop_fx *f = calloc(1, sizeof(*f));
+	int sv[2];
+
+	if (!f || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	f->q = queue_new_unchecked(sv[0]);
+	if (!f->q)
+		return -1;
+	f->peer = sv[1];
+	test_bind(f->q, FAKE_QNUM, on_loop_packet, f);
+	*state = f;
+	return 0;
+}
+
+static int loop_teardown(void **state)
+{
+	struct loop_fx *f = *state;
+
+	/* detach: the binding is fake, an unbind would wait for an ack. */
+	nfqb_queue_detach(f->q);
+	close(f->peer);
+	free(f);
+	return 0;
+}
+
+static void send_packet(int fd, uint32_t id)
+{
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, id);
+
+	assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
+}
+
+/* Verdict messages the queue sent: ids and types, in order. */
+static int read_verdicts(int fd, uint32_t *ids, uint8_t *types, int max)
+{
+	_Alignas(4) uint8_t buf[8192];
+	int n = 0;
+	ssize_t r;
+
+	while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+		int rem = (int)r;
+
+		for (; mnl_nlmsg_ok(nlh, rem); nlh = mnl_nlmsg_next(nlh, &rem)) {
+			const struct nlattr *a;
+
+			assert_true(n < max);
+			types[n] = nlh->nlmsg_type & 0xff;
+			mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+				struct nfqnl_msg_verdict_hdr h;
+
+				if (mnl_attr_get_type(a) != NFQA_VERDICT_HDR)
+					continue;
+				memcpy(&h, mnl_attr_get_payload(a), sizeof(h));
+				ids[n] = ntohl(h.id);
+			}
+			n++;
+		}
+	}
+	return n;
+}
+
+static void test_stop_from_callback(void **state)
+{
+	struct loop_fx *f = *state;
+	uint32_t ids[8];
+	uint8_t types[8];
+
+	name_peer(f->peer, 0);
+	for (uint32_t id = 1; id <= 3; id++)
+		send_packet(f->peer, id);
+	f->stop_at = 2;
+	alarm(20);   /* a run that never stops fails the test instead of hanging */
+	assert_int_equal(nfqb_queue_run(f->q, true), 2);
+	alarm(0);
+	assert_int_equal(f->calls, 2);
+	assert_int_equal(f->ids[0], 1);
+	assert_int_equal(f->ids[1], 2);
+	/* Verdicts are out when run returns: one batch for 1 and 2. */
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+	assert_int_equal(types[0], NFQNL_MSG_VERDICT_BATCH);
+	assert_int_equal(ids[0], 2);
+
+	/* The stop was consumed: the next run goes on with packet 3. */
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_int_equal(f->calls, 3);
+	assert_int_equal(f->ids[2], 3);
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+	assert_int_equal(types[0], NFQNL_MSG_VERDICT);
+	assert_int_equal(ids[0], 3);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+}
+
+static void test_run_skips_foreign_sender(void **state)
+{
+	struct loop_fx *f = *state;
+	struct nfqb_queue_stats st;
+
+	name_peer(f->peer, 4242);
+	send_packet(f->peer, 1);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_int_equal(f->calls, 0);
+	nfqb_queue_get_stats(f->q, &st);
+	assert_int_equal(st.malformed, 1);
+	assert_int_equal(st.packets, 0);
+}
+
+static void test_run_skips_oversized_record(void **state)
+{
+	struct loop_fx *f = *state;
+	struct nfqb_queue_stats st;
+	size_t big = NFQB_RXBUF_SIZE + 4096;
+	uint8_t *buf = calloc(1, big);
+
+	assert_non_null(buf);
+	name_peer(f->peer, 0);
+	put_packet(buf, FAKE_QNUM, 1);
+	assert_int_equal(send(f->peer, buf, big, 0), (ssize_t)big);
+	free(buf);
+	send_packet(f->peer, 2);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(f->ids[0], 2);
+	nfqb_queue_get_stats(f->q, &st);
+	assert_int_equal(st.malformed, 1);
+}
+
+static void reenter(struct nfqb_packet *p, void *user)
+{
+	struct loop_fx *f = user;
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, 99);
+
+	f->calls++;
+	/* q->cur belongs to this callback: nested dispatch and config waits
+	 * are refused, and the refused unbind keeps the binding. */
+	assert_int_equal(nfqb_queue_handle(f->q, buf, len), -EDEADLK);
+	assert_int_equal(nfqb_queue_bind(f->q, FAKE_QNUM + 1, on_loop_packet, f, NULL),
+			 -EDEADLK);
+	if (nfqb_queue_unbind(f->q, FAKE_QNUM) < 0)
+		assert_non_null(queue_binding(f->q, FAKE_QNUM));
+	assert_int_equal(nfqb_packet_accept(p), 0);
+}
+
+static void test_reentry_refused(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, 1);
+
+	f->q->bind[0].cb = reenter;
+	assert_int_equal(nfqb_queue_handle(f->q, buf, len), 1);
+	assert_int_equal(f->calls, 1);
+	assert_null(queue_binding(f->q, FAKE_QNUM + 1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_opts_validation),
+		cmocka_unit_test(test_bind_bad_args),
+		cmocka_unit_test(test_bind_twice_same_object),
+		cmocka_unit_test(test_bind_taken_by_other_socket),
+		cmocka_unit_test(test_close_unbinds_all),
+		cmocka_unit_test(test_open_fd_errors),
+		cmocka_unit_test(test_open_fd_ok),
+		cmocka_unit_test(test_adoption),
+		cmocka_unit_test(test_flag_names),
+		cmocka_unit_test(test_conntrack_flag),
+		cmocka_unit_test(test_every_flag_bound_or_named),
+		cmocka_unit_test(test_run_idle),
+		cmocka_unit_test_setup_teardown(test_stop_from_callback, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_run_skips_foreign_sender, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_run_skips_oversized_record, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_reentry_refused, loop_setup, loop_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
