@@ -569,6 +569,7 @@ int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 {
 	static const struct nfqb_queue_opts defaults = NFQB_QUEUE_OPTS_DEFAULT;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nfqb_binding *b;
 	bool adopted = false;
 	int err;
 
@@ -586,6 +587,11 @@ int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 		return -EBUSY;
 	}
 	apply_sock_len(q, opts->sock_len);
+	/* Registered before asking: packets of @num can arrive ahead of the
+	 * kernel's acknowledgement, and must find their callback. */
+	err = binding_add(q, num, cb, user, false);
+	if (err < 0)
+		return err;
 	err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_BIND, opts, NFQB_F_ALL));
 	if (err == -EAGAIN)  /* conntrack glue module was just loaded */
 		err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_BIND, opts, NFQB_F_ALL));
@@ -597,13 +603,14 @@ int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 	} else if (err == -EPERM && have_net_admin()) {
 		err = -EBUSY;
 	}
-	if (err < 0)
-		return explain(q, num, opts->flags, err);
-	err = binding_add(q, num, cb, user, adopted);
+	b = queue_binding(q, num);
 	if (err < 0) {
-		cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_UNBIND, NULL, 0));
-		return err;
+		if (b)
+			*b = q->bind[--q->nbind];
+		return explain(q, num, opts->flags, err);
 	}
+	if (b)
+		b->adopted = adopted;
 	return 0;
 }
 
