@@ -39,7 +39,9 @@ struct nfqb_packet;
 /** Called once per packet, inside nfqb_queue_run()/nfqb_queue_handle(). */
 typedef void (*nfqb_callback)(struct nfqb_packet *p, void *user);
 
-/** How much of each packet the kernel copies to user space. */
+/** How much of each packet the kernel copies to user space. With
+ * NFQB_COPY_NONE the kernel queues nothing: every packet the rule sends
+ * to the queue is dropped (or accepted, with fail-open/--queue-bypass). */
 enum nfqb_copy_mode { NFQB_COPY_NONE, NFQB_COPY_META, NFQB_COPY_PACKET };
 
 enum {                       /* queue flags, OR'd into nfqb_queue_opts.flags */
@@ -305,7 +307,9 @@ int nfqb_packet_payload_len(const struct nfqb_packet *p);
 int nfqb_packet_set_payload(struct nfqb_packet *p, const void *buf, size_t len);
 /**
  * nfqb_packet_cap_len - the packet's original length; larger than the
- * payload when the copy range truncated it.
+ * payload when the copy range truncated it. The kernel reports it only
+ * when it truncated a copy, so with NFQB_COPY_META (no copy) it is 0: use
+ * COPY_PACKET with a small range to learn lengths cheaply.
  */
 uint32_t nfqb_packet_cap_len(const struct nfqb_packet *p);
 

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * print_and_accept - the first example of python-netfilterqueue's README,
+ * in C with libnfqb:
+ *
+ *   from netfilterqueue import NetfilterQueue
+ *
+ *   def print_and_accept(pkt):
+ *       print(pkt)
+ *       pkt.accept()
+ *
+ *   nfqueue = NetfilterQueue()
+ *   nfqueue.bind(1, print_and_accept)
+ *   try:
+ *       nfqueue.run()
+ *   except KeyboardInterrupt:
+ *       print('')
+ *
+ *   nfqueue.unbind()
+ *
+ * Try it (as root):
+ *   iptables -I INPUT -p udp --dport 9999 -j NFQUEUE --queue-num 1
+ *   ./print_and_accept 1
+ *
+ * Prints "UDP packet, 33 bytes" per packet, like the Python version.
+ * Exit: 0 done (interrupted, --count reached or --timeout without --count),
+ * 1 runtime error (or --timeout before --count packets), 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nfqb/queue.h>
+
+struct state {
+	struct nfqb_queue *q;
+	unsigned long count;      /* 0: no limit */
+	unsigned long seen;
+};
+
+static struct nfqb_queue *volatile running;
+static volatile sig_atomic_t got_signal;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: print_and_accept [--count N] [--timeout SECONDS] QUEUE\n"
+		"Bind NFQUEUE queue QUEUE (0-65535), print every packet, accept it.\n"
+		"  --count N          stop after N packets\n"
+		"  --timeout SECONDS  stop after SECONDS (with --count: a failure)\n"
+		"  --help             this text\n"
+		"Exit status: 0 done, 1 runtime error or timeout, 2 usage error.\n");
+}
+
+/* The IP protocol as Python's str(pkt) names it (IANA keywords). */
+static const char *proto_name(const struct nfqb_packet *p)
+{
+	size_t len = 0;
+	const unsigned char *d = nfqb_packet_payload(p, &len);
+	unsigned proto;
+
+	if (!d || len < 1)
+		return "Unknown protocol";
+	if (d[0] >> 4 == 4 && len >= 20)
+		proto = d[9];
+	else if (d[0] >> 4 == 6 && len >= 40)
+		proto = d[6];
+	else
+		return "Unknown protocol";
+	switch (proto) {
+	case 1: return "ICMP";
+	case 6: return "TCP";
+	case 17: return "UDP";
+	case 58: return "IPv6-ICMP";
+	}
+	return "Unknown protocol";
+}
+
+static void print_and_accept(struct nfqb_packet *p, void *user)
+{
+	struct state *st = user;
+
+	printf("%s packet, %d bytes\n", proto_name(p), nfqb_packet_payload_len(p));
+	nfqb_packet_accept(p);
+	if (st->count && ++st->seen >= st->count)
+		nfqb_queue_stop(st->q);
+}
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+	/* Ends a blocking run; re-armed so that a signal landing just before
+	 * the run goes to sleep is repeated until it is seen. */
+	if (running)
+		nfqb_queue_stop(running);
+	alarm(1);
+}
+
+static int parse_num(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno || *end || *out > max ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, unsigned long *queue,
+		      unsigned long *count, unsigned long *timeout)
+{
+	static const struct option lo[] = {
+		{ "count", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:t:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_num(optarg, 1000000000, count) < 0 || *count == 0) {
+				fprintf(stderr, "print_and_accept: --count: '%s' is not a number 1-1000000000\n", optarg);
+				return -1;
+			}
+			break;
+		case 't':
+			if (parse_num(optarg, 86400, timeout) < 0 || *timeout == 0) {
+				fprintf(stderr, "print_and_accept: --timeout: '%s' is not a number of seconds 1-86400\n", optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "print_and_accept: expected one QUEUE argument\n");
+		usage(stderr);
+		return -1;
+	}
+	if (parse_num(argv[optind], 65535, queue) < 0) {
+		fprintf(stderr, "print_and_accept: QUEUE: '%s' is not a number 0-65535\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	unsigned long queue, timeout = 0;
+	struct state st = { 0 };
+	int err, rc = 1;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (parse_args(argc, argv, &queue, &st.count, &timeout) < 0)
+		return 2;
+	st.q = nfqb_queue_open();
+	if (!st.q) {
+		fprintf(stderr, "print_and_accept: cannot open a netfilter socket: %s\n", strerror(errno));
+		return 1;
+	}
+	err = nfqb_queue_bind(st.q, (uint16_t)queue, print_and_accept, &st, NULL);
+	if (err < 0) {
+		fprintf(stderr, "print_and_accept: bind: %s (%s)\n", nfqb_queue_errmsg(st.q), strerror(-err));
+		goto out;
+	}
+	running = st.q;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	if (timeout)
+		alarm((unsigned)timeout);
+	while (!got_signal && (!st.count || st.seen < st.count)) {
+		err = nfqb_queue_run(st.q, true);
+		if (err < 0 && err != -EINTR) {
+			fprintf(stderr, "print_and_accept: run: %s\n", strerror(-err));
+			goto out;
+		}
+	}
+	if (got_signal == SIGALRM && st.count && st.seen < st.count) {
+		fprintf(stderr, "print_and_accept: timeout after %lu of %lu packets\n", st.seen, st.count);
+		goto out;
+	}
+	if (got_signal == SIGINT)
+		printf("\n");
+	rc = 0;
+out:
+	running = NULL;
+	nfqb_queue_close(st.q);   /* unbinds, like nfqueue.unbind() */
+	return rc;
+}
