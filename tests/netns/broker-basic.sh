@@ -172,6 +172,7 @@ nt_ok
 nt_sub many
 MANY=100
 declare -a MNS MPID
+FDS0=$(bk_fd_count "$BK_PID")
 for ((i = 0; i < MANY; i++)); do
 	nt_ns_new "MNS[$i]" "m$i"
 done
@@ -189,6 +190,7 @@ for ((i = 0; i < MANY; i++)); do
 	kill -TERM "${MPID[$i]}"
 done
 bk_wait_count 'event=release name=many-.* reason="agent said bye"' "$MANY" 30000
+nt_assert_eq "$FDS0" "$(bk_fd_count "$BK_PID")" "broker fds after the many namespaces left"
 nt_assert_eq 3 "$(bk_stats scope=total namespaces)" "namespaces served after the many left"
 nt_ok
 

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent listener (INTERFACE.md §3): accepts connections on the
+ * broker.listen path socket, reads each agent's hello with its sockets,
+ * checks everything it can check itself — peer uid, message size and fd
+ * count, each fd's family and protocol, one namespace for all fds, the
+ * netns pin — and hands a verified agent to session_attach(). Every
+ * refusal is sent to the agent as one line and logged; the agent's fds are
+ * closed and nothing else is touched.
+ */
+#ifndef BROKER_ATTACH_H
+#define BROKER_ATTACH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "session.h"
+
+/* A connection that has not sent a valid hello by then is dropped. */
+#define ATTACH_HELLO_TIMEOUT_MS 5000
+/* Connections waiting for their hello; more are closed at once. */
+#define ATTACH_MAX_PENDING 256
+
+struct attach;
+
+/*
+ * attach_listen - bind the agent socket at @path with @mode, creating its
+ * directory (0755) when missing. A stale socket file left by a dead broker
+ * is replaced; a live broker behind it is not (-EADDRINUSE). Returns the
+ * listener or NULL with errno and a one-line reason in @why.
+ */
+struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mode,
+			     char *why, size_t whylen);
+
+/*
+ * attach_free - close the listener (removing its socket file when it is
+ * still ours) and every pending connection. NULL is a no-op.
+ */
+void attach_free(struct attach *a);
+
+/* attach_pending - connections still waiting for their hello. */
+size_t attach_pending(const struct attach *a);
+
+/*
+ * attach_prepare_path - mkdir -p the parent of @path (mode 0755) and deal
+ * with an existing file there: a stale socket is removed, a live one is
+ * -EADDRINUSE, anything else -EEXIST. Shared with the control socket.
+ */
+int attach_prepare_path(const char *path, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,771 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "wire.h"
+
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* ------------------------------------------------------------ helpers */
+
+static const char *type_name(json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_object:  return "object";
+	case json_type_array:   return "array";
+	case json_type_string:  return "string";
+	case json_type_int:
+	case json_type_double:  return "number";
+	case json_type_boolean: return "boolean";
+	case json_type_null:    return "null";
+	}
+	return "value";
+}
+
+/* The text of @o for messages ("70000", "\"x\""), cut to a sane length. */
+static const char *json_text(json_object *o, char *buf, size_t len)
+{
+	const char *s = json_object_to_json_string_ext(o,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (!s)
+		s = "?";
+	if (strlen(s) < len)
+		return s;
+	snprintf(buf, len, "%.*s...", (int)len - 4, s);
+	return buf;
+}
+
+/* "expected X, got string \"y\"" (the same wording as the policy parser). */
+static void type_err(json_object *o, const char *want, const char *path, struct errs *e)
+{
+	char vb[64];
+
+	if (json_object_is_type(o, json_type_null))
+		errs_add(e, path, "expected %s, got null", want);
+	else
+		errs_add(e, path, "expected %s, got %s %s", want, type_name(o),
+			 json_text(o, vb, sizeof(vb)));
+}
+
+static bool want_type(json_object *o, enum json_type t, const char *path, struct errs *e)
+{
+	static const char *const want[] = {
+		[json_type_object] = "an object", [json_type_array] = "an array",
+		[json_type_string] = "a string", [json_type_int] = "an integer",
+		[json_type_boolean] = "a boolean", [json_type_double] = "a number",
+		[json_type_null] = "null",
+	};
+
+	if (json_object_is_type(o, t))
+		return true;
+	type_err(o, want[t], path, e);
+	return false;
+}
+
+static bool key_known(const char *key, const char *const *known)
+{
+	for (; *known; known++)
+		if (strcmp(key, *known) == 0)
+			return true;
+	return false;
+}
+
+/* Every key of @obj must be in the NULL-terminated list @known. */
+static void check_keys(json_object *obj, const char *path, const char *const *known,
+		       struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+
+	json_object_object_foreach(obj, key, val) {
+		(void)val;
+		if (key_known(key, known))
+			continue;
+		errs_path_key(p, sizeof(p), path, key);
+		errs_add(e, p, "unknown key");
+	}
+}
+
+/*
+ * An integer in [@min, @max]: "<noun> 70000 out of range 0-65535".
+ * Integral doubles (1e3) are accepted like the policy parser does.
+ */
+static bool get_uint(json_object *o, const char *path, const char *noun, uint64_t min,
+		     uint64_t max, uint64_t *out, struct errs *e)
+{
+	char vb[64];
+	uint64_t u;
+
+	if (json_object_is_type(o, json_type_int)) {
+		/* json-c saturates beyond int64; every max here is far below. */
+		int64_t v = json_object_get_int64(o);
+
+		if (v == INT64_MAX && json_object_get_uint64(o) == UINT64_MAX) {
+			/* saturated: the printed value would be a lie */
+			errs_add(e, path, "%s out of range %" PRIu64 "-%" PRIu64, noun, min, max);
+			return false;
+		}
+		if (v < 0 || (uint64_t)v < min || (uint64_t)v > max)
+			goto range;
+		*out = (uint64_t)v;
+		return true;
+	}
+	if (!json_object_is_type(o, json_type_double)) {
+		type_err(o, "an integer", path, e);
+		return false;
+	}
+	double d = json_object_get_double(o);
+
+	if (!(d >= (double)min && d <= (double)max))
+		goto range;
+	u = (uint64_t)d;
+	if ((double)u != d) {
+		errs_add(e, path, "%s %s is not an integer", noun, json_text(o, vb, sizeof(vb)));
+		return false;
+	}
+	*out = u;
+	return true;
+range:
+	errs_add(e, path, "%s %s out of range %" PRIu64 "-%" PRIu64, noun,
+		 json_text(o, vb, sizeof(vb)), min, max);
+	return false;
+}
+
+static bool get_bool(json_object *o, const char *path, bool *out, struct errs *e)
+{
+	if (!want_type(o, json_type_boolean, path, e))
+		return false;
+	*out = json_object_get_boolean(o);
+	return true;
+}
+
+/* A non-empty string, strdup'ed into *out (replacing what was there). */
+static bool get_string(json_object *o, const char *path, char **out, struct errs *e)
+{
+	char *s;
+
+	if (!want_type(o, json_type_string, path, e))
+		return false;
+	if (json_object_get_string_len(o) == 0) {
+		errs_add(e, path, "must not be empty");
+		return false;
+	}
+	if (strlen(json_object_get_string(o)) != (size_t)json_object_get_string_len(o)) {
+		errs_add(e, path, "contains a NUL character");
+		return false;
+	}
+	s = strdup(json_object_get_string(o));
+	if (!s) {
+		e->oom = 1;
+		return false;
+	}
+	free(*out);
+	*out = s;
+	return true;
+}
+
+static bool get_path(json_object *o, const char *path, size_t maxlen, char **out,
+		     struct errs *e)
+{
+	char *s = NULL;
+
+	if (!get_string(o, path, &s, e))
+		return false;
+	if (s[0] != '/') {
+		errs_add(e, path, "\"%s\" is not an absolute path", s);
+		free(s);
+		return false;
+	}
+	if (strlen(s) > maxlen) {
+		errs_add(e, path, "path longer than %zu bytes", maxlen);
+		free(s);
+		return false;
+	}
+	free(*out);
+	*out = s;
+	return true;
+}
+
+/* A file mode as an octal string: "0600", "660". */
+static bool get_mode(json_object *o, const char *path, mode_t *out, struct errs *e)
+{
+	const char *s;
+	size_t len;
+	unsigned long v;
+
+	if (!json_object_is_type(o, json_type_string)) {
+		type_err(o, "an octal string like \"0600\"", path, e);
+		return false;
+	}
+	s = json_object_get_string(o);
+	len = strlen(s);
+	if (len < 3 || len > 4 || strspn(s, "01234567") != len) {
+		errs_add(e, path, "\"%s\" is not an octal mode like \"0600\"", s);
+		return false;
+	}
+	v = strtoul(s, NULL, 8);
+	if (v > 0777) {
+		errs_add(e, path, "mode \"%s\" out of range 0000-0777", s);
+		return false;
+	}
+	*out = (mode_t)v;
+	return true;
+}
+
+/* ------------------------------------------------------------ queue options */
+
+static const char *const queue_keys[] = {
+	"max_len", "copy", "range", "sock_len", "fail_open", "gso", "uid_gid",
+	"secctx", "conntrack", NULL
+};
+
+static const struct {
+	const char *key;
+	uint32_t flag;
+} queue_flags[] = {
+	{ "fail_open", NFQB_F_FAIL_OPEN },
+	{ "gso", NFQB_F_GSO },
+	{ "uid_gid", NFQB_F_UID_GID },
+	{ "secctx", NFQB_F_SECCTX },
+	{ "conntrack", NFQB_F_CONNTRACK },
+};
+
+const char *cfg_copy_name(enum nfqb_copy_mode m)
+{
+	switch (m) {
+	case NFQB_COPY_NONE:   return "none";
+	case NFQB_COPY_META:   return "meta";
+	case NFQB_COPY_PACKET: return "packet";
+	}
+	return "?";
+}
+
+static void parse_copy(json_object *o, const char *path, struct nfqb_queue_opts *q,
+		       struct errs *e)
+{
+	static const enum nfqb_copy_mode modes[] = {
+		NFQB_COPY_NONE, NFQB_COPY_META, NFQB_COPY_PACKET
+	};
+	const char *s;
+
+	if (!want_type(o, json_type_string, path, e))
+		return;
+	s = json_object_get_string(o);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(s, cfg_copy_name(modes[i])) == 0) {
+			q->mode = modes[i];
+			return;
+		}
+	}
+	errs_add(e, path, "unknown copy mode \"%s\" (expected none, meta or packet)", s);
+}
+
+/* Apply the keys of queue object @obj on top of @q. */
+static void parse_queue(json_object *obj, const char *path, struct nfqb_queue_opts *q,
+			struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+	json_object *v;
+	uint64_t n;
+	bool b;
+
+	if (!want_type(obj, json_type_object, path, e))
+		return;
+	check_keys(obj, path, queue_keys, e);
+	if (json_object_object_get_ex(obj, "max_len", &v)) {
+		errs_path_key(p, sizeof(p), path, "max_len");
+		if (get_uint(v, p, "max_len", 1, UINT32_MAX, &n, e))
+			q->max_len = (uint32_t)n;
+	}
+	if (json_object_object_get_ex(obj, "copy", &v)) {
+		errs_path_key(p, sizeof(p), path, "copy");
+		parse_copy(v, p, q, e);
+	}
+	if (json_object_object_get_ex(obj, "range", &v)) {
+		errs_path_key(p, sizeof(p), path, "range");
+		if (get_uint(v, p, "range", 1, NFQB_MAX_PAYLOAD, &n, e))
+			q->range = (uint32_t)n;
+	}
+	if (json_object_object_get_ex(obj, "sock_len", &v)) {
+		errs_path_key(p, sizeof(p), path, "sock_len");
+		if (get_uint(v, p, "sock_len", 0, NFQB_MAX_SOCK_LEN, &n, e))
+			q->sock_len = (uint32_t)n;
+	}
+	for (size_t i = 0; i < sizeof(queue_flags) / sizeof(queue_flags[0]); i++) {
+		if (!json_object_object_get_ex(obj, queue_flags[i].key, &v))
+			continue;
+		errs_path_key(p, sizeof(p), path, queue_flags[i].key);
+		if (!get_bool(v, p, &b, e))
+			continue;
+		if (b)
+			q->flags |= queue_flags[i].flag;
+		else
+			q->flags &= ~queue_flags[i].flag;
+	}
+}
+
+/* ------------------------------------------------------------ broker */
+
+static void parse_allow_uids(json_object *arr, const char *path, struct cfg *c,
+			     struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+	size_t n;
+	uid_t *uids;
+
+	if (!want_type(arr, json_type_array, path, e))
+		return;
+	n = json_object_array_length(arr);
+	uids = calloc(n ? n : 1, sizeof(*uids));
+	if (!uids) {
+		e->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		errs_path_idx(p, sizeof(p), path, i);
+		if (get_uint(json_object_array_get_idx(arr, i), p, "uid", 0,
+			     (uint32_t)-2, &v, e))
+			uids[i] = (uid_t)v;
+	}
+	free(c->allow_uids);
+	c->allow_uids = uids;
+	c->nallow_uids = n;
+}
+
+/* Loopback only: the metrics are for a local scraper, not the network. */
+static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c,
+				 struct errs *e)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char why[256];
+	char *s = NULL;
+
+	if (!get_string(v, path, &s, e))
+		return;
+	if (metrics_parse_listen(s, &ss, &sslen, why, sizeof(why)) < 0) {
+		errs_add(e, path, "%s", why);
+		free(s);
+		return;
+	}
+	free(c->metrics_listen);
+	c->metrics_listen = s;
+}
+
+static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
+{
+	static const char *const keys[] = {
+		"listen", "control", "listen_mode", "control_mode", "allow_uids",
+		"grace_ms", "metrics_listen", NULL
+	};
+	const char *path = "broker";
+	char p[ERRS_PATH_MAX];
+	json_object *v;
+	uint64_t n;
+
+	if (!want_type(obj, json_type_object, path, e))
+		return;
+	check_keys(obj, path, keys, e);
+	if (json_object_object_get_ex(obj, "listen", &v))
+		get_path(v, "broker.listen", SUN_PATH_MAX, &c->listen, e);
+	if (json_object_object_get_ex(obj, "control", &v))
+		get_path(v, "broker.control", SUN_PATH_MAX, &c->control, e);
+	if (json_object_object_get_ex(obj, "listen_mode", &v))
+		get_mode(v, "broker.listen_mode", &c->listen_mode, e);
+	if (json_object_object_get_ex(obj, "control_mode", &v))
+		get_mode(v, "broker.control_mode", &c->control_mode, e);
+	if (json_object_object_get_ex(obj, "allow_uids", &v))
+		parse_allow_uids(v, "broker.allow_uids", c, e);
+	if (json_object_object_get_ex(obj, "grace_ms", &v)) {
+		errs_path_key(p, sizeof(p), path, "grace_ms");
+		if (get_uint(v, p, "grace_ms", 0, CFG_MAX_GRACE_MS, &n, e))
+			c->grace_ms = (uint32_t)n;
+	}
+	if (json_object_object_get_ex(obj, "metrics_listen", &v))
+		parse_metrics_listen(v, "broker.metrics_listen", c, e);
+}
+
+/* ------------------------------------------------------------ namespaces */
+
+static bool has_glob_chars(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/* Names that no agent can send (wire_hello_check refuses them) never match. */
+static bool name_ok(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '\'')
+			return false;
+	}
+	return true;
+}
+
+static void parse_ns_name(json_object *v, const char *path, struct cfg_ns *ns,
+			  struct errs *e)
+{
+	if (!get_string(v, path, &ns->name, e))
+		return;
+	if (strlen(ns->name) >= WIRE_NAME_MAX)
+		errs_add(e, path, "name longer than %d bytes", WIRE_NAME_MAX - 1);
+	else if (!name_ok(ns->name))
+		errs_add(e, path, "name \"%s\" contains a space, quote or control character",
+			 ns->name);
+	ns->glob = has_glob_chars(ns->name);
+}
+
+static void parse_ns_queues(json_object *arr, const char *path, struct cfg_ns *ns,
+			    struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+	size_t n;
+
+	if (!want_type(arr, json_type_array, path, e))
+		return;
+	n = json_object_array_length(arr);
+	if (n == 0) {
+		errs_add(e, path, "must not be empty");
+		return;
+	}
+	ns->queues = calloc(n, sizeof(*ns->queues));
+	if (!ns->queues) {
+		e->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		bool dup = false;
+
+		errs_path_idx(p, sizeof(p), path, i);
+		if (!get_uint(json_object_array_get_idx(arr, i), p, "queue", 0, 65535, &v, e))
+			continue;
+		for (size_t j = 0; j < ns->nqueues; j++)
+			dup |= ns->queues[j] == v;
+		if (dup) {
+			errs_add(e, p, "duplicate queue %" PRIu64, v);
+			continue;
+		}
+		ns->queues[ns->nqueues++] = (uint16_t)v;
+	}
+}
+
+static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
+			   struct cfg_ns *ns, struct errs *e)
+{
+	static const char *const keys[] = {
+		"name", "netns", "queues", "policy", "queue", NULL
+	};
+	static const char *const required[] = { "name", "queues", "policy", NULL };
+	char p[ERRS_PATH_MAX];
+	json_object *v;
+
+	ns->qopts = c->queue_defaults;
+	if (!want_type(obj, json_type_object, path, e))
+		return;
+	check_keys(obj, path, keys, e);
+	for (size_t i = 0; required[i]; i++) {
+		if (json_object_object_get_ex(obj, required[i], NULL))
+			continue;
+		errs_path_key(p, sizeof(p), path, required[i]);
+		errs_add(e, p, "required key missing");
+	}
+	if (json_object_object_get_ex(obj, "name", &v)) {
+		errs_path_key(p, sizeof(p), path, "name");
+		parse_ns_name(v, p, ns, e);
+	}
+	if (json_object_object_get_ex(obj, "netns", &v)) {
+		errs_path_key(p, sizeof(p), path, "netns");
+		get_path(v, p, 4095, &ns->netns, e);
+	}
+	if (json_object_object_get_ex(obj, "queues", &v)) {
+		errs_path_key(p, sizeof(p), path, "queues");
+		parse_ns_queues(v, p, ns, e);
+	}
+	if (json_object_object_get_ex(obj, "policy", &v)) {
+		errs_path_key(p, sizeof(p), path, "policy");
+		get_string(v, p, &ns->policy_name, e);
+	}
+	if (json_object_object_get_ex(obj, "queue", &v)) {
+		errs_path_key(p, sizeof(p), path, "queue");
+		parse_queue(v, p, &ns->qopts, e);
+	}
+}
+
+/* An exact name listed twice: the second entry could never match. */
+static void check_duplicate_names(struct cfg *c, struct errs *e)
+{
+	char p[ERRS_PATH_MAX], base[ERRS_PATH_MAX];
+
+	for (size_t i = 1; i < c->nns; i++) {
+		if (!c->ns[i].name)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			if (!c->ns[j].name || strcmp(c->ns[i].name, c->ns[j].name) != 0)
+				continue;
+			errs_path_idx(base, sizeof(base), "namespaces", i);
+			errs_path_key(p, sizeof(p), base, "name");
+			errs_add(e, p, "duplicate name \"%s\" (namespaces[%zu] already has it)",
+				 c->ns[i].name, j);
+			break;
+		}
+	}
+}
+
+static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+	size_t n;
+
+	if (!want_type(arr, json_type_array, "namespaces", e))
+		return;
+	n = json_object_array_length(arr);
+	c->ns = calloc(n ? n : 1, sizeof(*c->ns));
+	if (!c->ns) {
+		e->oom = 1;
+		return;
+	}
+	c->nns = n;
+	for (size_t i = 0; i < n; i++) {
+		c->ns[i].index = i;
+		errs_path_idx(p, sizeof(p), "namespaces", i);
+		parse_ns_entry(json_object_array_get_idx(arr, i), p, c, &c->ns[i], e);
+	}
+	check_duplicate_names(c, e);
+}
+
+/* Point every entry at its policy; only meaningful once the set parsed. */
+static void resolve_policies(struct cfg *c, struct errs *e)
+{
+	char p[ERRS_PATH_MAX], base[ERRS_PATH_MAX];
+
+	for (size_t i = 0; i < c->nns; i++) {
+		struct cfg_ns *ns = &c->ns[i];
+
+		if (!ns->policy_name)
+			continue;
+		ns->policy = policy_set_find(c->policies, ns->policy_name);
+		if (ns->policy)
+			continue;
+		errs_path_idx(base, sizeof(base), "namespaces", i);
+		errs_path_key(p, sizeof(p), base, "policy");
+		errs_add(e, p, "unknown policy \"%s\"", ns->policy_name);
+	}
+}
+
+/* ------------------------------------------------------------ root */
+
+static int set_defaults(struct cfg *c)
+{
+	static const struct nfqb_queue_opts qd = {
+		.max_len = 1024, .mode = NFQB_COPY_PACKET, .range = 65535,
+		.sock_len = 4194304, .flags = NFQB_F_GSO,
+	};
+
+	c->listen = strdup(CFG_DEFAULT_LISTEN);
+	c->control = strdup(CFG_DEFAULT_CONTROL);
+	c->allow_uids = calloc(1, sizeof(*c->allow_uids));
+	if (!c->listen || !c->control || !c->allow_uids)
+		return -ENOMEM;
+	c->allow_uids[0] = 0;
+	c->nallow_uids = 1;
+	c->listen_mode = CFG_DEFAULT_MODE;
+	c->control_mode = CFG_DEFAULT_MODE;
+	c->grace_ms = CFG_DEFAULT_GRACE_MS;
+	c->queue_defaults = qd;
+	return 0;
+}
+
+struct cfg *cfg_parse(json_object *root, struct errs *e)
+{
+	static const char *const keys[] = {
+		"broker", "queue_defaults", "namespaces", "policies", NULL
+	};
+	size_t nerr = e->n;
+	struct cfg *c;
+	json_object *v;
+
+	c = calloc(1, sizeof(*c));
+	if (!c || set_defaults(c) < 0) {
+		e->oom = 1;
+		goto fail;
+	}
+	if (json_object_get_type(root) != json_type_object) {
+		type_err(root, "an object at the top level", "", e);
+		goto fail;
+	}
+	check_keys(root, "", keys, e);
+	if (json_object_object_get_ex(root, "broker", &v))
+		parse_broker(v, c, e);
+	/* Entries inherit queue_defaults, so those come first. */
+	if (json_object_object_get_ex(root, "queue_defaults", &v))
+		parse_queue(v, "queue_defaults", &c->queue_defaults, e);
+	if (json_object_object_get_ex(root, "namespaces", &v))
+		parse_namespaces(v, c, e);
+	else
+		errs_add(e, "namespaces", "required key missing");
+	/* policy_set_parse reports a missing (NULL) "policies" itself. */
+	v = NULL;
+	json_object_object_get_ex(root, "policies", &v);
+	c->policies = policy_set_parse(v, e);
+	/* Without a valid set "unknown policy" would only add noise. */
+	if (c->policies)
+		resolve_policies(c, e);
+	if (e->n != nerr || e->oom)
+		goto fail;
+	return c;
+fail:
+	if (e->oom && e->n == nerr)
+		errs_add(e, "", "out of memory");
+	cfg_free(c);
+	return NULL;
+}
+
+/* Line and column (1-based) of byte @off in @text. */
+static void text_pos(const char *text, size_t off, int *line, int *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off && text[i]; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+/* Parse @text (@len bytes) strictly; @name prefixes syntax errors. */
+static struct cfg *parse_text(const char *name, const char *text, size_t len,
+			      struct errs *e)
+{
+	struct json_tokener *tok = json_tokener_new();
+	enum json_tokener_error jerr;
+	json_object *root = NULL;
+	struct cfg *c = NULL;
+	size_t end;
+	int line, col;
+
+	if (!tok) {
+		errs_add(e, "", "out of memory");
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	/* Strict mode also refuses trailing data; feeding the terminating
+	 * NUL lets a bare number finish. */
+	root = json_tokener_parse_ex(tok, text, (int)len + 1);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_continue || jerr == json_tokener_error_parse_eof) {
+		text_pos(text, len, &line, &col);
+		errs_add(e, "", "%s:%d:%d: invalid JSON: unexpected end of file", name,
+			 line, col);
+		goto out;
+	}
+	if (jerr != json_tokener_success) {
+		text_pos(text, end, &line, &col);
+		errs_add(e, "", "%s:%d:%d: invalid JSON: %s", name, line, col,
+			 json_tokener_error_desc(jerr));
+		goto out;
+	}
+	c = cfg_parse(root, e);
+out:
+	json_object_put(root);
+	json_tokener_free(tok);
+	return c;
+}
+
+struct cfg *cfg_parse_string(const char *text, struct errs *e)
+{
+	return parse_text("<string>", text, strlen(text), e);
+}
+
+struct cfg *cfg_load(const char *path, struct errs *e)
+{
+	struct cfg *c = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f) {
+		errs_add(e, "", "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(CFG_MAX_FILE_SIZE + 1);
+	if (!buf) {
+		errs_add(e, "", "out of memory");
+		goto out;
+	}
+	len = fread(buf, 1, CFG_MAX_FILE_SIZE + 1, f);
+	if (ferror(f)) {
+		errs_add(e, "", "%s: %s", path, strerror(errno ? errno : EIO));
+		goto out;
+	}
+	if (len > CFG_MAX_FILE_SIZE) {
+		errs_add(e, "", "%s: file larger than %u bytes", path, CFG_MAX_FILE_SIZE);
+		goto out;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		errs_add(e, "", "%s: contains a NUL byte", path);
+		goto out;
+	}
+	c = parse_text(path, buf, len, e);
+out:
+	free(buf);
+	fclose(f);
+	return c;
+}
+
+void cfg_free(struct cfg *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nns; i++) {
+		free(c->ns[i].name);
+		free(c->ns[i].netns);
+		free(c->ns[i].queues);
+		free(c->ns[i].policy_name);
+	}
+	free(c->ns);
+	free(c->allow_uids);
+	free(c->listen);
+	free(c->control);
+	free(c->metrics_listen);
+	policy_set_free(c->policies);
+	free(c);
+}
+
+/* ------------------------------------------------------------ queries */
+
+const struct cfg_ns *cfg_match(const struct cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->nns; i++) {
+		const struct cfg_ns *ns = &c->ns[i];
+
+		if (ns->glob ? fnmatch(ns->name, name, 0) == 0 : strcmp(ns->name, name) == 0)
+			return ns;
+	}
+	return NULL;
+}
+
+bool cfg_uid_allowed(const struct cfg *c, uid_t uid)
+{
+	for (size_t i = 0; i < c->nallow_uids; i++)
+		if (c->allow_uids[i] == uid)
+			return true;
+	return false;
+}

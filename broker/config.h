@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's configuration (INTERFACE.md §2): parsed from JSON and
+ * validated in full up front; every problem is reported with its JSON path.
+ * The result holds no json-c objects and is immutable once loaded: a reload
+ * builds a new struct cfg and swaps the pointer.
+ */
+#ifndef BROKER_CONFIG_H
+#define BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+#include <nfqb/queue.h>
+
+#include "errs.h"
+#include "policy.h"
+
+#define CFG_DEFAULT_LISTEN  "/run/nfq-broker/agent.sock"
+#define CFG_DEFAULT_CONTROL "/run/nfq-broker/control.sock"
+#define CFG_DEFAULT_MODE    0600
+#define CFG_DEFAULT_GRACE_MS 5000u
+#define CFG_MAX_GRACE_MS    86400000u    /* one day */
+#define CFG_MAX_FILE_SIZE   (16u << 20)
+
+/* One namespaces[] entry. */
+struct cfg_ns {
+	size_t index;                 /* position in namespaces[] (for messages) */
+	char *name;                   /* exact name or shell glob */
+	bool glob;                    /* name has glob characters: fnmatch() it */
+	char *netns;                  /* pin path, or NULL */
+	uint16_t *queues;             /* queue numbers, in the order given */
+	size_t nqueues;
+	char *policy_name;
+	const struct policy *policy;  /* in the same cfg's policy set */
+	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
+};
+
+struct cfg {
+	char *listen;
+	char *control;
+	char *metrics_listen;         /* broker.metrics_listen ("127.0.0.1:9101"), NULL = off */
+	mode_t listen_mode;
+	mode_t control_mode;
+	uid_t *allow_uids;
+	size_t nallow_uids;
+	uint32_t grace_ms;
+	struct nfqb_queue_opts queue_defaults;
+	struct cfg_ns *ns;
+	size_t nns;
+	struct policy_set *policies;
+};
+
+/*
+ * cfg_load - read and validate the JSON file @path. Returns the config, or
+ * NULL with every problem added to @e (a JSON syntax error names the line
+ * and column). Nothing is bound or opened besides the file itself.
+ */
+struct cfg *cfg_load(const char *path, struct errs *e);
+
+/* cfg_parse_string - the same for a JSON text (tests, reload from memory). */
+struct cfg *cfg_parse_string(const char *text, struct errs *e);
+
+/* cfg_parse - the same for an already parsed document. */
+struct cfg *cfg_parse(json_object *root, struct errs *e);
+
+/* cfg_free - NULL is a no-op. */
+void cfg_free(struct cfg *c);
+
+/*
+ * cfg_match - the first namespaces[] entry whose name equals @name or, for
+ * a glob, fnmatch()es it; NULL when none does.
+ */
+const struct cfg_ns *cfg_match(const struct cfg *c, const char *name);
+
+/* cfg_uid_allowed - whether @uid is in broker.allow_uids. */
+bool cfg_uid_allowed(const struct cfg *c, uid_t uid);
+
+/* cfg_copy_name - "none", "meta" or "packet". */
+const char *cfg_copy_name(enum nfqb_copy_mode m);
+
+#endif

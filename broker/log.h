@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Daemon logging: one line per event on stderr,
+ *   ts=2024-05-01T12:00:00.123Z level=info event=attach name=pod-a ...
+ * so that operators and tests can grep and parse it as key=value fields.
+ */
+#ifndef BROKER_LOG_H
+#define BROKER_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
+
+/* log_set_verbose - whether LOGL_DEBUG events are printed (--verbose). */
+void log_set_verbose(bool on);
+bool log_verbose(void);
+
+/*
+ * log_event - print "ts=... level=... event=@event" followed by the
+ * printf-formatted @fmt (more key=value fields, may be NULL), as one
+ * write(2) so lines of one process never interleave.
+ */
+__attribute__((format(printf, 3, 4)))
+void log_event(enum log_level lvl, const char *event, const char *fmt, ...);
+
+/*
+ * log_value - @s as a field value: unchanged when it is a plain token,
+ * otherwise double-quoted with '"' and '\' escaped and control bytes
+ * shown as \xNN. Writes into @buf (truncating) and returns it.
+ */
+const char *log_value(char *buf, size_t len, const char *s);
+
+/* Room for a quoted value of a name or reason. */
+#define LOG_VALUE_MAX 704
+
+#endif

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's single event loop: one epoll instance dispatching readiness
+ * of any fd to a callback, plus timers (one timerfd driving a min-heap of
+ * deadlines) so hundreds of grace periods and handshake timeouts cost one
+ * fd. Modules (agent listener, sessions, control socket) register their
+ * fds here; nothing else in the broker blocks.
+ */
+#ifndef BROKER_LOOP_H
+#define BROKER_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+
+/* Called with the epoll events of @fd (EPOLLIN, EPOLLHUP, ...). */
+typedef void (*loop_fd_cb)(struct loop *l, int fd, uint32_t events, void *data);
+
+/*
+ * A timer is embedded in its owner's struct (no allocation per arm);
+ * loop_timer_init() it once, then arm and cancel any number of times.
+ */
+struct loop_timer;
+typedef void (*loop_timer_cb)(struct loop *l, struct loop_timer *t, void *data);
+
+struct loop_timer {
+	uint64_t deadline;       /* CLOCK_MONOTONIC, milliseconds */
+	size_t heap_idx;         /* position in the heap; SIZE_MAX when not armed */
+	loop_timer_cb cb;
+	void *data;
+};
+
+/* loop_new - a new loop; NULL with errno on failure. */
+struct loop *loop_new(void);
+/* loop_free - free the loop; registered fds are not closed. NULL is a no-op. */
+void loop_free(struct loop *l);
+
+/*
+ * loop_add - watch @fd for @events (EPOLLIN etc.) and call @cb(l, fd,
+ * revents, @data). -EEXIST when @fd is registered already.
+ */
+int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *data);
+/* loop_mod - change the events watched on a registered fd. */
+int loop_mod(struct loop *l, int fd, uint32_t events);
+/*
+ * loop_del - stop watching @fd (call before closing it). Events already
+ * collected for it in the current round are discarded, so a callback may
+ * remove and close other fds safely. -ENOENT when not registered.
+ */
+int loop_del(struct loop *l, int fd);
+
+/* loop_timer_init - prepare an embedded timer that calls @cb(l, t, @data). */
+void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
+/* loop_timer_arm - (re)arm @t to fire once at @deadline_ms (loop_now_ms() clock). */
+int loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline_ms);
+/* loop_timer_cancel - disarm @t; a timer that is not armed is left alone. */
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+static inline bool loop_timer_armed(const struct loop_timer *t)
+{
+	return t->heap_idx != SIZE_MAX;
+}
+
+/* loop_now_ms - CLOCK_MONOTONIC in milliseconds. */
+uint64_t loop_now_ms(void);
+
+/*
+ * loop_run - dispatch events until loop_stop(). Returns 0, or a negative
+ * errno when epoll itself failed.
+ */
+int loop_run(struct loop *l);
+/* loop_stop - make loop_run() return after the current callback. */
+void loop_stop(struct loop *l);
+
+/* loop_fd_count - number of registered fds (the loop's own excluded). */
+size_t loop_fd_count(const struct loop *l);
+
+#endif

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nfq-broker: receives NETLINK_NETFILTER sockets from per-namespace agents,
+ * binds NFQUEUE queues on them and gives every packet the verdict of the
+ * namespace's policy (INTERFACE.md §1-§4). One thread, one epoll loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "loop.h"
+#include "session.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+struct broker {
+	const char *config_path;
+	struct loop *loop;
+	struct session_mgr *mgr;
+	struct attach *listener;
+	struct control *control;
+	int sigfd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: nfq-broker --config FILE [--check] [--verbose]\n"
+		"\n"
+		"Receives the netfilter sockets of network namespaces from nfq-agent and\n"
+		"gives NFQUEUE verdicts in them by the policies of FILE (JSON).\n"
+		"\n"
+		"  -c, --config FILE  configuration file\n"
+		"      --check        validate FILE, print \"ok\" or every error, and exit\n"
+		"  -v, --verbose      log debug events too\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n"
+		"\n"
+		"Signals: SIGHUP reloads FILE, SIGUSR1 logs per-namespace counters,\n"
+		"SIGTERM/SIGINT shut down (queues stay bound to the agents' sockets).\n"
+		"Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
+}
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nfq-broker: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'nfq-broker --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* --check: every error one per line, or "ok". Opens nothing but the file. */
+static int check_config(const char *path)
+{
+	struct errs e = { 0 };
+	struct cfg *c = cfg_load(path, &e);
+
+	if (c) {
+		puts("ok");
+		cfg_free(c);
+		return 0;
+	}
+	for (size_t i = 0; i < e.n; i++)
+		puts(e.lines[i]);
+	errs_reset(&e);
+	return EXIT_USAGE;
+}
+
+/* Hundreds of namespaces hold three or four fds each. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void reload(struct broker *b)
+{
+	struct errs e = { 0 };
+
+	log_event(LOGL_INFO, "reload_start", "config=%s", b->config_path);
+	(void)session_mgr_reload(b->mgr, b->config_path, &e);
+	errs_reset(&e);
+}
+
+static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct broker *b = data;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_event(LOGL_INFO, "shutdown", "signal=%s",
+				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
+			loop_stop(l);
+			return;
+		case SIGHUP:
+			reload(b);
+			break;
+		case SIGUSR1:
+			session_mgr_log_stats(b->mgr);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int signals_open(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	/* A peer that vanished must not kill the broker mid-send. */
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static void broker_close(struct broker *b)
+{
+	control_free(b->control);
+	attach_free(b->listener);
+	session_mgr_free(b->mgr);
+	if (b->sigfd >= 0) {
+		loop_del(b->loop, b->sigfd);
+		close(b->sigfd);
+	}
+	loop_free(b->loop);
+}
+
+static int broker_open(struct broker *b, struct cfg *cfg)
+{
+	char why[512] = "";
+	int rc;
+
+	b->loop = loop_new();
+	if (!b->loop) {
+		log_event(LOGL_ERROR, "start", "error=\"event loop: %s\"", strerror(errno));
+		cfg_free(cfg);
+		return -errno;
+	}
+	b->mgr = session_mgr_new(b->loop, cfg);
+	if (!b->mgr) {
+		cfg_free(cfg);
+		return -ENOMEM;
+	}
+	b->sigfd = signals_open();
+	if (b->sigfd < 0 || loop_add(b->loop, b->sigfd, EPOLLIN, signal_event, b) < 0) {
+		log_event(LOGL_ERROR, "start", "error=\"signals: %s\"", strerror(errno));
+		return -EIO;
+	}
+	b->listener = attach_listen(b->mgr, cfg->listen, cfg->listen_mode, why, sizeof(why));
+	if (!b->listener) {
+		rc = -errno;
+		log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
+		return rc;
+	}
+	/* The control socket (INTERFACE.md §5) reads its state from b->mgr. */
+	b->control = control_new(b->mgr, b->config_path, cfg->control, cfg->control_mode,
+				 why, sizeof(why));
+	if (!b->control) {
+		rc = -errno;
+		log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
+		return rc;
+	}
+	return 0;
+}
+
+static int run(const char *path)
+{
+	struct broker b = { .config_path = path, .sigfd = -1 };
+	struct errs e = { 0 };
+	struct cfg *cfg = cfg_load(path, &e);
+	char vb[LOG_VALUE_MAX];
+	int rc;
+
+	if (!cfg) {
+		for (size_t i = 0; i < e.n; i++)
+			log_event(LOGL_ERROR, "config_error", "error=%s",
+				  log_value(vb, sizeof(vb), e.lines[i]));
+		errs_reset(&e);
+		return EXIT_USAGE;
+	}
+	raise_nofile();
+	rc = broker_open(&b, cfg);
+	if (rc == 0) {
+		cfg = b.mgr->cfg;
+		log_event(LOGL_INFO, "start", "version=%s pid=%d config=%s listen=%s entries=%zu "
+			  "policies=%zu grace_ms=%u", NFQB_VERSION_STRING, (int)getpid(), path,
+			  cfg->listen, cfg->nns, policy_set_count(cfg->policies), cfg->grace_ms);
+		rc = loop_run(b.loop);
+		if (rc < 0)
+			log_event(LOGL_ERROR, "loop", "error=\"%s\"", strerror(-rc));
+	}
+	broker_close(&b);
+	log_event(LOGL_INFO, "exit", "code=%d", rc < 0 ? EXIT_RUNTIME : 0);
+	return rc < 0 ? EXIT_RUNTIME : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 256 };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *config = NULL;
+	bool check = false;
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:vhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case OPT_CHECK:
+			check = true;
+			break;
+		case 'v':
+			log_set_verbose(true);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("nfq-broker %s\n", NFQB_VERSION_STRING);
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!config)
+		return usage_error("missing --config FILE");
+	if (!*config)
+		return usage_error("--config: empty path");
+	return check ? check_config(config) : run(config);
+}

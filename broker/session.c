@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+
+#include "log.h"
+#include "session.h"
+
+#define KSTATS_PATH "/proc/thread-self/net/netfilter/nfnetlink_queue"
+
+static void session_destroy(struct session *s, bool unbind);
+
+const char *session_state_name(enum session_state st)
+{
+	return st == SESSION_ATTACHED ? "attached" : "grace";
+}
+
+/* "1,2,7" into @buf. */
+static const char *queues_str(const struct session *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < s->nqueues && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%u", i ? "," : "", s->queues[i]);
+	return buf;
+}
+
+/* ------------------------------------------------------------ verdict step */
+
+static const char *proto_name(uint8_t proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case 1:   return "icmp";
+	case 6:   return "tcp";
+	case 17:  return "udp";
+	case 58:  return "icmpv6";
+	case 132: return "sctp";
+	}
+	snprintf(buf, len, "%u", proto);
+	return buf;
+}
+
+static const char *addr_str(const struct pktmeta *m, const uint8_t *a, char *buf,
+			    size_t len)
+{
+	if (m->family == 4)
+		return inet_ntop(AF_INET, a, buf, (socklen_t)len);
+	if (m->family == 6)
+		return inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+	return "-";
+}
+
+/* The log line a rule with "log": true asks for. */
+static void log_packet(const struct session *s, const struct nfqb_packet *p,
+		       const struct pktmeta *m, int rule, const struct policy_action *act,
+		       int rc)
+{
+	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], pb[8], vb[24];
+	char rb[LOG_VALUE_MAX];
+
+	log_event(LOGL_INFO, "packet",
+		  "ns=%s queue=%u id=%u policy=%s rule=%s family=%s proto=%s src=%s dst=%s "
+		  "sport=%u dport=%u len=%u verdict=%s%s",
+		  s->name, nfqb_packet_queue(p), nfqb_packet_id(p), policy_name(s->policy),
+		  log_value(rb, sizeof(rb), policy_rule_name(s->policy, rule)),
+		  m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : "-",
+		  proto_name(m->proto, pb, sizeof(pb)),
+		  addr_str(m, m->src, src, sizeof(src)), addr_str(m, m->dst, dst, sizeof(dst)),
+		  m->sport, m->dport, m->len,
+		  policy_verdict_name(act->verdict, vb, sizeof(vb)),
+		  rc < 0 ? " verdict_failed=true" : "");
+}
+
+/* What the policy can ask about @p, with no allocation. */
+static void meta_fill(struct pktmeta *m, const struct session *s,
+		      const struct nfqb_packet *p)
+{
+	const void *l3;
+	size_t len = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->hook = nfqb_packet_hook(p);
+	m->mark = nfqb_packet_mark(p);
+	m->indev_id = links_id(s->links, nfqb_packet_indev(p));
+	m->outdev_id = links_id(s->links, nfqb_packet_outdev(p));
+	m->has_uid = nfqb_packet_uid(p, &m->uid) == 0;
+	m->has_gid = nfqb_packet_gid(p, &m->gid) == 0;
+	l3 = nfqb_packet_payload(p, &len);
+	m->len = nfqb_packet_cap_len(p);
+	if (!m->len)
+		m->len = (uint32_t)len;
+	if (l3)
+		pktmeta_parse_l3(m, l3, len);
+}
+
+static void count(struct session_counters *c, uint32_t len, uint32_t verdict, int rc)
+{
+	c->packets++;
+	c->bytes += len;
+	if (rc < 0) {
+		c->errors++;
+		return;
+	}
+	switch (verdict & 0xffff) {
+	case NFQB_ACCEPT: c->accept++; break;
+	case NFQB_DROP:   c->drop++;   break;
+	case NFQB_REPEAT: c->repeat++; break;
+	case NFQB_QUEUE:  c->queue++;  break;
+	}
+}
+
+/*
+ * The verdict step: every packet of every namespace passes here, as the
+ * nfqb callback. The rule engine plugs in through policy_eval() alone.
+ * Allocates nothing.
+ */
+static void session_verdict(struct nfqb_packet *p, void *user)
+{
+	struct session *s = user;
+	struct session_mgr *m = s->mgr;
+	const struct policy_action *act;
+	struct pktmeta meta;
+	int rule, rc = 0;
+
+	meta_fill(&meta, s, p);
+	rule = policy_eval(s->policy, &meta, &act);
+	if (act->set_mark)
+		rc = nfqb_packet_set_mark(p, act->mark);
+	if (rc == 0)
+		rc = nfqb_packet_verdict(p, act->verdict);
+	count(&s->c, meta.len, act->verdict, rc);
+	count(&m->total, meta.len, act->verdict, rc);
+	if (act->log)
+		log_packet(s, p, &meta, rule, act, rc);
+	if (m->watch)
+		m->watch(s, p, &meta, rule, act, rc, m->watch_data);
+}
+
+/* ------------------------------------------------------------ kernel stats */
+
+/* nfqb_kstats_read inside namespace @nsfd, returning to the broker's own. */
+static int kstats_read_in(struct session_mgr *m, int nsfd, struct nfqb_kstat *out,
+			  size_t max)
+{
+	int n;
+
+	if (m->home_netns_fd < 0)
+		return -EBADF;
+	if (setns(nsfd, CLONE_NEWNET) < 0)
+		return -errno;
+	n = nfqb_kstats_read(KSTATS_PATH, out, max);
+	if (setns(m->home_netns_fd, CLONE_NEWNET) < 0)
+		log_event(LOGL_ERROR, "setns", "error=\"cannot return to the broker's "
+			  "own network namespace: %s\"", strerror(errno));
+	return n;
+}
+
+/* nfqb_kstats_read of the namespace the session's socket lives in. */
+static int kstats_read_netns(const struct session *s, struct nfqb_kstat *out, size_t max)
+{
+	char path[64];
+	int nsfd, n;
+
+	nsfd = ioctl(nfqb_queue_fd(s->q), SIOCGSKNS);
+	n = nsfd < 0 ? -errno : kstats_read_in(s->mgr, nsfd, out, max);
+	if (nsfd >= 0)
+		close(nsfd);
+	/* Without CAP_SYS_ADMIN for setns, an agent that lives in the
+	 * namespace (nsenter) shows it through its own /proc entry. */
+	if (n >= 0 || n == -ENOENT || s->agent_pid <= 0 || s->lease_fd < 0)
+		return n;
+	snprintf(path, sizeof(path), "/proc/%d/net/netfilter/nfnetlink_queue", (int)s->agent_pid);
+	return nfqb_kstats_read(path, out, max);
+}
+
+int session_kstats(const struct session *s, struct nfqb_kstat *out, size_t max)
+{
+	struct nfqb_kstat local[64], *all = local;
+	size_t cap = sizeof(local) / sizeof(local[0]);
+	uint32_t portid = nfqb_queue_portid(s->q);
+	size_t got = 0;
+	int n;
+
+	n = kstats_read_netns(s, all, cap);
+	if (n > (int)cap) {
+		/* Many queues in that namespace: read again with room for all. */
+		cap = (size_t)n + 16;
+		all = calloc(cap, sizeof(*all));
+		if (!all)
+			return -ENOMEM;
+		n = kstats_read_netns(s, all, cap);
+	}
+	if (n == -ENOENT)
+		n = 0;
+	for (int i = 0; i < n && (size_t)i < cap; i++)
+		if (all[i].portid == portid && got < max)
+			out[got++] = all[i];
+	if (all != local)
+		free(all);
+	return n < 0 ? n : (int)got;
+}
+
+/* Bounds the drain of an adopted socket while traffic keeps coming. */
+#define ADOPT_DRAIN_ROUNDS 1024
+
+/*
+ * A restarted broker adopted queues the previous one had bound. Packets
+ * whose messages still wait in the socket are simply read and decided
+ * now; packets the previous broker read but never decided wait in the
+ * kernel with no message left to read: REPEAT (a batch up to the id_seq
+ * seen before the drain) sends them through the hook again, so that this
+ * broker judges them. Draining first keeps every packet counted once.
+ */
+static void settle_adopted(struct session *s)
+{
+	struct nfqb_kstat ks[64];
+	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
+
+	if (n < 0) {
+		log_event(LOGL_WARN, "adopt", "name=%s error=\"kernel queue stats: %s\"",
+			  s->name, strerror(-n));
+		return;
+	}
+	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++)
+		if (nfqb_queue_run(s->q, false) <= 0)
+			break;
+	for (size_t i = 0; i < s->nqueues; i++) {
+		uint16_t num = s->queues[i];
+
+		if (!nfqb_queue_adopted(s->q, num))
+			continue;
+		for (int k = 0; k < n; k++) {
+			int rc;
+
+			if (ks[k].queue != num || ks[k].id_seq == 0)
+				continue;
+			rc = nfqb_queue_verdict_batch(s->q, num, ks[k].id_seq, NFQB_REPEAT);
+			if (rc < 0)
+				log_event(LOGL_WARN, "adopt", "name=%s queue=%u id_seq=%u "
+					  "error=\"%s\"", s->name, num, ks[k].id_seq,
+					  strerror(-rc));
+			else
+				log_event(LOGL_INFO, "adopt", "name=%s queue=%u queued=%u "
+					  "id_seq=%u settled=repeat", s->name, num,
+					  ks[k].queued, ks[k].id_seq);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ fd events */
+
+static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session *s = data;
+	int rc = nfqb_queue_run(s->q, false);
+
+	if (rc >= 0 || rc == -EAGAIN || rc == -EINTR)
+		return;
+	s->c.errors++;
+	/* A socket error repeats per packet: log on powers of two only. */
+	if ((s->c.errors & (s->c.errors - 1)) == 0)
+		log_event(LOGL_WARN, "queue_error", "name=%s error=\"%s\" errors=%" PRIu64,
+			  s->name, strerror(-rc), s->c.errors);
+}
+
+static void rtnl_drop(struct session *s, int err)
+{
+	log_event(LOGL_WARN, "rtnl_error", "name=%s error=\"%s\" (interface names "
+		  "frozen for this namespace)", s->name, strerror(-err));
+	loop_del(s->mgr->loop, s->rtnl_fd);
+	close(s->rtnl_fd);
+	s->rtnl_fd = -1;
+}
+
+static void rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session *s = data;
+	int rc = links_read(s->links, fd, s->mgr->cfg->policies);
+
+	if (rc < 0)
+		rtnl_drop(s, rc);
+}
+
+static void release(struct session *s, const char *reason)
+{
+	char rb[LOG_VALUE_MAX];
+
+	log_event(LOGL_INFO, "release",
+		  "name=%s netns_inode=%" PRIu64 " reason=%s packets=%" PRIu64
+		  " bytes=%" PRIu64 " accept=%" PRIu64 " drop=%" PRIu64,
+		  s->name, s->netns_ino, log_value(rb, sizeof(rb), reason), s->c.packets,
+		  s->c.bytes, s->c.accept, s->c.drop);
+	session_destroy(s, true);
+}
+
+static void grace_over(struct loop *l, struct loop_timer *t, void *data)
+{
+	release(data, "grace period over");
+}
+
+static void lease_lost(struct session *s, const char *why)
+{
+	struct session_mgr *m = s->mgr;
+	uint32_t grace = m->cfg->grace_ms;
+	char wb[LOG_VALUE_MAX];
+
+	loop_del(m->loop, s->lease_fd);
+	close(s->lease_fd);
+	s->lease_fd = -1;
+	s->state = SESSION_GRACE;
+	log_event(LOGL_INFO, "lease_lost", "name=%s netns_inode=%" PRIu64 " agent_pid=%d "
+		  "reason=%s grace_ms=%u", s->name, s->netns_ino, (int)s->agent_pid,
+		  log_value(wb, sizeof(wb), why), grace);
+	if (grace == 0 || loop_timer_arm(m->loop, &s->grace, loop_now_ms() + grace) < 0)
+		release(s, grace ? "no memory for the grace timer" : "lease lost, grace_ms 0");
+}
+
+static void lease_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session *s = data;
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_hdr hdr;
+	} u;
+	int fds[WIRE_MAX_FDS];
+	size_t nfds = 0;
+	ssize_t n;
+
+	if (!(events & EPOLLIN)) {
+		lease_lost(s, "agent connection hung up");
+		return;
+	}
+	n = wire_recv(fd, u.buf, sizeof(u.buf), fds, &nfds);
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (n == -EAGAIN)
+		return;
+	if (n > 0 && nfds == 0 && wire_peek_type(u.buf, (size_t)n) == WIRE_BYE) {
+		release(s, "agent said bye");
+		return;
+	}
+	if (n > 0) {
+		lease_lost(s, "unexpected message from the agent");
+		return;
+	}
+	lease_lost(s, n == 0 ? "agent disconnected" : "agent connection error");
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static void session_link(struct session_mgr *m, struct session *s)
+{
+	s->prev = NULL;
+	s->next = m->head;
+	if (m->head)
+		m->head->prev = s;
+	m->head = s;
+	m->count++;
+}
+
+static void session_unlink(struct session *s)
+{
+	struct session_mgr *m = s->mgr;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (m->head == s)
+		m->head = s->next;
+	else
+		return;     /* never linked */
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	m->count--;
+}
+
+/*
+ * Close every fd of @s and free it. @unbind false keeps the kernel's
+ * queues bound (the agent's copy of the socket keeps them alive).
+ */
+static void session_destroy(struct session *s, bool unbind)
+{
+	struct session_mgr *m;
+
+	if (!s)
+		return;
+	m = s->mgr;
+	session_unlink(s);
+	loop_timer_cancel(m->loop, &s->grace);
+	if (s->lease_fd >= 0) {
+		loop_del(m->loop, s->lease_fd);
+		close(s->lease_fd);
+	}
+	if (s->rtnl_fd >= 0) {
+		loop_del(m->loop, s->rtnl_fd);
+		close(s->rtnl_fd);
+	}
+	if (s->q) {
+		loop_del(m->loop, nfqb_queue_fd(s->q));
+		if (unbind)
+			nfqb_queue_close(s->q);
+		else
+			nfqb_queue_detach(s->q);
+	}
+	links_free(s->links);
+	free(s->queues);
+	free(s);
+}
+
+static struct session *session_alloc(struct session_mgr *m, const struct session_hello *h)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->mgr = m;
+	s->lease_fd = -1;
+	s->rtnl_fd = -1;
+	snprintf(s->name, sizeof(s->name), "%s", h->name);
+	s->netns_dev = h->netns_dev;
+	s->netns_ino = h->netns_ino;
+	s->agent_pid = h->pid;
+	s->agent_uid = h->uid;
+	s->policy = h->entry->policy;
+	s->state = SESSION_ATTACHED;
+	s->attached_at = time(NULL);
+	loop_timer_init(&s->grace, grace_over, s);
+	return s;
+}
+
+/* Take the namespace's NETLINK_ROUTE socket and start following its links. */
+static void rtnl_start(struct session *s, int *fd)
+{
+	int group = RTNLGRP_LINK;
+	int rc;
+
+	s->rtnl_fd = *fd;
+	*fd = -1;
+	if (!s->links)
+		s->links = links_new();
+	/* The agent subscribed already; an older or foreign one may not have. */
+	(void)setsockopt(s->rtnl_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+			 sizeof(group));
+	rc = s->links ? links_request_dump(s->links, s->rtnl_fd) : -ENOMEM;
+	if (rc == 0)
+		rc = loop_add(s->mgr->loop, s->rtnl_fd, EPOLLIN, rtnl_event, s);
+	if (rc < 0) {
+		log_event(LOGL_WARN, "rtnl_error", "name=%s error=\"%s\"", s->name,
+			  strerror(-rc));
+		close(s->rtnl_fd);
+		s->rtnl_fd = -1;
+	}
+}
+
+static int bind_queues(struct session *s, const struct cfg_ns *entry, char *why,
+		       size_t whylen)
+{
+	s->queues = calloc(entry->nqueues, sizeof(*s->queues));
+	if (!s->queues) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < entry->nqueues; i++) {
+		uint16_t num = entry->queues[i];
+		int rc = nfqb_queue_bind(s->q, num, session_verdict, s, &entry->qopts);
+
+		if (rc < 0) {
+			snprintf(why, whylen, "%s", nfqb_queue_errmsg(s->q));
+			if (!why[0])
+				snprintf(why, whylen, "queue %u: %s", num, strerror(-rc));
+			return rc;
+		}
+		s->queues[s->nqueues++] = num;
+		if (nfqb_queue_adopted(s->q, num))
+			s->nadopted++;
+	}
+	return 0;
+}
+
+static void send_accept(struct session *s)
+{
+	struct wire_accept a;
+	int rc;
+
+	wire_accept_init(&a, s->netns_ino, (uint32_t)s->nqueues);
+	rc = wire_send(s->lease_fd, &a, sizeof(a), NULL, 0);
+	/* A vanished agent shows up as a hang-up on the lease next round. */
+	if (rc < 0)
+		log_event(LOGL_DEBUG, "accept_send", "name=%s error=\"%s\"", s->name,
+			  strerror(-rc));
+}
+
+static void log_attach(const struct session *s, const struct session_hello *h,
+		       const char *event)
+{
+	char qb[256];
+
+	log_event(LOGL_INFO, event,
+		  "name=%s netns_inode=%" PRIu64 " agent_pid=%d uid=%u entry=namespaces[%zu] "
+		  "policy=%s queues=%s adopted=%zu rtnl=%s",
+		  s->name, s->netns_ino, (int)s->agent_pid, (unsigned)s->agent_uid,
+		  h->entry->index, policy_name(s->policy), queues_str(s, qb, sizeof(qb)),
+		  s->nadopted, s->rtnl_fd >= 0 ? "true" : "false");
+}
+
+static int attach_new(struct session_mgr *m, const struct session_hello *h, int *lease_fd,
+		      int fds[WIRE_MAX_FDS], char *why, size_t whylen)
+{
+	struct session *s = session_alloc(m, h);
+	int rc;
+
+	if (!s) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	s->q = nfqb_queue_open_fd(fds[0]);
+	fds[0] = -1;        /* consumed, also on failure */
+	if (!s->q) {
+		rc = -errno;
+		snprintf(why, whylen, "netfilter socket unusable: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = bind_queues(s, h->entry, why, whylen);
+	if (rc < 0)
+		goto fail;
+	rc = loop_add(m->loop, nfqb_queue_fd(s->q), EPOLLIN, queue_event, s);
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot watch the netfilter socket: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = loop_add(m->loop, *lease_fd, EPOLLIN, lease_event, s);
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot watch the lease: %s", strerror(-rc));
+		goto fail;
+	}
+	s->lease_fd = *lease_fd;
+	*lease_fd = -1;
+	if (fds[1] >= 0)
+		rtnl_start(s, &fds[1]);
+	session_link(m, s);
+	if (s->nadopted)
+		settle_adopted(s);
+	send_accept(s);
+	log_attach(s, h, "attach");
+	return 0;
+fail:
+	session_destroy(s, true);
+	return rc;
+}
+
+/* Same inode, no live agent: the new agent holds the lease from now on. */
+static int takeover(struct session *s, const struct session_hello *h, int *lease_fd,
+		    int fds[WIRE_MAX_FDS], char *why, size_t whylen)
+{
+	struct session_mgr *m = s->mgr;
+	struct stat a, b;
+	bool same;
+	int rc;
+
+	rc = loop_add(m->loop, *lease_fd, EPOLLIN, lease_event, s);
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot watch the lease: %s", strerror(-rc));
+		return rc;
+	}
+	loop_timer_cancel(m->loop, &s->grace);
+	s->lease_fd = *lease_fd;
+	*lease_fd = -1;
+	s->agent_pid = h->pid;
+	s->agent_uid = h->uid;
+	s->state = SESSION_ATTACHED;
+	s->policy = h->entry->policy;
+	s->takeovers++;
+	/* A restarted agent opened new sockets; the queues stay on the ones
+	 * the session holds, so not one packet is interrupted. The agent's
+	 * copies are closed by the caller. */
+	same = fstat(fds[0], &a) == 0 && fstat(nfqb_queue_fd(s->q), &b) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	if (s->rtnl_fd < 0 && fds[1] >= 0)
+		rtnl_start(s, &fds[1]);
+	send_accept(s);
+	log_attach(s, h, "takeover");
+	log_event(LOGL_DEBUG, "takeover_socket", "name=%s same_socket=%s", s->name,
+		  same ? "true" : "false");
+	return 0;
+}
+
+int session_attach(struct session_mgr *m, const struct session_hello *h, int *lease_fd,
+		   int fds[WIRE_MAX_FDS], char *why, size_t whylen)
+{
+	struct session *s = session_find(m, h->netns_dev, h->netns_ino);
+
+	if (s && s->state == SESSION_ATTACHED) {
+		snprintf(why, whylen, "namespace %s (inode %" PRIu64 ") already served by "
+			 "agent pid %d", s->name, s->netns_ino, (int)s->agent_pid);
+		return -EBUSY;
+	}
+	if (s && strcmp(s->name, h->name) == 0)
+		return takeover(s, h, lease_fd, fds, why, whylen);
+	/* Another name may map to other queues: start over rather than
+	 * serve the new name with the old one's bindings. */
+	if (s)
+		release(s, "a differently named agent attached to the namespace");
+	return attach_new(m, h, lease_fd, fds, why, whylen);
+}
+
+struct session *session_find(struct session_mgr *m, uint64_t dev, uint64_t ino)
+{
+	for (struct session *s = m->head; s; s = s->next)
+		if (s->netns_ino == ino && s->netns_dev == dev)
+			return s;
+	return NULL;
+}
+
+/* ------------------------------------------------------------ manager */
+
+struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
+{
+	struct session_mgr *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->loop = loop;
+	m->cfg = cfg;
+	m->started = time(NULL);
+	/* Kernel queue stats are read from inside each namespace; this is
+	 * the way back. Without it the agent's /proc entry is used. */
+	m->home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	return m;
+}
+
+void session_mgr_free(struct session_mgr *m)
+{
+	if (!m)
+		return;
+	while (m->head) {
+		struct session *s = m->head;
+
+		log_event(LOGL_INFO, "detach", "name=%s netns_inode=%" PRIu64 " packets=%"
+			  PRIu64 " (queues stay bound to the agent's socket)",
+			  s->name, s->netns_ino, s->c.packets);
+		session_destroy(s, false);
+	}
+	if (m->home_netns_fd >= 0)
+		close(m->home_netns_fd);
+	cfg_free(m->cfg);
+	free(m);
+}
+
+static void log_config_errors(const struct errs *e)
+{
+	char vb[LOG_VALUE_MAX];
+
+	for (size_t i = 0; i < e->n; i++)
+		log_event(LOGL_ERROR, "config_error", "error=%s",
+			  log_value(vb, sizeof(vb), e->lines[i]));
+}
+
+/* Point @s at its policy in @n; false when the new config has none for it. */
+static bool reresolve(struct session *s, const struct cfg *n)
+{
+	const struct cfg_ns *entry = cfg_match(n, s->name);
+	const struct policy *pol;
+	const char *old = policy_name(s->policy);
+
+	/* An entry that no longer matches leaves the policy known by name. */
+	pol = entry ? entry->policy : policy_set_find(n->policies, old);
+	if (!pol)
+		return false;
+	if (strcmp(policy_name(pol), old) != 0)
+		log_event(LOGL_INFO, "policy_change", "name=%s from=%s to=%s", s->name, old,
+			  policy_name(pol));
+	s->policy = pol;
+	if (s->links)
+		links_remap(s->links, n->policies);
+	return true;
+}
+
+int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
+{
+	struct cfg *n = cfg_load(path, e), *old = m->cfg;
+	struct session *s, *next;
+	size_t ended = 0;
+
+	if (!n) {
+		log_event(LOGL_ERROR, "reload", "ok=false errors=%zu config=old", e->n);
+		log_config_errors(e);
+		return -EINVAL;
+	}
+	policy_set_carry_counters(n->policies, old->policies);
+	for (s = m->head; s; s = next) {
+		next = s->next;
+		if (reresolve(s, n))
+			continue;
+		/* Still on the old policy: must go before the old config does. */
+		if (s->lease_fd >= 0) {
+			struct wire_refuse r;
+
+			wire_refuse_init(&r, "namespace no longer configured after a reload");
+			(void)wire_send(s->lease_fd, &r, sizeof(r), NULL, 0);
+		}
+		release(s, "no namespaces entry or policy left for it after a reload");
+		ended++;
+	}
+	/* The sockets are bound already; moving them would cut off agents. */
+	if (strcmp(old->listen, n->listen) != 0 || old->listen_mode != n->listen_mode)
+		log_event(LOGL_WARN, "reload", "warning=\"broker.listen and listen_mode "
+			  "take effect at the next start\"");
+	m->cfg = n;
+	cfg_free(old);
+	log_event(LOGL_INFO, "reload", "ok=true entries=%zu policies=%zu sessions=%zu ended=%zu",
+		  n->nns, policy_set_count(n->policies), m->count, ended);
+	return 0;
+}
+
+static void log_counters(const char *what, const char *fields,
+			 const struct session_counters *c)
+{
+	log_event(LOGL_INFO, "stats", "%s%s packets=%" PRIu64 " bytes=%" PRIu64
+		  " accept=%" PRIu64 " drop=%" PRIu64 " repeat=%" PRIu64 " queue=%" PRIu64
+		  " errors=%" PRIu64, what, fields, c->packets, c->bytes, c->accept, c->drop,
+		  c->repeat, c->queue, c->errors);
+}
+
+void session_mgr_log_stats(struct session_mgr *m)
+{
+	char fields[1024], qb[256], nb[WIRE_NAME_MAX + 8];
+
+	for (struct session *s = m->head; s; s = s->next) {
+		snprintf(fields, sizeof(fields), " netns_inode=%" PRIu64 " state=%s agent_pid=%d"
+			 " policy=%s queues=%s", s->netns_ino, session_state_name(s->state),
+			 (int)s->agent_pid, policy_name(s->policy), queues_str(s, qb, sizeof(qb)));
+		snprintf(nb, sizeof(nb), "name=%s", s->name);
+		log_counters(nb, fields, &s->c);
+	}
+	snprintf(fields, sizeof(fields), " namespaces=%zu", m->count);
+	log_counters("scope=total", fields, &m->total);
+}

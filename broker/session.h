@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sessions: one per attached network namespace. A session owns that
+ * namespace's sockets (the NETLINK_NETFILTER socket wrapped in an
+ * nfqb_queue, the NETLINK_ROUTE socket and its links table) and the agent's
+ * lease connection, binds the configured queues, and decides every packet
+ * in session_verdict() — the one place the rule engine plugs into.
+ *
+ * Lifetimes (INTERFACE.md §4): the lease connection closing starts a grace
+ * period of broker.grace_ms; a new agent for the same namespace (same nsfs
+ * inode) takes the session over; when the grace period ends the queues are
+ * unbound, every fd of the namespace closed and the session forgotten.
+ * Broker shutdown detaches without unbinding, so the kernel keeps queueing
+ * into the agents' copies of the sockets until a broker is back.
+ *
+ * The manager (struct session_mgr) is the broker's state: the current
+ * config, the loop and the list of sessions. The control socket reads it.
+ */
+#ifndef BROKER_SESSION_H
+#define BROKER_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <nfqb/queue.h>
+
+#include "config.h"
+#include "links.h"
+#include "loop.h"
+#include "pktmeta.h"
+#include "policy.h"
+#include "wire.h"
+
+/* Packet counters of a namespace (and, summed, of the broker). */
+struct session_counters {
+	uint64_t packets, bytes;
+	uint64_t accept, drop, repeat, queue;
+	uint64_t errors;          /* verdicts the library could not send */
+};
+
+enum session_state {
+	SESSION_ATTACHED,         /* an agent holds the lease */
+	SESSION_GRACE,            /* lease lost; released at grace.deadline */
+};
+
+struct session_mgr;
+
+struct session {
+	struct session_mgr *mgr;
+	struct session *prev, *next;
+	char name[WIRE_NAME_MAX];     /* the agent's --name */
+	uint64_t netns_dev, netns_ino;/* nsfs identity of the namespace */
+	pid_t agent_pid;              /* SO_PEERCRED of the lease holder */
+	uid_t agent_uid;
+	int lease_fd;                 /* -1 during the grace period */
+	struct nfqb_queue *q;         /* owns the NETLINK_NETFILTER socket */
+	int rtnl_fd;                  /* -1 when the agent sent none */
+	struct links *links;
+	uint16_t *queues;             /* queue numbers bound on q */
+	size_t nqueues;
+	size_t nadopted;              /* of those, found bound already (broker restart) */
+	const struct policy *policy;  /* in mgr->cfg's policy set */
+	struct session_counters c;
+	enum session_state state;
+	struct loop_timer grace;
+	time_t attached_at;           /* wall clock of the first attach */
+	unsigned takeovers;           /* agents that took the session over */
+};
+
+/*
+ * Called for every decided packet when set (the control socket's "watch");
+ * @rule is the policy_eval() result, @rc the verdict's return code.
+ */
+typedef void (*session_watch_fn)(const struct session *s, const struct nfqb_packet *p,
+				 const struct pktmeta *m, int rule,
+				 const struct policy_action *act, int rc, void *data);
+
+struct session_mgr {
+	struct loop *loop;
+	struct cfg *cfg;              /* current config, owned */
+	struct session *head;
+	size_t count;
+	struct session_counters total;/* every packet since start, forgotten sessions included */
+	uint64_t attaches, refusals;  /* maintained by the listener */
+	time_t started;
+	session_watch_fn watch;
+	void *watch_data;
+	int home_netns_fd;            /* the broker's own netns, to return from setns */
+};
+
+/* What the listener verified about an agent before handing it over. */
+struct session_hello {
+	const char *name;
+	pid_t pid;
+	uid_t uid;
+	uint64_t netns_dev, netns_ino;
+	const struct cfg_ns *entry;   /* the namespaces[] entry the name matched */
+};
+
+/* session_mgr_new - the broker state for @cfg (ownership taken on success). */
+struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg);
+
+/*
+ * session_mgr_free - end every session WITHOUT unbinding its queues
+ * (broker shutdown: agents keep the sockets, the kernel keeps the queues),
+ * then free the config. NULL is a no-op.
+ */
+void session_mgr_free(struct session_mgr *m);
+
+/*
+ * session_mgr_reload - load @path; when valid, swap it in: rule counters
+ * carried over, every session re-resolves its policy by name (queues stay
+ * bound), links re-mapped. Errors go to @e and the log; the old config
+ * stays in force. Returns 0 or -EINVAL.
+ */
+int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e);
+
+/* session_mgr_log_stats - one event=stats line per session (SIGUSR1). */
+void session_mgr_log_stats(struct session_mgr *m);
+
+/* session_find - the session of namespace (@dev, @ino), or NULL. */
+struct session *session_find(struct session_mgr *m, uint64_t dev, uint64_t ino);
+
+/*
+ * session_attach - serve the namespace of @h: a new session binding
+ * h->entry's queues on @fds[0] (NETLINK_NETFILTER; @fds[1] NETLINK_ROUTE
+ * or -1), or the takeover of a session in its grace period. Sends the
+ * agent the ACCEPT. Every fd the session keeps (or has closed already)
+ * is set to -1: on success that includes *@lease_fd. On failure returns a
+ * negative errno with a one-line reason in @why; the caller refuses the
+ * agent on *@lease_fd and closes what is left.
+ */
+int session_attach(struct session_mgr *m, const struct session_hello *h, int *lease_fd,
+		   int fds[WIRE_MAX_FDS], char *why, size_t whylen);
+
+/*
+ * session_kstats - the kernel's statistics of @s's queues (from that
+ * namespace's /proc/net/netfilter/nfnetlink_queue, entries of other sockets
+ * left out). Returns the number of entries written (<= @max) or -errno.
+ */
+int session_kstats(const struct session *s, struct nfqb_kstat *out, size_t max);
+
+/* session_state_name - "attached" or "grace". */
+const char *session_state_name(enum session_state st);
+
+#endif

@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for broker/config.c: defaults, every key's validation, paths in messages. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define POLICIES "\"policies\": {\"default\": {\"default\": \"accept\", \"rules\": []}," \
+	"\"web\": {\"default\": \"drop\", \"rules\": []}}"
+#define NS_OK "\"namespaces\": [{\"name\": \"pod-a\", \"queues\": [1], \"policy\": \"web\"}]"
+
+/* Parse @json expecting failure; the error lines joined by '\n' must equal @want. */
+static void expect_errors(const char *json, const char *want)
+{
+	struct errs e = { 0 };
+	struct cfg *c = cfg_parse_string(json, &e);
+	char *got = errs_join(&e, "\n");
+
+	if (c || strcmp(got, want) != 0)
+		print_error("json: %s\nwant: %s\ngot:  %s\n", json, want, got);
+	assert_null(c);
+	assert_string_equal(got, want);
+	free(got);
+	errs_reset(&e);
+}
+
+/* Parse @json expecting success. */
+static struct cfg *expect_ok(const char *json)
+{
+	struct errs e = { 0 };
+	struct cfg *c = cfg_parse_string(json, &e);
+
+	if (!c) {
+		char *got = errs_join(&e, "\n");
+
+		print_error("json: %s\nunexpected errors: %s\n", json, got);
+		free(got);
+	}
+	assert_non_null(c);
+	assert_int_equal(e.n, 0);
+	errs_reset(&e);
+	return c;
+}
+
+/* A full document with @broker, @qd inserted as the broker / queue_defaults objects. */
+static char *doc(const char *broker, const char *qd, const char *ns)
+{
+	char *s;
+
+	assert_true(asprintf(&s, "{%s%s%s%s%s%s %s, " POLICIES "}",
+			     broker ? "\"broker\": " : "", broker ? broker : "",
+			     broker ? ", " : "",
+			     qd ? "\"queue_defaults\": " : "", qd ? qd : "", qd ? ", " : "",
+			     ns ? ns : NS_OK) > 0);
+	return s;
+}
+
+static void broker_err(const char *broker, const char *want)
+{
+	char *s = doc(broker, NULL, NULL);
+
+	expect_errors(s, want);
+	free(s);
+}
+
+static void qd_err(const char *qd, const char *want)
+{
+	char *s = doc(NULL, qd, NULL);
+
+	expect_errors(s, want);
+	free(s);
+}
+
+static void ns_err(const char *ns, const char *want)
+{
+	char *s = doc(NULL, NULL, ns);
+
+	expect_errors(s, want);
+	free(s);
+}
+
+static void test_defaults(void **state)
+{
+	struct cfg *c = expect_ok("{" NS_OK ", " POLICIES "}");
+
+	assert_string_equal(c->listen, "/run/nfq-broker/agent.sock");
+	assert_string_equal(c->control, "/run/nfq-broker/control.sock");
+	assert_int_equal(c->listen_mode, 0600);
+	assert_int_equal(c->control_mode, 0600);
+	assert_int_equal(c->nallow_uids, 1);
+	assert_int_equal(c->allow_uids[0], 0);
+	assert_int_equal(c->grace_ms, 5000);
+	assert_int_equal(c->queue_defaults.max_len, 1024);
+	assert_int_equal(c->queue_defaults.mode, NFQB_COPY_PACKET);
+	assert_int_equal(c->queue_defaults.range, 65535);
+	assert_int_equal(c->queue_defaults.sock_len, 4194304);
+	assert_int_equal(c->queue_defaults.flags, NFQB_F_GSO);
+	assert_int_equal(c->nns, 1);
+	assert_string_equal(c->ns[0].name, "pod-a");
+	assert_false(c->ns[0].glob);
+	assert_null(c->ns[0].netns);
+	assert_int_equal(c->ns[0].nqueues, 1);
+	assert_int_equal(c->ns[0].queues[0], 1);
+	assert_non_null(c->ns[0].policy);
+	assert_string_equal(policy_name(c->ns[0].policy), "web");
+	assert_memory_equal(&c->ns[0].qopts, &c->queue_defaults, sizeof(c->queue_defaults));
+	assert_true(cfg_uid_allowed(c, 0));
+	assert_false(cfg_uid_allowed(c, 1000));
+	cfg_free(c);
+}
+
+static void test_full(void **state)
+{
+	struct cfg *c = expect_ok(
+		"{\"broker\": {\"listen\": \"/tmp/x/a.sock\", \"control\": \"/tmp/x/c.sock\","
+		" \"listen_mode\": \"0660\", \"control_mode\": \"600\", \"allow_uids\": [0, 1000],"
+		" \"grace_ms\": 0},"
+		" \"queue_defaults\": {\"max_len\": 10, \"copy\": \"meta\", \"range\": 100,"
+		"  \"sock_len\": 0, \"fail_open\": true, \"gso\": false, \"uid_gid\": true,"
+		"  \"secctx\": false, \"conntrack\": true},"
+		" \"namespaces\": ["
+		"  {\"name\": \"pod-a\", \"netns\": \"/run/netns/pod-a\", \"queues\": [3, 0, 65535],"
+		"   \"policy\": \"web\", \"queue\": {\"max_len\": 7, \"copy\": \"packet\", \"fail_open\": false}},"
+		"  {\"name\": \"kube-system/*\", \"queues\": [1], \"policy\": \"default\"},"
+		"  {\"name\": \"*\", \"queues\": [2], \"policy\": \"default\", \"queue\": {}}],"
+		POLICIES "}");
+
+	assert_string_equal(c->listen, "/tmp/x/a.sock");
+	assert_string_equal(c->control, "/tmp/x/c.sock");
+	assert_int_equal(c->listen_mode, 0660);
+	assert_int_equal(c->control_mode, 0600);
+	assert_int_equal(c->nallow_uids, 2);
+	assert_true(cfg_uid_allowed(c, 1000));
+	assert_int_equal(c->grace_ms, 0);
+	assert_int_equal(c->queue_defaults.max_len, 10);
+	assert_int_equal(c->queue_defaults.mode, NFQB_COPY_META);
+	assert_int_equal(c->queue_defaults.range, 100);
+	assert_int_equal(c->queue_defaults.sock_len, 0);
+	assert_int_equal(c->queue_defaults.flags,
+			 NFQB_F_FAIL_OPEN | NFQB_F_UID_GID | NFQB_F_CONNTRACK);
+	/* entry overrides sit on top of queue_defaults */
+	assert_int_equal(c->ns[0].qopts.max_len, 7);
+	assert_int_equal(c->ns[0].qopts.mode, NFQB_COPY_PACKET);
+	assert_int_equal(c->ns[0].qopts.range, 100);
+	assert_int_equal(c->ns[0].qopts.flags, NFQB_F_UID_GID | NFQB_F_CONNTRACK);
+	assert_string_equal(c->ns[0].netns, "/run/netns/pod-a");
+	assert_int_equal(c->ns[0].nqueues, 3);
+	assert_int_equal(c->ns[0].queues[2], 65535);
+	assert_memory_equal(&c->ns[2].qopts, &c->queue_defaults, sizeof(c->queue_defaults));
+	assert_true(c->ns[1].glob);
+	assert_true(c->ns[2].glob);
+
+	/* matching: in order, exact or glob */
+	assert_ptr_equal(cfg_match(c, "pod-a"), &c->ns[0]);
+	assert_ptr_equal(cfg_match(c, "kube-system/dns"), &c->ns[1]);
+	assert_ptr_equal(cfg_match(c, "pod-b"), &c->ns[2]);
+	assert_string_equal(policy_name(cfg_match(c, "x")->policy), "default");
+	cfg_free(c);
+}
+
+static void test_no_catch_all(void **state)
+{
+	struct cfg *c = expect_ok("{\"namespaces\": [{\"name\": \"pod-?\", \"queues\": [1],"
+				  " \"policy\": \"web\"}], " POLICIES "}");
+
+	assert_non_null(cfg_match(c, "pod-b"));
+	assert_null(cfg_match(c, "pod-bb"));
+	assert_null(cfg_match(c, "Pod-b"));
+	cfg_free(c);
+
+	c = expect_ok("{\"namespaces\": [], " POLICIES "}");
+	assert_null(cfg_match(c, "pod-a"));
+	cfg_free(c);
+}
+
+static void test_root(void **state)
+{
+	expect_errors("[]", "expected an object at the top level, got array []");
+	expect_errors("{\"namespaces\": [], " POLICIES ", \"bogus\": 1, \"Broker\": {}}",
+		      "bogus: unknown key\nBroker: unknown key");
+	expect_errors("{" POLICIES "}", "namespaces: required key missing");
+	expect_errors("{" NS_OK "}", "policies: required key missing");
+	expect_errors("{}", "namespaces: required key missing\npolicies: required key missing");
+	expect_errors("{\"namespaces\": {}, " POLICIES "}",
+		      "namespaces: expected an array, got object {}");
+}
+
+static void test_syntax(void **state)
+{
+	expect_errors("", "<string>:1:1: invalid JSON: unexpected end of file");
+	expect_errors("{\n  \"namespaces\": [\n", "<string>:3:1: invalid JSON: unexpected end of file");
+	expect_errors("{\"a\": 1,}", "<string>:1:9: invalid JSON: unexpected character");
+	expect_errors("{}\n{}", "<string>:2:1: invalid JSON: unexpected character");
+	expect_errors("{\"namespaces\": [] x}", "<string>:1:19: invalid JSON: object value separator ',' expected");
+}
+
+static void test_broker_keys(void **state)
+{
+	broker_err("[]", "broker: expected an object, got array []");
+	broker_err("{\"listn\": \"/a\"}", "broker.listn: unknown key");
+	broker_err("{\"listen\": 1}", "broker.listen: expected a string, got number 1");
+	broker_err("{\"listen\": \"\"}", "broker.listen: must not be empty");
+	broker_err("{\"listen\": \"run/x.sock\"}",
+		   "broker.listen: \"run/x.sock\" is not an absolute path");
+	broker_err("{\"control\": \"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+		   "broker.control: path longer than 107 bytes");
+	broker_err("{\"listen_mode\": 384}",
+		   "broker.listen_mode: expected an octal string like \"0600\", got number 384");
+	broker_err("{\"listen_mode\": \"0680\"}",
+		   "broker.listen_mode: \"0680\" is not an octal mode like \"0600\"");
+	broker_err("{\"control_mode\": \"06\"}",
+		   "broker.control_mode: \"06\" is not an octal mode like \"0600\"");
+	broker_err("{\"control_mode\": \"4755\"}",
+		   "broker.control_mode: mode \"4755\" out of range 0000-0777");
+	broker_err("{\"allow_uids\": 0}", "broker.allow_uids: expected an array, got number 0");
+	broker_err("{\"allow_uids\": [0, -1, \"1000\", 4294967295]}",
+		   "broker.allow_uids[1]: uid -1 out of range 0-4294967294\n"
+		   "broker.allow_uids[2]: expected an integer, got string \"1000\"\n"
+		   "broker.allow_uids[3]: uid 4294967295 out of range 0-4294967294");
+	broker_err("{\"grace_ms\": 86400001}",
+		   "broker.grace_ms: grace_ms 86400001 out of range 0-86400000");
+	broker_err("{\"grace_ms\": 1.5}", "broker.grace_ms: grace_ms 1.5 is not an integer");
+	broker_err("{\"grace_ms\": null}", "broker.grace_ms: expected an integer, got null");
+	broker_err("{\"grace_ms\": \"5000\"}",
+		   "broker.grace_ms: expected an integer, got string \"5000\"");
+}
+
+static void test_queue_keys(void **state)
+{
+	qd_err("1", "queue_defaults: expected an object, got number 1");
+	qd_err("{\"maxlen\": 1}", "queue_defaults.maxlen: unknown key");
+	qd_err("{\"max_len\": 0}", "queue_defaults.max_len: max_len 0 out of range 1-4294967295");
+	qd_err("{\"max_len\": 4294967296}",
+	       "queue_defaults.max_len: max_len 4294967296 out of range 1-4294967295");
+	qd_err("{\"max_len\": 99999999999999999999999}",
+	       "queue_defaults.max_len: max_len out of range 1-4294967295");
+	qd_err("{\"copy\": \"full\"}",
+	       "queue_defaults.copy: unknown copy mode \"full\" (expected none, meta or packet)");
+	qd_err("{\"copy\": 2}", "queue_defaults.copy: expected a string, got number 2");
+	qd_err("{\"range\": 0}", "queue_defaults.range: range 0 out of range 1-65535");
+	qd_err("{\"range\": 65536}", "queue_defaults.range: range 65536 out of range 1-65535");
+	qd_err("{\"sock_len\": 1073741825}",
+	       "queue_defaults.sock_len: sock_len 1073741825 out of range 0-1073741824");
+	qd_err("{\"fail_open\": 1}", "queue_defaults.fail_open: expected a boolean, got number 1");
+	qd_err("{\"gso\": \"true\"}", "queue_defaults.gso: expected a boolean, got string \"true\"");
+	qd_err("{\"uid_gid\": null}", "queue_defaults.uid_gid: expected a boolean, got null");
+	qd_err("{\"secctx\": []}", "queue_defaults.secctx: expected a boolean, got array []");
+	qd_err("{\"conntrack\": {}}", "queue_defaults.conntrack: expected a boolean, got object {}");
+	/* several at once, all reported */
+	qd_err("{\"max_len\": -5, \"range\": 70000, \"x\": 1}",
+	       "queue_defaults.x: unknown key\n"
+	       "queue_defaults.max_len: max_len -5 out of range 1-4294967295\n"
+	       "queue_defaults.range: range 70000 out of range 1-65535");
+}
+
+static void test_ns_entries(void **state)
+{
+	ns_err("\"namespaces\": [1]", "namespaces[0]: expected an object, got number 1");
+	ns_err("\"namespaces\": [{}]",
+	       "namespaces[0].name: required key missing\n"
+	       "namespaces[0].queues: required key missing\n"
+	       "namespaces[0].policy: required key missing");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\", \"q\": 1}]",
+	       "namespaces[0].q: unknown key");
+	ns_err("\"namespaces\": [{\"name\": \"\", \"queues\": [1], \"policy\": \"web\"}]",
+	       "namespaces[0].name: must not be empty");
+	ns_err("\"namespaces\": [{\"name\": \"a b\", \"queues\": [1], \"policy\": \"web\"}]",
+	       "namespaces[0].name: name \"a b\" contains a space, quote or control character");
+	ns_err("\"namespaces\": [{\"name\": [\"a\"], \"queues\": [1], \"policy\": \"web\"}]",
+	       "namespaces[0].name: expected a string, got array [\"a\"]");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"b\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"a\", \"queues\": [2], \"policy\": \"web\"}]",
+	       "namespaces[2].name: duplicate name \"a\" (namespaces[0] already has it)");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"netns\": \"run/netns/a\", \"queues\": [1],"
+	       " \"policy\": \"web\"}]",
+	       "namespaces[0].netns: \"run/netns/a\" is not an absolute path");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"netns\": 5, \"queues\": [1], \"policy\": \"web\"}]",
+	       "namespaces[0].netns: expected a string, got number 5");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [], \"policy\": \"web\"}]",
+	       "namespaces[0].queues: must not be empty");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": 1, \"policy\": \"web\"}]",
+	       "namespaces[0].queues: expected an array, got number 1");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1, 70000, 1, \"2\", -1],"
+	       " \"policy\": \"web\"}]",
+	       "namespaces[0].queues[1]: queue 70000 out of range 0-65535\n"
+	       "namespaces[0].queues[2]: duplicate queue 1\n"
+	       "namespaces[0].queues[3]: expected an integer, got string \"2\"\n"
+	       "namespaces[0].queues[4]: queue -1 out of range 0-65535");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"b\", \"queues\": [1], \"policy\": \"x\"}]",
+	       "namespaces[1].policy: unknown policy \"x\"");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": 3}]",
+	       "namespaces[0].policy: expected a string, got number 3");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+	       " \"queue\": {\"copy\": \"all\", \"sock_len\": -1, \"gso\": 0, \"queues\": [1]}}]",
+	       "namespaces[0].queue.queues: unknown key\n"
+	       "namespaces[0].queue.copy: unknown copy mode \"all\" (expected none, meta or packet)\n"
+	       "namespaces[0].queue.sock_len: sock_len -1 out of range 0-1073741824\n"
+	       "namespaces[0].queue.gso: expected a boolean, got number 0");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+	       " \"queue\": []}]",
+	       "namespaces[0].queue: expected an object, got array []");
+}
+
+/* Errors in policies come from the policy parser; unknown policy checks are then skipped. */
+static void test_policy_errors_pass_through(void **state)
+{
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"nope\"}],"
+		      " \"policies\": []}",
+		      "policies: expected an object of named policies, got array []");
+}
+
+static void test_every_error_reported(void **state)
+{
+	expect_errors("{\"broker\": {\"grace_ms\": -1, \"listen\": \"x\"},"
+		      " \"queue_defaults\": {\"copy\": \"x\"},"
+		      " \"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"zz\"}], "
+		      POLICIES "}",
+		      "broker.listen: \"x\" is not an absolute path\n"
+		      "broker.grace_ms: grace_ms -1 out of range 0-86400000\n"
+		      "queue_defaults.copy: unknown copy mode \"x\" (expected none, meta or packet)\n"
+		      "namespaces[0].policy: unknown policy \"zz\"");
+}
+
+static void test_load_file(void **state)
+{
+	char path[] = "/tmp/test-config-XXXXXX";
+	struct errs e = { 0 };
+	struct cfg *c;
+	int fd = mkstemp(path);
+	static const char text[] = "{\n\"namespaces\": [],\n\"policies\": {}\n}\n";
+	char *got;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	c = cfg_load(path, &e);
+	assert_non_null(c);
+	cfg_free(c);
+
+	/* a syntax error names the file, line and column */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, "{\n\"namespaces\": [,]}", 20, 0), 20);
+	assert_null(cfg_load(path, &e));
+	got = errs_join(&e, "\n");
+	assert_true(strncmp(got, path, strlen(path)) == 0);
+	assert_string_equal(got + strlen(path), ":2:16: invalid JSON: unexpected character");
+	free(got);
+	errs_reset(&e);
+
+	/* a NUL byte inside the file */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, "{}\0{}", 5, 0), 5);
+	assert_null(cfg_load(path, &e));
+	got = errs_join(&e, "\n");
+	assert_non_null(strstr(got, ": contains a NUL byte"));
+	free(got);
+	errs_reset(&e);
+
+	close(fd);
+	unlink(path);
+	assert_null(cfg_load(path, &e));
+	got = errs_join(&e, "\n");
+	assert_non_null(strstr(got, ": No such file or directory"));
+	free(got);
+	errs_reset(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_no_catch_all),
+		cmocka_unit_test(test_root),
+		cmocka_unit_test(test_syntax),
+		cmocka_unit_test(test_broker_keys),
+		cmocka_unit_test(test_queue_keys),
+		cmocka_unit_test(test_ns_entries),
+		cmocka_unit_test(test_policy_errors_pass_through),
+		cmocka_unit_test(test_every_error_reported),
+		cmocka_unit_test(test_load_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the broker's event loop (broker/loop.c), log formatting
+ * (broker/log.c) and sessions (broker/session.c). The session tests need
+ * root: they run in a private network namespace (unshare) with real
+ * netlink sockets, so nothing outside the test is touched.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <linux/netlink.h>
+
+#include "log.h"
+#include "loop.h"
+#include "session.h"
+
+/* ------------------------------------------------------------ loop */
+
+struct fd_ctx {
+	struct loop *l;
+	int calls;
+	int victim;             /* fd to remove from inside the callback */
+};
+
+static void read_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct fd_ctx *c = data;
+	char b[16];
+
+	c->calls++;
+	assert_true(read(fd, b, sizeof(b)) > 0);
+	if (c->victim >= 0) {
+		assert_int_equal(loop_del(l, c->victim), 0);
+		c->victim = -1;
+	}
+}
+
+static void stop_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	loop_stop(l);
+}
+
+/* Run @l for about @ms milliseconds. */
+static void run_for(struct loop *l, unsigned ms)
+{
+	struct loop_timer stop;
+
+	loop_timer_init(&stop, stop_cb, NULL);
+	assert_int_equal(loop_timer_arm(l, &stop, loop_now_ms() + ms), 0);
+	assert_int_equal(loop_run(l), 0);
+	loop_timer_cancel(l, &stop);
+}
+
+static void test_loop_fds(void **state)
+{
+	struct loop *l = loop_new();
+	struct fd_ctx a = { .victim = -1 }, b = { .victim = -1 };
+	int pa[2], pb[2];
+
+	assert_non_null(l);
+	assert_int_equal(pipe(pa), 0);
+	assert_int_equal(pipe(pb), 0);
+	assert_int_equal(loop_add(l, pa[0], EPOLLIN, read_cb, &a), 0);
+	assert_int_equal(loop_add(l, pa[0], EPOLLIN, read_cb, &a), -EEXIST);
+	assert_int_equal(loop_add(l, pb[0], EPOLLIN, read_cb, &b), 0);
+	assert_int_equal(loop_fd_count(l), 2);
+
+	/* both readable in one round; whichever runs first removes the other */
+	a.victim = pb[0];
+	b.victim = pa[0];
+	assert_int_equal(write(pa[1], "x", 1), 1);
+	assert_int_equal(write(pb[1], "y", 1), 1);
+	run_for(l, 50);
+	assert_int_equal(a.calls + b.calls, 1);
+	assert_int_equal(loop_fd_count(l), 1);
+
+	assert_int_equal(loop_del(l, pa[0]) == 0 || loop_del(l, pb[0]) == 0, 1);
+	assert_int_equal(loop_del(l, pa[0]), -ENOENT);
+	assert_int_equal(loop_del(l, 12345), -ENOENT);
+	assert_int_equal(loop_mod(l, pa[0], EPOLLIN), -ENOENT);
+	assert_int_equal(loop_add(l, -1, EPOLLIN, read_cb, &a), -EINVAL);
+	assert_int_equal(loop_fd_count(l), 0);
+	close(pa[0]);
+	close(pa[1]);
+	close(pb[0]);
+	close(pb[1]);
+	loop_free(l);
+	loop_free(NULL);
+}
+
+struct order {
+	int seen[8];
+	int n;
+};
+
+struct tmr {
+	struct loop_timer t;
+	struct order *o;
+	int id;
+};
+
+static void order_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct tmr *m = data;
+
+	m->o->seen[m->o->n++] = m->id;
+	assert_false(loop_timer_armed(t));
+}
+
+static void test_loop_timers(void **state)
+{
+	struct loop *l = loop_new();
+	struct order o = { 0 };
+	struct tmr t[5];
+	uint64_t now = loop_now_ms();
+	static const unsigned delay[5] = { 40, 10, 30, 20, 25 };
+
+	for (int i = 0; i < 5; i++) {
+		t[i] = (struct tmr){ .o = &o, .id = i };
+		loop_timer_init(&t[i].t, order_cb, &t[i]);
+		assert_false(loop_timer_armed(&t[i].t));
+		assert_int_equal(loop_timer_arm(l, &t[i].t, now + delay[i]), 0);
+	}
+	loop_timer_cancel(l, &t[2].t);             /* never fires */
+	loop_timer_cancel(l, &t[2].t);             /* twice is fine */
+	assert_int_equal(loop_timer_arm(l, &t[4].t, now + 5), 0);   /* re-armed earlier */
+	run_for(l, 100);
+	assert_int_equal(o.n, 4);
+	assert_int_equal(o.seen[0], 4);
+	assert_int_equal(o.seen[1], 1);
+	assert_int_equal(o.seen[2], 3);
+	assert_int_equal(o.seen[3], 0);
+	loop_free(l);
+}
+
+/* Many timers (one per namespace in grace) fire in deadline order. */
+static uint64_t fired_at[512];
+static size_t nfired;
+
+static void deadline_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	fired_at[nfired++] = t->deadline;
+}
+
+static void test_loop_many_timers(void **state)
+{
+	enum { N = 300 };
+	struct loop *l = loop_new();
+	struct loop_timer *t = calloc(N, sizeof(*t));
+	uint64_t now = loop_now_ms();
+
+	assert_non_null(t);
+	nfired = 0;
+	for (int i = 0; i < N; i++) {
+		loop_timer_init(&t[i], deadline_cb, NULL);
+		/* scattered deadlines: 5..34 ms */
+		assert_int_equal(loop_timer_arm(l, &t[i], now + 5 + (uint64_t)(i * 7919) % 30), 0);
+	}
+	for (int i = 0; i < N; i += 3)
+		loop_timer_cancel(l, &t[i]);
+	run_for(l, 80);
+	assert_int_equal(nfired, N - (N + 2) / 3);
+	for (size_t i = 1; i < nfired; i++)
+		assert_true(fired_at[i - 1] <= fired_at[i]);
+	for (int i = 0; i < N; i++)
+		assert_false(loop_timer_armed(&t[i]));
+	free(t);
+	loop_free(l);
+}
+
+/* ------------------------------------------------------------ log */
+
+static void test_log_value(void **state)
+{
+	char b[64];
+
+	assert_string_equal(log_value(b, sizeof(b), "pod-a"), "pod-a");
+	assert_string_equal(log_value(b, sizeof(b), "kube/pod_1.x"), "kube/pod_1.x");
+	assert_string_equal(log_value(b, sizeof(b), ""), "\"\"");
+	assert_string_equal(log_value(b, sizeof(b), NULL), "\"\"");
+	assert_string_equal(log_value(b, sizeof(b), "a b"), "\"a b\"");
+	assert_string_equal(log_value(b, sizeof(b), "k=v"), "\"k=v\"");
+	assert_string_equal(log_value(b, sizeof(b), "say \"hi\"\\"), "\"say \\\"hi\\\"\\\\\"");
+	assert_string_equal(log_value(b, sizeof(b), "line\nbreak"), "\"line\\x0abreak\"");
+	/* cut to fit, still quoted */
+	assert_string_equal(log_value(b, 8, "a b c d e f"), "\"a b c\"");
+	assert_string_equal(log_value(b, 2, "x y"), "");
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static const char cfg_text[] =
+	"{\"broker\": {\"grace_ms\": 50},"
+	" \"namespaces\": [{\"name\": \"pod-a\", \"queues\": [11, 12], \"policy\": \"allow\"},"
+	"                {\"name\": \"pod-*\", \"queues\": [13], \"policy\": \"deny\"}],"
+	" \"policies\": {\"allow\": {\"default\": \"accept\", \"rules\": []},"
+	"              \"deny\": {\"default\": \"drop\", \"rules\": []}}}";
+
+struct fixture {
+	struct loop *l;
+	struct session_mgr *m;
+	int agent;              /* the agent's end of the lease */
+	int lease;              /* the broker's end, before the handover */
+	int fds[WIRE_MAX_FDS];
+	struct session_hello h;
+	uint64_t dev, ino;
+};
+
+static int setup_ns(void **state)
+{
+	/* Private network namespace: queue numbers and sockets are ours alone. */
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+		return 0;
+	*state = (void *)1;
+	return 0;
+}
+
+static bool have_ns(void **state)
+{
+	return *state != NULL;
+}
+
+static void fixture_sockets(struct fixture *f)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	f->agent = sv[0];
+	f->lease = sv[1];
+	f->fds[0] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	f->fds[1] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	assert_true(f->fds[0] >= 0 && f->fds[1] >= 0);
+	assert_int_equal(wire_fd_netns(f->fds[0], &f->dev, &f->ino), 0);
+}
+
+static void fixture_close(struct fixture *f)
+{
+	for (int i = 0; i < WIRE_MAX_FDS; i++)
+		if (f->fds[i] >= 0)
+			close(f->fds[i]);
+	if (f->lease >= 0)
+		close(f->lease);
+	if (f->agent >= 0)
+		close(f->agent);
+	f->fds[0] = f->fds[1] = f->lease = f->agent = -1;
+}
+
+static void fixture_init(struct fixture *f, const char *text)
+{
+	struct errs e = { 0 };
+	struct cfg *c = cfg_parse_string(text, &e);
+
+	assert_non_null(c);
+	memset(f, 0, sizeof(*f));
+	f->l = loop_new();
+	assert_non_null(f->l);
+	f->m = session_mgr_new(f->l, c);
+	assert_non_null(f->m);
+	f->fds[0] = f->fds[1] = f->lease = f->agent = -1;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	fixture_close(f);
+	session_mgr_free(f->m);
+	loop_free(f->l);
+}
+
+static int attach_as(struct fixture *f, const char *name, char *why, size_t whylen)
+{
+	f->h = (struct session_hello){
+		.name = name, .pid = getpid(), .uid = 0, .netns_dev = f->dev,
+		.netns_ino = f->ino, .entry = cfg_match(f->m->cfg, name),
+	};
+	assert_non_null(f->h.entry);
+	return session_attach(f->m, &f->h, &f->lease, f->fds, why, whylen);
+}
+
+/* The answer the agent got: WIRE_ACCEPT, WIRE_REFUSE or -errno. */
+static int agent_answer(struct fixture *f)
+{
+	char buf[WIRE_MSG_MAX];
+	int fds[WIRE_MAX_FDS];
+	size_t n = 0;
+	ssize_t len = wire_recv(f->agent, buf, sizeof(buf), fds, &n);
+
+	assert_int_equal(n, 0);
+	return len < 0 ? (int)len : wire_peek_type(buf, (size_t)len);
+}
+
+/* The portid queue @num is bound to in this namespace, 0 when unbound. */
+static uint32_t queue_portid(uint16_t num)
+{
+	struct nfqb_kstat ks[32];
+	int n = nfqb_kstats_read("/proc/self/net/netfilter/nfnetlink_queue", ks, 32);
+
+	for (int i = 0; i < n && i < 32; i++)
+		if (ks[i].queue == num)
+			return ks[i].portid;
+	return 0;
+}
+
+static bool queue_bound_to(uint16_t num, uint32_t portid)
+{
+	return queue_portid(num) == portid;
+}
+
+static void noop_cb(struct nfqb_packet *p, void *user)
+{
+}
+
+static void test_attach_release(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	struct session *s;
+	uint32_t portid;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	/* everything handed over */
+	assert_int_equal(f.lease, -1);
+	assert_int_equal(f.fds[0], -1);
+	assert_int_equal(f.fds[1], -1);
+	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(f.m->count, 1);
+	s = session_find(f.m, f.dev, f.ino);
+	assert_non_null(s);
+	assert_string_equal(s->name, "pod-a");
+	assert_int_equal(s->state, SESSION_ATTACHED);
+	assert_int_equal(s->nqueues, 2);
+	assert_int_equal(s->nadopted, 0);
+	assert_string_equal(policy_name(s->policy), "allow");
+	portid = nfqb_queue_portid(s->q);
+	assert_true(queue_bound_to(11, portid));
+	assert_true(queue_bound_to(12, portid));
+
+	/* the kernel's view through session_kstats */
+	struct nfqb_kstat ks[4];
+
+	assert_int_equal(session_kstats(s, ks, 4), 2);
+
+	/* a second agent for the same namespace is refused */
+	fixture_close(&f);
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-b", why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, "namespace pod-a (inode "));
+	assert_non_null(strstr(why, ") already served by agent pid "));
+	assert_true(f.lease >= 0);            /* left to the caller */
+	assert_int_equal(f.m->count, 1);
+	fixture_close(&f);
+
+	/* lease EOF: grace (50 ms), then release and unbind */
+	run_for(f.l, 10);
+	assert_int_equal(s->state, SESSION_GRACE);
+	assert_int_equal(s->lease_fd, -1);
+	run_for(f.l, 100);
+	assert_int_equal(f.m->count, 0);
+	assert_null(session_find(f.m, f.dev, f.ino));
+	assert_false(queue_bound_to(11, portid));
+	assert_false(queue_bound_to(12, portid));
+	fixture_free(&f);
+}
+
+static void test_takeover(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	struct session *s;
+	int first_fd;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-x", why, sizeof(why)), 0);
+	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	s = session_find(f.m, f.dev, f.ino);
+	assert_non_null(s);
+	assert_string_equal(policy_name(s->policy), "deny");
+	first_fd = nfqb_queue_fd(s->q);
+	s->c.packets = 7;                    /* counters survive the takeover */
+
+	close(f.agent);
+	f.agent = -1;
+	run_for(f.l, 10);
+	assert_int_equal(s->state, SESSION_GRACE);
+
+	/* a restarted agent: new sockets, same namespace and name */
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-x", why, sizeof(why)), 0);
+	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	assert_ptr_equal(session_find(f.m, f.dev, f.ino), s);
+	assert_int_equal(s->state, SESSION_ATTACHED);
+	assert_int_equal(s->takeovers, 1);
+	assert_int_equal(s->c.packets, 7);
+	assert_int_equal(nfqb_queue_fd(s->q), first_fd);   /* the queues stayed put */
+	assert_int_equal(f.lease, -1);
+	assert_true(f.fds[0] >= 0);         /* duplicates left to the caller */
+	/* the grace timer was cancelled: still attached well past it */
+	run_for(f.l, 100);
+	assert_int_equal(f.m->count, 1);
+	assert_int_equal(s->state, SESSION_ATTACHED);
+
+	/* BYE ends it at once */
+	struct wire_bye bye;
+
+	wire_bye_init(&bye);
+	assert_int_equal(wire_send(f.agent, &bye, sizeof(bye), NULL, 0), 0);
+	run_for(f.l, 10);
+	assert_int_equal(f.m->count, 0);
+	fixture_free(&f);
+}
+
+static void test_bind_failure(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	struct nfqb_queue *other;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	/* someone else holds queue 12 */
+	other = nfqb_queue_open();
+	assert_non_null(other);
+	assert_int_equal(nfqb_queue_bind(other, 12, noop_cb, NULL, NULL), 0);
+	fixture_sockets(&f);
+	assert_true(attach_as(&f, "pod-a", why, sizeof(why)) < 0);
+	assert_string_equal(why, "queue 12: already bound by another socket");
+	assert_int_equal(f.m->count, 0);
+	assert_int_equal(f.fds[0], -1);      /* consumed and closed */
+	assert_true(f.lease >= 0);
+	/* queue 11, bound before the failure, was released again */
+	assert_int_equal(queue_portid(11), 0);
+	assert_true(queue_bound_to(12, nfqb_queue_portid(other)));
+	nfqb_queue_close(other);
+	fixture_free(&f);
+}
+
+static void test_reload(void **state)
+{
+	static const char v2[] =
+		"{\"broker\": {\"grace_ms\": 50},"
+		" \"namespaces\": [{\"name\": \"pod-a\", \"queues\": [11], \"policy\": \"deny\"}],"
+		" \"policies\": {\"deny\": {\"default\": \"drop\", \"rules\": []}}}";
+	static const char v3[] =
+		"{\"namespaces\": [], \"policies\": {\"other\": {\"default\": \"drop\", \"rules\": []}}}";
+	char path[] = "/tmp/test-session-XXXXXX";
+	struct errs e = { 0 };
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	struct session *s;
+	int fd;
+
+	if (!have_ns(state))
+		skip();
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	s = session_find(f.m, f.dev, f.ino);
+
+	/* invalid: refused, old config kept */
+	assert_int_equal(write(fd, "{", 1), 1);
+	assert_int_equal(session_mgr_reload(f.m, path, &e), -EINVAL);
+	assert_true(e.n >= 1);
+	errs_reset(&e);
+	assert_string_equal(policy_name(s->policy), "allow");
+
+	/* valid: the session follows its entry to the new policy, queues kept */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, v2, sizeof(v2) - 1, 0), (ssize_t)sizeof(v2) - 1);
+	assert_int_equal(session_mgr_reload(f.m, path, &e), 0);
+	assert_ptr_equal(session_find(f.m, f.dev, f.ino), s);
+	assert_string_equal(policy_name(s->policy), "deny");
+	assert_int_equal(s->nqueues, 2);
+	assert_true(queue_bound_to(12, nfqb_queue_portid(s->q)));
+
+	/* no entry and no policy of that name left: the session ends */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, v3, sizeof(v3) - 1, 0), (ssize_t)sizeof(v3) - 1);
+	assert_int_equal(session_mgr_reload(f.m, path, &e), 0);
+	assert_int_equal(f.m->count, 0);
+	assert_int_equal(agent_answer(&f), WIRE_REFUSE);
+	close(fd);
+	unlink(path);
+	fixture_free(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loop_fds),
+		cmocka_unit_test(test_loop_timers),
+		cmocka_unit_test(test_loop_many_timers),
+		cmocka_unit_test(test_log_value),
+		cmocka_unit_test(test_attach_release),
+		cmocka_unit_test(test_takeover),
+		cmocka_unit_test(test_bind_failure),
+		cmocka_unit_test(test_reload),
+	};
+
+	return cmocka_run_group_tests(tests, setup_ns, NULL);
+}
