@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The library as a user gets it: `meson install` into a scratch DESTDIR,
+# then an example built only through `pkg-config libnfqb` against the
+# shared library, which must export nfqb_* and nothing else.
+set -euo pipefail
+: "${BUILD:?}" "${SRC:?}"
+tmp=$(mktemp -d /tmp/nfqb-install-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+DESTDIR="$tmp/root" meson install -C "$BUILD" --quiet --no-rebuild >"$tmp/install.log" 2>&1 ||
+	{ cat "$tmp/install.log"; echo "FAIL: meson install"; exit 1; }
+pc=$(find "$tmp/root" -name libnfqb.pc | head -n1)
+[[ -n "$pc" ]] || { echo "FAIL: libnfqb.pc not installed"; exit 1; }
+so=$(find "$tmp/root" -name 'libnfqb.so.*' -type f | head -n1)
+[[ -n "$so" ]] || { echo "FAIL: shared library not installed"; exit 1; }
+
+export PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH
+PKG_CONFIG_PATH=$(dirname "$pc")
+# shellcheck disable=SC2046 # pkg-config prints words on purpose
+cc -o "$tmp/print_and_accept" "$SRC/examples/print_and_accept.c" \
+	$(pkg-config --cflags --libs libnfqb) ||
+	{ echo "FAIL: example does not build through pkg-config"; exit 1; }
+LD_LIBRARY_PATH=$(dirname "$so") "$tmp/print_and_accept" --help >/dev/null ||
+	{ echo "FAIL: example linked to the installed library does not run"; exit 1; }
+ldd "$tmp/print_and_accept" | grep -q "$(dirname "$so")/libnfqb.so" ||
+	LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/print_and_accept" | grep -q "libnfqb.so" ||
+	{ echo "FAIL: example is not linked to the shared library"; exit 1; }
+
+exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}')
+bad=$(grep -v '^nfqb_' <<<"$exported" || true)
+[[ -z "$bad" ]] || { echo "FAIL: exported symbols outside nfqb_*:"; echo "$bad"; exit 1; }
+for sym in nfqb_queue_open nfqb_queue_bind nfqb_packet_accept nfqb_agent_attach nfqb_kstats_read; do
+	grep -qx "$sym" <<<"$exported" || { echo "FAIL: $sym not exported"; exit 1; }
+done
+for hdr in nfqb/queue.h nfqb/agent.h; do
+	[[ -n $(find "$tmp/root" -path "*include/$hdr") ]] || { echo "FAIL: $hdr not installed"; exit 1; }
+done
+echo "install: $(wc -l <<<"$exported") nfqb_* symbols exported, example built via pkg-config"
