@@ -16,8 +16,13 @@ so=$(find "$tmp/root" -name 'libnfqb.so.*' -type f | head -n1)
 
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH
 PKG_CONFIG_PATH=$(dirname "$pc")
+# A sanitized libnfqb needs its runtime in the program that loads it.
+san=$(meson introspect --buildoptions "$BUILD" | python3 -c \
+	'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="b_sanitize"))')
+sanflags=()
+[[ "$san" == none ]] || sanflags=("-fsanitize=$san")
 # shellcheck disable=SC2046 # pkg-config prints words on purpose
-cc -o "$tmp/print_and_accept" "$SRC/examples/print_and_accept.c" \
+cc "${sanflags[@]}" -o "$tmp/print_and_accept" "$SRC/examples/print_and_accept.c" \
 	$(pkg-config --cflags --libs libnfqb) ||
 	{ echo "FAIL: example does not build through pkg-config"; exit 1; }
 LD_LIBRARY_PATH=$(dirname "$so") "$tmp/print_and_accept" --help >/dev/null ||

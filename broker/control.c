@@ -1,0 +1,1029 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every client is a non-blocking socket in the broker's loop with a fixed
+ * request buffer and a byte ring of pending output. Requests are handled
+ * one line at a time; while a client has more than CONTROL_READ_PAUSE
+ * bytes of replies waiting, its requests are not read (the kernel's socket
+ * buffer then pushes back on it), so memory per client stays bounded.
+ *
+ * The watch hook is installed in the session manager only while someone
+ * watches: without a watcher the verdict step pays one NULL test. With
+ * one, each packet is formatted once into a stack buffer and copied into
+ * the rings of the matching watchers; the sockets are written when the
+ * loop reports them writable, never from the verdict step.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "attach.h"
+#include "control.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "watch.h"
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define REQ_DEPTH  8
+
+struct client {
+	struct control *c;
+	struct client *prev, *next;
+	int fd;
+	unsigned id;
+	pid_t pid;
+	uid_t uid;
+	char in[CONTROL_REQ_MAX];
+	size_t inlen;
+	struct watch_ring out;
+	uint32_t mask;                /* epoll events currently asked for */
+	bool eof;                     /* the client will send nothing more */
+	bool closing;                 /* close once the output is sent */
+	bool watching;
+	bool ns_filter;
+	char ns[WIRE_NAME_MAX];
+	uint64_t lost;                /* events lost since the last one delivered */
+	uint64_t lost_total, events;
+	struct loop_timer stall;
+};
+
+/* Last ENOBUFS count seen per session, to log only new overruns. */
+struct overrun {
+	const void *s, *q;
+	uint64_t seen;
+};
+
+struct control {
+	struct session_mgr *m;
+	struct loop *loop;
+	char *config_path;
+	char *path;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	struct client *clients;
+	size_t nclients, nwatchers;
+	unsigned next_id;
+	uint32_t stall_ms;
+	uint64_t dropped;
+	struct loop_timer tick;
+	struct overrun *ov;
+	size_t nov;
+	struct http *http;
+};
+
+static void client_close(struct client *cl, const char *why);
+static bool client_update(struct client *cl);
+static void watch_hook(const struct session *s, const struct nfqb_packet *p,
+		       const struct pktmeta *m, int rule, const struct policy_action *act,
+		       int rc, void *data);
+
+/* ------------------------------------------------------------ output */
+
+/* json-c's add on a NULL container (out of memory) would abort: skip it. */
+static void jadd(json_object *o, const char *key, json_object *v)
+{
+	if (o)
+		json_object_object_add(o, key, v);
+	else
+		json_object_put(v);
+}
+
+static void jpush(json_object *arr, json_object *v)
+{
+	if (arr)
+		json_object_array_add(arr, v);
+	else
+		json_object_put(v);
+}
+
+/* Queue @obj as one line; false when the client had to be closed. */
+static bool reply(struct client *cl, json_object *obj)
+{
+	size_t len = 0;
+	const char *s = obj ? json_object_to_json_string_length(obj, JSON_FLAGS, &len) : NULL;
+	bool ok = s && watch_ring_put(&cl->out, s, len) == 0 &&
+		  watch_ring_put(&cl->out, "\n", 1) == 0;
+
+	json_object_put(obj);
+	if (!ok)
+		client_close(cl, "out of memory for a reply");
+	return ok;
+}
+
+static json_object *reply_new(void)
+{
+	json_object *o = json_object_new_object();
+
+	if (o)
+		jadd(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+__attribute__((format(printf, 2, 3)))
+static bool reply_error(struct client *cl, const char *fmt, ...)
+{
+	json_object *o = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!o) {
+		client_close(cl, "out of memory for a reply");
+		return false;
+	}
+	jadd(o, "ok", json_object_new_boolean(0));
+	jadd(o, "error", json_object_new_string(msg));
+	return reply(cl, o);
+}
+
+static void stall_over(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct client *cl = data;
+	char why[96];
+
+	snprintf(why, sizeof(why), "stalled: %zu bytes not read for %u ms",
+		 watch_ring_len(&cl->out), cl->c->stall_ms);
+	client_close(cl, why);
+}
+
+/* Send what the socket takes; false when the client was closed. */
+static bool client_flush(struct client *cl)
+{
+	bool progress = false;
+	ssize_t n;
+
+	while ((n = watch_ring_send(&cl->out, cl->fd)) > 0)
+		progress = true;
+	if (n < 0 && n != -EAGAIN && n != -EINTR) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "send: %s", strerror((int)-n));
+		client_close(cl, why);
+		return false;
+	}
+	if (!watch_ring_len(&cl->out))
+		loop_timer_cancel(cl->c->loop, &cl->stall);
+	else if (progress || !loop_timer_armed(&cl->stall))
+		loop_timer_arm(cl->c->loop, &cl->stall, loop_now_ms() + cl->c->stall_ms);
+	return true;
+}
+
+/*
+ * Bring the epoll mask in line with the state: read requests unless
+ * paused or done, wait for writability while output is pending. Closes a
+ * client that is done and has nothing left to send. False when closed.
+ */
+static bool client_update(struct client *cl)
+{
+	size_t pending = watch_ring_len(&cl->out);
+	uint32_t want = 0;
+
+	if (cl->closing && !pending) {
+		client_close(cl, NULL);
+		return false;
+	}
+	if (!cl->eof && !cl->closing && pending < CONTROL_READ_PAUSE)
+		want |= EPOLLIN | EPOLLRDHUP;
+	if (pending)
+		want |= EPOLLOUT;
+	if (want != cl->mask) {
+		int rc = loop_mod(cl->c->loop, cl->fd, want);
+
+		if (rc < 0) {
+			client_close(cl, "epoll_ctl failed");
+			return false;
+		}
+		cl->mask = want;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------ watch */
+
+static void watch_set(struct control *c)
+{
+	/* Only ours to set: the session manager has one hook. */
+	if (c->nwatchers) {
+		c->m->watch = watch_hook;
+		c->m->watch_data = c;
+	} else if (c->m->watch == watch_hook) {
+		c->m->watch = NULL;
+		c->m->watch_data = NULL;
+	}
+}
+
+/* Hot path: a memcpy into the ring; the loop sends it later. */
+static void client_event(struct client *cl, const char *line, size_t n)
+{
+	char lb[48];
+	size_t ln = 0, pending = watch_ring_len(&cl->out);
+
+	if (cl->lost)
+		ln = watch_format_lost(lb, sizeof(lb), cl->lost);
+	if (pending + ln + n > CONTROL_WATCH_MAX ||
+	    (ln && watch_ring_put(&cl->out, lb, ln) < 0)) {
+		cl->lost++;
+		cl->lost_total++;
+		return;
+	}
+	cl->lost = 0;
+	if (watch_ring_put(&cl->out, line, n) < 0) {
+		cl->lost++;
+		cl->lost_total++;
+	} else {
+		cl->events++;
+	}
+	/* Empty before: ask the loop to tell us when the socket takes it. */
+	if (!pending && !(cl->mask & EPOLLOUT)) {
+		if (loop_mod(cl->c->loop, cl->fd, cl->mask | EPOLLOUT) == 0)
+			cl->mask |= EPOLLOUT;
+		loop_timer_arm(cl->c->loop, &cl->stall, loop_now_ms() + cl->c->stall_ms);
+	}
+}
+
+static void watch_hook(const struct session *s, const struct nfqb_packet *p,
+		       const struct pktmeta *m, int rule, const struct policy_action *act,
+		       int rc, void *data)
+{
+	struct control *c = data;
+	char line[WATCH_EVENT_MAX];
+	size_t n = 0;
+
+	for (struct client *cl = c->clients; cl; cl = cl->next) {
+		if (!cl->watching || cl->closing)
+			continue;
+		if (cl->ns_filter && strcmp(cl->ns, s->name) != 0)
+			continue;
+		if (!n)
+			n = watch_format(line, sizeof(line), s, p, m, rule, act, rc);
+		if (!n)
+			return;     /* cannot happen with WATCH_EVENT_MAX; never send half */
+		client_event(cl, line, n);
+	}
+}
+
+/* ------------------------------------------------------------ commands */
+
+static json_object *verdicts_obj(const struct session_counters *sc)
+{
+	json_object *v = json_object_new_object();
+
+	jadd(v, "accept", json_object_new_uint64(sc->accept));
+	jadd(v, "drop", json_object_new_uint64(sc->drop));
+	jadd(v, "repeat", json_object_new_uint64(sc->repeat));
+	jadd(v, "queue", json_object_new_uint64(sc->queue));
+	jadd(v, "error", json_object_new_uint64(sc->errors));
+	return v;
+}
+
+static json_object *cmd_status(struct client *cl, json_object *req, char *err, size_t el)
+{
+	struct control *c = cl->c;
+	struct session_mgr *m = c->m;
+	json_object *o = reply_new();
+	time_t now = time(NULL);
+
+	jadd(o, "version", json_object_new_string(NFQB_VERSION_STRING));
+	jadd(o, "pid", json_object_new_int(getpid()));
+	jadd(o, "uptime_s", json_object_new_uint64(
+		now > m->started ? (uint64_t)(now - m->started) : 0));
+	jadd(o, "namespaces", json_object_new_uint64(m->count));
+	jadd(o, "packets", json_object_new_uint64(m->total.packets));
+	jadd(o, "bytes", json_object_new_uint64(m->total.bytes));
+	jadd(o, "verdicts", verdicts_obj(&m->total));
+	jadd(o, "attaches", json_object_new_uint64(m->attaches));
+	jadd(o, "refusals", json_object_new_uint64(m->refusals));
+	jadd(o, "control_clients", json_object_new_uint64(c->nclients));
+	jadd(o, "watchers", json_object_new_uint64(c->nwatchers));
+	jadd(o, "config", c->config_path ?
+			       json_object_new_string(c->config_path) : NULL);
+	jadd(o, "metrics_listen", c->http ?
+			       json_object_new_string(http_address(c->http)) : NULL);
+	return o;
+}
+
+static json_object *kernel_arr(const struct session *s, json_object *agent)
+{
+	struct nfqb_kstat ks[64];
+	json_object *arr = json_object_new_array();
+	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
+
+	if (n < 0)
+		jadd(agent, "kernel_error", json_object_new_string(strerror(-n)));
+	for (int i = 0; i < n; i++) {
+		json_object *k = json_object_new_object();
+
+		jadd(k, "queue", json_object_new_uint64(ks[i].queue));
+		jadd(k, "queued", json_object_new_uint64(ks[i].queued));
+		jadd(k, "dropped_full", json_object_new_uint64(ks[i].dropped_full));
+		jadd(k, "dropped_netlink",
+				       json_object_new_uint64(ks[i].dropped_netlink));
+		jadd(k, "id_seq", json_object_new_uint64(ks[i].id_seq));
+		jadd(k, "portid", json_object_new_uint64(ks[i].portid));
+		jpush(arr, k);
+	}
+	return arr;
+}
+
+static json_object *agent_obj(const struct session *s)
+{
+	json_object *a = json_object_new_object(), *q = json_object_new_array();
+	struct nfqb_queue_stats st;
+
+	nfqb_queue_get_stats(s->q, &st);
+	for (size_t i = 0; i < s->nqueues; i++)
+		jpush(q, json_object_new_uint64(s->queues[i]));
+	jadd(a, "name", json_object_new_string(s->name));
+	jadd(a, "state", json_object_new_string(session_state_name(s->state)));
+	jadd(a, "netns_inode", json_object_new_uint64(s->netns_ino));
+	jadd(a, "agent_pid", json_object_new_int(s->agent_pid));
+	jadd(a, "agent_uid", json_object_new_uint64(s->agent_uid));
+	jadd(a, "policy", json_object_new_string(policy_name(s->policy)));
+	jadd(a, "queues", q);
+	jadd(a, "packets", json_object_new_uint64(s->c.packets));
+	jadd(a, "bytes", json_object_new_uint64(s->c.bytes));
+	jadd(a, "verdicts", verdicts_obj(&s->c));
+	jadd(a, "kernel", kernel_arr(s, a));
+	jadd(a, "overruns", json_object_new_uint64(st.enobufs));
+	jadd(a, "attached_at", json_object_new_int64(s->attached_at));
+	jadd(a, "takeovers", json_object_new_uint64(s->takeovers));
+	return a;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct session *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+static json_object *cmd_agents(struct client *cl, json_object *req, char *err, size_t el)
+{
+	struct session_mgr *m = cl->c->m;
+	const struct session **v = calloc(m->count ? m->count : 1, sizeof(*v));
+	json_object *o, *arr;
+	size_t n = 0;
+
+	if (!v) {
+		snprintf(err, el, "out of memory");
+		return NULL;
+	}
+	for (const struct session *s = m->head; s && n < m->count; s = s->next)
+		v[n++] = s;
+	qsort(v, n, sizeof(*v), by_name);
+	o = reply_new();
+	arr = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		jpush(arr, agent_obj(v[i]));
+	jadd(o, "agents", arr);
+	free(v);
+	return o;
+}
+
+static json_object *rule_obj(const struct policy *p, int idx)
+{
+	json_object *r = json_object_new_object();
+	const struct policy_counter *pc = policy_counter(p, idx);
+
+	jadd(r, "policy", json_object_new_string(policy_name(p)));
+	jadd(r, "rule", json_object_new_string(policy_rule_name(p, idx)));
+	jadd(r, "packets", json_object_new_uint64(pc->packets));
+	jadd(r, "bytes", json_object_new_uint64(pc->bytes));
+	return r;
+}
+
+static json_object *cmd_rules(struct client *cl, json_object *req, char *err, size_t el)
+{
+	const struct policy_set *ps = cl->c->m->cfg->policies;
+	json_object *o = reply_new(), *arr = json_object_new_array();
+
+	for (size_t i = 0; i < policy_set_count(ps); i++) {
+		const struct policy *p = policy_set_at(ps, i);
+		int nr = (int)policy_rule_count(p);
+
+		for (int r = 0; r < nr; r++)
+			jpush(arr, rule_obj(p, r));
+		jpush(arr, rule_obj(p, -1));
+	}
+	jadd(o, "rules", arr);
+	return o;
+}
+
+static json_object *cmd_reload(struct client *cl, json_object *req, char *err, size_t el)
+{
+	struct control *c = cl->c;
+	struct errs e = { 0 };
+	char vb[LOG_VALUE_MAX];
+	json_object *o, *arr;
+
+	if (!c->config_path) {
+		snprintf(err, el, "no config file to reload from");
+		return NULL;
+	}
+	log_event(LOGL_INFO, "reload_start", "config=%s source=control client=%u",
+		  log_value(vb, sizeof(vb), c->config_path), cl->id);
+	if (session_mgr_reload(c->m, c->config_path, &e) == 0) {
+		errs_reset(&e);
+		o = reply_new();
+		jadd(o, "namespaces", json_object_new_uint64(c->m->count));
+		return o;
+	}
+	o = json_object_new_object();
+	arr = json_object_new_array();
+	jadd(o, "ok", json_object_new_boolean(0));
+	jadd(o, "error", json_object_new_string(
+		"the new config was rejected, the old one stays in force"));
+	for (size_t i = 0; i < e.n; i++)
+		jpush(arr, json_object_new_string(e.lines[i]));
+	if (e.oom)
+		jpush(arr, json_object_new_string("(out of memory: errors missing)"));
+	jadd(o, "errors", arr);
+	errs_reset(&e);
+	return o;
+}
+
+static json_object *cmd_watch(struct client *cl, json_object *req, char *err, size_t el)
+{
+	char vb[LOG_VALUE_MAX];
+	json_object *ns = NULL, *o;
+
+	if (json_object_object_get_ex(req, "ns", &ns) && !json_object_is_type(ns, json_type_null)) {
+		if (!json_object_is_type(ns, json_type_string) ||
+		    json_object_get_string_len(ns) == 0) {
+			snprintf(err, el, "\"ns\" must be a namespace name (a non-empty string)");
+			return NULL;
+		}
+		if ((size_t)json_object_get_string_len(ns) >= sizeof(cl->ns)) {
+			snprintf(err, el, "\"ns\" longer than %zu bytes", sizeof(cl->ns) - 1);
+			return NULL;
+		}
+		snprintf(cl->ns, sizeof(cl->ns), "%s", json_object_get_string(ns));
+		cl->ns_filter = true;
+	} else {
+		cl->ns[0] = '\0';
+		cl->ns_filter = false;
+	}
+	if (!cl->watching) {
+		cl->watching = true;
+		cl->c->nwatchers++;
+		watch_set(cl->c);
+	}
+	/* The name comes from the client: quoted, so it cannot forge fields. */
+	log_event(LOGL_INFO, "watch_start", "client=%u pid=%d ns=%s", cl->id, (int)cl->pid,
+		  cl->ns_filter ? log_value(vb, sizeof(vb), cl->ns) : "*");
+	o = reply_new();
+	jadd(o, "watch", cl->ns_filter ? json_object_new_string(cl->ns) : NULL);
+	return o;
+}
+
+static json_object *cmd_metrics(struct client *cl, json_object *req, char *err, size_t el)
+{
+	struct metrics_buf b = { 0 };
+	json_object *o;
+
+	if (metrics_render(cl->c->m, &b) < 0) {
+		metrics_buf_free(&b);
+		snprintf(err, el, "out of memory");
+		return NULL;
+	}
+	o = reply_new();
+	jadd(o, "text", json_object_new_string_len(b.data, (int)b.len));
+	metrics_buf_free(&b);
+	return o;
+}
+
+typedef json_object *(*cmd_fn)(struct client *cl, json_object *req, char *err, size_t el);
+
+static const struct cmd {
+	const char *name;
+	cmd_fn fn;
+	const char *keys[2];          /* allowed besides "cmd" */
+} cmds[] = {
+	{ "status", cmd_status, { NULL } },
+	{ "agents", cmd_agents, { NULL } },
+	{ "rules", cmd_rules, { NULL } },
+	{ "reload", cmd_reload, { NULL } },
+	{ "watch", cmd_watch, { "ns", NULL } },
+	{ "metrics", cmd_metrics, { NULL } },
+};
+
+static const struct cmd *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+static const char *unknown_key(const struct cmd *cmd, json_object *req)
+{
+	json_object_object_foreach(req, key, val) {
+		bool known = strcmp(key, "cmd") == 0;
+
+		(void)val;
+		for (size_t i = 0; !known && i < 2 && cmd->keys[i]; i++)
+			known = strcmp(key, cmd->keys[i]) == 0;
+		if (!known)
+			return key;
+	}
+	return NULL;
+}
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/*
+ * Parse one request line; the whole line must be one JSON object. Returns
+ * 1 with *@out set, 0 after an error reply, -1 when the client was closed.
+ */
+static int parse_request(struct client *cl, const char *line, size_t len, json_object **out)
+{
+	struct json_tokener *tok = json_tokener_new_ex(REQ_DEPTH);
+	enum json_tokener_error jerr;
+	json_object *req;
+	size_t end;
+
+	*out = NULL;
+	if (!tok) {
+		client_close(cl, "out of memory for a request");
+		return -1;
+	}
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!req && jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	if (!req && jerr == json_tokener_success)
+		jerr = json_tokener_error_parse_unexpected;
+	if (jerr != json_tokener_success) {
+		json_object_put(req);
+		return reply_error(cl, "malformed request: %s", json_tokener_error_desc(jerr))
+		       ? 0 : -1;
+	}
+	while (end < len && is_blank(line[end]))
+		end++;
+	if (end < len) {
+		json_object_put(req);
+		return reply_error(cl, "malformed request: text after the JSON object") ? 0 : -1;
+	}
+	if (!json_object_is_type(req, json_type_object)) {
+		json_object_put(req);
+		return reply_error(cl, "a request is a JSON object like {\"cmd\":\"status\"}")
+		       ? 0 : -1;
+	}
+	*out = req;
+	return 1;
+}
+
+/* One request line; false when the client was closed. */
+static bool handle_line(struct client *cl, const char *line, size_t len)
+{
+	char err[256] = "";
+	json_object *req, *cmdo, *o;
+	const struct cmd *cmd;
+	const char *name, *bad;
+	int rc;
+
+	while (len && is_blank(line[len - 1]))
+		len--;
+	if (!len)
+		return true;      /* blank lines are keep-alives */
+	if (memchr(line, '\0', len))
+		return reply_error(cl, "malformed request: NUL byte in the line");
+	rc = parse_request(cl, line, len, &req);
+	if (rc <= 0)
+		return rc == 0;
+	if (!json_object_object_get_ex(req, "cmd", &cmdo) ||
+	    !json_object_is_type(cmdo, json_type_string)) {
+		json_object_put(req);
+		return reply_error(cl, "missing \"cmd\" (a string: status, agents, rules, "
+				   "reload, watch, metrics)");
+	}
+	name = json_object_get_string(cmdo);
+	cmd = cmd_find(name);
+	if (!cmd) {
+		char nb[80];
+
+		watch_json_str(nb, sizeof(nb), name);
+		json_object_put(req);
+		return reply_error(cl, "unknown command %s (known: status, agents, rules, "
+				   "reload, watch, metrics)", nb);
+	}
+	bad = unknown_key(cmd, req);
+	if (bad) {
+		char kb[80];
+
+		watch_json_str(kb, sizeof(kb), bad);
+		json_object_put(req);
+		return reply_error(cl, "unknown key %s in a \"%s\" request", kb, cmd->name);
+	}
+	log_event(LOGL_DEBUG, "control_request", "client=%u cmd=%s", cl->id, cmd->name);
+	o = cmd->fn(cl, req, err, sizeof(err));
+	json_object_put(req);
+	if (!o)
+		return reply_error(cl, "%s", err[0] ? err : "out of memory");
+	return reply(cl, o);
+}
+
+/*
+ * Handle the complete lines in the request buffer while the client is not
+ * paused; a line that fills the buffer without a newline is refused and
+ * ends the connection. False when the client was closed.
+ */
+static bool client_process(struct client *cl)
+{
+	while (!cl->closing && watch_ring_len(&cl->out) < CONTROL_READ_PAUSE) {
+		char *nl = memchr(cl->in, '\n', cl->inlen);
+		size_t len;
+
+		if (!nl) {
+			if (cl->inlen == sizeof(cl->in)) {
+				cl->inlen = 0;
+				if (!reply_error(cl, "request too long (at most %d bytes per line)",
+						 CONTROL_REQ_MAX))
+					return false;
+				cl->closing = true;
+				log_event(LOGL_INFO, "control_drop", "client=%u pid=%d "
+					  "reason=\"request too long\"", cl->id, (int)cl->pid);
+				break;
+			}
+			/* A last request without its newline still counts. */
+			if (cl->eof && cl->inlen) {
+				len = cl->inlen;
+				cl->inlen = 0;
+				if (!handle_line(cl, cl->in, len))
+					return false;
+			}
+			break;
+		}
+		len = (size_t)(nl - cl->in);
+		if (!handle_line(cl, cl->in, len))
+			return false;
+		memmove(cl->in, nl + 1, cl->inlen - len - 1);
+		cl->inlen -= len + 1;
+	}
+	if (cl->eof && !cl->inlen && !cl->watching)
+		cl->closing = true;
+	if (!client_flush(cl))
+		return false;
+	return client_update(cl);
+}
+
+static void client_read(struct client *cl)
+{
+	ssize_t n = recv(cl->fd, cl->in + cl->inlen, sizeof(cl->in) - cl->inlen, MSG_DONTWAIT);
+
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		client_close(cl, "receive error");
+		return;
+	}
+	if (n == 0)
+		cl->eof = true;
+	cl->inlen += (size_t)n;
+	client_process(cl);
+}
+
+static void client_event_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct client *cl = data;
+
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* The peer is gone: nothing more can be delivered. */
+		client_close(cl, NULL);
+		return;
+	}
+	if (events & EPOLLOUT) {
+		if (!client_flush(cl))
+			return;
+		/* Drained below the pause: requests waiting in the buffer go on. */
+		if (!client_process(cl))
+			return;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP) && cl->mask & EPOLLIN)
+		client_read(cl);
+}
+
+/* ------------------------------------------------------------ clients */
+
+/*
+ * Closing a unix socket with unread data resets the connection: the peer
+ * would see ECONNRESET instead of our last reply and the end of the
+ * stream. What it sent already is read and thrown away first (bounded).
+ */
+static void drain_input(int fd)
+{
+	char sink[4096];
+
+	for (int i = 0; i < 256; i++)
+		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			break;
+}
+
+static void client_close(struct client *cl, const char *why)
+{
+	struct control *c = cl->c;
+	char vb[LOG_VALUE_MAX];
+
+	if (why) {
+		c->dropped++;
+		log_event(LOGL_WARN, "control_drop", "client=%u pid=%d reason=%s lost=%" PRIu64,
+			  cl->id, (int)cl->pid, log_value(vb, sizeof(vb), why), cl->lost_total);
+	} else {
+		log_event(LOGL_DEBUG, "control_close", "client=%u pid=%d events=%" PRIu64
+			  " lost=%" PRIu64, cl->id, (int)cl->pid, cl->events, cl->lost_total);
+	}
+	loop_timer_cancel(c->loop, &cl->stall);
+	if (cl->fd >= 0) {
+		loop_del(c->loop, cl->fd);
+		drain_input(cl->fd);
+		close(cl->fd);
+		cl->fd = -1;
+	}
+	if (cl->watching) {
+		log_event(LOGL_INFO, "watch_end", "client=%u pid=%d events=%" PRIu64 " lost=%"
+			  PRIu64, cl->id, (int)cl->pid, cl->events, cl->lost_total);
+		cl->watching = false;
+		c->nwatchers--;
+		watch_set(c);
+	}
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		c->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	c->nclients--;
+	watch_ring_free(&cl->out);
+	free(cl);
+}
+
+/* Past the client limit: say why, best effort, and hang up. */
+static void refuse_client(int fd)
+{
+	static const char msg[] = "{\"ok\":false,\"error\":\"too many control clients (at most "
+				  "64)\"}\n";
+
+	(void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+static void client_add(struct control *c, int fd)
+{
+	struct client *cl;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1 };
+	socklen_t cl_len = sizeof(cred);
+	int rc;
+
+	if (c->nclients >= CONTROL_MAX_CLIENTS) {
+		log_event(LOGL_WARN, "control_refuse", "reason=\"too many clients\" max=%d",
+			  CONTROL_MAX_CLIENTS);
+		refuse_client(fd);
+		return;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		return;
+	}
+	(void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len);
+	cl->c = c;
+	cl->fd = fd;
+	cl->id = ++c->next_id;
+	cl->pid = cred.pid;
+	cl->uid = cred.uid;
+	cl->mask = EPOLLIN | EPOLLRDHUP;
+	loop_timer_init(&cl->stall, stall_over, cl);
+	rc = loop_add(c->loop, fd, cl->mask, client_event_cb, cl);
+	if (rc < 0) {
+		log_event(LOGL_WARN, "control_refuse", "reason=\"%s\"", strerror(-rc));
+		close(fd);
+		free(cl);
+		return;
+	}
+	cl->next = c->clients;
+	if (c->clients)
+		c->clients->prev = cl;
+	c->clients = cl;
+	c->nclients++;
+	log_event(LOGL_DEBUG, "control_connect", "client=%u pid=%d uid=%u", cl->id,
+		  (int)cl->pid, (unsigned)cl->uid);
+}
+
+static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct control *c = data;
+
+	/* A bounded batch: a connect storm cannot monopolise the loop. */
+	for (int i = 0; i < 16; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_event(LOGL_WARN, "control_accept", "error=\"%s\"",
+					  strerror(errno));
+			return;
+		}
+		client_add(c, cfd);
+	}
+}
+
+/* ------------------------------------------------------------ overruns */
+
+/* Log each namespace's new receive overruns once a tick, not per packet. */
+static void tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct control *c = data;
+	struct session_mgr *m = c->m;
+	struct overrun *nv = calloc(m->count ? m->count : 1, sizeof(*nv));
+	size_t n = 0;
+
+	size_t from = 0;
+
+	for (const struct session *s = m->head; nv && s && n < m->count; s = s->next) {
+		char vb[LOG_VALUE_MAX];
+		struct nfqb_queue_stats st;
+		uint64_t seen = 0;
+
+		nfqb_queue_get_stats(s->q, &st);
+		/* Sessions keep their order (new ones come first): one pass. */
+		for (size_t i = from; i < c->nov; i++) {
+			if (c->ov[i].s != s || c->ov[i].q != s->q)
+				continue;
+			if (c->ov[i].seen <= st.enobufs)
+				seen = c->ov[i].seen;
+			from = i + 1;
+			break;
+		}
+		if (st.enobufs > seen)
+			log_event(LOGL_WARN, "enobufs", "name=%s overruns=%" PRIu64 " total=%"
+				  PRIu64 " hint=\"the kernel dropped queue messages: raise "
+				  "sock_len or max_len, or decide faster\"",
+				  log_value(vb, sizeof(vb), s->name),
+				  st.enobufs - seen, st.enobufs);
+		nv[n++] = (struct overrun){ .s = s, .q = s->q, .seen = st.enobufs };
+	}
+	if (nv) {
+		free(c->ov);
+		c->ov = nv;
+		c->nov = n;
+	}
+	loop_timer_arm(l, &c->tick, loop_now_ms() + CONTROL_TICK_MS);
+}
+
+/* ------------------------------------------------------------ server */
+
+static int control_bind(struct control *c, mode_t mode, char *why, size_t whylen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int rc;
+
+	if (strlen(c->path) >= sizeof(sa.sun_path)) {
+		snprintf(why, whylen, "control socket path %s is too long", c->path);
+		return -ENAMETOOLONG;
+	}
+	rc = attach_prepare_path(c->path, why, whylen);
+	if (rc < 0) {
+		if (!why[0])
+			snprintf(why, whylen, "%s: %s", c->path, strerror(-rc));
+		return rc;
+	}
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "socket: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
+	/* Never reachable with wider permissions than asked, not even briefly. */
+	old = umask(0777 & ~mode);
+	rc = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot bind %s: %s", c->path, strerror(-rc));
+		return rc;
+	}
+	if (chmod(c->path, mode) < 0 || stat(c->path, &st) < 0 || listen(c->fd, 64) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot set up %s: %s", c->path, strerror(-rc));
+		unlink(c->path);
+		return rc;
+	}
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	return 0;
+}
+
+struct control *control_new(struct session_mgr *m, const char *config_path,
+			    const char *path, mode_t mode, char *why, size_t whylen)
+{
+	struct control *c = calloc(1, sizeof(*c));
+	char vb[LOG_VALUE_MAX];
+	int rc = -ENOMEM;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (!c)
+		goto fail;
+	c->m = m;
+	c->loop = m->loop;
+	c->fd = -1;
+	c->stall_ms = CONTROL_STALL_MS;
+	loop_timer_init(&c->tick, tick, c);
+	c->path = strdup(path);
+	/* Absolute, so "status" says which file and a reload finds it. */
+	if (config_path)
+		c->config_path = realpath(config_path, NULL);
+	if (config_path && !c->config_path)
+		c->config_path = strdup(config_path);
+	if (!c->path || (config_path && !c->config_path))
+		goto fail;
+	rc = control_bind(c, mode, why, whylen);
+	if (rc < 0)
+		goto fail;
+	rc = loop_add(c->loop, c->fd, EPOLLIN, listener_event, c);
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot watch the control socket: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = loop_timer_arm(c->loop, &c->tick, loop_now_ms() + CONTROL_TICK_MS);
+	if (rc < 0)
+		goto fail;
+	if (m->cfg->metrics_listen) {
+		c->http = http_new(m, m->cfg->metrics_listen, why, whylen);
+		if (!c->http) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	log_event(LOGL_INFO, "control_listen", "path=%s mode=%04o",
+		  log_value(vb, sizeof(vb), c->path), (unsigned)mode);
+	return c;
+fail:
+	if (rc == -ENOMEM && why && !why[0])
+		snprintf(why, whylen, "out of memory");
+	control_free(c);
+	errno = -rc;
+	return NULL;
+}
+
+void control_free(struct control *c)
+{
+	struct stat st;
+
+	if (!c)
+		return;
+	while (c->clients)
+		client_close(c->clients, NULL);
+	watch_set(c);
+	http_free(c->http);
+	loop_timer_cancel(c->loop, &c->tick);
+	if (c->fd >= 0) {
+		loop_del(c->loop, c->fd);
+		close(c->fd);
+	}
+	/* Remove the file only if it is still ours, not a successor's. */
+	if (c->ino && stat(c->path, &st) == 0 && st.st_ino == c->ino && st.st_dev == c->dev)
+		unlink(c->path);
+	free(c->ov);
+	free(c->path);
+	free(c->config_path);
+	free(c);
+}
+
+size_t control_clients(const struct control *c)
+{
+	return c->nclients;
+}
+
+size_t control_watchers(const struct control *c)
+{
+	return c->nwatchers;
+}
+
+void control_set_stall_ms(struct control *c, uint32_t ms)
+{
+	c->stall_ms = ms ? ms : 1;
+}

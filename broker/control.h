@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket (INTERFACE.md §5): a SOCK_STREAM unix socket at
+ * broker.control speaking newline-delimited JSON — status, agents, rules,
+ * reload, watch, metrics — served from the broker's event loop. Nothing a
+ * client does can stall packet work: requests are bounded, output is
+ * queued per client and sent when the socket takes it, a client that stops
+ * reading is dropped after a while, and a watcher that falls behind loses
+ * events (and is told how many) instead of slowing the verdict step.
+ *
+ * It also owns the optional HTTP metrics endpoint (broker.metrics_listen)
+ * and logs receive-buffer overruns (ENOBUFS) of the namespaces' sockets.
+ */
+#ifndef BROKER_CONTROL_H
+#define BROKER_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "session.h"
+
+#define CONTROL_REQ_MAX     4096          /* one request line, newline included */
+#define CONTROL_MAX_CLIENTS 64
+#define CONTROL_READ_PAUSE  (64u << 10)   /* pending output that stops reading requests */
+#define CONTROL_WATCH_MAX   (256u << 10)  /* pending output above which events are lost */
+#define CONTROL_STALL_MS    30000u        /* no output taken for this long: dropped */
+#define CONTROL_TICK_MS     1000u         /* socket overrun check */
+
+struct control;
+
+/*
+ * control_new - listen on @path with @mode (the directory is created, a
+ * stale socket replaced, a live one left alone: -EADDRINUSE) and serve
+ * @m. @config_path is what "reload" loads (NULL: reload is refused).
+ * Starts the HTTP endpoint when m->cfg->metrics_listen is set. Returns
+ * the server, or NULL with errno and a one-line reason in @why.
+ */
+struct control *control_new(struct session_mgr *m, const char *config_path,
+			    const char *path, mode_t mode, char *why, size_t whylen);
+
+/*
+ * control_free - close every client and the listener, remove the socket
+ * file when it is still ours, stop the HTTP endpoint, unhook the watch.
+ * NULL is a no-op.
+ */
+void control_free(struct control *c);
+
+/* control_clients / control_watchers - connected clients, of them watching. */
+size_t control_clients(const struct control *c);
+size_t control_watchers(const struct control *c);
+
+/* control_set_stall_ms - change CONTROL_STALL_MS (tests). */
+void control_set_stall_ms(struct control *c, uint32_t ms);
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Optional HTTP endpoint for a Prometheus scrape: GET /metrics on
+ * broker.metrics_listen (a loopback address), served by libmicrohttpd
+ * driven from the broker's own event loop (MHD's epoll fd registered in
+ * it, MHD's timeout as a loop timer; no thread). Built only when
+ * libmicrohttpd was found; otherwise http_new() fails with ENOTSUP.
+ */
+#ifndef BROKER_HTTP_H
+#define BROKER_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct session_mgr;
+struct http;
+
+/*
+ * http_new - listen on @listen ("127.0.0.1:9101", "[::1]:0") and serve
+ * metrics_render(@m). Returns the server, or NULL with errno and a
+ * one-line reason in @why.
+ */
+struct http *http_new(struct session_mgr *m, const char *listen, char *why, size_t whylen);
+
+/* http_free - stop serving, close every connection. NULL is a no-op. */
+void http_free(struct http *h);
+
+/* http_address - the address actually bound ("127.0.0.1:40123" for port 0). */
+const char *http_address(const struct http *h);
+
+/* http_available - whether this build can serve HTTP at all. */
+bool http_available(void);
+
+#endif

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event formatting runs in the verdict step (only while someone watches),
+ * so it writes into a fixed buffer with snprintf and never allocates.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "watch.h"
+
+/* watch_json_str, telling through @cut whether @s was cut short. */
+static size_t json_str(char *buf, size_t len, const char *s, bool *cut)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	*cut = true;
+
+	if (len < 3) {
+		if (len)
+			buf[0] = '\0';
+		return 0;
+	}
+	if (!s) {
+		if (len < 5) {
+			buf[0] = '\0';
+			return 0;
+		}
+		memcpy(buf, "null", 5);
+		*cut = false;
+		return 4;
+	}
+	buf[n++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6];
+		size_t el = 2;
+
+		esc[0] = '\\';
+		switch (c) {
+		case '"':  esc[1] = '"';  break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n';  break;
+		case '\r': esc[1] = 'r';  break;
+		case '\t': esc[1] = 't';  break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				memcpy(esc + 1, "u00", 3);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				el = 6;
+			} else {
+				esc[0] = (char)c;
+				el = 1;
+			}
+		}
+		/* Keep room for the closing quote and the NUL. */
+		if (n + el + 2 > len)
+			break;
+		memcpy(buf + n, esc, el);
+		n += el;
+	}
+	*cut = *s != '\0';
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return n;
+}
+
+size_t watch_json_str(char *buf, size_t len, const char *s)
+{
+	bool cut;
+
+	return json_str(buf, len, s, &cut);
+}
+
+/* Appending into a fixed buffer; once something did not fit, it stays failed. */
+struct out {
+	char *buf;
+	size_t len, pos;
+	bool full;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= o->len - o->pos) {
+		o->full = true;
+		return;
+	}
+	o->pos += (size_t)w;
+}
+
+/* ,"key":"value" (or null); the first key of the object has no comma. */
+static void put_str(struct out *o, const char *key, const char *val)
+{
+	size_t w;
+	bool cut;
+
+	put(o, "%s\"%s\":", o->pos > 1 ? "," : "", key);
+	if (o->full)
+		return;
+	w = json_str(o->buf + o->pos, o->len - o->pos, val, &cut);
+	if (w == 0 || cut)
+		o->full = true;
+	else
+		o->pos += w;
+}
+
+static void put_u64(struct out *o, const char *key, uint64_t v)
+{
+	put(o, "%s\"%s\":%" PRIu64, o->pos > 1 ? "," : "", key, v);
+}
+
+static void put_null(struct out *o, const char *key)
+{
+	put(o, "%s\"%s\":null", o->pos > 1 ? "," : "", key);
+}
+
+static const char *hook_name(uint8_t hook)
+{
+	static const char *const names[] = {
+		"prerouting", "input", "forward", "output", "postrouting"
+	};
+
+	return hook < sizeof(names) / sizeof(names[0]) ? names[hook] : NULL;
+}
+
+static const char *proto_name(uint8_t proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case 1:   return "icmp";
+	case 6:   return "tcp";
+	case 17:  return "udp";
+	case 58:  return "icmpv6";
+	case 132: return "sctp";
+	case 136: return "udplite";
+	}
+	snprintf(buf, len, "%u", proto);
+	return buf;
+}
+
+/* Interface name in the packet's namespace; the index when the name is unknown. */
+static void put_dev(struct out *o, const char *key, const struct session *s, uint32_t idx)
+{
+	const char *name = idx && s->links ? links_name(s->links, idx) : NULL;
+	char nb[16];
+
+	if (!idx) {
+		put_null(o, key);
+		return;
+	}
+	if (!name) {
+		snprintf(nb, sizeof(nb), "%" PRIu32, idx);
+		name = nb;
+	}
+	put_str(o, key, name);
+}
+
+static void put_addr(struct out *o, const char *key, const struct pktmeta *m,
+		     const uint8_t *a)
+{
+	char ab[INET6_ADDRSTRLEN];
+	const char *s = NULL;
+
+	if (m->family == 4)
+		s = inet_ntop(AF_INET, a, ab, sizeof(ab));
+	else if (m->family == 6)
+		s = inet_ntop(AF_INET6, a, ab, sizeof(ab));
+	if (s)
+		put_str(o, key, s);
+	else
+		put_null(o, key);
+}
+
+size_t watch_format(char *buf, size_t len, const struct session *s,
+		    const struct nfqb_packet *p, const struct pktmeta *m, int rule,
+		    const struct policy_action *act, int rc)
+{
+	struct out o = { .buf = buf, .len = len };
+	char pb[8], vb[POLICY_VERDICT_NAME_MAX];
+
+	put(&o, "{");
+	put_str(&o, "ns", s->name);
+	put_u64(&o, "queue", nfqb_packet_queue(p));
+	put_u64(&o, "id", nfqb_packet_id(p));
+	put_str(&o, "hook", hook_name(m->hook));
+	put_str(&o, "family", m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : NULL);
+	put_str(&o, "proto", m->family ? proto_name(m->proto, pb, sizeof(pb)) : NULL);
+	put_addr(&o, "src", m, m->src);
+	put_addr(&o, "dst", m, m->dst);
+	if (m->has_ports) {
+		put_u64(&o, "sport", m->sport);
+		put_u64(&o, "dport", m->dport);
+	} else {
+		put_null(&o, "sport");
+		put_null(&o, "dport");
+	}
+	put_u64(&o, "len", m->len);
+	put_dev(&o, "indev", s, nfqb_packet_indev(p));
+	put_dev(&o, "outdev", s, nfqb_packet_outdev(p));
+	put_u64(&o, "mark", act->set_mark ? act->mark : m->mark);
+	put_str(&o, "policy", policy_name(s->policy));
+	put_str(&o, "rule", policy_rule_name(s->policy, rule));
+	put_str(&o, "verdict", policy_verdict_name(act->verdict, vb, sizeof(vb)));
+	if (rc < 0)
+		put_str(&o, "error", strerror(-rc));
+	put(&o, "}\n");
+	return o.full ? 0 : o.pos;
+}
+
+size_t watch_format_lost(char *buf, size_t len, uint64_t n)
+{
+	int w = snprintf(buf, len, "{\"lost\":%" PRIu64 "}\n", n);
+
+	return w < 0 || (size_t)w >= len ? 0 : (size_t)w;
+}
+
+/* ------------------------------------------------------------ ring */
+
+void watch_ring_free(struct watch_ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->head = r->len = 0;
+}
+
+static int ring_grow(struct watch_ring *r, size_t need)
+{
+	size_t cap = r->cap ? r->cap : 4096, first;
+	char *b;
+
+	while (cap < need) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	/* Unwrap the pending bytes to the start of the new buffer. */
+	first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
+	if (r->len) {
+		memcpy(b, r->buf + r->head, first);
+		memcpy(b + first, r->buf, r->len - first);
+	}
+	free(r->buf);
+	r->buf = b;
+	r->cap = cap;
+	r->head = 0;
+	return 0;
+}
+
+int watch_ring_put(struct watch_ring *r, const void *data, size_t n)
+{
+	size_t tail, first;
+
+	if (n > SIZE_MAX - r->len)
+		return -ENOMEM;
+	if (r->len + n > r->cap && ring_grow(r, r->len + n) < 0)
+		return -ENOMEM;
+	if (!n)
+		return 0;
+	tail = (r->head + r->len) % r->cap;
+	first = r->cap - tail < n ? r->cap - tail : n;
+	memcpy(r->buf + tail, data, first);
+	memcpy(r->buf, (const char *)data + first, n - first);
+	r->len += n;
+	return 0;
+}
+
+ssize_t watch_ring_send(struct watch_ring *r, int fd)
+{
+	struct iovec iov[2];
+	struct msghdr mh = { .msg_iov = iov };
+	size_t first;
+	ssize_t n;
+
+	if (!r->len)
+		return 0;
+	first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
+	iov[0].iov_base = r->buf + r->head;
+	iov[0].iov_len = first;
+	iov[1].iov_base = r->buf;
+	iov[1].iov_len = r->len - first;
+	mh.msg_iovlen = iov[1].iov_len ? 2 : 1;
+	n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	r->head = (r->head + (size_t)n) % r->cap;
+	r->len -= (size_t)n;
+	if (!r->len) {
+		r->head = 0;
+		if (r->cap > WATCH_RING_KEEP)
+			watch_ring_free(r);
+	}
+	return n;
+}

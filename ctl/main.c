@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nfq-ctl: command-line client of the broker's control socket
+ * (INTERFACE.md §1, §5). Sends one request line, prints the reply: pretty
+ * JSON on a terminal, compact JSON when piped; `metrics` prints the
+ * Prometheus text itself; `watch` copies the event lines until a signal or
+ * the end of the connection.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+#define DEFAULT_SOCKET "/run/nfq-broker/control.sock"
+#define REPLY_TIMEOUT_MS 30000
+#define REPLY_MAX (256u << 20)     /* a sanity bound, far above any real reply */
+
+static const char *const commands[] = {
+	"status", "agents", "rules", "reload", "watch", "metrics", NULL
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: nfq-ctl [--control SOCKET] COMMAND\n"
+		"\n"
+		"Asks the running nfq-broker over its control socket.\n"
+		"\n"
+		"Commands:\n"
+		"  status           version, uptime, namespaces, packet and verdict totals\n"
+		"  agents           every namespace served: agent, queues, counters, kernel stats\n"
+		"  rules            packets and bytes per policy rule\n"
+		"  reload           reload the broker's config file (errors are listed)\n"
+		"  watch [--ns NAME]  one JSON object per decided packet until interrupted\n"
+		"  metrics          the counters in Prometheus text format\n"
+		"\n"
+		"Options:\n"
+		"  -c, --control SOCKET  control socket (default " DEFAULT_SOCKET ")\n"
+		"  -n, --ns NAME         watch only namespace NAME\n"
+		"  -p, --pretty          indented JSON (the default on a terminal)\n"
+		"  -C, --compact         one-line JSON (the default when piped)\n"
+		"  -h, --help            show this help\n"
+		"  -V, --version         show the version\n"
+		"\n"
+		"Exit status: 0 ok, 1 the broker said no or cannot be reached, 2 usage error.\n");
+}
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nfq-ctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'nfq-ctl --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+__attribute__((format(printf, 1, 2)))
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nfq-ctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_RUNTIME;
+}
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/* SIGINT/SIGTERM end `watch` cleanly: the blocking read returns EINTR. */
+static void signals_setup(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static const char *connect_reason(int err)
+{
+	switch (err) {
+	case ECONNREFUSED: return "broker not running (connection refused)";
+	case ENOENT:       return "no such socket (is the broker running?)";
+	case EACCES:
+	case EPERM:        return "permission denied";
+	case ENOTSOCK:     return "not a socket";
+	case EPROTOTYPE:   return "not a control socket (wrong socket type)";
+	}
+	return strerror(err);
+}
+
+static int ctl_connect(const char *path, int *fdp)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return usage_error("--control: path longer than %zu bytes: %s",
+				   sizeof(sa.sun_path) - 1, path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = errno;
+		close(fd);
+		return fail("cannot connect to %s: %s", path, connect_reason(err));
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static int send_all(int fd, const char *path, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR && !stop_signal)
+			continue;
+		if (n < 0)
+			return fail("%s: cannot send the request: %s", path, strerror(errno));
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Read one line (the reply) into a new string. Bytes after the newline
+ * (watch events already sent) are kept in @rest/@restlen.
+ */
+static int read_line(int fd, const char *path, char **line, char **rest, size_t *restlen)
+{
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap), *nl = NULL;
+	long long deadline = now_ms() + REPLY_TIMEOUT_MS;
+	int rc;
+
+	if (!buf)
+		return fail("out of memory");
+	while (!nl) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		long long left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0) {
+			rc = fail("%s: no reply from the broker within %d s", path,
+				  REPLY_TIMEOUT_MS / 1000);
+			goto fail;
+		}
+		n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno == EINTR && !stop_signal)
+			continue;
+		if (n < 0) {
+			rc = stop_signal ? EXIT_RUNTIME : fail("poll: %s", strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			continue;
+		if (len + 1 >= cap) {
+			char *b;
+
+			if (cap >= REPLY_MAX) {
+				rc = fail("%s: reply larger than %u bytes", path, REPLY_MAX);
+				goto fail;
+			}
+			b = realloc(buf, cap * 2);
+			if (!b) {
+				rc = fail("out of memory");
+				goto fail;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n < 0 && errno == EINTR && !stop_signal)
+			continue;
+		if (n < 0) {
+			rc = fail("%s: cannot read the reply: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0) {
+			rc = fail("%s: the broker closed the connection without a reply", path);
+			goto fail;
+		}
+		nl = memchr(buf + len, '\n', (size_t)n);
+		len += (size_t)n;
+	}
+	*nl = '\0';
+	*restlen = len - (size_t)(nl + 1 - buf);
+	*rest = malloc(*restlen + 1);
+	if (!*rest) {
+		rc = fail("out of memory");
+		goto fail;
+	}
+	memcpy(*rest, nl + 1, *restlen);
+	*line = buf;
+	return 0;
+fail:
+	free(buf);
+	return rc;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int print_json(json_object *o, bool pretty)
+{
+	int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+		    (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED :
+		     JSON_C_TO_STRING_PLAIN);
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(o, flags, &len);
+
+	if (write_all(STDOUT_FILENO, s, len) < 0 || write_all(STDOUT_FILENO, "\n", 1) < 0)
+		return fail("cannot write to stdout: %s", strerror(errno));
+	return 0;
+}
+
+/* The broker said no: its reason (and a config's errors) on stderr. */
+static int report_refusal(const char *cmd, json_object *reply)
+{
+	json_object *err = NULL, *errs = NULL;
+
+	json_object_object_get_ex(reply, "error", &err);
+	fprintf(stderr, "nfq-ctl: %s: %s\n", cmd,
+		err ? json_object_get_string(err) : "the broker replied ok=false");
+	if (json_object_object_get_ex(reply, "errors", &errs) &&
+	    json_object_is_type(errs, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(errs); i++)
+			fprintf(stderr, "  %s\n",
+				json_object_get_string(json_object_array_get_idx(errs, i)));
+	return EXIT_RUNTIME;
+}
+
+/* Copy the event lines to stdout until a signal or the end of the connection. */
+static int watch_loop(int fd, const char *path, const char *rest, size_t restlen)
+{
+	char buf[65536];
+
+	if (restlen && write_all(STDOUT_FILENO, rest, restlen) < 0)
+		return errno == EPIPE ? 0 : fail("cannot write to stdout: %s", strerror(errno));
+	while (!stop_signal) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail("%s: %s", path, strerror(errno));
+		if (n == 0) {
+			fprintf(stderr, "nfq-ctl: watch ended: the broker closed the connection\n");
+			return 0;
+		}
+		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+			/* A reader that went away (| head) ends the watch. */
+			return errno == EPIPE ? 0 : fail("cannot write to stdout: %s",
+							 strerror(errno));
+	}
+	return 0;
+}
+
+static int run(const char *path, const char *cmd, const char *ns, bool pretty)
+{
+	json_object *req = json_object_new_object(), *reply = NULL, *ok = NULL, *text;
+	char *line = NULL, *rest = NULL;
+	const char *s;
+	size_t restlen = 0, len = 0;
+	int fd = -1, rc;
+
+	if (!req)
+		return fail("out of memory");
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	if (ns)
+		json_object_object_add(req, "ns", json_object_new_string(ns));
+	rc = ctl_connect(path, &fd);
+	if (rc)
+		goto out;
+	s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+	rc = send_all(fd, path, s, len);
+	if (rc == 0)
+		rc = send_all(fd, path, "\n", 1);
+	if (rc == 0)
+		rc = read_line(fd, path, &line, &rest, &restlen);
+	if (rc)
+		goto out;
+	reply = json_tokener_parse(line);
+	if (!reply || !json_object_is_type(reply, json_type_object) ||
+	    !json_object_object_get_ex(reply, "ok", &ok)) {
+		rc = fail("%s: malformed reply from the broker: %.200s", path, line);
+		goto out;
+	}
+	if (!json_object_get_boolean(ok)) {
+		print_json(reply, pretty);
+		rc = report_refusal(cmd, reply);
+		goto out;
+	}
+	if (strcmp(cmd, "watch") == 0) {
+		rc = watch_loop(fd, path, rest, restlen);
+	} else if (strcmp(cmd, "metrics") == 0 &&
+		   json_object_object_get_ex(reply, "text", &text)) {
+		s = json_object_get_string(text);
+		if (write_all(STDOUT_FILENO, s, strlen(s)) < 0)
+			rc = fail("cannot write to stdout: %s", strerror(errno));
+	} else {
+		rc = print_json(reply, pretty);
+	}
+out:
+	json_object_put(req);
+	json_object_put(reply);
+	free(line);
+	free(rest);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static bool known_command(const char *cmd)
+{
+	for (size_t i = 0; commands[i]; i++)
+		if (strcmp(commands[i], cmd) == 0)
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 'c' },
+		{ "ns", required_argument, NULL, 'n' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "compact", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *path = DEFAULT_SOCKET, *ns = NULL, *cmd;
+	int pretty = -1, opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:n:pChV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			ns = optarg;
+			break;
+		case 'p':
+			pretty = 1;
+			break;
+		case 'C':
+			pretty = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("nfq-ctl %s\n", NFQB_VERSION_STRING);
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("missing command (status, agents, rules, reload, watch, "
+				   "metrics)");
+	cmd = argv[optind];
+	if (!known_command(cmd))
+		return usage_error("unknown command '%s' (status, agents, rules, reload, watch, "
+				   "metrics)", cmd);
+	if (optind + 1 < argc)
+		return usage_error("unexpected argument '%s'", argv[optind + 1]);
+	if (ns && strcmp(cmd, "watch") != 0)
+		return usage_error("--ns applies to watch only");
+	if (ns && !*ns)
+		return usage_error("--ns: empty namespace name");
+	if (!*path)
+		return usage_error("--control: empty path");
+	if (pretty < 0)
+		pretty = isatty(STDOUT_FILENO);
+	signals_setup();
+	return run(path, cmd, ns, pretty);
+}

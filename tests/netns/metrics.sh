@@ -1,0 +1,344 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Prometheus metrics of a running broker with real agents and traffic in
+# two namespaces: `nfq-ctl metrics` and the HTTP scrape (broker.metrics_listen)
+# both parse with a strict text-format parser (and `promtool check metrics`
+# when installed), and every counter equals what was sent and decided —
+# per namespace, per verdict, per rule, and the kernel's own queue stats.
+# Also: receive-buffer overruns (ENOBUFS) are logged and counted; a stuck
+# HTTP client does not hold up verdicts; metrics_listen must be loopback
+# (config error with its path) and a port already taken fails the start.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker-lib.sh"
+nt_init metrics
+command -v python3 >/dev/null || nt_skip "needs python3"
+bk_init
+CTL=$(nt_bin nfq-ctl)
+CSOCK=$NT_TMP/run/control.sock
+
+nt_ns_new NS_A a
+nt_ns_new NS_B b
+bk_queue_rule "$NS_A" 1 5001
+bk_queue_rule "$NS_A" 1 5002
+bk_queue_rule "$NS_B" 4 5001
+
+# A strict parser of the text exposition format 0.0.4: prints the samples
+# as JSON {"name{labels}": value} or exits 1 naming the offending line.
+cat >"$NT_TMP/promparse.py" <<'EOF'
+import json, math, re, sys
+
+NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
+
+def fail(n, line, why):
+    sys.exit("line %d: %s: %r" % (n, why, line))
+
+def value(n, line, s):
+    if s in ("NaN", "+Inf", "-Inf"):
+        return float(s.replace("Inf", "inf").replace("NaN", "nan"))
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", s):
+        fail(n, line, "bad value")
+    return float(s)
+
+def labels(n, line, s, i):
+    """Parse {a="b",...} at s[i]; return (canonical label text, index after)."""
+    out = []
+    i += 1
+    while True:
+        if s[i] == "}":
+            return ",".join(out), i + 1
+        m = LABEL.match(s, i)
+        if not m or m.group(0).startswith("__"):
+            fail(n, line, "bad label name")
+        i = m.end()
+        if s[i:i + 2] != '="':
+            fail(n, line, "label without =\"")
+        i += 2
+        v = ""
+        while s[i] != '"':
+            if s[i] == "\\":
+                if s[i + 1] not in '\\"n':
+                    fail(n, line, "bad escape in a label value")
+                v += {"\\": "\\", '"': '"', "n": "\n"}[s[i + 1]]
+                i += 2
+            else:
+                v += s[i]
+                i += 1
+        i += 1
+        out.append("%s=%s" % (m.group(0), json.dumps(v)))
+        if s[i] == ",":
+            i += 1
+        elif s[i] != "}":
+            fail(n, line, "expected , or }")
+
+text = sys.stdin.read()
+if not text.endswith("\n"):
+    sys.exit("the text does not end with a newline")
+families, done, samples = {}, set(), {}
+current = None
+for n, line in enumerate(text[:-1].split("\n"), 1):
+    try:
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            kind, rest = line[2:6], line[7:]
+            name, _, arg = rest.partition(" ")
+            if not NAME.fullmatch(name):
+                fail(n, line, "bad metric name")
+            fam = families.setdefault(name, {})
+            if kind in fam:
+                fail(n, line, "second " + kind)
+            if name in done or (current and current != name and fam.get("samples")):
+                fail(n, line, "family split")
+            if kind == "TYPE" and arg not in TYPES:
+                fail(n, line, "bad type")
+            if kind == "TYPE" and fam.get("samples"):
+                fail(n, line, "TYPE after samples")
+            fam[kind] = arg
+            if current and current != name:
+                done.add(current)
+            current = name
+            continue
+        if line.startswith("#") or not line.strip():
+            fail(n, line, "unexpected comment or blank line")
+        m = NAME.match(line)
+        if not m:
+            fail(n, line, "bad metric name")
+        name, i = m.group(0), m.end()
+        lab = ""
+        if i < len(line) and line[i] == "{":
+            lab, i = labels(n, line, line, i)
+        if line[i] != " ":
+            fail(n, line, "no space before the value")
+        parts = line[i + 1:].split(" ")
+        if len(parts) not in (1, 2):
+            fail(n, line, "bad value/timestamp")
+        v = value(n, line, parts[0])
+        if name != current:
+            if name in done or name in families:
+                fail(n, line, "samples of a family not together")
+            if current:
+                done.add(current)
+            current = name
+        fam = families.setdefault(name, {})
+        if "TYPE" not in fam or "HELP" not in fam:
+            fail(n, line, "sample without HELP and TYPE before it")
+        if fam["TYPE"] == "counter" and (not name.endswith("_total") or v < 0 or math.isnan(v)):
+            fail(n, line, "counter not named _total or negative")
+        fam["samples"] = True
+        key = name + ("{" + lab + "}" if lab else "")
+        if key in samples:
+            fail(n, line, "series twice")
+        samples[key] = v
+    except IndexError:
+        fail(n, line, "line ends early")
+print(json.dumps(samples))
+EOF
+
+# parse FILE OUT - strict-parse FILE into OUT (JSON), promtool too if there.
+parse() {
+	python3 "$NT_TMP/promparse.py" <"$1" >"$2" 2>"$2.err" ||
+		nt_fail "$1 is not valid Prometheus text: $(cat "$2.err")"
+	if command -v promtool >/dev/null; then
+		promtool check metrics <"$1" >"$2.promtool" 2>&1 ||
+			nt_fail "promtool check metrics: $(cat "$2.promtool")"
+	fi
+}
+
+# val JSON SERIES - the value of SERIES (name{label="v",...}) as an integer.
+val() {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+print(int(d[sys.argv[2]]) if sys.argv[2] in d else "absent")' "$1" "$2"
+}
+
+ctl() {
+	local name=$1
+	shift
+	nt_run "$name" 5000 "$CTL" --control "$CSOCK" "$@"
+	[[ "$NT_RC" == 0 ]] || nt_fail "nfq-ctl $1: exit status $NT_RC, expected 0"
+}
+
+write_config() {   # METRICS_LISTEN [SOCK_LEN_OF_POD_A]
+	BK_BROKER_EXTRA="\"metrics_listen\": \"$1\"" bk_config "\"queue_defaults\": { \"max_len\": 8192 },
+  \"namespaces\": [
+    { \"name\": \"pod-a\", \"queues\": [1], \"policy\": \"web\", \"queue\": { \"sock_len\": ${2:-4194304} } },
+    { \"name\": \"pod-b\", \"queues\": [4], \"policy\": \"open\" }
+  ],
+  \"policies\": {
+    \"open\": { \"default\": \"accept\", \"rules\": [] },
+    \"web\": {
+      \"default\": \"drop\",
+      \"rules\": [
+        { \"name\": \"p5001\", \"match\": { \"proto\": \"udp\", \"dport\": 5001 }, \"verdict\": \"accept\" },
+        { \"name\": \"p5002\", \"match\": { \"proto\": \"udp\", \"dport\": 5002 }, \"verdict\": \"drop\" }
+      ]
+    }
+  }"
+}
+
+send() {   # NS PORT COUNT SIZE
+	nt_udp_send "$1" 127.0.0.1 "$2" --count "$3" --size "$4"
+}
+
+# ---------------------------------------------------------------- config
+nt_sub config
+for bad in 0.0.0.0:9101 10.1.2.3:80 "[::]:9101" "127.0.0.1:99999" "localhost:9101"; do
+	write_config "$bad"
+	nt_run check 5000 "$BK_BROKER" --config "$BK_CONF" --check
+	nt_assert_eq 2 "$NT_RC" "--check with metrics_listen $bad: exit status"
+	nt_assert_grep "$(nt_out check)" '^broker\.metrics_listen: ' "--check with metrics_listen $bad: path"
+done
+nt_assert_grep "$(nt_out check)" 'is not an IPv4 address' "--check with localhost: reason"
+write_config 10.1.2.3:80
+nt_run check 5000 "$BK_BROKER" --config "$BK_CONF" --check
+nt_assert_eq "broker.metrics_listen: 10.1.2.3 is not a loopback address (127.0.0.0/8 or [::1])" \
+	"$(cat "$(nt_out check)")" "--check: non-loopback message"
+# a port already in use: the start fails and says where
+python3 - "$NT_TMP/port" <<'EOF' &
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+__import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(30)
+EOF
+HOLDER=$!
+nt_defer "nt_kill $HOLDER"
+nt_wait_file 5000 "$NT_TMP/port"
+write_config "127.0.0.1:$(cat "$NT_TMP/port")"
+nt_run taken 5000 "$BK_BROKER" --config "$BK_CONF"
+nt_assert_eq 1 "$NT_RC" "metrics port in use: exit status"
+nt_assert_grep "$(nt_err taken)" "event=start error=\"cannot serve metrics on 127\.0\.0\.1:$(cat "$NT_TMP/port"): " \
+	"metrics port in use: message"
+[[ ! -e "$CSOCK" && ! -e "$BK_SOCK" ]] || nt_fail "sockets left by the failed start"
+nt_kill "$HOLDER"
+nt_ok
+
+# ---------------------------------------------------------------- traffic
+nt_sub traffic
+write_config 127.0.0.1:0 65536
+bk_start
+bk_wait_log 'event=http_listen addr=127\.0\.0\.1:[0-9]+ '
+ADDR=$(nt_field "$BK_LOG" 'event=http_listen ' addr)
+[[ "$ADDR" =~ ^127\.0\.0\.1:[1-9][0-9]*$ ]] || nt_fail "bad http_listen address '$ADDR'"
+bk_agent_nsenter AG_A agent-a "$NS_A" pod-a
+bk_agent_netns AG_B agent-b "$NS_B" pod-b
+bk_wait_attach pod-a
+bk_wait_attach pod-b
+nt_wait_queue "$NS_A" 1
+nt_wait_queue "$NS_B" 4
+send "$NS_A" 5001 6 100
+send "$NS_A" 5002 3 100
+send "$NS_B" 5001 8 50
+nt_ok
+
+check_values() {   # JSON WHAT
+	local j=$1 w=$2
+	nt_assert_eq 1 "$(val "$j" 'nfqb_up')" "$w: nfqb_up"
+	nt_assert_eq 2 "$(val "$j" 'nfqb_namespaces')" "$w: nfqb_namespaces"
+	nt_assert_eq 2 "$(val "$j" 'nfqb_agent_attaches_total')" "$w: attaches"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_agent_refusals_total')" "$w: refusals"
+	nt_assert_eq 17 "$(val "$j" 'nfqb_broker_packets_total')" "$w: broker packets"
+	nt_assert_eq 9 "$(val "$j" 'nfqb_packets_total{ns="pod-a"}')" "$w: pod-a packets"
+	nt_assert_eq 8 "$(val "$j" 'nfqb_packets_total{ns="pod-b"}')" "$w: pod-b packets"
+	nt_assert_eq $((9 * 128)) "$(val "$j" 'nfqb_bytes_total{ns="pod-a"}')" "$w: pod-a bytes"
+	nt_assert_eq $((8 * 78)) "$(val "$j" 'nfqb_bytes_total{ns="pod-b"}')" "$w: pod-b bytes"
+	nt_assert_eq 6 "$(val "$j" 'nfqb_verdicts_total{ns="pod-a",verdict="accept"}')" "$w: pod-a accept"
+	nt_assert_eq 3 "$(val "$j" 'nfqb_verdicts_total{ns="pod-a",verdict="drop"}')" "$w: pod-a drop"
+	nt_assert_eq 8 "$(val "$j" 'nfqb_verdicts_total{ns="pod-b",verdict="accept"}')" "$w: pod-b accept"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_verdicts_total{ns="pod-b",verdict="error"}')" "$w: pod-b errors"
+	nt_assert_eq 14 "$(val "$j" 'nfqb_broker_verdicts_total{verdict="accept"}')" "$w: broker accept"
+	nt_assert_eq 6 "$(val "$j" 'nfqb_rule_hits_total{policy="web",rule="p5001"}')" "$w: p5001 hits"
+	nt_assert_eq 3 "$(val "$j" 'nfqb_rule_hits_total{policy="web",rule="p5002"}')" "$w: p5002 hits"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_rule_hits_total{policy="web",rule="(default)"}')" "$w: web default hits"
+	nt_assert_eq 8 "$(val "$j" 'nfqb_rule_hits_total{policy="open",rule="(default)"}')" "$w: open default hits"
+	nt_assert_eq $((6 * 128)) "$(val "$j" 'nfqb_rule_bytes_total{policy="web",rule="p5001"}')" "$w: p5001 bytes"
+	nt_assert_eq 1 "$(val "$j" 'nfqb_namespace_info{ns="pod-b",state="attached",policy="open"}')" "$w: pod-b info"
+	# the kernel's statistics, read from inside each namespace
+	nt_assert_eq "$(nt_kstat "$NS_A" 1 queued)" "$(val "$j" 'nfqb_queue_depth{ns="pod-a",queue="1"}')" "$w: pod-a depth"
+	nt_assert_eq "$(nt_kstat "$NS_B" 4 queued)" "$(val "$j" 'nfqb_queue_depth{ns="pod-b",queue="4"}')" "$w: pod-b depth"
+	nt_assert_eq 9 "$(val "$j" 'nfqb_queue_enqueued_total{ns="pod-a",queue="1"}')" "$w: pod-a enqueued"
+	nt_assert_eq 8 "$(val "$j" 'nfqb_queue_enqueued_total{ns="pod-b",queue="4"}')" "$w: pod-b enqueued"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_queue_dropped_total{ns="pod-a",queue="1",reason="full"}')" "$w: pod-a dropped full"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_queue_dropped_total{ns="pod-b",queue="4",reason="netlink"}')" "$w: pod-b dropped netlink"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_socket_overruns_total{ns="pod-a"}')" "$w: pod-a overruns"
+}
+
+# ---------------------------------------------------------------- nfq-ctl
+nt_sub ctl
+nt_assert_eq $((9 * 128)) $(( $(nt_x "$NS_A" iptables -w 5 -L OUTPUT -v -x -n | awk '/bk-500[12]/ { s += $2 } END { print s }') )) \
+	"iptables bytes in pod-a"
+ctl metrics metrics
+parse "$(nt_out metrics)" "$NT_TMP/ctl.json"
+check_values "$NT_TMP/ctl.json" "nfq-ctl metrics"
+nt_assert_grep "$(nt_out metrics)" '^# TYPE nfqb_queue_depth gauge$' "queue depth is a gauge"
+nt_assert_grep "$(nt_out metrics)" '^# TYPE nfqb_packets_total counter$' "packets is a counter"
+nt_ok
+
+# ---------------------------------------------------------------- http
+nt_sub http
+python3 - "$ADDR" "$NT_TMP/http.txt" <<'EOF' || nt_fail "HTTP scrape failed"
+import sys, urllib.error, urllib.request
+base = "http://%s" % sys.argv[1]
+r = urllib.request.urlopen(base + "/metrics", timeout=5)
+assert r.status == 200, r.status
+assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8", r.headers
+open(sys.argv[2], "wb").write(r.read())
+for path, method, code in (("/", "GET", 404), ("/metricsx", "GET", 404), ("/metrics", "POST", 405)):
+    try:
+        urllib.request.urlopen(urllib.request.Request(base + path, method=method,
+                                                      data=b"x" if method == "POST" else None),
+                               timeout=5)
+        raise SystemExit("%s %s: no error" % (method, path))
+    except urllib.error.HTTPError as e:
+        assert e.code == code, (path, e.code)
+EOF
+parse "$NT_TMP/http.txt" "$NT_TMP/http.json"
+check_values "$NT_TMP/http.json" "HTTP scrape"
+# A client that connects and never finishes its request holds nothing up.
+python3 - "$ADDR" <<'EOF' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET /metr")
+time.sleep(20)
+EOF
+SLOW=$!
+nt_defer "nt_kill $SLOW"
+sleep 0.3
+bk_expect_traffic "$NS_B" 5001 5 5 "pod-b with a half-open HTTP client"
+ctl status2 status
+nt_assert_grep "$(nt_out status2)" '"packets":22,' "status with a half-open HTTP client"
+python3 -c 'import sys, urllib.request; assert b"nfqb_up 1" in urllib.request.urlopen("http://%s/metrics" % sys.argv[1], timeout=5).read()' "$ADDR" ||
+	nt_fail "second scrape with a half-open HTTP client"
+nt_kill "$SLOW"
+nt_ok
+
+# ---------------------------------------------------------------- overruns
+nt_sub enobufs
+# pod-a's socket has a small receive buffer (sock_len 65536): with the
+# broker stopped, the kernel overruns it and drops what does not fit.
+kill -STOP "$BK_PID"
+send "$NS_A" 5001 400 1400
+kill -CONT "$BK_PID"
+bk_wait_log 'level=warn event=enobufs name=pod-a overruns=[1-9]' 5000
+ctl metrics2 metrics
+parse "$(nt_out metrics2)" "$NT_TMP/ctl2.json"
+nt_assert_ge 1 "$(val "$NT_TMP/ctl2.json" 'nfqb_socket_overruns_total{ns="pod-a"}')" "pod-a overruns counted"
+DROPPED=$(nt_kstat "$NS_A" 1 dropped_netlink)
+nt_assert_ge 1 "$DROPPED" "kernel dropped_netlink in pod-a"
+nt_assert_eq "$DROPPED" "$(val "$NT_TMP/ctl2.json" 'nfqb_queue_dropped_total{ns="pod-a",queue="1",reason="netlink"}')" \
+	"dropped_netlink in the metrics"
+nt_assert_eq 0 "$(val "$NT_TMP/ctl2.json" 'nfqb_socket_overruns_total{ns="pod-b"}')" "pod-b overruns"
+# decided + dropped by the kernel = sent
+DECIDED=$(( $(val "$NT_TMP/ctl2.json" 'nfqb_packets_total{ns="pod-a"}') - 9 ))
+nt_assert_eq 400 $((DECIDED + DROPPED)) "pod-a: decided + dropped_netlink"
+nt_ok
+
+nt_sub shutdown
+bk_stop
+python3 -c 'import socket, sys; h, p = sys.argv[1].rsplit(":", 1); socket.create_connection((h, int(p)), timeout=2)' "$ADDR" 2>/dev/null &&
+	nt_fail "the HTTP port still answers after shutdown"
+nt_ok
