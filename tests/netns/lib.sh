@@ -507,7 +507,9 @@ nt_assert_lines() {
 # matching REGEX (empty when absent).
 nt_field() {
 	grep -E -m 1 -- "$2" "$1" 2>/dev/null |
-		tr ' ' '\n' | awk -v k="$3" -F= '$1 == k { sub(/^[^=]*=/, ""); print; exit }'
+		tr ' ' '\n' | awk -v k="$3" -F= '!done && $1 == k { sub(/^[^=]*=/, ""); print; done = 1 }'
+	# awk reads to the end: exiting early would SIGPIPE tr on long lines
+	# and fail the caller under pipefail.
 }
 
 # ------------------------------------------------------------------ traffic
