@@ -5,6 +5,7 @@
  * bytes simply end early, and whatever lies beyond them stays unset.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pktmeta.h"
@@ -133,4 +134,31 @@ int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len)
 	default:
 		return -EBADMSG;
 	}
+}
+
+/* One table for the policy language and for what the broker prints. */
+static const struct {
+	const char *name;
+	uint8_t num;
+} proto_names[] = {
+	{ "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "icmpv6", 58 },
+	{ "sctp", 132 }, { "udplite", 136 }, { "gre", 47 }, { "esp", 50 },
+	{ "ah", 51 },
+};
+
+const char *pktmeta_proto_name(uint8_t proto, char *buf, size_t len)
+{
+	for (size_t i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++)
+		if (proto_names[i].num == proto)
+			return proto_names[i].name;
+	snprintf(buf, len, "%u", proto);
+	return buf;
+}
+
+int pktmeta_proto_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++)
+		if (strcmp(name, proto_names[i].name) == 0)
+			return proto_names[i].num;
+	return -1;
 }

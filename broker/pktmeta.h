@@ -38,4 +38,14 @@ struct pktmeta {
  */
 int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len);
 
+/*
+ * pktmeta_proto_name - the protocol's name (tcp, udp, icmp, icmpv6, sctp,
+ * udplite, gre, esp, ah), or the number written into @buf (log lines and
+ * watch events).
+ */
+const char *pktmeta_proto_name(uint8_t proto, char *buf, size_t len);
+
+/* pktmeta_proto_by_name - the number of a name above, or -1 (policy parsing). */
+int pktmeta_proto_by_name(const char *name);
+
 #endif

@@ -675,21 +675,13 @@ static bool item_port(json_object *o, const char *path, struct compile *c,
 	return true;
 }
 
-static const struct {
-	const char *name;
-	uint8_t num;
-} proto_names[] = {
-	{ "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "icmpv6", 58 },
-	{ "sctp", 132 }, { "udplite", 136 }, { "gre", 47 }, { "esp", 50 },
-	{ "ah", 51 },
-};
-
 static bool item_proto(json_object *o, const char *path, struct compile *c,
 		       void *slot)
 {
 	uint8_t *p = slot;
 	char vb[VALBUF];
 	uint64_t v;
+	int num;
 
 	if (is_number(o)) {
 		if (!get_uint(o, path, c->e, "protocol", 255, &v))
@@ -699,11 +691,11 @@ static bool item_proto(json_object *o, const char *path, struct compile *c,
 	}
 	if (!json_object_is_type(o, json_type_string))
 		return type_err(c->e, path, "a protocol name or number", o);
-	for (size_t i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++)
-		if (strcmp(json_object_get_string(o), proto_names[i].name) == 0) {
-			*p = proto_names[i].num;
-			return true;
-		}
+	num = pktmeta_proto_by_name(json_object_get_string(o));
+	if (num >= 0) {
+		*p = (uint8_t)num;
+		return true;
+	}
 	errs_add(c->e, path, "unknown protocol %s (tcp, udp, icmp, icmpv6, sctp, "
 		 "udplite, gre, esp, ah, or a number 0-255)", jval(o, vb));
 	return false;

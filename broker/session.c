@@ -43,19 +43,6 @@ static const char *queues_str(const struct session *s, char *buf, size_t len)
 
 /* ------------------------------------------------------------ verdict step */
 
-static const char *proto_name(uint8_t proto, char *buf, size_t len)
-{
-	switch (proto) {
-	case 1:   return "icmp";
-	case 6:   return "tcp";
-	case 17:  return "udp";
-	case 58:  return "icmpv6";
-	case 132: return "sctp";
-	}
-	snprintf(buf, len, "%u", proto);
-	return buf;
-}
-
 static const char *addr_str(const struct pktmeta *m, const uint8_t *a, char *buf,
 			    size_t len)
 {
@@ -80,7 +67,7 @@ static void log_packet(const struct session *s, const struct nfqb_packet *p,
 		  s->name, nfqb_packet_queue(p), nfqb_packet_id(p), policy_name(s->policy),
 		  log_value(rb, sizeof(rb), policy_rule_name(s->policy, rule)),
 		  m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : "-",
-		  proto_name(m->proto, pb, sizeof(pb)),
+		  pktmeta_proto_name(m->proto, pb, sizeof(pb)),
 		  addr_str(m, m->src, src, sizeof(src)), addr_str(m, m->dst, dst, sizeof(dst)),
 		  m->sport, m->dport, m->len,
 		  policy_verdict_name(act->verdict, vb, sizeof(vb)),

@@ -140,20 +140,6 @@ static const char *hook_name(uint8_t hook)
 	return hook < sizeof(names) / sizeof(names[0]) ? names[hook] : NULL;
 }
 
-static const char *proto_name(uint8_t proto, char *buf, size_t len)
-{
-	switch (proto) {
-	case 1:   return "icmp";
-	case 6:   return "tcp";
-	case 17:  return "udp";
-	case 58:  return "icmpv6";
-	case 132: return "sctp";
-	case 136: return "udplite";
-	}
-	snprintf(buf, len, "%u", proto);
-	return buf;
-}
-
 /* Interface name in the packet's namespace; the index when the name is unknown. */
 static void put_dev(struct out *o, const char *key, const struct session *s, uint32_t idx)
 {
@@ -200,7 +186,7 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	put_u64(&o, "id", nfqb_packet_id(p));
 	put_str(&o, "hook", hook_name(m->hook));
 	put_str(&o, "family", m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : NULL);
-	put_str(&o, "proto", m->family ? proto_name(m->proto, pb, sizeof(pb)) : NULL);
+	put_str(&o, "proto", m->family ? pktmeta_proto_name(m->proto, pb, sizeof(pb)) : NULL);
 	put_addr(&o, "src", m, m->src);
 	put_addr(&o, "dst", m, m->dst);
 	if (m->has_ports) {

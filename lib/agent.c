@@ -26,20 +26,6 @@
  * when its backlog or queue is full). */
 #define AGENT_ANSWER_MS 10000
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -188,7 +174,7 @@ static int connect_broker(const char *path, char *why, size_t whylen)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		err = -errno;
-		set_why(why, whylen, "socket: %s", strerror(-err));
+		wire_why(why, whylen, "socket: %s", strerror(-err));
 		return err;
 	}
 	/* Bounds connect() on a full backlog and send() on a full queue. */
@@ -201,16 +187,16 @@ static int connect_broker(const char *path, char *why, size_t whylen)
 		close(fd);
 		switch (err) {
 		case -ENOENT:
-			set_why(why, whylen, "no broker socket at %s", path);
+			wire_why(why, whylen, "no broker socket at %s", path);
 			return -ENOENT;
 		case -ECONNREFUSED:
-			set_why(why, whylen, "no broker listening at %s", path);
+			wire_why(why, whylen, "no broker listening at %s", path);
 			return -EHOSTDOWN;
 		case -EAGAIN:
-			set_why(why, whylen, "broker at %s does not accept connections", path);
+			wire_why(why, whylen, "broker at %s does not accept connections", path);
 			return -ETIMEDOUT;
 		default:
-			set_why(why, whylen, "cannot connect to %s: %s", path, strerror(-err));
+			wire_why(why, whylen, "cannot connect to %s: %s", path, strerror(-err));
 			return err;
 		}
 	}
@@ -256,7 +242,7 @@ static void copy_reason(const struct wire_refuse *m, char *why, size_t whylen)
 		reason[i] = (ch < 0x20 || ch > 0x7e) ? '?' : (char)ch;
 	}
 	reason[len] = '\0';
-	set_why(why, whylen, "%s", len ? reason : "(no reason given)");
+	wire_why(why, whylen, "%s", len ? reason : "(no reason given)");
 }
 
 static int read_answer(int fd, char *why, size_t whylen)
@@ -272,22 +258,22 @@ static int read_answer(int fd, char *why, size_t whylen)
 
 	ret = wait_readable(fd, AGENT_ANSWER_MS);
 	if (ret < 0) {
-		set_why(why, whylen, "no answer from the broker: %s", strerror(-ret));
+		wire_why(why, whylen, "no answer from the broker: %s", strerror(-ret));
 		return ret;
 	}
 	len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
 	for (size_t i = 0; i < nr; i++)
 		close(rfds[i]);
 	if (len == 0) {
-		set_why(why, whylen, "broker closed the connection without an answer");
+		wire_why(why, whylen, "broker closed the connection without an answer");
 		return -ECONNRESET;
 	}
 	if (len == -EBADMSG || (len > 0 && nr > 0)) {
-		set_why(why, whylen, "malformed answer from the broker");
+		wire_why(why, whylen, "malformed answer from the broker");
 		return -EPROTO;
 	}
 	if (len < 0) {
-		set_why(why, whylen, "receiving the answer: %s", strerror((int)-len));
+		wire_why(why, whylen, "receiving the answer: %s", strerror((int)-len));
 		return (int)len;
 	}
 	switch (wire_peek_type(u.buf, (size_t)len)) {
@@ -297,7 +283,7 @@ static int read_answer(int fd, char *why, size_t whylen)
 		copy_reason(&u.refuse, why, whylen);
 		return -ECONNREFUSED;
 	default:
-		set_why(why, whylen, "malformed answer from the broker (%zd bytes)", len);
+		wire_why(why, whylen, "malformed answer from the broker (%zd bytes)", len);
 		return -EPROTO;
 	}
 }
@@ -311,36 +297,36 @@ static int check_args(const char *path, const char *name, const int fds[], size_
 	int ret;
 
 	if (!path || !*path || !name || (n && !fds)) {
-		set_why(why, whylen, "missing broker path, name or fds");
+		wire_why(why, whylen, "missing broker path, name or fds");
 		return -EINVAL;
 	}
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		set_why(why, whylen, "broker socket path too long: %s", path);
+		wire_why(why, whylen, "broker socket path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
 	if (n < 1 || n > WIRE_MAX_FDS) {
-		set_why(why, whylen, "%zu fds given, expected 1 or 2", n);
+		wire_why(why, whylen, "%zu fds given, expected 1 or 2", n);
 		return -EINVAL;
 	}
 	if (strlen(name) >= WIRE_NAME_MAX) {
-		set_why(why, whylen, "name longer than %d bytes", WIRE_NAME_MAX - 1);
+		wire_why(why, whylen, "name longer than %d bytes", WIRE_NAME_MAX - 1);
 		return -ENAMETOOLONG;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (fds[i] < 0) {
-			set_why(why, whylen, "fds[%zu] is %d", i, fds[i]);
+			wire_why(why, whylen, "fds[%zu] is %d", i, fds[i]);
 			return -EBADF;
 		}
 		ret = wire_fd_check(fds[i], protos[i], r, sizeof(r));
 		if (ret < 0) {
-			set_why(why, whylen, "fds[%zu]: %s", i, r);
+			wire_why(why, whylen, "fds[%zu]: %s", i, r);
 			return ret;
 		}
 	}
 	wire_hello_init(hello, name, (uint32_t)getpid(), (uint16_t)n);
 	ret = wire_hello_check(hello, sizeof(*hello), n, r, sizeof(r));
 	if (ret < 0)
-		set_why(why, whylen, "%s", r);
+		wire_why(why, whylen, "%s", r);
 	return ret < 0 ? -EINVAL : 0;
 }
 
@@ -362,13 +348,13 @@ int nfqb_agent_attach(const char *broker_path, const char *name,
 	ret = wire_send(fd, &hello, sizeof(hello), fds, n);
 	if (ret < 0) {
 		if (ret == -EPIPE || ret == -ECONNRESET) {
-			set_why(why, whylen, "broker closed the connection");
+			wire_why(why, whylen, "broker closed the connection");
 			ret = -ECONNRESET;
 		} else if (ret == -EAGAIN) {
-			set_why(why, whylen, "broker does not read its socket");
+			wire_why(why, whylen, "broker does not read its socket");
 			ret = -ETIMEDOUT;
 		} else {
-			set_why(why, whylen, "sending the hello: %s", strerror(-ret));
+			wire_why(why, whylen, "sending the hello: %s", strerror(-ret));
 		}
 		goto fail;
 	}

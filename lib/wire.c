@@ -27,10 +27,7 @@
  * dropping the excess behind MSG_CTRUNC only. */
 #define WIRE_RECV_FDS (WIRE_MAX_FDS + 6)
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
+void wire_why(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -162,18 +159,18 @@ static int name_check(const char *name, size_t max, char *why, size_t whylen)
 	size_t len = strnlen(name, max);
 
 	if (len == 0) {
-		set_why(why, whylen, "name is empty");
+		wire_why(why, whylen, "name is empty");
 		return -EINVAL;
 	}
 	if (len == max) {
-		set_why(why, whylen, "name is not NUL-terminated within %zu bytes", max);
+		wire_why(why, whylen, "name is not NUL-terminated within %zu bytes", max);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)name[i];
 
 		if (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\' || ch == '=') {
-			set_why(why, whylen,
+			wire_why(why, whylen,
 				"name has invalid character 0x%02x at offset %zu", ch, i);
 			return -EINVAL;
 		}
@@ -188,41 +185,41 @@ int wire_hello_check(const void *buf, size_t len, size_t nfds, char *why, size_t
 	if (why && whylen)
 		why[0] = '\0';
 	if (!buf || len < sizeof(struct wire_hdr)) {
-		set_why(why, whylen, "hello too short: %zu bytes", len);
+		wire_why(why, whylen, "hello too short: %zu bytes", len);
 		return -EPROTO;
 	}
 	/* Header first: a peer of another version may use another size, and
 	 * "wrong version" is the useful diagnosis then. */
 	memcpy(&m.hdr, buf, sizeof(m.hdr));
 	if (m.hdr.magic != WIRE_MAGIC) {
-		set_why(why, whylen, "bad magic 0x%08x", m.hdr.magic);
+		wire_why(why, whylen, "bad magic 0x%08x", m.hdr.magic);
 		return -EPROTO;
 	}
 	if (m.hdr.version != WIRE_VERSION) {
-		set_why(why, whylen, "protocol version %u not supported (broker speaks %u)",
+		wire_why(why, whylen, "protocol version %u not supported (broker speaks %u)",
 			m.hdr.version, WIRE_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (m.hdr.type != WIRE_HELLO) {
-		set_why(why, whylen, "expected hello (type %d), got type %u",
+		wire_why(why, whylen, "expected hello (type %d), got type %u",
 			WIRE_HELLO, m.hdr.type);
 		return -EPROTO;
 	}
 	if (len != sizeof(m)) {
-		set_why(why, whylen, "hello is %zu bytes, expected %zu", len, sizeof(m));
+		wire_why(why, whylen, "hello is %zu bytes, expected %zu", len, sizeof(m));
 		return -EPROTO;
 	}
 	memcpy(&m, buf, sizeof(m));
 	if (m.nfds < 1 || m.nfds > WIRE_MAX_FDS) {
-		set_why(why, whylen, "hello announces %u fds, expected 1 or 2", m.nfds);
+		wire_why(why, whylen, "hello announces %u fds, expected 1 or 2", m.nfds);
 		return -EPROTO;
 	}
 	if (m.nfds != nfds) {
-		set_why(why, whylen, "hello announces %u fds but %zu arrived", m.nfds, nfds);
+		wire_why(why, whylen, "hello announces %u fds but %zu arrived", m.nfds, nfds);
 		return -EPROTO;
 	}
 	if (m.flags != 0) {
-		set_why(why, whylen, "hello has unknown flags 0x%04x", m.flags);
+		wire_why(why, whylen, "hello has unknown flags 0x%04x", m.flags);
 		return -EPROTO;
 	}
 	return name_check(m.name, sizeof(m.name), why, whylen);
@@ -251,33 +248,33 @@ int wire_fd_check(int fd, int proto, char *why, size_t whylen)
 	if (fstat(fd, &st) < 0) {
 		int err = errno;
 
-		set_why(why, whylen, "not an open file: %s", strerror(err));
+		wire_why(why, whylen, "not an open file: %s", strerror(err));
 		return -err;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		set_why(why, whylen, "not a socket");
+		wire_why(why, whylen, "not a socket");
 		return -ENOTSOCK;
 	}
 	optlen = sizeof(val);
 	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &optlen) < 0) {
 		int err = errno;
 
-		set_why(why, whylen, "cannot read socket family: %s", strerror(err));
+		wire_why(why, whylen, "cannot read socket family: %s", strerror(err));
 		return -err;
 	}
 	if (val != AF_NETLINK) {
-		set_why(why, whylen, "socket family %d is not AF_NETLINK", val);
+		wire_why(why, whylen, "socket family %d is not AF_NETLINK", val);
 		return -EAFNOSUPPORT;
 	}
 	optlen = sizeof(val);
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &val, &optlen) < 0) {
 		int err = errno;
 
-		set_why(why, whylen, "cannot read netlink protocol: %s", strerror(err));
+		wire_why(why, whylen, "cannot read netlink protocol: %s", strerror(err));
 		return -err;
 	}
 	if (val != proto) {
-		set_why(why, whylen, "netlink protocol %d is not %s (%d)",
+		wire_why(why, whylen, "netlink protocol %d is not %s (%d)",
 			val, netlink_proto_name(proto), proto);
 		return -EPROTONOSUPPORT;
 	}

@@ -113,6 +113,10 @@ void wire_accept_init(struct wire_accept *m, uint64_t netns_inode, uint32_t nque
 void wire_refuse_init(struct wire_refuse *m, const char *reason);
 void wire_bye_init(struct wire_bye *m);
 
+/* wire_why - write a one-line reason into @why (NULL or 0 length: nothing). */
+void wire_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* wire_peek_type - the type of a record with a valid header and length, else -1. */
 int wire_peek_type(const void *buf, size_t len);
 
