@@ -396,6 +396,9 @@ int main(int argc, char **argv)
 		ret = EXIT_RUNTIME;
 		goto out;
 	}
+	if (ret == 1)
+		logf_("event=notice op=drop_caps detail=\"bounding set kept: no CAP_SETPCAP; "
+		      "every other set is empty and no_new_privs is set\"");
 	if (a.o.verbose)
 		logf_("event=ready name=%s netns_inode=%" PRIu64 " sockets=%d pid=%d",
 		      a.o.name, a.netns_inode, a.nsocks, (int)getpid());

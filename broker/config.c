@@ -404,12 +404,9 @@ static bool has_glob_chars(const char *s)
 /* Names that no agent can send (wire_hello_check refuses them) never match. */
 static bool name_ok(const char *s)
 {
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '\'')
+	for (; *s; s++)
+		if (!wire_name_char_ok((unsigned char)*s))
 			return false;
-	}
 	return true;
 }
 
@@ -421,8 +418,8 @@ static void parse_ns_name(json_object *v, const char *path, struct cfg_ns *ns,
 	if (strlen(ns->name) >= WIRE_NAME_MAX)
 		errs_add(e, path, "name longer than %d bytes", WIRE_NAME_MAX - 1);
 	else if (!name_ok(ns->name))
-		errs_add(e, path, "name \"%s\" contains a space, quote or control character",
-			 ns->name);
+		errs_add(e, path, "name \"%s\" has a character no agent name can have "
+			 "(space, control, '\"', '\\' or '=')", ns->name);
 	ns->glob = has_glob_chars(ns->name);
 }
 

@@ -876,8 +876,8 @@ static void tick(struct loop *l, struct loop_timer *t, void *data)
 		}
 		if (st.enobufs > seen)
 			log_event(LOGL_WARN, "enobufs", "name=%s overruns=%" PRIu64 " total=%"
-				  PRIu64 " hint=\"the kernel dropped queue messages: raise "
-				  "sock_len or max_len, or decide faster\"",
+				  PRIu64 " hint=\"the socket's receive buffer overran and the "
+				  "kernel dropped queued packets: raise sock_len\"",
 				  log_value(vb, sizeof(vb), s->name),
 				  st.enobufs - seen, st.enobufs);
 		nv[n++] = (struct overrun){ .s = s, .q = s->q, .seen = st.enobufs };

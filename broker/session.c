@@ -477,6 +477,10 @@ static int bind_queues(struct session *s, const struct cfg_ns *entry, char *why,
 		if (nfqb_queue_adopted(s->q, num))
 			s->nadopted++;
 	}
+	if (entry->qopts.mode == NFQB_COPY_NONE)
+		log_event(LOGL_WARN, "copy_none", "name=%s entry=namespaces[%zu] "
+			  "detail=\"copy none: the kernel drops every packet sent to these "
+			  "queues without asking the broker\"", s->name, entry->index);
 	return 0;
 }
 
@@ -639,8 +643,7 @@ void session_mgr_free(struct session_mgr *m)
 		struct session *s = m->head;
 
 		log_event(LOGL_INFO, "detach", "name=%s netns_inode=%" PRIu64 " packets=%"
-			  PRIu64 " (queues stay bound to the agent's socket)",
-			  s->name, s->netns_ino, s->c.packets);
+			  PRIu64 " queues_kept=true", s->name, s->netns_ino, s->c.packets);
 		session_destroy(s, false);
 	}
 	if (m->home_netns_fd >= 0)

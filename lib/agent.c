@@ -127,7 +127,11 @@ static int drop_bounding(void)
 			return -errno;
 		}
 		if (in && cap_drop_bound((cap_value_t)c) < 0)
-			return -errno;
+			/* Without CAP_SETPCAP (a container granting NET_ADMIN
+			 * alone) the bounding set stays; no_new_privs and empty
+			 * permitted/inheritable/ambient sets still mean no
+			 * capability can ever come back. */
+			return errno == EPERM ? 1 : -errno;
 	}
 	return 0;
 }
@@ -135,14 +139,14 @@ static int drop_bounding(void)
 int nfqb_agent_drop_caps(void)
 {
 	cap_t none = NULL, now = NULL;
-	int ret;
+	int ret, bounding;
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
 	/* The bounding set needs CAP_SETPCAP, so it goes before the rest. */
-	ret = drop_bounding();
-	if (ret < 0)
-		return ret;
+	bounding = drop_bounding();
+	if (bounding < 0)
+		return bounding;
 	if (cap_reset_ambient() < 0 && errno != EINVAL)
 		return -errno;
 
@@ -158,7 +162,7 @@ int nfqb_agent_drop_caps(void)
 		ret = -errno;
 		goto fail;
 	}
-	ret = cap_compare(now, none) == 0 ? 0 : -EPERM;
+	ret = cap_compare(now, none) == 0 ? bounding : -EPERM;
 fail:
 	cap_free(now);
 	cap_free(none);

@@ -20,7 +20,6 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
-#include <sys/capability.h>
 
 #include "internal.h"
 
@@ -498,16 +497,15 @@ static uint32_t probe_flags(struct nfqb_queue *q, uint16_t num, uint32_t flags)
 	return rejected;
 }
 
-static bool have_net_admin(void)
+/* The kernel answers EPERM both for a queue bound by another socket and
+ * for a socket without CAP_NET_ADMIN (its opener's and the sender's are
+ * checked before anything else). A message of a type no handler takes
+ * tells them apart: EINVAL when permitted, EPERM when not. */
+static bool socket_permitted(struct nfqb_queue *q)
 {
-	cap_t caps = cap_get_proc();
-	cap_flag_value_t v = CAP_CLEAR;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
 
-	if (caps) {
-		cap_get_flag(caps, CAP_NET_ADMIN, CAP_EFFECTIVE, &v);
-		cap_free(caps);
-	}
-	return v == CAP_SET;
+	return cfg_request(q, nfq_nlmsg_put(buf, 0xff, 0)) != -EPERM;
 }
 
 static void apply_sock_len(struct nfqb_queue *q, uint32_t len)
@@ -537,6 +535,10 @@ static int explain(struct nfqb_queue *q, uint16_t num, uint32_t flags, int err)
 		break;
 	case -EBUSY:
 		queue_seterr(q, "queue %u: already bound by another socket", num);
+		break;
+	case -EPERM:
+		queue_seterr(q, "queue %u: not permitted: the socket's opener and its user "
+			     "both need CAP_NET_ADMIN in the namespace", num);
 		break;
 	default:
 		queue_seterr(q, "queue %u: %s", num, strerror(-err));
@@ -600,7 +602,7 @@ int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 		 * for another socket): a previous owner handed it to us. */
 		err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_NONE, opts, NFQB_F_ALL));
 		adopted = err == 0;
-	} else if (err == -EPERM && have_net_admin()) {
+	} else if (err == -EPERM && socket_permitted(q)) {
 		err = -EBUSY;
 	}
 	b = queue_binding(q, num);

@@ -154,6 +154,11 @@ ssize_t wire_recv(int sock, void *buf, size_t len, int fds[WIRE_MAX_FDS], size_t
 
 /* Names end up in key=value log lines, JSON and globs: keep them to
  * visible ASCII without the characters that would need quoting. */
+bool wire_name_char_ok(unsigned char ch)
+{
+	return ch >= 0x21 && ch <= 0x7e && ch != '"' && ch != '\\' && ch != '=';
+}
+
 static int name_check(const char *name, size_t max, char *why, size_t whylen)
 {
 	size_t len = strnlen(name, max);
@@ -169,7 +174,7 @@ static int name_check(const char *name, size_t max, char *why, size_t whylen)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)name[i];
 
-		if (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\' || ch == '=') {
+		if (!wire_name_char_ok(ch)) {
 			wire_why(why, whylen,
 				"name has invalid character 0x%02x at offset %zu", ch, i);
 			return -EINVAL;

@@ -68,6 +68,7 @@ struct wire_bye {
  * as a wrong size rather than fitting by accident). */
 #define WIRE_MSG_MAX (sizeof(struct wire_hello) + 1)
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -112,6 +113,10 @@ void wire_hello_init(struct wire_hello *m, const char *name, uint32_t pid, uint1
 void wire_accept_init(struct wire_accept *m, uint64_t netns_inode, uint32_t nqueues);
 void wire_refuse_init(struct wire_refuse *m, const char *reason);
 void wire_bye_init(struct wire_bye *m);
+
+/* wire_name_char_ok - whether @ch may appear in an agent's name (the
+ * broker's config accepts the same set in namespaces[].name). */
+bool wire_name_char_ok(unsigned char ch);
 
 /* wire_why - write a one-line reason into @why (NULL or 0 length: nothing). */
 void wire_why(char *why, size_t whylen, const char *fmt, ...)

@@ -274,7 +274,8 @@ static void test_ns_entries(void **state)
 	ns_err("\"namespaces\": [{\"name\": \"\", \"queues\": [1], \"policy\": \"web\"}]",
 	       "namespaces[0].name: must not be empty");
 	ns_err("\"namespaces\": [{\"name\": \"a b\", \"queues\": [1], \"policy\": \"web\"}]",
-	       "namespaces[0].name: name \"a b\" contains a space, quote or control character");
+	       "namespaces[0].name: name \"a b\" has a character no agent name can have "
+	       "(space, control, '\"', '\\' or '=')");
 	ns_err("\"namespaces\": [{\"name\": [\"a\"], \"queues\": [1], \"policy\": \"web\"}]",
 	       "namespaces[0].name: expected a string, got array [\"a\"]");
 	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\"},"

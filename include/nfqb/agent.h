@@ -30,7 +30,11 @@ int nfqb_agent_open_sockets(const char *netns_path, bool rtnl, int fds[2]);
 
 /**
  * nfqb_agent_drop_caps - drop every capability: effective, permitted,
- * inheritable, ambient and bounding sets, and set no_new_privs.
+ * inheritable, ambient and bounding sets, and set no_new_privs. Returns 0,
+ * or 1 when everything but the bounding set was dropped because the caller
+ * lacks CAP_SETPCAP (e.g. a container granting NET_ADMIN alone): with
+ * no_new_privs and empty permitted/inheritable/ambient sets no capability
+ * can come back either way. Applies to the calling thread.
  */
 int nfqb_agent_drop_caps(void);
 
