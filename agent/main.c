@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/netlink.h>
 
 #include <nfqb/agent.h>
 #include "wire.h"
@@ -305,6 +306,15 @@ static bool retryable(int err)
 	}
 }
 
+/* The netlink port id names the kernel socket behind an fd. */
+static uint32_t sock_portid(int fd)
+{
+	struct sockaddr_nl sa = { 0 };
+	socklen_t len = sizeof(sa);
+
+	return getsockname(fd, (struct sockaddr *)&sa, &len) == 0 ? sa.nl_pid : 0;
+}
+
 /* Attach, hold, re-attach: returns the exit code. */
 static int run(struct agent *a)
 {
@@ -316,12 +326,17 @@ static int run(struct agent *a)
 	for (;;) {
 		long long since;
 
+		uint32_t portid = sock_portid(a->socks[0]);
+
 		attempt++;
-		a->lease = nfqb_agent_attach(a->o.broker, a->o.name, a->socks,
-					     (size_t)a->nsocks, why, sizeof(why));
+		/* On a takeover the broker hands back the sockets holding the
+		 * queues: from then on those are ours to hold and hand over. */
+		a->lease = nfqb_agent_attach_swap(a->o.broker, a->o.name, a->socks,
+						  (size_t)a->nsocks, why, sizeof(why));
 		if (a->lease >= 0) {
-			logf_("event=attached name=%s netns_inode=%" PRIu64 " broker=%s attempts=%lu",
-			      a->o.name, a->netns_inode, qb, attempt);
+			logf_("event=attached name=%s netns_inode=%" PRIu64 " broker=%s attempts=%lu"
+			      " sockets=%s", a->o.name, a->netns_inode, qb, attempt,
+			      sock_portid(a->socks[0]) == portid ? "own" : "broker's");
 			attempt = 0;
 			since = now_ms();
 			switch (hold_lease(a, &signo)) {

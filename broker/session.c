@@ -484,13 +484,20 @@ static int bind_queues(struct session *s, const struct cfg_ns *entry, char *why,
 	return 0;
 }
 
-static void send_accept(struct session *s)
+/* With @give_sockets, the ACCEPT carries the sockets that hold the queues,
+ * for an agent that brought other ones (a takeover): it keeps ours, so its
+ * copies keep the queues alive should this broker go away. */
+static void send_accept(struct session *s, bool give_sockets)
 {
+	int fds[WIRE_MAX_FDS] = { nfqb_queue_fd(s->q), s->rtnl_fd };
 	struct wire_accept a;
 	int rc;
 
 	wire_accept_init(&a, s->netns_ino, (uint32_t)s->nqueues);
-	rc = wire_send(s->lease_fd, &a, sizeof(a), NULL, 0);
+	if (give_sockets)
+		a.flags |= WIRE_ACCEPT_F_SOCKETS;
+	rc = wire_send(s->lease_fd, &a, sizeof(a), fds,
+		       give_sockets ? (s->rtnl_fd >= 0 ? 2 : 1) : 0);
 	/* A vanished agent shows up as a hang-up on the lease next round. */
 	if (rc < 0)
 		log_event(LOGL_DEBUG, "accept_send", "name=%s error=\"%s\"", s->name,
@@ -547,7 +554,7 @@ static int attach_new(struct session_mgr *m, const struct session_hello *h, int 
 	session_link(m, s);
 	if (s->nadopted)
 		settle_adopted(s);
-	send_accept(s);
+	send_accept(s, false);
 	log_attach(s, h, "attach");
 	return 0;
 fail:
@@ -578,16 +585,16 @@ static int takeover(struct session *s, const struct session_hello *h, int *lease
 	s->policy = h->entry->policy;
 	s->takeovers++;
 	/* A restarted agent opened new sockets; the queues stay on the ones
-	 * the session holds, so not one packet is interrupted. The agent's
-	 * copies are closed by the caller. */
+	 * the session holds, so not one packet is interrupted, and the agent
+	 * gets those back to hold instead of its own (closed by the caller). */
 	same = fstat(fds[0], &a) == 0 && fstat(nfqb_queue_fd(s->q), &b) == 0 &&
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 	if (s->rtnl_fd < 0 && fds[1] >= 0)
 		rtnl_start(s, &fds[1]);
-	send_accept(s);
+	send_accept(s, !same);
 	log_attach(s, h, "takeover");
-	log_event(LOGL_DEBUG, "takeover_socket", "name=%s same_socket=%s", s->name,
-		  same ? "true" : "false");
+	log_event(LOGL_DEBUG, "takeover_socket", "name=%s same_socket=%s sockets_given=%s",
+		  s->name, same ? "true" : "false", same ? "false" : "true");
 	return 0;
 }
 

@@ -249,11 +249,30 @@ static void copy_reason(const struct wire_refuse *m, char *why, size_t whylen)
 	wire_why(why, whylen, "%s", len ? reason : "(no reason given)");
 }
 
-static int read_answer(int fd, char *why, size_t whylen)
+/* What each hand-off slot holds, both ways. */
+static const int sock_protos[WIRE_MAX_FDS] = { NETLINK_NETFILTER, NETLINK_ROUTE };
+
+/* The sockets an ACCEPT carried replace the caller's (or are closed). */
+static void swap_fds(int *fds, size_t n, int rfds[WIRE_MAX_FDS], size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		if (fds && i < n) {
+			if (fds[i] >= 0)
+				close(fds[i]);
+			fds[i] = rfds[i];
+		} else {
+			close(rfds[i]);
+		}
+		rfds[i] = -1;
+	}
+}
+
+static int read_answer(int fd, int *fds, size_t n, char *why, size_t whylen)
 {
 	union {
 		char buf[WIRE_MSG_MAX];
 		struct wire_refuse refuse;
+		struct wire_accept accept;
 	} u;
 	int rfds[WIRE_MAX_FDS];
 	size_t nr = 0;
@@ -266,13 +285,19 @@ static int read_answer(int fd, char *why, size_t whylen)
 		return ret;
 	}
 	len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
-	for (size_t i = 0; i < nr; i++)
-		close(rfds[i]);
+	if (len > 0 && nr > 0 && !(wire_peek_type(u.buf, (size_t)len) == WIRE_ACCEPT &&
+				   (size_t)len == sizeof(u.accept) &&
+				   (u.accept.flags & WIRE_ACCEPT_F_SOCKETS))) {
+		for (size_t i = 0; i < nr; i++)
+			close(rfds[i]);
+		wire_why(why, whylen, "malformed answer from the broker");
+		return -EPROTO;
+	}
 	if (len == 0) {
 		wire_why(why, whylen, "broker closed the connection without an answer");
 		return -ECONNRESET;
 	}
-	if (len == -EBADMSG || (len > 0 && nr > 0)) {
+	if (len == -EBADMSG) {
 		wire_why(why, whylen, "malformed answer from the broker");
 		return -EPROTO;
 	}
@@ -282,6 +307,13 @@ static int read_answer(int fd, char *why, size_t whylen)
 	}
 	switch (wire_peek_type(u.buf, (size_t)len)) {
 	case WIRE_ACCEPT:
+		for (size_t i = 0; i < nr; i++)
+			if (wire_fd_check(rfds[i], sock_protos[i], NULL, 0) < 0) {
+				swap_fds(NULL, 0, rfds, nr);
+				wire_why(why, whylen, "broker sent back a socket of the wrong kind");
+				return -EPROTO;
+			}
+		swap_fds(fds, n, rfds, nr);
 		return 0;
 	case WIRE_REFUSE:
 		copy_reason(&u.refuse, why, whylen);
@@ -296,7 +328,6 @@ static int read_answer(int fd, char *why, size_t whylen)
 static int check_args(const char *path, const char *name, const int fds[], size_t n,
 		      struct wire_hello *hello, char *why, size_t whylen)
 {
-	static const int protos[WIRE_MAX_FDS] = { NETLINK_NETFILTER, NETLINK_ROUTE };
 	char r[WIRE_REASON_MAX];
 	int ret;
 
@@ -321,7 +352,7 @@ static int check_args(const char *path, const char *name, const int fds[], size_
 			wire_why(why, whylen, "fds[%zu] is %d", i, fds[i]);
 			return -EBADF;
 		}
-		ret = wire_fd_check(fds[i], protos[i], r, sizeof(r));
+		ret = wire_fd_check(fds[i], sock_protos[i], r, sizeof(r));
 		if (ret < 0) {
 			wire_why(why, whylen, "fds[%zu]: %s", i, r);
 			return ret;
@@ -334,8 +365,8 @@ static int check_args(const char *path, const char *name, const int fds[], size_
 	return ret < 0 ? -EINVAL : 0;
 }
 
-int nfqb_agent_attach(const char *broker_path, const char *name,
-		      const int fds[], size_t n, char *why, size_t whylen)
+static int attach(const char *broker_path, const char *name, const int fds[],
+		  int *swap, size_t n, char *why, size_t whylen)
 {
 	struct wire_hello hello;
 	int fd = -1, ret;
@@ -362,13 +393,25 @@ int nfqb_agent_attach(const char *broker_path, const char *name,
 		}
 		goto fail;
 	}
-	ret = read_answer(fd, why, whylen);
+	ret = read_answer(fd, swap, n, why, whylen);
 	if (ret < 0)
 		goto fail;
 	return fd;
 fail:
 	close_fd(&fd);
 	return ret;
+}
+
+int nfqb_agent_attach(const char *broker_path, const char *name,
+		      const int fds[], size_t n, char *why, size_t whylen)
+{
+	return attach(broker_path, name, fds, NULL, n, why, whylen);
+}
+
+int nfqb_agent_attach_swap(const char *broker_path, const char *name,
+			   int fds[], size_t n, char *why, size_t whylen)
+{
+	return attach(broker_path, name, fds, fds, n, why, whylen);
 }
 
 void nfqb_agent_detach(int lease_fd)

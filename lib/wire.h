@@ -8,7 +8,12 @@
  *
  *   agent  -> broker  HELLO  (+ SCM_RIGHTS: fds[0] NETLINK_NETFILTER,
  *                              fds[1] NETLINK_ROUTE when nfds == 2)
- *   broker -> agent   ACCEPT or REFUSE (reason text, then the broker closes)
+ *   broker -> agent   ACCEPT or REFUSE (reason text, then the broker closes);
+ *                     an ACCEPT with WIRE_ACCEPT_F_SOCKETS carries, as
+ *                     SCM_RIGHTS, the sockets that hold the namespace's
+ *                     queues (a takeover): the agent keeps those instead of
+ *                     its own, so its copies keep the queues alive if the
+ *                     broker goes away
  *   agent  -> broker  BYE    (lease ends now, no grace period), then close
  *
  * After ACCEPT the open connection is the lease: EOF from the agent starts
@@ -51,8 +56,10 @@ struct wire_accept {
 	struct wire_hdr hdr;
 	uint64_t netns_inode;     /* the namespace the broker found behind the fds */
 	uint32_t nqueues;         /* queue numbers bound (or adopted) */
-	uint32_t reserved;
+	uint32_t flags;           /* WIRE_ACCEPT_F_* */
 };
+
+#define WIRE_ACCEPT_F_SOCKETS 1u  /* fds attached: keep these, close yours */
 
 struct wire_refuse {
 	struct wire_hdr hdr;

@@ -292,7 +292,42 @@ enum fake_mode {
 	FAKE_GARBAGE,      /* a short junk record */
 	FAKE_ACCEPT_FD,    /* an accept with an fd attached */
 	FAKE_SILENT,       /* never accept: the connection stays in the backlog */
+	FAKE_GIVE,         /* accept handing back sockets of its own (takeover) */
+	FAKE_GIVE_WRONG,   /* the same, but a pipe where a socket belongs */
 };
+
+/* A bound netlink socket of @proto, as a broker would hand back. */
+static int nl_socket(int proto)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static uint32_t portid_of(int fd)
+{
+	struct sockaddr_nl sa = { 0 };
+	socklen_t len = sizeof(sa);
+
+	return getsockname(fd, (struct sockaddr *)&sa, &len) == 0 ? sa.nl_pid : 0;
+}
+
+static int fake_give(int c, bool wrong)
+{
+	int give[2] = { nl_socket(NETLINK_NETFILTER), nl_socket(NETLINK_ROUTE) }, p[2];
+	struct wire_accept acc;
+
+	if (wrong && pipe(p) == 0)
+		give[1] = p[0];
+	wire_accept_init(&acc, 1, 1);
+	acc.flags = WIRE_ACCEPT_F_SOCKETS;
+	return give[0] < 0 || give[1] < 0 || wire_send(c, &acc, sizeof(acc), give, 2) ? 25 : 0;
+}
 
 struct fake {
 	char dir[64];
@@ -337,6 +372,9 @@ static int fake_serve(int lfd, enum fake_mode mode, const char *reason, size_t w
 	case FAKE_ACCEPT_FD:
 		wire_accept_init(&acc, 1, 1);
 		return wire_send(c, &acc, sizeof(acc), fds, 1) ? 25 : 0;
+	case FAKE_GIVE:
+	case FAKE_GIVE_WRONG:
+		return fake_give(c, mode == FAKE_GIVE_WRONG);
 	default:
 		break;
 	}
@@ -523,6 +561,53 @@ static void test_attach_broken_broker(void **state)
 	close_socks(fds);
 }
 
+/* A takeover: the broker hands back the sockets that hold the queues. */
+static void test_attach_swap(void **state)
+{
+	char why[WIRE_REASON_MAX];
+	int fds[2], lease, before;
+	uint32_t own[2];
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	own[0] = portid_of(fds[0]);
+	own[1] = portid_of(fds[1]);
+	before = count_fds();
+
+	/* The plain call keeps the caller's sockets and closes what came. */
+	fake_start(&f, FAKE_GIVE, NULL, 2);
+	lease = nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why));
+	assert_true(lease >= 0);
+	close(lease);
+	assert_int_equal(fake_finish(&f), 0);
+	assert_int_equal(count_fds(), before);
+	assert_int_equal(portid_of(fds[0]), own[0]);
+
+	/* _swap puts them in place of the caller's, which it closes. */
+	fake_start(&f, FAKE_GIVE, NULL, 2);
+	lease = nfqb_agent_attach_swap(f.path, NAME, fds, 2, why, sizeof(why));
+	assert_true(lease >= 0);
+	close(lease);
+	assert_int_equal(fake_finish(&f), 0);
+	assert_int_equal(count_fds(), before);
+	assert_int_not_equal(portid_of(fds[0]), own[0]);
+	assert_int_not_equal(portid_of(fds[1]), own[1]);
+	assert_int_equal(wire_fd_check(fds[0], NETLINK_NETFILTER, why, sizeof(why)), 0);
+	assert_int_equal(wire_fd_check(fds[1], NETLINK_ROUTE, why, sizeof(why)), 0);
+	own[0] = portid_of(fds[0]);
+
+	/* Something else than sockets: refused, the caller's fds untouched. */
+	fake_start(&f, FAKE_GIVE_WRONG, NULL, 2);
+	assert_int_equal(nfqb_agent_attach_swap(f.path, NAME, fds, 2, why, sizeof(why)),
+			 -EPROTO);
+	assert_string_equal(why, "broker sent back a socket of the wrong kind");
+	assert_int_equal(fake_finish(&f), 0);
+	assert_int_equal(count_fds(), before);
+	assert_int_equal(portid_of(fds[0]), own[0]);
+	close_socks(fds);
+}
+
 static void test_attach_no_broker(void **state)
 {
 	char why[WIRE_REASON_MAX], want[WIRE_REASON_MAX + 64];
@@ -629,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_other_netns, netns_setup, netns_teardown),
 		cmocka_unit_test(test_drop_caps),
 		cmocka_unit_test(test_drop_caps_without_setpcap),
+		cmocka_unit_test(test_attach_swap),
 		cmocka_unit_test_teardown(test_attach_accept_bye, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_accept_eof, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_refused, fake_teardown),

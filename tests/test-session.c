@@ -289,16 +289,33 @@ static int attach_as(struct fixture *f, const char *name, char *why, size_t whyl
 	return session_attach(f->m, &f->h, &f->lease, f->fds, why, whylen);
 }
 
-/* The answer the agent got: WIRE_ACCEPT, WIRE_REFUSE or -errno. */
-static int agent_answer(struct fixture *f)
+/* The answer the agent got (WIRE_ACCEPT, WIRE_REFUSE or -errno) and the
+ * sockets it carried, into @fds (the caller closes them). */
+static int agent_answer_fds(struct fixture *f, int fds[WIRE_MAX_FDS], size_t *n)
 {
 	char buf[WIRE_MSG_MAX];
+	ssize_t len = wire_recv(f->agent, buf, sizeof(buf), fds, n);
+
+	return len < 0 ? (int)len : wire_peek_type(buf, (size_t)len);
+}
+
+/* The same for answers that must carry no socket. */
+static int agent_answer(struct fixture *f)
+{
 	int fds[WIRE_MAX_FDS];
 	size_t n = 0;
-	ssize_t len = wire_recv(f->agent, buf, sizeof(buf), fds, &n);
+	int type = agent_answer_fds(f, fds, &n);
 
 	assert_int_equal(n, 0);
-	return len < 0 ? (int)len : wire_peek_type(buf, (size_t)len);
+	return type;
+}
+
+static bool same_socket(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* The portid queue @num is bound to in this namespace, 0 when unbound. */
@@ -383,7 +400,8 @@ static void test_takeover(void **state)
 	struct fixture f;
 	char why[WIRE_REASON_MAX];
 	struct session *s;
-	int first_fd;
+	int first_fd, given[WIRE_MAX_FDS];
+	size_t ngiven = 0;
 
 	if (!have_ns(state))
 		skip();
@@ -405,7 +423,14 @@ static void test_takeover(void **state)
 	/* a restarted agent: new sockets, same namespace and name */
 	fixture_sockets(&f);
 	assert_int_equal(attach_as(&f, "pod-x", why, sizeof(why)), 0);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	/* The new agent brought other sockets: it is given the session's own,
+	 * the ones holding the queues, to keep across a broker restart. */
+	assert_int_equal(agent_answer_fds(&f, given, &ngiven), WIRE_ACCEPT);
+	assert_int_equal(ngiven, 2);
+	assert_true(same_socket(given[0], nfqb_queue_fd(s->q)));
+	assert_true(same_socket(given[1], s->rtnl_fd));
+	close(given[0]);
+	close(given[1]);
 	assert_ptr_equal(session_find(f.m, f.dev, f.ino), s);
 	assert_int_equal(s->state, SESSION_ATTACHED);
 	assert_int_equal(s->takeovers, 1);

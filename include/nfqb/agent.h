@@ -42,13 +42,26 @@ int nfqb_agent_drop_caps(void);
  * nfqb_agent_attach - connect to the broker's agent socket @broker_path,
  * send the hello for @name with copies of @fds (@n is 1 or 2) and wait for
  * the answer. Returns the connected lease fd (closing it ends the lease)
- * once the broker accepted, or a negative errno with a reason in @why:
+ * once the broker accepted (sockets it may send back are closed: see
+ * nfqb_agent_attach_swap()), or a negative errno with a reason in @why:
  * -ECONNREFUSED when the broker refused (its reason copied), another errno
  * for local failures (ENOENT/ECONNREFUSED from connect appear as -ENOENT /
  * -EHOSTDOWN so that a refusal is never confused with "no broker").
  */
 int nfqb_agent_attach(const char *broker_path, const char *name,
 		      const int fds[], size_t n, char *why, size_t whylen);
+
+/**
+ * nfqb_agent_attach_swap - nfqb_agent_attach(), and when the broker answers
+ * with the sockets that already hold this namespace's queues (it took the
+ * namespace over from an agent that went away), closes the caller's @fds
+ * and stores those in their place: the caller's copies then keep the queues
+ * alive while no broker runs, and are what to hand over next time. A socket
+ * the caller did not give (@n smaller) is closed. Returns like
+ * nfqb_agent_attach().
+ */
+int nfqb_agent_attach_swap(const char *broker_path, const char *name,
+			   int fds[], size_t n, char *why, size_t whylen);
 
 /**
  * nfqb_agent_detach - end a lease at once (the broker frees the namespace

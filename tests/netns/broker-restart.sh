@@ -117,6 +117,36 @@ back_up stopped 8 4
 bk_stop
 nt_ok
 
+# ---------------------------------------------------------------- crash after a takeover
+# An agent restarted inside grace_ms comes with new sockets; the broker
+# keeps the ones holding the queue and hands them back to it, so when the
+# broker then crashes the new agent's copies still hold the queue: the
+# kernel keeps queueing and the next broker adopts it, losing nothing.
+nt_sub crash-after-takeover
+bk_start broker-takeover
+bk_wait_log 'event=attach name=pod-a .*adopted=1 ' 15000
+bk_wait_log 'event=attach name=pod-b .*adopted=1 ' 15000
+kill -KILL "$AG_A"
+nt_wait_pid "$AG_A" 5000
+bk_wait_log 'event=lease_lost name=pod-a '
+bk_agent_nsenter AG_A agent-a3 "$NS_A" pod-a
+bk_wait_log 'event=takeover name=pod-a '
+nt_wait_file 10000 "$(nt_err agent-a3)" "event=attached name=pod-a .*sockets=broker's"
+kill -KILL "$BK_PID"
+nt_wait_pid "$BK_PID" 5000
+while_down takeover 10
+bk_start broker-after-takeover
+bk_wait_log 'event=attach name=pod-a .*adopted=1 ' 15000
+bk_wait_log 'event=attach name=pod-b .*adopted=1 ' 15000
+nt_wait_pid "$RA" 20000
+nt_wait_pid "$RB" 10000
+nt_assert_eq 10 "$(nt_udp_summary recv-a-takeover received)" "pod-a datagrams held across the takeover and the crash"
+nt_assert_eq 0 "$(nt_udp_summary recv-b-takeover received)" "pod-b datagrams held across the crash, then dropped"
+bk_expect_stats pod-a "after the takeover and the crash" packets=10 accept=10 drop=0
+bk_expect_traffic "$NS_A" 5001 3 3 "pod-a traffic after the takeover and the crash"
+bk_stop
+nt_ok
+
 # ---------------------------------------------------------------- read, never decided
 nt_sub undecided
 # The fake takes the first agent that comes: let only pod-r's come.

@@ -1,0 +1,793 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for broker/loop.c: fd registration and dispatch (pipes,
+ * eventfds), stale events after a removal in the same round, timers in
+ * deadline order under random arm/re-arm/cancel, timers armed from
+ * callbacks or in the past, loop_stop and the bookkeeping helpers.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "loop.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static void stop_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	int *fired = data;
+
+	if (fired)
+		(*fired)++;
+	loop_stop(l);
+}
+
+/* Run @l until about @ms milliseconds have passed (or someone stops it). */
+static void run_for(struct loop *l, unsigned ms)
+{
+	struct loop_timer stop;
+
+	loop_timer_init(&stop, stop_cb, NULL);
+	assert_int_equal(loop_timer_arm(l, &stop, loop_now_ms() + ms), 0);
+	assert_int_equal(loop_run(l), 0);
+	loop_timer_cancel(l, &stop);
+}
+
+static int efd_new(void)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
+/* What a callback saw. */
+struct rec {
+	int calls;
+	int fd;                  /* the fd it was called for */
+	uint32_t events;         /* the last events */
+	void *data;              /* the data it got */
+	bool drain;              /* read the eventfd/pipe so it is not ready again */
+	bool stop;               /* loop_stop() from inside */
+	int victim;              /* fd to loop_del + close from inside, -1 none */
+	int *victim_slot;        /* where the victim's owner keeps it (set to -1) */
+	struct rec *replacement; /* register a fresh eventfd under this record */
+	int new_fd;              /* that fresh eventfd */
+};
+
+static void drain(int fd)
+{
+	char b[64];
+
+	while (read(fd, b, sizeof(b)) > 0) {
+	}
+}
+
+static void rec_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct rec *r = data;
+
+	r->calls++;
+	r->fd = fd;
+	r->events = events;
+	r->data = data;
+	if (r->drain)
+		drain(fd);
+	if (r->victim >= 0) {
+		assert_int_equal(loop_del(l, r->victim), 0);
+		close(r->victim);
+		if (r->victim_slot)
+			*r->victim_slot = -1;
+		/* the lowest free number: most likely the victim's, now reused */
+		if (r->replacement) {
+			r->new_fd = efd_new();
+			assert_int_equal(loop_add(l, r->new_fd, EPOLLIN, rec_cb, r->replacement), 0);
+		}
+		r->victim = -1;
+	}
+	if (r->stop)
+		loop_stop(l);
+}
+
+#define REC_INIT { .fd = -1, .victim = -1, .new_fd = -1 }
+
+/* ------------------------------------------------------------ fds */
+
+static void test_new_free(void **state)
+{
+	struct loop *l = loop_new();
+
+	assert_non_null(l);
+	assert_int_equal(loop_fd_count(l), 0);
+	loop_free(l);
+	loop_free(NULL);
+}
+
+static void test_add_dispatch(void **state)
+{
+	struct loop *l = loop_new();
+	struct rec ra = REC_INIT, rb = REC_INIT;
+	int p[2], e;
+
+	assert_non_null(l);
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	e = efd_new();
+	ra.drain = rb.drain = true;
+	assert_int_equal(loop_add(l, p[0], EPOLLIN, rec_cb, &ra), 0);
+	assert_int_equal(loop_add(l, e, EPOLLIN, rec_cb, &rb), 0);
+	assert_int_equal(loop_fd_count(l), 2);
+
+	/* nothing ready: no callback */
+	run_for(l, 20);
+	assert_int_equal(ra.calls, 0);
+	assert_int_equal(rb.calls, 0);
+
+	/* only the eventfd: only its callback, with its fd, data and events */
+	efd_signal(e);
+	run_for(l, 20);
+	assert_int_equal(ra.calls, 0);
+	assert_int_equal(rb.calls, 1);
+	assert_int_equal(rb.fd, e);
+	assert_ptr_equal(rb.data, &rb);
+	assert_int_equal(rb.events, EPOLLIN);
+
+	/* only the pipe */
+	assert_int_equal(write(p[1], "x", 1), 1);
+	run_for(l, 20);
+	assert_int_equal(ra.calls, 1);
+	assert_int_equal(ra.fd, p[0]);
+	assert_int_equal(ra.events, EPOLLIN);
+	assert_int_equal(rb.calls, 1);
+
+	/* level-triggered: left unread, called again every round */
+	ra.drain = false;
+	assert_int_equal(write(p[1], "y", 1), 1);
+	ra.stop = true;
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(ra.calls, 3);
+	ra.stop = false;
+	drain(p[0]);
+
+	/* writer gone: the hangup is reported even though only EPOLLIN was asked */
+	close(p[1]);
+	ra.drain = true;
+	ra.stop = true;
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(ra.calls, 4);
+	assert_true(ra.events & EPOLLHUP);
+
+	assert_int_equal(loop_del(l, p[0]), 0);
+	assert_int_equal(loop_del(l, e), 0);
+	assert_int_equal(loop_fd_count(l), 0);
+	close(p[0]);
+	close(e);
+	loop_free(l);
+}
+
+static void test_mod(void **state)
+{
+	struct loop *l = loop_new();
+	struct rec r = REC_INIT;
+	int p[2];
+
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	/* the write end: always writable, never readable */
+	assert_int_equal(loop_add(l, p[1], EPOLLIN, rec_cb, &r), 0);
+	run_for(l, 20);
+	assert_int_equal(r.calls, 0);
+
+	assert_int_equal(loop_mod(l, p[1], EPOLLOUT), 0);
+	r.stop = true;
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.fd, p[1]);
+	assert_int_equal(r.events, EPOLLOUT);
+
+	/* no events at all: quiet again, still registered */
+	r.stop = false;
+	assert_int_equal(loop_mod(l, p[1], 0), 0);
+	run_for(l, 20);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(loop_fd_count(l), 1);
+
+	/* mod keeps the callback and data of the registration */
+	assert_int_equal(loop_mod(l, p[1], EPOLLOUT), 0);
+	r.stop = true;
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(r.calls, 2);
+	assert_ptr_equal(r.data, &r);
+
+	assert_int_equal(loop_del(l, p[1]), 0);
+	assert_int_equal(loop_mod(l, p[1], EPOLLOUT), -ENOENT);
+	close(p[0]);
+	close(p[1]);
+	loop_free(l);
+}
+
+static void test_errors(void **state)
+{
+	struct loop *l = loop_new();
+	struct rec r = REC_INIT;
+	char path[] = "/tmp/test-loop-XXXXXX";
+	int e = efd_new(), e2 = efd_new(), file;
+
+	assert_int_equal(loop_add(l, e, EPOLLIN, rec_cb, &r), 0);
+	assert_int_equal(loop_add(l, e, EPOLLIN, rec_cb, &r), -EEXIST);
+	assert_int_equal(loop_add(l, e, EPOLLOUT, rec_cb, NULL), -EEXIST);
+	assert_int_equal(loop_fd_count(l), 1);
+	assert_int_equal(loop_add(l, -1, EPOLLIN, rec_cb, &r), -EINVAL);
+	assert_int_equal(loop_add(l, e2, EPOLLIN, NULL, &r), -EINVAL);
+
+	assert_int_equal(loop_del(l, e2), -ENOENT);         /* never added */
+	assert_int_equal(loop_del(l, -1), -ENOENT);
+	assert_int_equal(loop_del(l, 100000), -ENOENT);     /* past every slot */
+	assert_int_equal(loop_mod(l, e2, EPOLLIN), -ENOENT);
+	assert_int_equal(loop_mod(l, -5, EPOLLIN), -ENOENT);
+	assert_int_equal(loop_mod(l, 100000, EPOLLIN), -ENOENT);
+
+	/* epoll refuses a regular file: the error is passed on, nothing registered */
+	file = mkstemp(path);
+	assert_true(file >= 0);
+	unlink(path);
+	assert_int_equal(loop_add(l, file, EPOLLIN, rec_cb, &r), -EPERM);
+	assert_int_equal(loop_fd_count(l), 1);
+	assert_int_equal(loop_del(l, file), -ENOENT);
+	/* an fd that is not open at all */
+	assert_int_equal(loop_add(l, 999, EPOLLIN, rec_cb, &r), -EBADF);
+	assert_int_equal(loop_fd_count(l), 1);
+
+	/* deleted twice */
+	assert_int_equal(loop_del(l, e), 0);
+	assert_int_equal(loop_del(l, e), -ENOENT);
+	assert_int_equal(loop_fd_count(l), 0);
+
+	/* added again after removal: the new registration works */
+	assert_int_equal(loop_add(l, e, EPOLLIN, rec_cb, &r), 0);
+	efd_signal(e);
+	r.drain = r.stop = true;
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(loop_del(l, e), 0);
+
+	/* the owner closed it first: forgotten anyway */
+	assert_int_equal(loop_add(l, e2, EPOLLIN, rec_cb, &r), 0);
+	close(e2);
+	assert_int_equal(loop_del(l, e2), 0);
+	assert_int_equal(loop_fd_count(l), 0);
+	close(file);
+	close(e);
+	loop_free(l);
+}
+
+/*
+ * Two fds ready in one round, each callback removes and closes the other
+ * and registers a fresh eventfd (which gets the closed number). The event
+ * already collected for the closed fd must not reach anyone: not the old
+ * callback, not the new registration under the reused number.
+ */
+static void test_del_other_in_callback(void **state)
+{
+	struct loop *l = loop_new();
+	struct rec ra = REC_INIT, rb = REC_INIT, fresh = REC_INIT;
+	int a = efd_new(), b = efd_new();
+	const int orig_a = a, orig_b = b;
+
+	ra.victim = b;
+	ra.victim_slot = &b;
+	rb.victim = a;
+	rb.victim_slot = &a;
+	ra.replacement = rb.replacement = &fresh;
+	ra.drain = rb.drain = true;
+	assert_int_equal(loop_add(l, a, EPOLLIN, rec_cb, &ra), 0);
+	assert_int_equal(loop_add(l, b, EPOLLIN, rec_cb, &rb), 0);
+	efd_signal(a);
+	efd_signal(b);
+	run_for(l, 30);
+	assert_int_equal(ra.calls + rb.calls, 1);
+	assert_int_equal(fresh.calls, 0);
+	assert_int_equal(loop_fd_count(l), 2);
+
+	/* the survivor and the new eventfd work normally afterwards */
+	int survivor = a >= 0 ? a : b;
+	struct rec *rs = a >= 0 ? &ra : &rb;
+	int nfd = ra.new_fd >= 0 ? ra.new_fd : rb.new_fd;
+
+	assert_true(survivor >= 0);
+	/* the fresh eventfd really reuses the closed number */
+	assert_int_equal(nfd, a >= 0 ? orig_b : orig_a);
+	fresh.drain = true;
+	efd_signal(nfd);
+	efd_signal(survivor);
+	run_for(l, 30);
+	assert_int_equal(fresh.calls, 1);
+	assert_int_equal(fresh.fd, nfd);
+	assert_int_equal(rs->calls, 2);
+	assert_int_equal(loop_del(l, nfd), 0);
+	assert_int_equal(loop_del(l, survivor), 0);
+	close(nfd);
+	close(survivor);
+	loop_free(l);
+}
+
+/* A callback removing (and closing) its own fd. */
+static void self_del_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	int *calls = data;
+
+	(*calls)++;
+	assert_int_equal(loop_del(l, fd), 0);
+	close(fd);
+}
+
+static void test_del_self(void **state)
+{
+	struct loop *l = loop_new();
+	int calls = 0, e = efd_new();
+
+	assert_int_equal(loop_add(l, e, EPOLLIN, self_del_cb, &calls), 0);
+	efd_signal(e);
+	run_for(l, 30);
+	assert_int_equal(calls, 1);
+	assert_int_equal(loop_fd_count(l), 0);
+	loop_free(l);
+}
+
+/*
+ * More fds than the first slot array and than one epoll_wait batch: each
+ * gets exactly its own callback once.
+ */
+struct many {
+	int calls;
+	int fd;
+};
+
+static void many_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct many *m = data;
+
+	m->calls++;
+	assert_int_equal(fd, m->fd);
+	drain(fd);
+}
+
+static void test_many_fds(void **state)
+{
+	enum { N = 300 };
+	struct loop *l = loop_new();
+	struct many *m = calloc(N, sizeof(*m));
+
+	assert_non_null(m);
+	for (int i = 0; i < N; i++) {
+		m[i].fd = efd_new();
+		assert_int_equal(loop_add(l, m[i].fd, EPOLLIN, many_cb, &m[i]), 0);
+	}
+	assert_true(m[N - 1].fd > 256);
+	assert_int_equal(loop_fd_count(l), N);
+	for (int i = 0; i < N; i += 2)
+		efd_signal(m[i].fd);
+	run_for(l, 50);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(m[i].calls, i % 2 ? 0 : 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(loop_del(l, m[i].fd), 0);
+		close(m[i].fd);
+	}
+	assert_int_equal(loop_fd_count(l), 0);
+	free(m);
+	loop_free(l);
+}
+
+/* loop_stop from an fd callback: the rest of the round waits for the next run. */
+static void test_stop_in_fd_callback(void **state)
+{
+	struct loop *l = loop_new();
+	struct rec ra = REC_INIT, rb = REC_INIT;
+	int a = efd_new(), b = efd_new();
+
+	ra.drain = rb.drain = true;
+	ra.stop = rb.stop = true;
+	assert_int_equal(loop_add(l, a, EPOLLIN, rec_cb, &ra), 0);
+	assert_int_equal(loop_add(l, b, EPOLLIN, rec_cb, &rb), 0);
+	efd_signal(a);
+	efd_signal(b);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(ra.calls + rb.calls, 1);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(ra.calls, 1);
+	assert_int_equal(rb.calls, 1);
+	assert_int_equal(loop_del(l, a), 0);
+	assert_int_equal(loop_del(l, b), 0);
+	close(a);
+	close(b);
+	loop_free(l);
+}
+
+/* ------------------------------------------------------------ timers */
+
+/* Every timer callback records who fired, its deadline and the time. */
+struct fire {
+	size_t id;
+	uint64_t deadline;
+	uint64_t at;
+};
+
+static struct fire fires[4096];
+static size_t nfires;
+
+struct tm_rec {
+	struct loop_timer t;
+	size_t id;
+	int calls;
+};
+
+static void record_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct tm_rec *r = data;
+
+	assert_ptr_equal(t, &r->t);
+	assert_false(loop_timer_armed(t));       /* disarmed before its callback */
+	r->calls++;
+	assert_true(nfires < sizeof(fires) / sizeof(fires[0]));
+	fires[nfires++] = (struct fire){ r->id, t->deadline, loop_now_ms() };
+}
+
+static void test_timer_order_simple(void **state)
+{
+	struct loop *l = loop_new();
+	static const unsigned delay[6] = { 40, 10, 30, 20, 25, 15 };
+	struct tm_rec r[6];
+	uint64_t now = loop_now_ms();
+
+	nfires = 0;
+	for (size_t i = 0; i < 6; i++) {
+		r[i] = (struct tm_rec){ .id = i };
+		loop_timer_init(&r[i].t, record_cb, &r[i]);
+		assert_false(loop_timer_armed(&r[i].t));
+		assert_int_equal(loop_timer_arm(l, &r[i].t, now + delay[i]), 0);
+		assert_true(loop_timer_armed(&r[i].t));
+	}
+	loop_timer_cancel(l, &r[2].t);                    /* never fires */
+	assert_false(loop_timer_armed(&r[2].t));
+	loop_timer_cancel(l, &r[2].t);                    /* twice is fine */
+	assert_int_equal(loop_timer_arm(l, &r[0].t, now + 5), 0);    /* earlier */
+	assert_int_equal(loop_timer_arm(l, &r[1].t, now + 35), 0);   /* later */
+	run_for(l, 60);
+	assert_int_equal(nfires, 5);
+	static const size_t want[5] = { 0, 5, 3, 4, 1 };
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(fires[i].id, want[i]);
+		assert_true(fires[i].at >= fires[i].deadline);   /* never early */
+	}
+	assert_int_equal(r[2].calls, 0);
+	loop_free(l);
+}
+
+/* A small deterministic PRNG so a failure can be replayed. */
+static uint64_t rng_state;
+
+static uint32_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)rng_state;
+}
+
+/*
+ * 1000 timers with random deadlines, then random re-arms (earlier and later)
+ * and cancels: the survivors fire once each, in deadline order, never early,
+ * and the cancelled ones never.
+ */
+static void test_timer_many_random(void **state)
+{
+	enum { N = 1000 };
+	struct loop *l = loop_new();
+	struct tm_rec *r = calloc(N, sizeof(*r));
+	bool *cancelled = calloc(N, sizeof(*cancelled));
+	uint64_t now = loop_now_ms();
+	size_t live = N;
+
+	assert_non_null(r);
+	assert_non_null(cancelled);
+	rng_state = 0x9e3779b97f4a7c15ull ^ now;
+	print_message("seed %#llx\n", (unsigned long long)rng_state);
+	nfires = 0;
+	for (size_t i = 0; i < N; i++) {
+		r[i].id = i;
+		loop_timer_init(&r[i].t, record_cb, &r[i]);
+		assert_int_equal(loop_timer_arm(l, &r[i].t, now + 2 + rng() % 60), 0);
+	}
+	for (int k = 0; k < 3 * N; k++) {
+		size_t i = rng() % N;
+
+		switch (rng() % 3) {
+		case 0:
+			if (!cancelled[i]) {
+				loop_timer_cancel(l, &r[i].t);
+				cancelled[i] = true;
+				live--;
+			}
+			break;
+		case 1:
+			/* re-arm, or arm again after a cancel */
+			assert_int_equal(loop_timer_arm(l, &r[i].t, now + 2 + rng() % 60), 0);
+			if (cancelled[i]) {
+				cancelled[i] = false;
+				live++;
+			}
+			break;
+		default:
+			loop_timer_cancel(l, &r[i].t);       /* armed or not */
+			if (!cancelled[i]) {
+				cancelled[i] = true;
+				live--;
+			}
+			break;
+		}
+	}
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(loop_timer_armed(&r[i].t), !cancelled[i]);
+	run_for(l, 120);
+	assert_int_equal(nfires, live);
+	for (size_t i = 0; i < nfires; i++) {
+		assert_true(fires[i].at >= fires[i].deadline);
+		if (i)
+			assert_true(fires[i - 1].deadline <= fires[i].deadline);
+	}
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(r[i].calls, cancelled[i] ? 0 : 1);
+		assert_false(loop_timer_armed(&r[i].t));
+	}
+	free(cancelled);
+	free(r);
+	loop_free(l);
+}
+
+/* A timer at a past deadline (or 0) fires on the next round, not never. */
+static void test_timer_past_deadline(void **state)
+{
+	struct loop *l = loop_new();
+	struct tm_rec a = { .id = 1 }, b = { .id = 2 }, c = { .id = 3 };
+	uint64_t start;
+
+	nfires = 0;
+	loop_timer_init(&a.t, record_cb, &a);
+	loop_timer_init(&b.t, record_cb, &b);
+	loop_timer_init(&c.t, record_cb, &c);
+	assert_int_equal(loop_timer_arm(l, &a.t, loop_now_ms() - 1000), 0);
+	assert_int_equal(loop_timer_arm(l, &b.t, 0), 0);
+	assert_int_equal(b.t.deadline, 1);       /* 0 would disarm the timerfd */
+	assert_int_equal(loop_timer_arm(l, &c.t, loop_now_ms() + 60000), 0);
+	start = loop_now_ms();
+	run_for(l, 200);
+	/* both fired right away (the 200 ms stop timer fired too, later) */
+	assert_int_equal(nfires, 2);
+	assert_int_equal(fires[0].id, 2);
+	assert_int_equal(fires[1].id, 1);
+	assert_true(fires[1].at - start < 100);
+	assert_int_equal(c.calls, 0);
+	assert_true(loop_timer_armed(&c.t));
+	/* freeing the loop disarms what is left */
+	loop_free(l);
+	assert_false(loop_timer_armed(&c.t));
+}
+
+/* Arming from inside a callback: itself again, and another timer. */
+struct chain {
+	struct loop_timer t;
+	struct loop_timer *other;
+	int calls, max;
+	uint64_t step;
+};
+
+static void chain_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct chain *c = data;
+
+	c->calls++;
+	if (c->calls < c->max)
+		assert_int_equal(loop_timer_arm(l, t, loop_now_ms() + c->step), 0);
+	else if (c->other)
+		assert_int_equal(loop_timer_arm(l, c->other, loop_now_ms() + c->step), 0);
+}
+
+static void test_timer_arm_from_callback(void **state)
+{
+	struct loop *l = loop_new();
+	struct chain c = { .max = 5, .step = 2 };
+	int stopped = 0;
+	struct loop_timer stop;
+
+	loop_timer_init(&stop, stop_cb, &stopped);
+	loop_timer_init(&c.t, chain_cb, &c);
+	c.other = &stop;
+	assert_int_equal(loop_timer_arm(l, &c.t, loop_now_ms() + 2), 0);
+	/* a safety net, in case the chain never ends */
+	struct loop_timer net;
+	int net_fired = 0;
+
+	loop_timer_init(&net, stop_cb, &net_fired);
+	assert_int_equal(loop_timer_arm(l, &net, loop_now_ms() + 1000), 0);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(c.calls, 5);
+	assert_int_equal(stopped, 1);
+	assert_int_equal(net_fired, 0);
+	loop_timer_cancel(l, &net);
+	loop_free(l);
+}
+
+/*
+ * A timer that keeps re-arming itself for "now" must not starve the fds:
+ * each round fires it at most once per timer, then epoll gets its turn.
+ */
+static void test_timer_rearm_now_no_starvation(void **state)
+{
+	struct loop *l = loop_new();
+	struct chain c = { .max = 1000000, .step = 0 };
+	struct rec r = REC_INIT;
+	int e = efd_new();
+
+	loop_timer_init(&c.t, chain_cb, &c);
+	assert_int_equal(loop_timer_arm(l, &c.t, loop_now_ms()), 0);
+	r.drain = r.stop = true;
+	assert_int_equal(loop_add(l, e, EPOLLIN, rec_cb, &r), 0);
+	efd_signal(e);
+	assert_int_equal(loop_run(l), 0);     /* returns: the fd was served */
+	assert_int_equal(r.calls, 1);
+	assert_true(c.calls >= 1);
+	assert_true(c.calls < 1000);
+	loop_timer_cancel(l, &c.t);
+	assert_int_equal(loop_del(l, e), 0);
+	close(e);
+	loop_free(l);
+}
+
+/* One callback cancels another timer due in the same round: it stays quiet. */
+struct canceller {
+	struct loop_timer t;
+	struct loop_timer *victim;
+	int calls;
+};
+
+static void cancel_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct canceller *c = data;
+
+	c->calls++;
+	loop_timer_cancel(l, c->victim);
+}
+
+static void test_timer_cancel_from_callback(void **state)
+{
+	struct loop *l = loop_new();
+	struct canceller a = { 0 }, b = { 0 };
+	uint64_t when = loop_now_ms() + 5;
+
+	loop_timer_init(&a.t, cancel_cb, &a);
+	loop_timer_init(&b.t, cancel_cb, &b);
+	a.victim = &b.t;
+	b.victim = &a.t;
+	assert_int_equal(loop_timer_arm(l, &a.t, when), 0);
+	assert_int_equal(loop_timer_arm(l, &b.t, when), 0);
+	run_for(l, 40);
+	assert_int_equal(a.calls + b.calls, 1);
+	assert_false(loop_timer_armed(&a.t));
+	assert_false(loop_timer_armed(&b.t));
+	loop_free(l);
+}
+
+/* Cancelling the earliest timer re-programs the timerfd for the next one. */
+static void test_timer_cancel_earliest(void **state)
+{
+	struct loop *l = loop_new();
+	struct tm_rec a = { .id = 1 }, b = { .id = 2 };
+	uint64_t now = loop_now_ms();
+
+	nfires = 0;
+	loop_timer_init(&a.t, record_cb, &a);
+	loop_timer_init(&b.t, record_cb, &b);
+	assert_int_equal(loop_timer_arm(l, &a.t, now + 5), 0);
+	assert_int_equal(loop_timer_arm(l, &b.t, now + 15), 0);
+	loop_timer_cancel(l, &a.t);
+	run_for(l, 40);
+	assert_int_equal(nfires, 1);
+	assert_int_equal(fires[0].id, 2);
+	assert_true(fires[0].at >= now + 15);
+	/* all cancelled: the loop sleeps until its stop timer, nothing fires */
+	assert_int_equal(loop_timer_arm(l, &a.t, loop_now_ms() + 5), 0);
+	loop_timer_cancel(l, &a.t);
+	run_for(l, 30);
+	assert_int_equal(nfires, 1);
+	loop_free(l);
+}
+
+/* loop_stop from a timer: the other due timers wait for the next run. */
+static void test_stop_in_timer(void **state)
+{
+	struct loop *l = loop_new();
+	struct loop_timer s;
+	struct tm_rec a = { .id = 1 };
+	int stopped = 0;
+	uint64_t now = loop_now_ms();
+
+	nfires = 0;
+	loop_timer_init(&s, stop_cb, &stopped);
+	loop_timer_init(&a.t, record_cb, &a);
+	assert_int_equal(loop_timer_arm(l, &s, now + 5), 0);
+	assert_int_equal(loop_timer_arm(l, &a.t, now + 6), 0);
+	/* let both become due before the loop looks */
+	usleep(20000);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(stopped, 1);
+	assert_int_equal(a.calls, 0);
+	assert_true(loop_timer_armed(&a.t));
+	run_for(l, 30);
+	assert_int_equal(a.calls, 1);
+	loop_free(l);
+}
+
+/* Timers and fds in one loop: both served while the other is busy. */
+static void test_timers_and_fds(void **state)
+{
+	struct loop *l = loop_new();
+	struct chain c = { .max = 10, .step = 3 };
+	struct many m = { .fd = efd_new() };
+
+	loop_timer_init(&c.t, chain_cb, &c);
+	assert_int_equal(loop_timer_arm(l, &c.t, loop_now_ms() + 3), 0);
+	assert_int_equal(loop_add(l, m.fd, EPOLLIN, many_cb, &m), 0);
+	for (int i = 0; i < 5; i++) {
+		efd_signal(m.fd);
+		run_for(l, 8);
+	}
+	run_for(l, 60);
+	assert_int_equal(m.calls, 5);
+	assert_int_equal(c.calls, 10);
+	assert_int_equal(loop_del(l, m.fd), 0);
+	close(m.fd);
+	loop_free(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_free),
+		cmocka_unit_test(test_add_dispatch),
+		cmocka_unit_test(test_mod),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_del_other_in_callback),
+		cmocka_unit_test(test_del_self),
+		cmocka_unit_test(test_many_fds),
+		cmocka_unit_test(test_stop_in_fd_callback),
+		cmocka_unit_test(test_timer_order_simple),
+		cmocka_unit_test(test_timer_many_random),
+		cmocka_unit_test(test_timer_past_deadline),
+		cmocka_unit_test(test_timer_arm_from_callback),
+		cmocka_unit_test(test_timer_rearm_now_no_starvation),
+		cmocka_unit_test(test_timer_cancel_from_callback),
+		cmocka_unit_test(test_timer_cancel_earliest),
+		cmocka_unit_test(test_stop_in_timer),
+		cmocka_unit_test(test_timers_and_fds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
