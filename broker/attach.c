@@ -304,9 +304,14 @@ static int mkdir_parents(const char *path, char *why, size_t whylen)
 		if (*p != '/' && *p != '\0')
 			continue;
 		char saved = *p;
+		int rc;
 
 		*p = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		rc = mkdir(dir, 0755);
+		/* Agents of other uids must reach the socket whatever our umask. */
+		if (rc == 0)
+			rc = chmod(dir, 0755);
+		if (rc < 0 && errno != EEXIST) {
 			int err = errno;
 
 			snprintf(why, whylen, "cannot create directory %s: %s", dir, strerror(err));
@@ -346,8 +351,13 @@ int attach_prepare_path(const char *path, char *why, size_t whylen)
 	rc = mkdir_parents(path, why, whylen);
 	if (rc < 0)
 		return rc;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		snprintf(why, whylen, "cannot use %s: %s", path, strerror(-rc));
+		return rc;
+	}
 	if (!S_ISSOCK(st.st_mode)) {
 		snprintf(why, whylen, "%s exists and is not a socket", path);
 		return -EEXIST;

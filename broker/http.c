@@ -42,13 +42,31 @@ bool http_available(void)
 	return true;
 }
 
+/* Connections MHD holds right now. */
+static unsigned http_connections(struct http *h)
+{
+	const union MHD_DaemonInfo *i =
+		MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return i ? i->num_connections : 0;
+}
+
 /* Run MHD, then wake up again no later than it asks to. */
 static void http_run(struct http *h)
 {
 	MHD_UNSIGNED_LONG_LONG to;
 	struct loop *l = h->m->loop;
+	unsigned before = http_connections(h);
 
 	MHD_run(h->d);
+	/*
+	 * At the connection limit MHD takes its listening socket out of its
+	 * epoll set and puts it back only at the start of a later run: run
+	 * again when slots were freed, or clients waiting in the backlog sit
+	 * there until the next timeout.
+	 */
+	if (before >= HTTP_MAX_CONNECTIONS && http_connections(h) < before)
+		MHD_run(h->d);
 	if (MHD_get_timeout(h->d, &to) == MHD_YES)
 		loop_timer_arm(l, &h->timer, loop_now_ms() + (to > 86400000ull ? 86400000ull : to));
 	else
@@ -243,6 +261,16 @@ bool http_available(void)
 
 struct http *http_new(struct session_mgr *m, const char *listen, char *why, size_t whylen)
 {
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int rc;
+
+	/* A bad address is reported as such, with or without libmicrohttpd. */
+	rc = metrics_parse_listen(listen, &ss, &sslen, why, whylen);
+	if (rc < 0) {
+		errno = -rc;
+		return NULL;
+	}
 	snprintf(why, whylen, "cannot serve metrics on %s: nfq-broker was built without "
 		 "libmicrohttpd", listen);
 	errno = ENOTSUP;

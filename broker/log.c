@@ -58,9 +58,10 @@ void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
 			      level_name(lvl), event);
 	if (n >= sizeof(line) - 2)
 		n = sizeof(line) - 2;
-	if (fmt && *fmt) {
+	/* Fields only when a byte of them fits besides ' ' and the newline. */
+	if (fmt && *fmt && n < sizeof(line) - 3) {
 		line[n++] = ' ';
-		room = sizeof(line) - n - 1;
+		room = sizeof(line) - n - 1;   /* >= 2: a byte and vsnprintf's NUL */
 		va_start(ap, fmt);
 		int w = vsnprintf(line + n, room, fmt, ap);
 		va_end(ap);

@@ -181,6 +181,18 @@ static void test_errno_kept(void **state)
 	int saved = errno;
 	cap_end();
 	assert_int_equal(saved, ENOSPC);
+
+	/* stderr gone: the failing write(2) must not leak its EBADF either */
+	int keep = dup(STDERR_FILENO);
+
+	assert_true(keep >= 0);
+	close(STDERR_FILENO);
+	errno = EXDEV;
+	log_event(LOGL_ERROR, "e", "a=%d", 3);
+	saved = errno;
+	assert_int_equal(dup2(keep, STDERR_FILENO), STDERR_FILENO);
+	close(keep);
+	assert_int_equal(saved, EXDEV);
 }
 
 /* Fields longer than the line buffer: one line, cut, still ending in '\n'. */

@@ -583,7 +583,7 @@ static void test_timer_past_deadline(void **state)
 	assert_int_equal(nfires, 2);
 	assert_int_equal(fires[0].id, 2);
 	assert_int_equal(fires[1].id, 1);
-	assert_true(fires[1].at - start < 100);
+	assert_true(fires[1].at - start < 190);     /* well before the stop timer */
 	assert_int_equal(c.calls, 0);
 	assert_true(loop_timer_armed(&c.t));
 	/* freeing the loop disarms what is left */
