@@ -19,6 +19,9 @@
 #define NFQB_RXBUF_SIZE (65536u + 8192u)
 /* Small verdicts (id, mark) coalesced into one send. */
 #define NFQB_TXBUF_SIZE 8192u
+/* Records a run handles before it flushes gathered verdicts even though
+ * more are waiting: bounds how long a batched packet waits under load. */
+#define NFQB_FLUSH_EVERY 32
 /* How long a config request waits for the kernel's acknowledgement. */
 #define NFQB_CFG_TIMEOUT_MS 5000
 

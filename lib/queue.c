@@ -352,7 +352,7 @@ static int rx_once(struct nfqb_queue *q, int flags)
 
 int nfqb_queue_run(struct nfqb_queue *q, bool block)
 {
-	int total = 0, budget = NFQB_RUN_BUDGET, n, err;
+	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, n, err;
 	struct pollfd pfd;
 
 	if (!q || q->fd < 0)
@@ -363,6 +363,15 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 		n = rx_once(q, MSG_DONTWAIT);
 		if (n >= 0) {
 			total += n;
+			/* Under sustained load the socket never runs dry: flush
+			 * anyway, or batched packets would wait (and fill the
+			 * kernel queue) for as long as the load lasts. */
+			if (++unflushed >= NFQB_FLUSH_EVERY) {
+				unflushed = 0;
+				err = verdict_flush(q);
+				if (err < 0)
+					return err;
+			}
 			continue;
 		}
 		if (n == -ENOBUFS) {

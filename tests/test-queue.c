@@ -567,6 +567,43 @@ static void test_stop_from_callback(void **state)
 	assert_int_equal(nfqb_queue_run(f->q, false), 0);
 }
 
+/* Packet 33 looks at what already reached the kernel side: under a load
+ * that never lets the socket run dry, run() must not sit on its batch. */
+static void on_load_packet(struct nfqb_packet *p, void *user)
+{
+	struct loop_fx *f = user;
+	uint32_t ids[8];
+	uint8_t types[8];
+
+	f->calls++;
+	if (nfqb_packet_id(p) == NFQB_FLUSH_EVERY + 1) {
+		f->ids[0] = (uint32_t)read_verdicts(f->peer, ids, types, 8);
+		f->ids[1] = ids[0];
+		f->ids[2] = types[0];
+	}
+	assert_int_equal(nfqb_packet_accept(p), 0);
+}
+
+static void test_run_flushes_under_load(void **state)
+{
+	struct loop_fx *f = *state;
+	uint32_t ids[8];
+	uint8_t types[8];
+
+	name_peer(f->peer, 0);
+	queue_binding(f->q, FAKE_QNUM)->cb = on_load_packet;
+	for (uint32_t id = 1; id <= NFQB_FLUSH_EVERY + 8; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_FLUSH_EVERY + 8);
+	/* while packet 33 was handled, 1..32 were out as one batch already */
+	assert_int_equal(f->ids[0], 1);
+	assert_int_equal(f->ids[1], NFQB_FLUSH_EVERY);
+	assert_int_equal(f->ids[2], NFQNL_MSG_VERDICT_BATCH);
+	/* and the rest when the socket ran dry */
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+	assert_int_equal(ids[0], NFQB_FLUSH_EVERY + 8);
+}
+
 static void test_run_skips_foreign_sender(void **state)
 {
 	struct loop_fx *f = *state;
@@ -646,6 +683,7 @@ int main(void)
 		cmocka_unit_test(test_every_flag_bound_or_named),
 		cmocka_unit_test(test_run_idle),
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_run_flushes_under_load, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_foreign_sender, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_oversized_record, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_reentry_refused, loop_setup, loop_teardown),
