@@ -381,45 +381,57 @@ int attach_prepare_path(const char *path, char *why, size_t whylen)
 	return 0;
 }
 
-static int bind_listener(struct attach *a, mode_t mode, char *why, size_t whylen)
+int attach_bind_path(const char *path, int type, mode_t mode, int backlog,
+		     dev_t *dev, ino_t *ino, char *why, size_t whylen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	mode_t old;
-	int rc;
+	int fd, rc;
 
-	a->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (a->fd < 0) {
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(why, whylen, "socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	rc = attach_prepare_path(path, why, whylen);
+	if (rc < 0)
+		return rc;
+	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
 		rc = -errno;
 		snprintf(why, whylen, "socket: %s", strerror(-rc));
 		return rc;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", a->path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	/* Never reachable with wider permissions than asked, not even briefly. */
 	old = umask(0777 & ~mode);
-	rc = bind(a->fd, (struct sockaddr *)&sa, sizeof(sa));
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (rc < 0) {
 		rc = -errno;
-		snprintf(why, whylen, "cannot bind %s: %s", a->path, strerror(-rc));
-		return rc;
+		snprintf(why, whylen, "cannot bind %s: %s", path, strerror(-rc));
+		goto fail;
 	}
-	if (chmod(a->path, mode) < 0 || stat(a->path, &st) < 0) {
+	if (chmod(path, mode) < 0 || stat(path, &st) < 0 || listen(fd, backlog) < 0) {
 		rc = -errno;
-		snprintf(why, whylen, "cannot set mode of %s: %s", a->path, strerror(-rc));
-		unlink(a->path);
-		return rc;
+		snprintf(why, whylen, "cannot set up %s: %s", path, strerror(-rc));
+		unlink(path);
+		goto fail;
 	}
-	a->dev = st.st_dev;
-	a->ino = st.st_ino;
-	if (listen(a->fd, SOMAXCONN) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot listen on %s: %s", a->path, strerror(-rc));
-		unlink(a->path);
-		a->ino = 0;
-		return rc;
-	}
-	return 0;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+void attach_unlink_ours(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	if (ino && stat(path, &st) == 0 && st.st_ino == ino && st.st_dev == dev)
+		unlink(path);
 }
 
 struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mode,
@@ -441,12 +453,12 @@ struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mod
 		goto fail;
 	}
 	snprintf(a->path, sizeof(a->path), "%s", path);
-	rc = attach_prepare_path(path, why, whylen);
-	if (rc < 0)
+	a->fd = attach_bind_path(path, SOCK_SEQPACKET, mode, SOMAXCONN, &a->dev, &a->ino,
+				 why, whylen);
+	if (a->fd < 0) {
+		rc = a->fd;
 		goto fail;
-	rc = bind_listener(a, mode, why, whylen);
-	if (rc < 0)
-		goto fail;
+	}
 	rc = loop_add(m->loop, a->fd, EPOLLIN, listener_event, a);
 	if (rc < 0) {
 		snprintf(why, whylen, "cannot watch the listener: %s", strerror(-rc));
@@ -461,8 +473,6 @@ fail:
 
 void attach_free(struct attach *a)
 {
-	struct stat st;
-
 	if (!a)
 		return;
 	while (a->pending)
@@ -471,9 +481,7 @@ void attach_free(struct attach *a)
 		loop_del(a->m->loop, a->fd);
 		close(a->fd);
 	}
-	/* Remove the file only if it is still ours, not a successor's. */
-	if (a->ino && stat(a->path, &st) == 0 && st.st_ino == a->ino && st.st_dev == a->dev)
-		unlink(a->path);
+	attach_unlink_ours(a->path, a->dev, a->ino);
 	free(a);
 }
 

@@ -894,46 +894,8 @@ static void tick(struct loop *l, struct loop_timer *t, void *data)
 
 static int control_bind(struct control *c, mode_t mode, char *why, size_t whylen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-	int rc;
-
-	if (strlen(c->path) >= sizeof(sa.sun_path)) {
-		snprintf(why, whylen, "control socket path %s is too long", c->path);
-		return -ENAMETOOLONG;
-	}
-	rc = attach_prepare_path(c->path, why, whylen);
-	if (rc < 0) {
-		if (!why[0])
-			snprintf(why, whylen, "%s: %s", c->path, strerror(-rc));
-		return rc;
-	}
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "socket: %s", strerror(-rc));
-		return rc;
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
-	/* Never reachable with wider permissions than asked, not even briefly. */
-	old = umask(0777 & ~mode);
-	rc = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot bind %s: %s", c->path, strerror(-rc));
-		return rc;
-	}
-	if (chmod(c->path, mode) < 0 || stat(c->path, &st) < 0 || listen(c->fd, 64) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot set up %s: %s", c->path, strerror(-rc));
-		unlink(c->path);
-		return rc;
-	}
-	c->dev = st.st_dev;
-	c->ino = st.st_ino;
-	return 0;
+	c->fd = attach_bind_path(c->path, SOCK_STREAM, mode, 64, &c->dev, &c->ino, why, whylen);
+	return c->fd < 0 ? c->fd : 0;
 }
 
 struct control *control_new(struct session_mgr *m, const char *config_path,
@@ -991,8 +953,6 @@ fail:
 
 void control_free(struct control *c)
 {
-	struct stat st;
-
 	if (!c)
 		return;
 	while (c->clients)
@@ -1004,9 +964,7 @@ void control_free(struct control *c)
 		loop_del(c->loop, c->fd);
 		close(c->fd);
 	}
-	/* Remove the file only if it is still ours, not a successor's. */
-	if (c->ino && stat(c->path, &st) == 0 && st.st_ino == c->ino && st.st_dev == c->dev)
-		unlink(c->path);
+	attach_unlink_ours(c->path, c->dev, c->ino);
 	free(c->ov);
 	free(c->path);
 	free(c->config_path);
