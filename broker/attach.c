@@ -389,6 +389,8 @@ int attach_bind_path(const char *path, int type, mode_t mode, int backlog,
 	mode_t old;
 	int fd, rc;
 
+	if (!path)
+		return -EINVAL;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(why, whylen, "socket path too long: %s", path);
 		return -ENAMETOOLONG;

@@ -162,7 +162,7 @@ nt_uniq() {
 # agent, broker, ctl, ...); fails the test when it was not built.
 nt_bin() {
 	local d
-	for d in tests/netns examples agent broker ctl bench .; do
+	for d in tests/netns examples agent broker ctl cni bench .; do
 		if [[ -x "$BUILD/$d/$1" ]]; then
 			echo "$BUILD/$d/$1"
 			return 0
