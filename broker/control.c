@@ -323,7 +323,7 @@ static json_object *kernel_arr(const struct session *s, json_object *agent)
 	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
 
 	if (n < 0)
-		jadd(agent, "kernel_error", json_object_new_string(strerror(-n)));
+		jadd(agent, "kernel_error", json_object_new_string(session_kstats_strerror(n)));
 	for (int i = 0; i < n; i++) {
 		json_object *k = json_object_new_object();
 

@@ -200,7 +200,19 @@ int session_kstats(const struct session *s, struct nfqb_kstat *out, size_t max)
 			out[got++] = all[i];
 	if (all != local)
 		free(all);
+	/* Bound queues always show there: none means we read another
+	 * namespace's file (no CAP_SYS_ADMIN to enter this one). */
+	if (n >= 0 && got == 0 && s->nqueues > 0)
+		return -ENODATA;
 	return n < 0 ? n : (int)got;
+}
+
+const char *session_kstats_strerror(int err)
+{
+	if (err == -ENODATA)
+		return "queue statistics of this namespace not readable "
+		       "(the broker needs CAP_SYS_ADMIN to enter it)";
+	return strerror(-err);
 }
 
 /* Bounds the drain of an adopted socket while traffic keeps coming. */
@@ -221,7 +233,7 @@ static void settle_adopted(struct session *s)
 
 	if (n < 0) {
 		log_event(LOGL_WARN, "adopt", "name=%s error=\"kernel queue stats: %s\"",
-			  s->name, strerror(-n));
+			  s->name, session_kstats_strerror(n));
 		return;
 	}
 	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++)

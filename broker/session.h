@@ -137,9 +137,13 @@ int session_attach(struct session_mgr *m, const struct session_hello *h, int *le
 /*
  * session_kstats - the kernel's statistics of @s's queues (from that
  * namespace's /proc/net/netfilter/nfnetlink_queue, entries of other sockets
- * left out). Returns the number of entries written (<= @max) or -errno.
+ * left out). Returns the number of entries written (<= @max) or -errno;
+ * -ENODATA when the namespace's file could not be read, only another's.
  */
 int session_kstats(const struct session *s, struct nfqb_kstat *out, size_t max);
+
+/* session_kstats_strerror - the reason for a session_kstats() error. */
+const char *session_kstats_strerror(int err);
 
 /* session_state_name - "attached" or "grace". */
 const char *session_state_name(enum session_state st);

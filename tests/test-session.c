@@ -372,6 +372,19 @@ static void test_attach_release(void **state)
 	struct nfqb_kstat ks[4];
 
 	assert_int_equal(session_kstats(s, ks, 4), 2);
+	/* Unable to enter the namespace, the broker falls back to the agent's
+	 * /proc entry — here another namespace, where our queues are not:
+	 * that is an error, not an empty list. */
+	int home = f.m->home_netns_fd;
+	pid_t agent = s->agent_pid;
+
+	f.m->home_netns_fd = -1;
+	s->agent_pid = 1;       /* init: /proc/1/net is the host's namespace */
+	assert_int_equal(session_kstats(s, ks, 4), -ENODATA);
+	assert_non_null(strstr(session_kstats_strerror(-ENODATA), "CAP_SYS_ADMIN"));
+	s->agent_pid = agent;   /* the test's own pid lives in that namespace */
+	assert_int_equal(session_kstats(s, ks, 4), 2);
+	f.m->home_netns_fd = home;
 
 	/* a second agent for the same namespace is refused */
 	fixture_close(&f);
