@@ -28,6 +28,7 @@
 #include "internal.h"
 #include "metrics.h"
 #include "session.h"
+#include "fake-session.h"
 
 /* ------------------------------------------------------------ text parser */
 
@@ -211,34 +212,10 @@ struct fx {
 static struct session *fake_session(struct session_mgr *m, const char *name,
 				    const char *policy, uint64_t ino)
 {
-	struct session *s = calloc(1, sizeof(*s));
-	int sv[2];
+	static const uint16_t queues[] = { 1, 7 };
 
-	assert_non_null(s);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
-	close(sv[1]);
-	s->q = queue_new_unchecked(sv[0]);
-	assert_non_null(s->q);
-	s->mgr = m;
-	s->lease_fd = -1;
-	s->rtnl_fd = -1;
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	s->netns_ino = ino;
-	s->agent_pid = 4242;
-	s->policy = policy_set_find(m->cfg->policies, policy);
-	assert_non_null(s->policy);
-	s->queues = calloc(2, sizeof(*s->queues));
-	s->queues[0] = 1;
-	s->queues[1] = 7;
-	s->nqueues = 2;
-	s->state = SESSION_ATTACHED;
-	loop_timer_init(&s->grace, NULL, s);
-	s->next = m->head;
-	if (m->head)
-		m->head->prev = s;
-	m->head = s;
-	m->count++;
-	return s;
+	return fake_session_queues(m, name, policy, ino, queues,
+				   sizeof(queues) / sizeof(queues[0]));
 }
 
 /* What session_verdict counts for one packet of @len bytes to @dport. */
