@@ -51,19 +51,24 @@ static void test_needed(void **state)
 	struct cfg *c;
 
 	(void)state;
-	assert_int_equal(privs_needed(NULL), BASE);
+	assert_int_equal(privs_needed(NULL, 0, 0), BASE);
 	c = cfg_with_pins(NULL, NULL);
-	assert_int_equal(privs_needed(c), BASE);
+	assert_int_equal(privs_needed(c, 0, 0), BASE);
 	cfg_free(c);
 	c = cfg_with_pins("/run/netns/a", NULL);
-	assert_int_equal(privs_needed(c), BASE);
+	assert_int_equal(privs_needed(c, 0, 0), BASE);
 	cfg_free(c);
 	/* A /proc/PID/ns/net pin of another user's process needs ptrace access. */
 	c = cfg_with_pins("/run/netns/a", "/proc/1/ns/net");
-	assert_int_equal(privs_needed(c), BASE | PRIVS_BIT(CAP_SYS_PTRACE));
+	assert_int_equal(privs_needed(c, 0, 0), BASE | PRIVS_BIT(CAP_SYS_PTRACE));
 	cfg_free(c);
 	c = cfg_with_pins("/procfs/a", NULL);
-	assert_int_equal(privs_needed(c), BASE);
+	assert_int_equal(privs_needed(c, 0, 0), BASE);
+	/* Not root: the 0440 stats file needs a read override. */
+	assert_int_equal(privs_needed(c, 65534, 65534), BASE | PRIVS_BIT(CAP_DAC_READ_SEARCH));
+	/* ... unless the group is 0, whose group bits allow reading it. */
+	assert_int_equal(privs_needed(c, 65534, 0), BASE);
+	assert_int_equal(privs_needed(c, 0, 65534), BASE);
 	cfg_free(c);
 }
 
@@ -79,7 +84,8 @@ static void test_text_and_features(void **state)
 	/* Cut, never overrun. */
 	assert_string_equal(privs_text(BASE, tiny, sizeof(tiny)), "cap_net");
 	for (int c = 0; c <= CAP_LAST_CAP; c++) {
-		bool ours = c == CAP_NET_ADMIN || c == CAP_SYS_ADMIN || c == CAP_SYS_PTRACE;
+		bool ours = c == CAP_NET_ADMIN || c == CAP_SYS_ADMIN || c == CAP_SYS_PTRACE ||
+			    c == CAP_DAC_READ_SEARCH;
 
 		assert_int_equal(privs_feature(c) != NULL, ours);
 		assert_int_equal(privs_without(c) != NULL, ours);
