@@ -231,9 +231,7 @@ static int drop_privileges(struct broker *b)
 	rc = give_listen_group(cfg);
 	if (rc < 0)
 		return rc;
-	rc = privs_drop(privs_needed(cfg, b->user.set ? b->user.uid : getuid(),
-				     b->user.set ? b->user.gid : getgid()),
-			&b->user, &res, why, sizeof(why));
+	rc = privs_drop(privs_needed(cfg), &b->user, &res, why, sizeof(why));
 	if (rc < 0) {
 		log_event(LOGL_ERROR, "privileges", "error=%s", log_value(vb, sizeof(vb), why));
 		return rc;

@@ -28,9 +28,10 @@ static const struct {
 	  "metrics, settling after a restart)",
 	  "no kernel stats and no settling for --netns agents" },
 	{ CAP_DAC_READ_SEARCH,
-	  "as a user other than root, with a group other than 0: reading "
-	  "/proc/net/netfilter/nfnetlink_queue (root:root 0440) for kernel stats and settling",
-	  "no kernel stats and no settling for any agent" },
+	  "reading a namespace's /proc/net/netfilter/nfnetlink_queue (mode 0440, owned by "
+	  "the root of the user namespace owning it) when that is not the broker's uid or gid",
+	  "no kernel stats and no settling for namespaces owned by a user namespace, or for "
+	  "every namespace under --user" },
 	{ CAP_SYS_PTRACE,
 	  "stat() of /proc/PID/ns/net pins of other users' or more privileged processes",
 	  "agents under such pins are refused with Permission denied" },
@@ -38,14 +39,13 @@ static const struct {
 
 #define NNEEDS (sizeof(needs) / sizeof(needs[0]))
 
-uint64_t privs_needed(const struct cfg *c, uid_t uid, gid_t gid)
+uint64_t privs_needed(const struct cfg *c)
 {
-	uint64_t caps = PRIVS_BIT(CAP_NET_ADMIN) | PRIVS_BIT(CAP_SYS_ADMIN);
+	/* Which namespaces will attach (owned by which user namespace) is not
+	 * known up front, so the read override for their stats file stays. */
+	uint64_t caps = PRIVS_BIT(CAP_NET_ADMIN) | PRIVS_BIT(CAP_SYS_ADMIN) |
+			PRIVS_BIT(CAP_DAC_READ_SEARCH);
 
-	/* Group 0 reads the stats file through its group bits; nothing else
-	 * then needs a read override that would also open /etc/shadow. */
-	if (uid != 0 && gid != 0)
-		caps |= PRIVS_BIT(CAP_DAC_READ_SEARCH);
 	for (size_t i = 0; c && i < c->nns; i++)
 		if (c->ns[i].netns && strncmp(c->ns[i].netns, "/proc/", 6) == 0)
 			caps |= PRIVS_BIT(CAP_SYS_PTRACE);

@@ -33,13 +33,11 @@ struct privs_result {
 };
 
 /*
- * privs_needed - the capabilities the broker keeps for configuration @c
- * when it serves as @uid/@gid: CAP_NET_ADMIN and CAP_SYS_ADMIN always,
- * CAP_SYS_PTRACE when a namespaces[].netns pin is under /proc/, and
- * CAP_DAC_READ_SEARCH when neither @uid nor @gid is 0 (the kernel's queue
- * stats file is root:root, mode 0440).
+ * privs_needed - the capabilities the broker keeps for configuration @c:
+ * CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH always,
+ * CAP_SYS_PTRACE when a namespaces[].netns pin is under /proc/.
  */
-uint64_t privs_needed(const struct cfg *c, uid_t uid, gid_t gid);
+uint64_t privs_needed(const struct cfg *c);
 
 /* privs_feature - what in the broker needs @cap, or NULL for none. */
 const char *privs_feature(int cap);

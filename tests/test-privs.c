@@ -26,7 +26,8 @@
 #include "config.h"
 #include "privs.h"
 
-#define BASE (PRIVS_BIT(CAP_NET_ADMIN) | PRIVS_BIT(CAP_SYS_ADMIN))
+#define BASE (PRIVS_BIT(CAP_NET_ADMIN) | PRIVS_BIT(CAP_SYS_ADMIN) | \
+	      PRIVS_BIT(CAP_DAC_READ_SEARCH))
 
 static struct cfg *cfg_with_pins(const char *pin_a, const char *pin_b)
 {
@@ -51,24 +52,19 @@ static void test_needed(void **state)
 	struct cfg *c;
 
 	(void)state;
-	assert_int_equal(privs_needed(NULL, 0, 0), BASE);
+	assert_int_equal(privs_needed(NULL), BASE);
 	c = cfg_with_pins(NULL, NULL);
-	assert_int_equal(privs_needed(c, 0, 0), BASE);
+	assert_int_equal(privs_needed(c), BASE);
 	cfg_free(c);
 	c = cfg_with_pins("/run/netns/a", NULL);
-	assert_int_equal(privs_needed(c, 0, 0), BASE);
+	assert_int_equal(privs_needed(c), BASE);
 	cfg_free(c);
 	/* A /proc/PID/ns/net pin of another user's process needs ptrace access. */
 	c = cfg_with_pins("/run/netns/a", "/proc/1/ns/net");
-	assert_int_equal(privs_needed(c, 0, 0), BASE | PRIVS_BIT(CAP_SYS_PTRACE));
+	assert_int_equal(privs_needed(c), BASE | PRIVS_BIT(CAP_SYS_PTRACE));
 	cfg_free(c);
 	c = cfg_with_pins("/procfs/a", NULL);
-	assert_int_equal(privs_needed(c, 0, 0), BASE);
-	/* Not root: the 0440 stats file needs a read override. */
-	assert_int_equal(privs_needed(c, 65534, 65534), BASE | PRIVS_BIT(CAP_DAC_READ_SEARCH));
-	/* ... unless the group is 0, whose group bits allow reading it. */
-	assert_int_equal(privs_needed(c, 65534, 0), BASE);
-	assert_int_equal(privs_needed(c, 0, 65534), BASE);
+	assert_int_equal(privs_needed(c), BASE);
 	cfg_free(c);
 }
 
@@ -78,11 +74,13 @@ static void test_text_and_features(void **state)
 
 	(void)state;
 	assert_string_equal(privs_text(0, buf, sizeof(buf)), "none");
-	assert_string_equal(privs_text(BASE, buf, sizeof(buf)), "cap_net_admin,cap_sys_admin");
+	assert_string_equal(privs_text(BASE, buf, sizeof(buf)),
+			    "cap_dac_read_search,cap_net_admin,cap_sys_admin");
 	assert_string_equal(privs_text(BASE | PRIVS_BIT(CAP_SYS_PTRACE), buf, sizeof(buf)),
-			    "cap_net_admin,cap_sys_ptrace,cap_sys_admin");
+			    "cap_dac_read_search,cap_net_admin,cap_sys_ptrace,cap_sys_admin");
+	assert_string_equal(privs_text(PRIVS_BIT(CAP_CHOWN), buf, sizeof(buf)), "cap_chown");
 	/* Cut, never overrun. */
-	assert_string_equal(privs_text(BASE, tiny, sizeof(tiny)), "cap_net");
+	assert_string_equal(privs_text(BASE, tiny, sizeof(tiny)), "cap_dac");
 	for (int c = 0; c <= CAP_LAST_CAP; c++) {
 		bool ours = c == CAP_NET_ADMIN || c == CAP_SYS_ADMIN || c == CAP_SYS_PTRACE ||
 			    c == CAP_DAC_READ_SEARCH;
