@@ -205,15 +205,15 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 /* After this, group members (listen_mode 0660) can reach the agent socket. */
 static int give_listen_group(const struct cfg *cfg)
 {
-	char vb[LOG_VALUE_MAX];
+	char msg[512], vb[LOG_VALUE_MAX];
 	int rc;
 
 	if (!cfg->listen_group || lchown(cfg->listen, (uid_t)-1, cfg->listen_gid) == 0)
 		return 0;
 	rc = -errno;
-	snprintf(vb, sizeof(vb), "cannot give %s to group %s: %s", cfg->listen,
+	snprintf(msg, sizeof(msg), "cannot give %s to group %s: %s", cfg->listen,
 		 cfg->listen_group, strerror(-rc));
-	log_event(LOGL_ERROR, "start", "error=\"%s\"", vb);
+	log_event(LOGL_ERROR, "start", "error=%s", log_value(vb, sizeof(vb), msg));
 	return rc;
 }
 

@@ -209,6 +209,29 @@ kill -TERM "$PIN_PID"
 nt_expect_exit "$PIN_PID" 5000 0 "pin broker after SIGTERM"
 nt_ok
 
+# ------------------------------------------------------------------ start errors
+nt_sub start-errors
+# What cannot be done at start ends the broker with the reason (exit 1),
+# leaves no socket file behind and does not disturb the running broker.
+cat >"$NT_TMP/grp.json" <<EOF
+{ "broker": { "listen": "$NT_TMP/grp/agent.sock", "control": "$NT_TMP/grp/control.sock",
+              "listen_group": "$NOGROUP", "listen_mode": "0660" },
+  "namespaces": [ { "name": "x", "queues": [9], "policy": "p" } ],
+  "policies": { "p": { "default": "accept", "rules": [] } } }
+EOF
+nt_run no-chown 5000 setpriv --bounding-set -chown "$BK_BROKER" --config "$NT_TMP/grp.json"
+nt_assert_eq 1 "$NT_RC" "listen_group without CAP_CHOWN: exit status"
+nt_assert_grep "$(nt_err no-chown)" "level=error event=start error=\"cannot give $NT_TMP/grp/agent.sock to group $NOGROUP: Operation not permitted\"" "listen_group without CAP_CHOWN: reason"
+nt_run no-setuid 5000 setpriv --bounding-set -setuid,-setgid "$BK_BROKER" --config "$NT_TMP/grp.json" --user "$BUSER"
+nt_assert_eq 1 "$NT_RC" "--user without CAP_SETUID: exit status"
+nt_assert_grep "$(nt_err no-setuid)" "level=error event=privileges error=\"cannot become uid $BUID gid $BGID: Operation not permitted\"" "--user without CAP_SETUID: reason"
+nt_assert_eq "" "$(find "$NT_TMP/grp" -type s 2>/dev/null)" "socket files left by the failed starts"
+nt_run check-user 5000 "$BK_BROKER" --config "$NT_TMP/grp.json" --check --user nfqb-no-such-user
+nt_assert_eq 2 "$NT_RC" "--check --user unknown: exit status"
+nt_assert_grep "$(nt_err check-user)" '^nfq-broker: --user: unknown user "nfqb-no-such-user"$' "--check --user unknown: message"
+serves "after the failed starts"
+nt_ok
+
 # ------------------------------------------------------------------ --user
 nt_sub broker-user
 bk_stop
