@@ -300,6 +300,29 @@ static int drop_no_setuid(const void *arg)
 	return strcmp(why, "cannot become uid 65534 gid 65534: Operation not permitted") ? 4 : 0;
 }
 
+/* Without CAP_SETPCAP the bounding set stays; the rest is dropped all the same. */
+static int drop_no_setpcap(const void *arg)
+{
+	uint64_t kept = PRIVS_BIT(CAP_NET_ADMIN) | PRIVS_BIT(CAP_SYS_ADMIN);
+	unsigned long long bounding = status_field("CapBnd", 16);
+	struct privs_result res;
+	char why[256] = "";
+
+	(void)arg;
+	if (!set_caps_text("cap_net_admin,cap_sys_admin=ep"))
+		return 2;
+	if (privs_drop(BASE, NULL, &res, why, sizeof(why)) != 0)
+		return 3;
+	if (res.kept != kept || res.missing != PRIVS_BIT(CAP_DAC_READ_SEARCH) ||
+	    res.bounding_cleared)
+		return 4;
+	if (status_field("CapEff", 16) != kept || status_field("CapPrm", 16) != kept)
+		return 5;
+	if (status_field("CapBnd", 16) != bounding || status_field("NoNewPrivs", 10) != 1)
+		return 6;
+	return 0;
+}
+
 static void test_drop(void **state)
 {
 	(void)state;
@@ -308,6 +331,7 @@ static void test_drop(void **state)
 	assert_int_equal(run_child(drop_root, NULL), 0);
 	assert_int_equal(run_child(drop_to_user, NULL), 0);
 	assert_int_equal(run_child(drop_no_setuid, NULL), 0);
+	assert_int_equal(run_child(drop_no_setpcap, NULL), 0);
 }
 
 static int agent_drop(const void *arg)
