@@ -37,6 +37,9 @@ struct opts {
 	const char *broker;
 	const char *name;
 	const char *netns;
+	const char *user;      /* --user USER[:GROUP], resolved into uid/gid */
+	uid_t uid;
+	gid_t gid;
 	bool rtnl;
 	bool verbose;
 };
@@ -84,7 +87,8 @@ static const char *quote(const char *s, char *out, size_t outlen)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: nfq-agent --broker SOCKET --name NAME [--netns PATH] [--no-rtnl] [--verbose]\n"
+		"Usage: nfq-agent --broker SOCKET --name NAME [--netns PATH] [--no-rtnl]\n"
+		"                 [--user USER[:GROUP]] [--verbose]\n"
 		"\n"
 		"Open the netlink sockets of a network namespace, drop every capability and\n"
 		"hand the sockets to nfq-broker; stay attached until SIGTERM.\n"
@@ -94,6 +98,8 @@ static void usage(FILE *f)
 		"      --netns PATH     namespace to open the sockets in (/run/netns/X,\n"
 		"                       /proc/PID/ns/net); default: the current one\n"
 		"      --no-rtnl        do not hand over a NETLINK_ROUTE socket\n"
+		"  -u, --user USER[:GROUP]  once the sockets are open, become USER (name or\n"
+		"                       uid) with GROUP (default: USER's) as its only group\n"
 		"  -v, --verbose        log every retry\n"
 		"  -h, --help           show this help\n"
 		"  -V, --version        show the version\n");
@@ -113,7 +119,7 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static int check_opts(const struct opts *o)
+static int check_opts(struct opts *o)
 {
 	struct wire_hello h;
 	char why[WIRE_REASON_MAX];
@@ -136,6 +142,9 @@ static int check_opts(const struct opts *o)
 		return usage_error("--name: %s", why);
 	if (o->netns && !*o->netns)
 		return usage_error("--netns: empty path");
+	/* Looked up before anything is opened: a typo costs nothing. */
+	if (o->user && nfqb_agent_lookup_user(o->user, &o->uid, &o->gid, why, sizeof(why)) < 0)
+		return usage_error("--user: %s", why);
 	return EXIT_OK;
 }
 
@@ -148,6 +157,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "netns", required_argument, NULL, OPT_NETNS },
 		{ "no-rtnl", no_argument, NULL, OPT_NO_RTNL },
+		{ "user", required_argument, NULL, 'u' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -157,7 +167,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	o->rtnl = true;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":b:n:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":b:n:u:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			o->broker = optarg;
@@ -170,6 +180,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_RTNL:
 			o->rtnl = false;
+			break;
+		case 'u':
+			o->user = optarg;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -405,9 +418,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	a.netns_inode = namespace_inode(&a);
-	ret = nfqb_agent_drop_caps();
+	/* Before the first connect: the broker only ever sees this uid. */
+	ret = a.o.user ? nfqb_agent_drop_privileges(a.o.uid, a.o.gid) : nfqb_agent_drop_caps();
 	if (ret < 0) {
-		logf_("event=error op=drop_caps error=%s", quote(strerror(-ret), q, sizeof(q)));
+		logf_("event=error op=%s error=%s", a.o.user ? "drop_privileges" : "drop_caps",
+		      quote(strerror(-ret), q, sizeof(q)));
 		ret = EXIT_RUNTIME;
 		goto out;
 	}
@@ -415,8 +430,9 @@ int main(int argc, char **argv)
 		logf_("event=notice op=drop_caps detail=\"bounding set kept: no CAP_SETPCAP; "
 		      "every other set is empty and no_new_privs is set\"");
 	if (a.o.verbose)
-		logf_("event=ready name=%s netns_inode=%" PRIu64 " sockets=%d pid=%d",
-		      a.o.name, a.netns_inode, a.nsocks, (int)getpid());
+		logf_("event=ready name=%s netns_inode=%" PRIu64 " sockets=%d pid=%d uid=%u gid=%u",
+		      a.o.name, a.netns_inode, a.nsocks, (int)getpid(), (unsigned)getuid(),
+		      (unsigned)getgid());
 	ret = run(&a);
 out:
 	for (int i = 0; i < 2; i++)

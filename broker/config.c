@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "privs.h"
 #include "wire.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -361,11 +362,36 @@ static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c
 	c->metrics_listen = s;
 }
 
+/* broker.user / broker.listen_group: looked up now, so --check names a
+ * user or group this host does not know. */
+static void parse_identity(json_object *obj, struct cfg *c, struct errs *e)
+{
+	struct privs_user u;
+	char why[256];
+	json_object *v;
+
+	if (json_object_object_get_ex(obj, "user", &v) &&
+	    get_string(v, "broker.user", &c->user, e)) {
+		if (privs_parse_user(c->user, &u, why, sizeof(why)) < 0) {
+			errs_add(e, "broker.user", "%s", why);
+		} else {
+			c->user_uid = u.uid;
+			c->user_gid = u.gid;
+		}
+	}
+	if (json_object_object_get_ex(obj, "listen_group", &v) &&
+	    get_string(v, "broker.listen_group", &c->listen_group, e) &&
+	    privs_parse_group(c->listen_group, &c->listen_gid, why, sizeof(why)) < 0)
+		errs_add(e, "broker.listen_group", "%s", why);
+}
+
 static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 {
 	static const char *const keys[] = {
 		"listen", "control", "listen_mode", "control_mode", "allow_uids",
-		"grace_ms", "metrics_listen", NULL
+		"grace_ms", "metrics_listen",
+		"user", "listen_group",
+		NULL
 	};
 	const char *path = "broker";
 	char p[ERRS_PATH_MAX];
@@ -392,6 +418,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 	}
 	if (json_object_object_get_ex(obj, "metrics_listen", &v))
 		parse_metrics_listen(v, "broker.metrics_listen", c, e);
+	parse_identity(obj, c, e);
 }
 
 /* ------------------------------------------------------------ namespaces */
@@ -742,6 +769,8 @@ void cfg_free(struct cfg *c)
 	free(c->listen);
 	free(c->control);
 	free(c->metrics_listen);
+	free(c->user);
+	free(c->listen_group);
 	policy_set_free(c->policies);
 	free(c);
 }

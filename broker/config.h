@@ -48,6 +48,12 @@ struct cfg {
 	uid_t *allow_uids;
 	size_t nallow_uids;
 	uint32_t grace_ms;
+	/* broker.user and broker.listen_group (privs.h), resolved at load. */
+	char *user;                   /* "USER[:GROUP]", NULL = stay who started us */
+	uid_t user_uid;
+	gid_t user_gid;
+	char *listen_group;           /* NULL = the socket keeps the broker's group */
+	gid_t listen_gid;
 	struct nfqb_queue_opts queue_defaults;
 	struct cfg_ns *ns;
 	size_t nns;

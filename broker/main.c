@@ -22,6 +22,7 @@
 #include "control.h"
 #include "log.h"
 #include "loop.h"
+#include "privs.h"
 #include "session.h"
 
 #define EXIT_RUNTIME 1
@@ -29,6 +30,7 @@
 
 struct broker {
 	const char *config_path;
+	struct privs_user user;       /* --user, else broker.user */
 	struct loop *loop;
 	struct session_mgr *mgr;
 	struct attach *listener;
@@ -39,12 +41,16 @@ struct broker {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: nfq-broker --config FILE [--check] [--verbose]\n"
+		"Usage: nfq-broker --config FILE [--user USER[:GROUP]] [--check] [--verbose]\n"
 		"\n"
 		"Receives the netfilter sockets of network namespaces from nfq-agent and\n"
 		"gives NFQUEUE verdicts in them by the policies of FILE (JSON).\n"
 		"\n"
 		"  -c, --config FILE  configuration file\n"
+		"  -u, --user USER[:GROUP]  once the sockets are bound, become USER (name\n"
+		"                     or uid) with GROUP (default: USER's) as its only\n"
+		"                     group, keeping the capabilities it needs; overrides\n"
+		"                     broker.user\n"
 		"      --check        validate FILE, print \"ok\" or every error, and exit\n"
 		"  -v, --verbose      log debug events too\n"
 		"  -h, --help         show this help\n"
@@ -196,9 +202,54 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 	return 0;
 }
 
-static int run(const char *path)
+/* After this, group members (listen_mode 0660) can reach the agent socket. */
+static int give_listen_group(const struct cfg *cfg)
 {
-	struct broker b = { .config_path = path, .sigfd = -1 };
+	char msg[512], vb[LOG_VALUE_MAX];
+	int rc;
+
+	if (!cfg->listen_group || lchown(cfg->listen, (uid_t)-1, cfg->listen_gid) == 0)
+		return 0;
+	rc = -errno;
+	snprintf(msg, sizeof(msg), "cannot give %s to group %s: %s", cfg->listen,
+		 cfg->listen_group, strerror(-rc));
+	log_event(LOGL_ERROR, "start", "error=%s", log_value(vb, sizeof(vb), msg));
+	return rc;
+}
+
+/* Everything that needed root is done: keep only what serving needs. */
+static int drop_privileges(struct broker *b)
+{
+	const struct cfg *cfg = b->mgr->cfg;
+	struct privs_result res = { 0 };
+	char why[256], caps[256], vb[LOG_VALUE_MAX];
+	int rc;
+
+	if (!b->user.set && cfg->user)
+		b->user = (struct privs_user){ .set = true, .uid = cfg->user_uid,
+					       .gid = cfg->user_gid };
+	rc = give_listen_group(cfg);
+	if (rc < 0)
+		return rc;
+	rc = privs_drop(privs_needed(cfg), &b->user, &res, why, sizeof(why));
+	if (rc < 0) {
+		log_event(LOGL_ERROR, "privileges", "error=%s", log_value(vb, sizeof(vb), why));
+		return rc;
+	}
+	log_event(LOGL_INFO, "privileges", "uid=%u gid=%u caps=%s bounding=%s no_new_privs=1",
+		  (unsigned)getuid(), (unsigned)getgid(), privs_text(res.kept, caps, sizeof(caps)),
+		  res.bounding_cleared ? "cleared" : "kept");
+	for (int c = 0; c < 64; c++)
+		if (res.missing & PRIVS_BIT(c))
+			log_event(LOGL_WARN, "privileges", "missing=%s effect=%s",
+				  privs_text(PRIVS_BIT(c), caps, sizeof(caps)),
+				  log_value(vb, sizeof(vb), privs_without(c)));
+	return 0;
+}
+
+static int run(const char *path, const struct privs_user *user)
+{
+	struct broker b = { .config_path = path, .user = *user, .sigfd = -1 };
 	struct errs e = { 0 };
 	struct cfg *cfg = cfg_load(path, &e);
 	char vb[LOG_VALUE_MAX];
@@ -213,6 +264,8 @@ static int run(const char *path)
 	}
 	raise_nofile();
 	rc = broker_open(&b, cfg);
+	if (rc == 0)
+		rc = drop_privileges(&b);
 	if (rc == 0) {
 		cfg = b.mgr->cfg;
 		log_event(LOGL_INFO, "start", "version=%s pid=%d config=%s listen=%s entries=%zu "
@@ -233,23 +286,29 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "user", required_argument, NULL, 'u' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
-	const char *config = NULL;
+	const char *config = NULL, *user_spec = NULL;
+	struct privs_user user = { 0 };
+	char why[256];
 	bool check = false;
 	int opt;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:vhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":c:u:vhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
 			break;
 		case OPT_CHECK:
 			check = true;
+			break;
+		case 'u':
+			user_spec = optarg;
 			break;
 		case 'v':
 			log_set_verbose(true);
@@ -272,5 +331,8 @@ int main(int argc, char **argv)
 		return usage_error("missing --config FILE");
 	if (!*config)
 		return usage_error("--config: empty path");
-	return check ? check_config(config) : run(config);
+	/* An unknown --user is a usage error, with --check too. */
+	if (user_spec && privs_parse_user(user_spec, &user, why, sizeof(why)) < 0)
+		return usage_error("--user: %s", why);
+	return check ? check_config(config) : run(config, &user);
 }

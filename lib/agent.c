@@ -5,10 +5,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,19 +139,11 @@ static int drop_bounding(void)
 	return 0;
 }
 
-int nfqb_agent_drop_caps(void)
+/* Empty the permitted, effective and inheritable sets and check they are. */
+static int clear_sets(int bounding)
 {
 	cap_t none = NULL, now = NULL;
-	int ret, bounding;
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	/* The bounding set needs CAP_SETPCAP, so it goes before the rest. */
-	bounding = drop_bounding();
-	if (bounding < 0)
-		return bounding;
-	if (cap_reset_ambient() < 0 && errno != EINVAL)
-		return -errno;
+	int ret;
 
 	none = cap_init();
 	if (!none)
@@ -167,6 +162,231 @@ fail:
 	cap_free(now);
 	cap_free(none);
 	return ret;
+}
+
+/* no_new_privs, the bounding set, the ambient set: what needs CAP_SETPCAP
+ * goes while the caller still has it. Returns like drop_bounding(). */
+static int drop_prelude(void)
+{
+	int bounding;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	bounding = drop_bounding();
+	if (bounding < 0)
+		return bounding;
+	if (cap_reset_ambient() < 0 && errno != EINVAL)
+		return -errno;
+	return bounding;
+}
+
+int nfqb_agent_drop_caps(void)
+{
+	int bounding = drop_prelude();
+
+	return bounding < 0 ? bounding : clear_sets(bounding);
+}
+
+/* Whether the caller already is exactly @uid/@gid with no other group. */
+static bool ids_are(uid_t uid, gid_t gid)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg, groups[2];
+	int n;
+
+	if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0)
+		return false;
+	if (r != uid || e != uid || s != uid || rg != gid || eg != gid || sg != gid)
+		return false;
+	n = getgroups(2, groups);
+	return n == 0 || (n == 1 && groups[0] == gid);
+}
+
+/* Supplementary groups go too: only @gid is left. */
+static int switch_ids(uid_t uid, gid_t gid)
+{
+	if (ids_are(uid, gid))
+		return 0;
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
+		return -errno;
+	return ids_are(uid, gid) ? 0 : -EPERM;
+}
+
+int nfqb_agent_drop_privileges(uid_t uid, gid_t gid)
+{
+	int bounding, ret;
+
+	if (uid == (uid_t)-1 || gid == (gid_t)-1)
+		return -EINVAL;
+	bounding = drop_prelude();
+	if (bounding < 0)
+		return bounding;
+	/* Leaving uid 0 empties the permitted and effective sets on its own;
+	 * clear_sets() below also covers a caller that was not uid 0. */
+	ret = switch_ids(uid, gid);
+	return ret < 0 ? ret : clear_sets(bounding);
+}
+
+/* getpwnam_r/getgrnam_r and friends want a buffer of unknown size. */
+#define LOOKUP_BUF_MAX (1u << 20)
+
+static int lookup_user(const char *name, uid_t id, bool by_id, struct passwd *pw,
+		       char **buf)
+{
+	struct passwd *res = NULL;
+	size_t len = 1024;
+	int rc;
+
+	for (;;) {
+		char *nb = realloc(*buf, len);
+
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		rc = by_id ? getpwuid_r(id, pw, *buf, len, &res)
+			   : getpwnam_r(name, pw, *buf, len, &res);
+		if (rc != ERANGE || len >= LOOKUP_BUF_MAX)
+			break;
+		len *= 2;
+	}
+	if (rc)
+		return -rc;
+	return res ? 0 : -ENOENT;
+}
+
+static int lookup_group(const char *name, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char *buf = NULL;
+	size_t len = 1024;
+	int rc;
+
+	for (;;) {
+		char *nb = realloc(buf, len);
+
+		if (!nb) {
+			free(buf);
+			return -ENOMEM;
+		}
+		buf = nb;
+		rc = getgrnam_r(name, &gr, buf, len, &res);
+		if (rc != ERANGE || len >= LOOKUP_BUF_MAX)
+			break;
+		len *= 2;
+	}
+	if (!rc && res)
+		*gid = gr.gr_gid;
+	free(buf);
+	return rc ? -rc : res ? 0 : -ENOENT;
+}
+
+/* A decimal id in 0..4294967294 ((uid_t)-1 means "unchanged" to the kernel). */
+static bool parse_id(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
+		return false;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno == 0 && *out < 0xffffffffUL;
+}
+
+static int resolve_group(const char *g, gid_t *gid, char *why, size_t whylen)
+{
+	unsigned long v;
+	int rc;
+
+	if (parse_id(g, &v)) {
+		*gid = (gid_t)v;
+		return 0;
+	}
+	if (strspn(g, "0123456789") == strlen(g)) {
+		wire_why(why, whylen, "group id %s out of range 0-4294967294", g);
+		return -ERANGE;
+	}
+	rc = lookup_group(g, gid);
+	if (rc == -ENOENT)
+		wire_why(why, whylen, "unknown group \"%s\"", g);
+	else if (rc < 0)
+		wire_why(why, whylen, "looking up group \"%s\": %s", g, strerror(-rc));
+	return rc;
+}
+
+static int resolve_user(const char *u, bool have_group, uid_t *uid, gid_t *gid,
+			char *why, size_t whylen)
+{
+	struct passwd pw;
+	char *buf = NULL;
+	unsigned long v = 0;
+	bool numeric = parse_id(u, &v);
+	int rc;
+
+	if (!numeric && strspn(u, "0123456789") == strlen(u)) {
+		wire_why(why, whylen, "user id %s out of range 0-4294967294", u);
+		return -ERANGE;
+	}
+	rc = lookup_user(u, (uid_t)v, numeric, &pw, &buf);
+	if (rc == 0) {
+		*uid = pw.pw_uid;
+		*gid = pw.pw_gid;
+	} else if (rc == -ENOENT && numeric && have_group) {
+		/* A bare uid needs no passwd entry when the group is given. */
+		*uid = (uid_t)v;
+		rc = 0;
+	} else if (rc == -ENOENT && numeric) {
+		wire_why(why, whylen, "uid %s has no passwd entry: give its group too (%s:GID)",
+			 u, u);
+	} else if (rc == -ENOENT) {
+		wire_why(why, whylen, "unknown user \"%s\"", u);
+	} else {
+		wire_why(why, whylen, "looking up user \"%s\": %s", u, strerror(-rc));
+	}
+	free(buf);
+	return rc;
+}
+
+int nfqb_agent_lookup_user(const char *spec, uid_t *uid, gid_t *gid, char *why,
+			   size_t whylen)
+{
+	char user[256], *group;
+	uid_t u = (uid_t)-1;
+	gid_t g = (gid_t)-1;
+	int rc;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (!spec || !uid || !gid) {
+		wire_why(why, whylen, "no user given");
+		return -EINVAL;
+	}
+	if (strlen(spec) >= sizeof(user)) {
+		wire_why(why, whylen, "user longer than %zu bytes", sizeof(user) - 1);
+		return -ENAMETOOLONG;
+	}
+	for (const char *p = spec; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p > 0x7e || *p == '"') {
+			wire_why(why, whylen, "user has invalid character 0x%02x at offset %zu",
+				 (unsigned char)*p, (size_t)(p - spec));
+			return -EINVAL;
+		}
+	snprintf(user, sizeof(user), "%s", spec);
+	group = strchr(user, ':');
+	if (group)
+		*group++ = '\0';
+	if (!*user || (group && !*group)) {
+		wire_why(why, whylen, "\"%s\" is not USER or USER:GROUP", spec);
+		return -EINVAL;
+	}
+	rc = resolve_user(user, group != NULL, &u, &g, why, whylen);
+	if (rc == 0 && group)
+		rc = resolve_group(group, &g, why, whylen);
+	if (rc < 0)
+		return rc;
+	*uid = u;
+	*gid = g;
+	return 0;
 }
 
 static int connect_broker(const char *path, char *why, size_t whylen)

@@ -376,6 +376,55 @@ static void test_load_file(void **state)
 	errs_reset(&e);
 }
 
+/* broker.user and broker.listen_group: looked up at load (root/0 and
+ * nobody exist on every system this runs on). */
+static void test_identity_keys(void **state)
+{
+	char *s = doc("{\"user\": \"root\", \"listen_group\": \"0\"}", NULL, NULL);
+	struct cfg *c = expect_ok(s);
+
+	(void)state;
+	assert_string_equal(c->user, "root");
+	assert_int_equal(c->user_uid, 0);
+	assert_int_equal(c->user_gid, 0);
+	assert_string_equal(c->listen_group, "0");
+	assert_int_equal(c->listen_gid, 0);
+	cfg_free(c);
+	free(s);
+	s = doc("{\"user\": \"65534:0\"}", NULL, NULL);
+	c = expect_ok(s);
+	assert_int_equal(c->user_uid, 65534);
+	assert_int_equal(c->user_gid, 0);
+	assert_null(c->listen_group);
+	cfg_free(c);
+	free(s);
+	c = expect_ok("{" NS_OK ", " POLICIES "}");
+	assert_null(c->user);
+	assert_null(c->listen_group);
+	cfg_free(c);
+
+	broker_err("{\"user\": \"nfqb-no-such-user\"}",
+		   "broker.user: unknown user \"nfqb-no-such-user\"");
+	broker_err("{\"user\": \"root:nfqb-no-such-group\"}",
+		   "broker.user: unknown group \"nfqb-no-such-group\"");
+	broker_err("{\"user\": \"\"}", "broker.user: must not be empty");
+	broker_err("{\"user\": 0}", "broker.user: expected a string, got number 0");
+	broker_err("{\"user\": \"a b\"}",
+		   "broker.user: user has invalid character 0x20 at offset 1");
+	broker_err("{\"user\": \"root:\"}", "broker.user: \"root:\" is not USER or USER:GROUP");
+	broker_err("{\"user\": \"4294967295\"}",
+		   "broker.user: user id 4294967295 out of range 0-4294967294");
+	broker_err("{\"listen_group\": \"nfqb-no-such-group\"}",
+		   "broker.listen_group: unknown group \"nfqb-no-such-group\"");
+	broker_err("{\"listen_group\": \"99999999999\"}",
+		   "broker.listen_group: group id 99999999999 out of range 0-4294967294");
+	broker_err("{\"listen_group\": []}", "broker.listen_group: expected a string, got array []");
+	/* Both at once: every error is reported. */
+	broker_err("{\"user\": \"nfqb-no-such-user\", \"listen_group\": \"\"}",
+		   "broker.user: unknown user \"nfqb-no-such-user\"\n"
+		   "broker.listen_group: must not be empty");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_policy_errors_pass_through),
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_identity_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

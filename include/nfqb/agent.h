@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,32 @@ int nfqb_agent_open_sockets(const char *netns_path, bool rtnl, int fds[2]);
  * can come back either way. Applies to the calling thread.
  */
 int nfqb_agent_drop_caps(void);
+
+/**
+ * nfqb_agent_drop_privileges - nfqb_agent_drop_caps(), and on the way
+ * become @uid/@gid for good: real, effective and saved ids, with @gid as
+ * the only group (supplementary groups are cleared). Call it after the
+ * sockets are open: an unprivileged uid can still hand them over and hold
+ * the lease, but can no longer read root's files. Needs CAP_SETUID and
+ * CAP_SETGID unless the caller already is exactly @uid/@gid. Returns like
+ * nfqb_agent_drop_caps(), -EINVAL for an id of -1, or the negative errno of
+ * the id change (then the capabilities may be partly dropped: exit).
+ * glibc applies the id change to every thread; capabilities are dropped
+ * for the calling thread only.
+ */
+int nfqb_agent_drop_privileges(uid_t uid, gid_t gid);
+
+/**
+ * nfqb_agent_lookup_user - resolve "USER" or "USER:GROUP" into ids for
+ * nfqb_agent_drop_privileges(). USER and GROUP are names or decimal ids;
+ * without GROUP, USER's group from the passwd database is taken (a bare
+ * uid without a passwd entry then is an error). Returns 0, or a negative
+ * errno with a one-line reason in @why: -ENOENT for an unknown user or
+ * group (`unknown user "x"`), -EINVAL for a malformed @spec, -ERANGE for an
+ * id out of 0-4294967294.
+ */
+int nfqb_agent_lookup_user(const char *spec, uid_t *uid, gid_t *gid, char *why,
+			   size_t whylen);
 
 /**
  * nfqb_agent_attach - connect to the broker's agent socket @broker_path,
