@@ -125,30 +125,6 @@ static int check_fds(const int fds[WIRE_MAX_FDS], size_t nfds, uint64_t *dev,
 	return 0;
 }
 
-/* The namespaces[] entry's netns pin, if any, must be the sockets' namespace. */
-static int check_pin(const struct cfg_ns *entry, uint64_t dev, uint64_t ino, char *why,
-		     size_t whylen)
-{
-	struct stat st;
-
-	if (!entry->netns)
-		return 0;
-	if (stat(entry->netns, &st) < 0) {
-		int err = errno;
-
-		snprintf(why, whylen, "namespaces[%zu].netns %s: %s", entry->index,
-			 entry->netns, strerror(err));
-		return -err;
-	}
-	if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
-		snprintf(why, whylen, "the sockets live in network namespace inode %" PRIu64
-			 ", not in %s (inode %" PRIu64 ") that namespaces[%zu] pins",
-			 ino, entry->netns, (uint64_t)st.st_ino, entry->index);
-		return -EXDEV;
-	}
-	return 0;
-}
-
 static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t len,
 			 int fds[WIRE_MAX_FDS], size_t nfds)
 {
@@ -191,7 +167,7 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		refuse(c, name, &cred, fds, why);
 		return;
 	}
-	if (check_pin(h.entry, h.netns_dev, h.netns_ino, why, sizeof(why)) < 0) {
+	if (cfg_ns_pin_check(h.entry, h.netns_dev, h.netns_ino, why, sizeof(why)) < 0) {
 		refuse(c, name, &cred, fds, why);
 		return;
 	}

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "config.h"
@@ -361,11 +362,29 @@ static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c
 	c->metrics_listen = s;
 }
 
+/* The per-uid admission limits of the agent listener. */
+static void parse_admission(json_object *obj, struct cfg *c, struct errs *e)
+{
+	json_object *v;
+	uint64_t n;
+
+	if (json_object_object_get_ex(obj, "max_pending_per_uid", &v) &&
+	    get_uint(v, "broker.max_pending_per_uid", "max_pending_per_uid", 1,
+		     CFG_MAX_PENDING_PER_UID, &n, e))
+		c->max_pending_per_uid = (uint32_t)n;
+	if (json_object_object_get_ex(obj, "max_sessions_per_uid", &v) &&
+	    get_uint(v, "broker.max_sessions_per_uid", "max_sessions_per_uid", 0,
+		     CFG_MAX_SESSIONS_PER_UID, &n, e))
+		c->max_sessions_per_uid = (uint32_t)n;
+}
+
 static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 {
 	static const char *const keys[] = {
 		"listen", "control", "listen_mode", "control_mode", "allow_uids",
-		"grace_ms", "metrics_listen", NULL
+		"grace_ms", "metrics_listen",
+		"max_pending_per_uid", "max_sessions_per_uid",
+		NULL
 	};
 	const char *path = "broker";
 	char p[ERRS_PATH_MAX];
@@ -392,6 +411,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 	}
 	if (json_object_object_get_ex(obj, "metrics_listen", &v))
 		parse_metrics_listen(v, "broker.metrics_listen", c, e);
+	parse_admission(obj, c, e);
 }
 
 /* ------------------------------------------------------------ namespaces */
@@ -580,6 +600,8 @@ static int set_defaults(struct cfg *c)
 	c->listen_mode = CFG_DEFAULT_MODE;
 	c->control_mode = CFG_DEFAULT_MODE;
 	c->grace_ms = CFG_DEFAULT_GRACE_MS;
+	c->max_pending_per_uid = CFG_DEFAULT_MAX_PENDING_PER_UID;
+	c->max_sessions_per_uid = CFG_DEFAULT_MAX_SESSIONS_PER_UID;
 	c->queue_defaults = qd;
 	return 0;
 }
@@ -765,4 +787,29 @@ bool cfg_uid_allowed(const struct cfg *c, uid_t uid)
 		if (c->allow_uids[i] == uid)
 			return true;
 	return false;
+}
+
+/* ------------------------------------------------------------ netns pins */
+
+int cfg_ns_pin_check(const struct cfg_ns *entry, uint64_t dev, uint64_t ino, char *why,
+		     size_t whylen)
+{
+	struct stat st;
+
+	if (!entry->netns)
+		return 0;
+	if (stat(entry->netns, &st) < 0) {
+		int err = errno;
+
+		snprintf(why, whylen, "namespaces[%zu].netns %s: %s", entry->index,
+			 entry->netns, strerror(err));
+		return -err;
+	}
+	if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
+		snprintf(why, whylen, "the sockets live in network namespace inode %" PRIu64
+			 ", not in %s (inode %" PRIu64 ") that namespaces[%zu] pins",
+			 ino, entry->netns, (uint64_t)st.st_ino, entry->index);
+		return -EXDEV;
+	}
+	return 0;
 }
