@@ -285,6 +285,10 @@ static int read_answer(int fd, int *fds, size_t n, int answer_ms, char *why,
 		return ret;
 	}
 	len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
+	/* A broker that answered and closed before reading our hello resets
+	 * the connection; the reset is reported first, the answer after it. */
+	if (len == -ECONNRESET)
+		len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
 	if (len > 0 && nr > 0 && !(wire_peek_type(u.buf, (size_t)len) == WIRE_ACCEPT &&
 				   (size_t)len == sizeof(u.accept) &&
 				   (u.accept.flags & WIRE_ACCEPT_F_SOCKETS))) {
