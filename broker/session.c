@@ -726,7 +726,9 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 		log_config_errors(e);
 		return -EINVAL;
 	}
-	policy_set_carry_counters(n->policies, old->policies);
+	if (policy_set_carry_counters(n->policies, old->policies) < 0)
+		log_event(LOGL_WARN, "reload", "warning=\"out of memory: some rule counters "
+			  "start from 0\"");
 	for (s = m->head; s; s = next) {
 		next = s->next;
 		if (reresolve(s, n, why, sizeof(why)))
