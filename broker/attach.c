@@ -70,8 +70,12 @@ static void rl_flush(struct loop *l, struct loop_timer *t, void *data)
 {
 	struct attach *a = data;
 
-	for (int k = 0; k < RL_N; k++)
+	/* A new second starts here, so that one summary covers the last. */
+	for (int k = 0; k < RL_N; k++) {
 		rl_summary(a, (enum rl_class)k);
+		a->rl[k].second = loop_now_ms() / 1000;
+		a->rl[k].lines = 0;
+	}
 }
 
 /* Whether a refusal of class @k may be logged now; counted when not. */
