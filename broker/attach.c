@@ -48,12 +48,15 @@ struct attach {
 	struct conn *pending;
 	size_t npending;
 	int reserve_fd;          /* given up on EMFILE to accept and refuse */
+	struct loop_timer resume;/* listener paused: out of fds, no reserve */
 	struct ratelimit rl[RL_N];
 	struct loop_timer rl_flush;
 };
 
 /* Accepts per readiness event: a flood cannot starve the other fds. */
 #define ATTACH_ACCEPT_BUDGET 64
+/* How long the listener rests when out of fds without a reserve. */
+#define ATTACH_PAUSE_MS 100
 
 /* ------------------------------------------------------------ log limits */
 
@@ -469,6 +472,29 @@ static bool shed_one(struct attach *a, int lfd)
 	return cfd >= 0;
 }
 
+static void resume_listener(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct attach *a = data;
+
+	if (a->reserve_fd < 0)
+		a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	(void)loop_mod(l, a->fd, EPOLLIN);
+}
+
+/*
+ * Out of fds with no reserve to shed peers with: the listener stays
+ * readable, so stop watching it for a while rather than spin on it.
+ */
+static void pause_listener(struct attach *a, int err)
+{
+	if (rl_allow(a, RL_FDS))
+		log_event(LOGL_WARN, "accept", "error=\"%s\" paused_ms=%d", strerror(err),
+			  ATTACH_PAUSE_MS);
+	if (loop_mod(a->m->loop, a->fd, 0) == 0 &&
+	    loop_timer_arm(a->m->loop, &a->resume, loop_now_ms() + ATTACH_PAUSE_MS) < 0)
+		(void)loop_mod(a->m->loop, a->fd, EPOLLIN);
+}
+
 static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct attach *a = data;
@@ -484,8 +510,8 @@ static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 			continue;
 		if ((errno == EMFILE || errno == ENFILE) && shed_one(a, fd))
 			continue;
-		if ((errno == EMFILE || errno == ENFILE) && rl_allow(a, RL_FDS))
-			log_event(LOGL_WARN, "accept", "error=\"%s\"", strerror(errno));
+		if (errno == EMFILE || errno == ENFILE)
+			pause_listener(a, errno);
 		return;
 	}
 }
@@ -652,6 +678,7 @@ struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mod
 	a->m = m;
 	a->fd = -1;
 	loop_timer_init(&a->rl_flush, rl_flush, a);
+	loop_timer_init(&a->resume, resume_listener, a);
 	/* Opened first: the last fd we can count on when the table is full. */
 	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (a->reserve_fd < 0) {
@@ -690,6 +717,7 @@ void attach_free(struct attach *a)
 	while (a->pending)
 		conn_free(a->pending);
 	loop_timer_cancel(a->m->loop, &a->rl_flush);
+	loop_timer_cancel(a->m->loop, &a->resume);
 	if (a->reserve_fd >= 0)
 		close(a->reserve_fd);
 	if (a->fd >= 0) {
