@@ -461,19 +461,20 @@ static void parse_ns_queues(json_object *arr, const char *path, struct cfg_ns *n
 		e->oom = 1;
 		return;
 	}
+	/* One bit per queue number: duplicates found in O(queues). */
+	uint64_t seen[65536 / 64] = { 0 };
+
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v;
-		bool dup = false;
 
 		errs_path_idx(p, sizeof(p), path, i);
 		if (!get_uint(json_object_array_get_idx(arr, i), p, "queue", 0, 65535, &v, e))
 			continue;
-		for (size_t j = 0; j < ns->nqueues; j++)
-			dup |= ns->queues[j] == v;
-		if (dup) {
+		if (seen[v / 64] & (1ull << (v % 64))) {
 			errs_add(e, p, "duplicate queue %" PRIu64, v);
 			continue;
 		}
+		seen[v / 64] |= 1ull << (v % 64);
 		ns->queues[ns->nqueues++] = (uint16_t)v;
 	}
 }
@@ -520,24 +521,57 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	}
 }
 
-/* An exact name listed twice: the second entry could never match. */
+struct name_pos {
+	const char *name;
+	size_t pos;
+};
+
+/* By name, then by position: the first of equal names comes first. */
+static int by_name(const void *a, const void *b)
+{
+	const struct name_pos *x = a, *y = b;
+	int d = strcmp(x->name, y->name);
+
+	return d ? d : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/*
+ * An exact name listed twice: the second entry could never match. Sorted
+ * rather than compared pairwise, so that many entries stay O(n log n);
+ * the errors still come in entry order.
+ */
 static void check_duplicate_names(struct cfg *c, struct errs *e)
 {
 	char p[ERRS_PATH_MAX], base[ERRS_PATH_MAX];
+	struct name_pos *order;
+	size_t *first, n = 0;
 
-	for (size_t i = 1; i < c->nns; i++) {
-		if (!c->ns[i].name)
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			if (!c->ns[j].name || strcmp(c->ns[i].name, c->ns[j].name) != 0)
-				continue;
-			errs_path_idx(base, sizeof(base), "namespaces", i);
-			errs_path_key(p, sizeof(p), base, "name");
-			errs_add(e, p, "duplicate name \"%s\" (namespaces[%zu] already has it)",
-				 c->ns[i].name, j);
-			break;
-		}
+	order = calloc(c->nns + 1, sizeof(*order));
+	first = calloc(c->nns + 1, sizeof(*first));
+	if (!order || !first) {
+		e->oom = 1;
+		goto done;
 	}
+	for (size_t i = 0; i < c->nns; i++) {
+		first[i] = i;
+		if (c->ns[i].name)
+			order[n++] = (struct name_pos){ c->ns[i].name, i };
+	}
+	qsort(order, n, sizeof(*order), by_name);
+	for (size_t k = 1; k < n; k++)
+		if (strcmp(order[k].name, order[k - 1].name) == 0)
+			first[order[k].pos] = first[order[k - 1].pos];
+	for (size_t i = 0; i < c->nns; i++) {
+		if (first[i] == i)
+			continue;
+		errs_path_idx(base, sizeof(base), "namespaces", i);
+		errs_path_key(p, sizeof(p), base, "name");
+		errs_add(e, p, "duplicate name \"%s\" (namespaces[%zu] already has it)",
+			 c->ns[i].name, first[i]);
+	}
+done:
+	free(order);
+	free(first);
 }
 
 static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)

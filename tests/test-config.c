@@ -286,6 +286,43 @@ static void test_pin_check(void **state)
 	(void)state;
 }
 
+/* Duplicate names among many entries: found in entry order, each against
+ * the first entry of that name (sorted, not compared pairwise). */
+static void test_duplicate_names_many(void **state)
+{
+	enum { N = 5000 };
+	size_t cap = 128 + N * 80, len = 0;
+	char *t = malloc(cap);
+	struct errs e = { 0 };
+	struct cfg *c;
+	char *j;
+
+	assert_non_null(t);
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"b\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"a\", \"queues\": [2], \"policy\": \"web\"},"
+	       " {\"name\": \"b\", \"queues\": [2], \"policy\": \"web\"},"
+	       " {\"name\": \"a\", \"queues\": [3], \"policy\": \"web\"}]",
+	       "namespaces[2].name: duplicate name \"a\" (namespaces[0] already has it)\n"
+	       "namespaces[3].name: duplicate name \"b\" (namespaces[1] already has it)\n"
+	       "namespaces[4].name: duplicate name \"a\" (namespaces[0] already has it)");
+	len += (size_t)snprintf(t + len, cap - len, "{\"namespaces\": [");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(t + len, cap - len, "%s{\"name\": \"pod-%d\", \"queues\": "
+					"[%d], \"policy\": \"web\"}", i ? ", " : "",
+					i == N - 1 ? 17 : i, i % 65536);
+	snprintf(t + len, cap - len, "], " POLICIES "}");
+	c = cfg_parse_string(t, &e);
+	assert_null(c);
+	j = errs_join(&e, "\n");
+	assert_string_equal(j, "namespaces[4999].name: duplicate name \"pod-17\" "
+			    "(namespaces[17] already has it)");
+	free(j);
+	errs_reset(&e);
+	free(t);
+	(void)state;
+}
+
 static void test_queue_keys(void **state)
 {
 	qd_err("1", "queue_defaults: expected an object, got number 1");
@@ -439,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_broker_keys),
 		cmocka_unit_test(test_admission_keys),
 		cmocka_unit_test(test_pin_check),
+		cmocka_unit_test(test_duplicate_names_many),
 		cmocka_unit_test(test_queue_keys),
 		cmocka_unit_test(test_ns_entries),
 		cmocka_unit_test(test_policy_errors_pass_through),
