@@ -278,9 +278,8 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 			return LEASE_LOST;
 		if (wire_peek_type(buf, (size_t)n) == WIRE_REFUSE) {
 			struct wire_refuse *r = (struct wire_refuse *)buf;
-			char q[WIRE_REASON_MAX + 3];
-
 			bool retry = wire_refuse_flags(r) & WIRE_REFUSE_F_RETRY;
+			char q[WIRE_REASON_MAX + 3];
 
 			r->reason[sizeof(r->reason) - 1] = '\0';
 			logf_("event=refused name=%s reason=%s retry=%s", a->o.name,
