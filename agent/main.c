@@ -291,11 +291,14 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 			return LEASE_LOST;
 		if (wire_peek_type(buf, (size_t)n) == WIRE_REFUSE) {
 			struct wire_refuse *r = (struct wire_refuse *)buf;
+			bool retry = wire_refuse_flags(r) & WIRE_REFUSE_F_RETRY;
 			char q[WIRE_REASON_MAX + 3];
 
 			r->reason[sizeof(r->reason) - 1] = '\0';
-			logf_("event=refused name=%s reason=%s", a->o.name,
-			      quote(r->reason, q, sizeof(q)));
+			logf_("event=refused name=%s reason=%s retry=%s", a->o.name,
+			      quote(r->reason, q, sizeof(q)), retry ? "true" : "false");
+			if (retry)
+				return LEASE_LOST;
 			fprintf(stderr, "nfq-agent: refused: %s\n", r->reason);
 			return LEASE_REFUSED;
 		}
@@ -313,6 +316,7 @@ static bool retryable(int err)
 	case -ECONNRESET:
 	case -EPIPE:
 	case -ECONNABORTED:
+	case -EAGAIN:       /* the broker refused for a passing reason */
 		return true;
 	default:
 		return false;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,22 @@ struct conn {
 	struct attach *a;
 	struct conn *prev, *next;
 	int fd;
+	uid_t uid;               /* SO_PEERCRED at accept() */
 	struct loop_timer timeout;
+};
+
+/*
+ * Refusal log lines per class and second: a flood of refused peers costs
+ * a few lines, then one event=refuse_suppressed line with the count.
+ */
+enum rl_class { RL_UID, RL_PENDING, RL_FDS, RL_HELLO, RL_N };
+
+static const char *const rl_names[RL_N] = { "uid", "pending", "fds", "hello" };
+
+struct ratelimit {
+	uint64_t second;         /* loop clock, in seconds */
+	unsigned lines;          /* logged in that second */
+	uint64_t suppressed;     /* not logged since the last summary */
 };
 
 struct attach {
@@ -31,10 +47,65 @@ struct attach {
 	ino_t ino;
 	struct conn *pending;
 	size_t npending;
+	int reserve_fd;          /* given up on EMFILE to accept and refuse */
+	struct loop_timer resume;/* listener paused: out of fds, no reserve */
+	struct ratelimit rl[RL_N];
+	struct loop_timer rl_flush;
 };
 
 /* Accepts per readiness event: a flood cannot starve the other fds. */
 #define ATTACH_ACCEPT_BUDGET 64
+/* How long the listener rests when out of fds without a reserve. */
+#define ATTACH_PAUSE_MS 100
+
+/* ------------------------------------------------------------ log limits */
+
+static void rl_summary(struct attach *a, enum rl_class k)
+{
+	if (!a->rl[k].suppressed)
+		return;
+	log_event(LOGL_WARN, "refuse_suppressed", "class=%s suppressed=%" PRIu64,
+		  rl_names[k], a->rl[k].suppressed);
+	a->rl[k].suppressed = 0;
+}
+
+static void rl_flush(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct attach *a = data;
+
+	/* Only the summary: the budget of lines stays with rl_allow()'s
+	 * second, or a timer firing early would give one second two. */
+	for (int k = 0; k < RL_N; k++)
+		rl_summary(a, (enum rl_class)k);
+}
+
+/* Whether a refusal of class @k may be logged now; counted when not. */
+static bool rl_allow(struct attach *a, enum rl_class k)
+{
+	struct ratelimit *r = &a->rl[k];
+	uint64_t now = loop_now_ms();
+
+	if (now / 1000 != r->second) {
+		rl_summary(a, k);
+		r->second = now / 1000;
+		r->lines = 0;
+	}
+	if (r->lines < ATTACH_LOG_PER_SEC) {
+		r->lines++;
+		return true;
+	}
+	r->suppressed++;
+	/* The summary comes when the second is over, even if the flood is. */
+	if (!loop_timer_armed(&a->rl_flush))
+		(void)loop_timer_arm(a->m->loop, &a->rl_flush, (r->second + 1) * 1000);
+	return false;
+}
+
+/* The reasons a refusal may pass by itself: the agent should try again. */
+static bool passing(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -ENOBUFS;
+}
 
 /* ------------------------------------------------------------ connections */
 
@@ -70,26 +141,62 @@ static void close_fds(int fds[WIRE_MAX_FDS])
  * Tell the agent why (one line), log it, close every fd it sent and the
  * connection. Nothing else is touched: other agents never notice.
  */
-static void refuse(struct conn *c, const char *name, const struct ucred *cred,
-		   int fds[WIRE_MAX_FDS], const char *reason)
+/*
+ * Answer @fd with a refusal (never blocking: a peer that does not read
+ * loses the answer, not our time), log it within the class's rate, count
+ * it. @name may be NULL, @cred too (then read from the socket).
+ */
+static void refuse_fd(struct attach *a, int fd, enum rl_class k, const char *name,
+		      const struct ucred *cred, bool retry, const char *reason)
 {
 	char nb[LOG_VALUE_MAX], rb[LOG_VALUE_MAX];
 	struct wire_refuse r;
 	struct ucred own;
 	socklen_t cl = sizeof(own);
 
+	wire_refuse_init_flags(&r, reason, retry ? WIRE_REFUSE_F_RETRY : 0);
+	(void)wire_send(fd, &r, sizeof(r), NULL, 0);
+	a->m->refusals++;
+	if (!rl_allow(a, k))
+		return;
 	/* Even a peer refused before its credentials were checked is logged by pid. */
-	if (!cred && getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &own, &cl) == 0)
+	if (!cred && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &own, &cl) == 0)
 		cred = &own;
-	wire_refuse_init(&r, reason);
-	(void)wire_send(c->fd, &r, sizeof(r), NULL, 0);
-	log_event(LOGL_WARN, "refuse", "name=%s agent_pid=%d uid=%d reason=%s",
+	log_event(LOGL_WARN, "refuse", "name=%s agent_pid=%d uid=%d reason=%s%s",
 		  log_value(nb, sizeof(nb), name ? name : "-"), cred ? (int)cred->pid : -1,
-		  cred ? (int)cred->uid : -1, log_value(rb, sizeof(rb), reason));
-	c->a->m->refusals++;
+		  cred ? (int)cred->uid : -1, log_value(rb, sizeof(rb), reason),
+		  retry ? " retry=true" : "");
+}
+
+/*
+ * Tell the agent why (one line), log it, close every fd it sent and the
+ * connection. Nothing else is touched: other agents never notice. @retry
+ * marks a reason that may pass (the agent tries again later).
+ */
+static void refuse_as(struct conn *c, enum rl_class k, const char *name,
+		      const struct ucred *cred, int fds[WIRE_MAX_FDS], bool retry,
+		      const char *reason)
+{
+	refuse_fd(c->a, c->fd, k, name, cred, retry, reason);
 	if (fds)
 		close_fds(fds);
 	conn_free(c);
+}
+
+static void refuse(struct conn *c, const char *name, const struct ucred *cred,
+		   int fds[WIRE_MAX_FDS], const char *reason)
+{
+	refuse_as(c, RL_HELLO, name, cred, fds, false, reason);
+}
+
+/* Sessions of agents of @uid, against broker.max_sessions_per_uid. */
+static size_t uid_sessions(const struct session_mgr *m, uid_t uid)
+{
+	size_t n = 0;
+
+	for (const struct session *s = m->head; s; s = s->next)
+		n += s->agent_uid == uid;
+	return n;
 }
 
 /* fds[0] NETLINK_NETFILTER, fds[1] NETLINK_ROUTE, all in one namespace. */
@@ -125,30 +232,6 @@ static int check_fds(const int fds[WIRE_MAX_FDS], size_t nfds, uint64_t *dev,
 	return 0;
 }
 
-/* The namespaces[] entry's netns pin, if any, must be the sockets' namespace. */
-static int check_pin(const struct cfg_ns *entry, uint64_t dev, uint64_t ino, char *why,
-		     size_t whylen)
-{
-	struct stat st;
-
-	if (!entry->netns)
-		return 0;
-	if (stat(entry->netns, &st) < 0) {
-		int err = errno;
-
-		snprintf(why, whylen, "namespaces[%zu].netns %s: %s", entry->index,
-			 entry->netns, strerror(err));
-		return -err;
-	}
-	if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
-		snprintf(why, whylen, "the sockets live in network namespace inode %" PRIu64
-			 ", not in %s (inode %" PRIu64 ") that namespaces[%zu] pins",
-			 ino, entry->netns, (uint64_t)st.st_ino, entry->index);
-		return -EXDEV;
-	}
-	return 0;
-}
-
 static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t len,
 			 int fds[WIRE_MAX_FDS], size_t nfds)
 {
@@ -159,6 +242,7 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 	socklen_t cl = sizeof(cred);
 	const char *name;
 	bool hello_ok;
+	int rc;
 
 	hello_ok = wire_hello_check(hello, len, nfds, why, sizeof(why)) == 0;
 	/* Only a checked hello has a name fit for the log. */
@@ -181,8 +265,9 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 	h.name = name;
 	h.pid = cred.pid;
 	h.uid = cred.uid;
-	if (check_fds(fds, nfds, &h.netns_dev, &h.netns_ino, why, sizeof(why)) < 0) {
-		refuse(c, name, &cred, fds, why);
+	rc = check_fds(fds, nfds, &h.netns_dev, &h.netns_ino, why, sizeof(why));
+	if (rc < 0) {
+		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
 		return;
 	}
 	h.entry = cfg_match(m->cfg, name);
@@ -191,14 +276,24 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		refuse(c, name, &cred, fds, why);
 		return;
 	}
-	if (check_pin(h.entry, h.netns_dev, h.netns_ino, why, sizeof(why)) < 0) {
+	if (cfg_ns_pin_check(h.entry, h.netns_dev, h.netns_ino, why, sizeof(why)) < 0) {
+		refuse(c, name, &cred, fds, why);
+		return;
+	}
+	/* A takeover or a replacement does not add a session. */
+	if (m->cfg->max_sessions_per_uid && !session_find(m, h.netns_dev, h.netns_ino) &&
+	    uid_sessions(m, cred.uid) >= m->cfg->max_sessions_per_uid) {
+		snprintf(why, sizeof(why), "uid %u holds %u sessions already "
+			 "(broker.max_sessions_per_uid)", (unsigned)cred.uid,
+			 m->cfg->max_sessions_per_uid);
 		refuse(c, name, &cred, fds, why);
 		return;
 	}
 	/* From here the session watches the connection as its lease. */
 	loop_del(m->loop, c->fd);
-	if (session_attach(m, &h, &c->fd, fds, why, sizeof(why)) < 0) {
-		refuse(c, name, &cred, fds, why);
+	rc = session_attach(m, &h, &c->fd, fds, why, sizeof(why));
+	if (rc < 0) {
+		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
 		return;
 	}
 	m->attaches++;
@@ -220,6 +315,10 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *data)
 	n = wire_recv(fd, u.buf, sizeof(u.buf), fds, &nfds);
 	if (n == -EAGAIN)
 		return;
+	if (n == -EMFILE) {
+		refuse_as(c, RL_FDS, NULL, NULL, NULL, true, ATTACH_NO_FDS);
+		return;
+	}
 	if (n == -EBADMSG) {
 		/* wire_recv closed whatever fds arrived */
 		refuse(c, NULL, NULL, NULL, "message or its fds truncated, or more than 2 fds");
@@ -240,13 +339,84 @@ static void conn_timeout(struct loop *l, struct loop_timer *t, void *data)
 	refuse(data, NULL, NULL, NULL, "no hello within 5 s");
 }
 
+/* Connections of @uid waiting for their hello. */
+static size_t uid_pending(const struct attach *a, uid_t uid)
+{
+	size_t n = 0;
+
+	for (const struct conn *c = a->pending; c; c = c->next)
+		n += c->uid == uid;
+	return n;
+}
+
+/*
+ * What can be judged before any hello: the peer's uid (a uid that may
+ * not attach never takes a pending slot) and the room left for it. A
+ * refused peer gets its one-line answer and is closed at once.
+ */
+static bool admit(struct attach *a, int fd, const struct ucred *cred)
+{
+	const struct cfg *cfg = a->m->cfg;
+	char why[WIRE_REASON_MAX];
+	size_t mine;
+
+	if (!cfg_uid_allowed(cfg, cred->uid)) {
+		snprintf(why, sizeof(why), "uid %u is not in broker.allow_uids",
+			 (unsigned)cred->uid);
+		refuse_fd(a, fd, RL_UID, NULL, cred, false, why);
+		return false;
+	}
+	if (a->npending >= ATTACH_MAX_PENDING) {
+		snprintf(why, sizeof(why), "%zu connections already wait for their hello",
+			 a->npending);
+		refuse_fd(a, fd, RL_PENDING, NULL, cred, true, why);
+		return false;
+	}
+	mine = uid_pending(a, cred->uid);
+	if (mine >= cfg->max_pending_per_uid) {
+		snprintf(why, sizeof(why), "uid %u has %zu connections waiting for their hello "
+			 "(broker.max_pending_per_uid)", (unsigned)cred->uid, mine);
+		refuse_fd(a, fd, RL_PENDING, NULL, cred, true, why);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Read what a peer refused at accept() sent already (its hello, with any
+ * fds, closed at once): a socket closed with unread data resets the
+ * connection, and the peer would lose our answer.
+ */
+static void drain(int fd)
+{
+	char buf[WIRE_MSG_MAX];
+	int fds[WIRE_MAX_FDS];
+	size_t nfds;
+
+	for (int i = 0; i < 4; i++) {
+		ssize_t n = wire_recv(fd, buf, sizeof(buf), fds, &nfds);
+
+		close_fds(fds);
+		if (n <= 0 && n != -EBADMSG && n != -EMFILE)
+			return;
+	}
+}
+
 static void accept_one(struct attach *a, int fd)
 {
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
 	struct conn *c;
 
-	if (a->npending >= ATTACH_MAX_PENDING) {
-		log_event(LOGL_WARN, "conn_dropped", "reason=\"%zu connections already wait "
-			  "for their hello\"", a->npending);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		if (rl_allow(a, RL_UID))
+			log_event(LOGL_WARN, "conn_dropped", "reason=\"cannot read peer "
+				  "credentials: %s\"", strerror(errno));
+		close(fd);
+		return;
+	}
+	if (!admit(a, fd, &cred)) {
+		drain(fd);
 		close(fd);
 		return;
 	}
@@ -257,6 +427,7 @@ static void accept_one(struct attach *a, int fd)
 	}
 	c->a = a;
 	c->fd = fd;
+	c->uid = cred.uid;
 	loop_timer_init(&c->timeout, conn_timeout, c);
 	c->next = a->pending;
 	if (a->pending)
@@ -269,7 +440,57 @@ static void accept_one(struct attach *a, int fd)
 		conn_free(c);
 		return;
 	}
-	log_event(LOGL_DEBUG, "conn", "fd=%d pending=%zu", fd, a->npending);
+	log_event(LOGL_DEBUG, "conn", "fd=%d uid=%u pending=%zu", fd, (unsigned)cred.uid,
+		  a->npending);
+	/* An agent sends its hello right after connect(): most are judged
+	 * now and never hold a pending slot (c may be gone after this). */
+	conn_event(a->m->loop, fd, EPOLLIN, c);
+}
+
+/*
+ * Out of fds: the reserve fd makes room to accept one peer and tell it
+ * to come back, so the backlog drains instead of spinning the loop on a
+ * listener that stays readable. Returns false when nothing could be done.
+ */
+static bool shed_one(struct attach *a, int lfd)
+{
+	int cfd;
+
+	if (a->reserve_fd < 0)
+		return false;
+	close(a->reserve_fd);
+	a->reserve_fd = -1;
+	cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd >= 0) {
+		refuse_fd(a, cfd, RL_FDS, NULL, NULL, true, ATTACH_NO_FDS);
+		drain(cfd);
+		close(cfd);
+	}
+	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return cfd >= 0;
+}
+
+static void resume_listener(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct attach *a = data;
+
+	if (a->reserve_fd < 0)
+		a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	(void)loop_mod(l, a->fd, EPOLLIN);
+}
+
+/*
+ * Out of fds with no reserve to shed peers with: the listener stays
+ * readable, so stop watching it for a while rather than spin on it.
+ */
+static void pause_listener(struct attach *a, int err)
+{
+	if (rl_allow(a, RL_FDS))
+		log_event(LOGL_WARN, "accept", "error=\"%s\" paused_ms=%d", strerror(err),
+			  ATTACH_PAUSE_MS);
+	if (loop_mod(a->m->loop, a->fd, 0) == 0 &&
+	    loop_timer_arm(a->m->loop, &a->resume, loop_now_ms() + ATTACH_PAUSE_MS) < 0)
+		(void)loop_mod(a->m->loop, a->fd, EPOLLIN);
 }
 
 static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
@@ -279,12 +500,17 @@ static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 	for (int i = 0; i < ATTACH_ACCEPT_BUDGET; i++) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-		if (cfd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				log_event(LOGL_WARN, "accept", "error=\"%s\"", strerror(errno));
-			return;
+		if (cfd >= 0) {
+			accept_one(a, cfd);
+			continue;
 		}
-		accept_one(a, cfd);
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if ((errno == EMFILE || errno == ENFILE) && shed_one(a, fd))
+			continue;
+		if (errno == EMFILE || errno == ENFILE)
+			pause_listener(a, errno);
+		return;
 	}
 }
 
@@ -449,6 +675,15 @@ struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mod
 	}
 	a->m = m;
 	a->fd = -1;
+	loop_timer_init(&a->rl_flush, rl_flush, a);
+	loop_timer_init(&a->resume, resume_listener, a);
+	/* Opened first: the last fd we can count on when the table is full. */
+	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (a->reserve_fd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot open /dev/null: %s", strerror(-rc));
+		goto fail;
+	}
 	if (strlen(path) >= sizeof(a->path)) {
 		snprintf(why, whylen, "socket path too long: %s", path);
 		rc = -ENAMETOOLONG;
@@ -479,6 +714,10 @@ void attach_free(struct attach *a)
 		return;
 	while (a->pending)
 		conn_free(a->pending);
+	loop_timer_cancel(a->m->loop, &a->rl_flush);
+	loop_timer_cancel(a->m->loop, &a->resume);
+	if (a->reserve_fd >= 0)
+		close(a->reserve_fd);
 	if (a->fd >= 0) {
 		loop_del(a->m->loop, a->fd);
 		close(a->fd);

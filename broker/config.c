@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "config.h"
@@ -385,12 +386,29 @@ static void parse_identity(json_object *obj, struct cfg *c, struct errs *e)
 		errs_add(e, "broker.listen_group", "%s", why);
 }
 
+/* The per-uid admission limits of the agent listener. */
+static void parse_admission(json_object *obj, struct cfg *c, struct errs *e)
+{
+	json_object *v;
+	uint64_t n;
+
+	if (json_object_object_get_ex(obj, "max_pending_per_uid", &v) &&
+	    get_uint(v, "broker.max_pending_per_uid", "max_pending_per_uid", 1,
+		     CFG_MAX_PENDING_PER_UID, &n, e))
+		c->max_pending_per_uid = (uint32_t)n;
+	if (json_object_object_get_ex(obj, "max_sessions_per_uid", &v) &&
+	    get_uint(v, "broker.max_sessions_per_uid", "max_sessions_per_uid", 0,
+		     CFG_MAX_SESSIONS_PER_UID, &n, e))
+		c->max_sessions_per_uid = (uint32_t)n;
+}
+
 static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 {
 	static const char *const keys[] = {
 		"listen", "control", "listen_mode", "control_mode", "allow_uids",
 		"grace_ms", "metrics_listen",
 		"user", "listen_group",
+		"max_pending_per_uid", "max_sessions_per_uid",
 		NULL
 	};
 	const char *path = "broker";
@@ -419,6 +437,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 	if (json_object_object_get_ex(obj, "metrics_listen", &v))
 		parse_metrics_listen(v, "broker.metrics_listen", c, e);
 	parse_identity(obj, c, e);
+	parse_admission(obj, c, e);
 }
 
 /* ------------------------------------------------------------ namespaces */
@@ -468,19 +487,20 @@ static void parse_ns_queues(json_object *arr, const char *path, struct cfg_ns *n
 		e->oom = 1;
 		return;
 	}
+	/* One bit per queue number: duplicates found in O(queues). */
+	uint64_t seen[65536 / 64] = { 0 };
+
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v;
-		bool dup = false;
 
 		errs_path_idx(p, sizeof(p), path, i);
 		if (!get_uint(json_object_array_get_idx(arr, i), p, "queue", 0, 65535, &v, e))
 			continue;
-		for (size_t j = 0; j < ns->nqueues; j++)
-			dup |= ns->queues[j] == v;
-		if (dup) {
+		if (seen[v / 64] & (1ull << (v % 64))) {
 			errs_add(e, p, "duplicate queue %" PRIu64, v);
 			continue;
 		}
+		seen[v / 64] |= 1ull << (v % 64);
 		ns->queues[ns->nqueues++] = (uint16_t)v;
 	}
 }
@@ -527,24 +547,57 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	}
 }
 
-/* An exact name listed twice: the second entry could never match. */
+struct name_pos {
+	const char *name;
+	size_t pos;
+};
+
+/* By name, then by position: the first of equal names comes first. */
+static int by_name(const void *a, const void *b)
+{
+	const struct name_pos *x = a, *y = b;
+	int d = strcmp(x->name, y->name);
+
+	return d ? d : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/*
+ * An exact name listed twice: the second entry could never match. Sorted
+ * rather than compared pairwise, so that many entries stay O(n log n);
+ * the errors still come in entry order.
+ */
 static void check_duplicate_names(struct cfg *c, struct errs *e)
 {
 	char p[ERRS_PATH_MAX], base[ERRS_PATH_MAX];
+	struct name_pos *order;
+	size_t *first, n = 0;
 
-	for (size_t i = 1; i < c->nns; i++) {
-		if (!c->ns[i].name)
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			if (!c->ns[j].name || strcmp(c->ns[i].name, c->ns[j].name) != 0)
-				continue;
-			errs_path_idx(base, sizeof(base), "namespaces", i);
-			errs_path_key(p, sizeof(p), base, "name");
-			errs_add(e, p, "duplicate name \"%s\" (namespaces[%zu] already has it)",
-				 c->ns[i].name, j);
-			break;
-		}
+	order = calloc(c->nns + 1, sizeof(*order));
+	first = calloc(c->nns + 1, sizeof(*first));
+	if (!order || !first) {
+		e->oom = 1;
+		goto done;
 	}
+	for (size_t i = 0; i < c->nns; i++) {
+		first[i] = i;
+		if (c->ns[i].name)
+			order[n++] = (struct name_pos){ c->ns[i].name, i };
+	}
+	qsort(order, n, sizeof(*order), by_name);
+	for (size_t k = 1; k < n; k++)
+		if (strcmp(order[k].name, order[k - 1].name) == 0)
+			first[order[k].pos] = first[order[k - 1].pos];
+	for (size_t i = 0; i < c->nns; i++) {
+		if (first[i] == i)
+			continue;
+		errs_path_idx(base, sizeof(base), "namespaces", i);
+		errs_path_key(p, sizeof(p), base, "name");
+		errs_add(e, p, "duplicate name \"%s\" (namespaces[%zu] already has it)",
+			 c->ns[i].name, first[i]);
+	}
+done:
+	free(order);
+	free(first);
 }
 
 static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
@@ -607,6 +660,8 @@ static int set_defaults(struct cfg *c)
 	c->listen_mode = CFG_DEFAULT_MODE;
 	c->control_mode = CFG_DEFAULT_MODE;
 	c->grace_ms = CFG_DEFAULT_GRACE_MS;
+	c->max_pending_per_uid = CFG_DEFAULT_MAX_PENDING_PER_UID;
+	c->max_sessions_per_uid = CFG_DEFAULT_MAX_SESSIONS_PER_UID;
 	c->queue_defaults = qd;
 	return 0;
 }
@@ -794,4 +849,29 @@ bool cfg_uid_allowed(const struct cfg *c, uid_t uid)
 		if (c->allow_uids[i] == uid)
 			return true;
 	return false;
+}
+
+/* ------------------------------------------------------------ netns pins */
+
+int cfg_ns_pin_check(const struct cfg_ns *entry, uint64_t dev, uint64_t ino, char *why,
+		     size_t whylen)
+{
+	struct stat st;
+
+	if (!entry->netns)
+		return 0;
+	if (stat(entry->netns, &st) < 0) {
+		int err = errno;
+
+		snprintf(why, whylen, "namespaces[%zu].netns %s: %s", entry->index,
+			 entry->netns, strerror(err));
+		return -err;
+	}
+	if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
+		snprintf(why, whylen, "the sockets live in network namespace inode %" PRIu64
+			 ", not in %s (inode %" PRIu64 ") that namespaces[%zu] pins",
+			 ino, entry->netns, (uint64_t)st.st_ino, entry->index);
+		return -EXDEV;
+	}
+	return 0;
 }

@@ -26,6 +26,12 @@
 #define CFG_MAX_GRACE_MS    86400000u    /* one day */
 #define CFG_MAX_FILE_SIZE   (16u << 20)
 
+/* Admission limits (broker.max_*_per_uid). */
+#define CFG_DEFAULT_MAX_PENDING_PER_UID 8u
+#define CFG_MAX_PENDING_PER_UID  256u       /* the listener's total */
+#define CFG_DEFAULT_MAX_SESSIONS_PER_UID 0u /* unlimited */
+#define CFG_MAX_SESSIONS_PER_UID 1000000u
+
 /* One namespaces[] entry. */
 struct cfg_ns {
 	size_t index;                 /* position in namespaces[] (for messages) */
@@ -54,6 +60,9 @@ struct cfg {
 	gid_t user_gid;
 	char *listen_group;           /* NULL = the socket keeps the broker's group */
 	gid_t listen_gid;
+	/* Admission: connections before their hello, sessions, per peer uid. */
+	uint32_t max_pending_per_uid;
+	uint32_t max_sessions_per_uid;      /* 0: unlimited */
 	struct nfqb_queue_opts queue_defaults;
 	struct cfg_ns *ns;
 	size_t nns;
@@ -84,6 +93,15 @@ const struct cfg_ns *cfg_match(const struct cfg *c, const char *name);
 
 /* cfg_uid_allowed - whether @uid is in broker.allow_uids. */
 bool cfg_uid_allowed(const struct cfg *c, uid_t uid);
+
+/*
+ * cfg_ns_pin_check - whether namespace (@dev, @ino) satisfies @entry's
+ * netns pin (always, without one). 0, or a negative errno with a one-line
+ * reason in @why: the pin path cannot be read, or is another namespace.
+ * The same check at attach and at reload.
+ */
+int cfg_ns_pin_check(const struct cfg_ns *entry, uint64_t dev, uint64_t ino, char *why,
+		     size_t whylen);
 
 /* cfg_copy_name - "none", "meta" or "packet". */
 const char *cfg_copy_name(enum nfqb_copy_mode m);

@@ -296,25 +296,108 @@ const char *policy_verdict_name(uint32_t verdict, char *buf, size_t len)
 	return buf;
 }
 
-/* policy_set_carry_counters - see policy.h. */
-void policy_set_carry_counters(struct policy_set *to, const struct policy_set *from)
-{
-	if (!to || !from)
-		return;
-	for (size_t i = 0; i < to->n; i++) {
-		struct policy *p = to->pols[i];
-		const struct policy *q = policy_set_find(from, p->name);
+/* ------------------------------------------------------------------ */
+/* Rule names by hash                                                 */
+/* ------------------------------------------------------------------ */
 
-		if (!q)
-			continue;
-		p->counters[0] = q->counters[0];
-		for (size_t r = 0; r < p->n_rules; r++)
-			for (size_t k = 0; k < q->n_rules; k++)
-				if (strcmp(p->rules[r].name, q->rules[k].name) == 0) {
-					p->counters[r + 1] = q->counters[k + 1];
-					break;
-				}
+/*
+ * Rule name -> index of one policy's rules: open addressing, linear
+ * probing, at most half full. Built per policy at parse time (duplicate
+ * names) and per reload (counter carry-over), so that both cost O(rules)
+ * rather than O(rules^2): 20,000 rules used to block the loop ~1 s.
+ */
+struct name_index {
+	uint32_t *slot;            /* rule index + 1; 0 is an empty slot */
+	size_t mask;
+};
+
+/* FNV-1a: names are short, and a bad spread costs time, never results. */
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int name_index_init(struct name_index *t, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	t->slot = calloc(cap, sizeof(*t->slot));
+	t->mask = cap - 1;
+	return t->slot ? 0 : -ENOMEM;
+}
+
+static void name_index_free(struct name_index *t)
+{
+	free(t->slot);
+	t->slot = NULL;
+}
+
+/* The index of the rule of @rules named @name, or -1. */
+static long name_index_find(const struct name_index *t, const struct rule *rules,
+			    const char *name)
+{
+	for (size_t i = name_hash(name) & t->mask;; i = (i + 1) & t->mask) {
+		uint32_t v = t->slot[i];
+
+		if (!v)
+			return -1;
+		if (strcmp(rules[v - 1].name, name) == 0)
+			return (long)v - 1;
 	}
+}
+
+/* Add rules[@idx] (named, not in the table yet). */
+static void name_index_add(struct name_index *t, const struct rule *rules, size_t idx)
+{
+	size_t i = name_hash(rules[idx].name) & t->mask;
+
+	while (t->slot[i])
+		i = (i + 1) & t->mask;
+	t->slot[i] = (uint32_t)idx + 1;
+}
+
+static int carry_policy(struct policy *p, const struct policy *q)
+{
+	struct name_index t;
+
+	p->counters[0] = q->counters[0];
+	if (!q->n_rules || !p->n_rules)
+		return 0;
+	if (name_index_init(&t, q->n_rules) < 0)
+		return -ENOMEM;
+	for (size_t k = 0; k < q->n_rules; k++)
+		if (q->rules[k].name)
+			name_index_add(&t, q->rules, k);
+	for (size_t r = 0; r < p->n_rules; r++) {
+		long k = p->rules[r].name ? name_index_find(&t, q->rules, p->rules[r].name) : -1;
+
+		if (k >= 0)
+			p->counters[r + 1] = q->counters[k + 1];
+	}
+	name_index_free(&t);
+	return 0;
+}
+
+/* policy_set_carry_counters - see policy.h. */
+int policy_set_carry_counters(struct policy_set *to, const struct policy_set *from)
+{
+	int ret = 0;
+
+	if (!to || !from)
+		return 0;
+	for (size_t i = 0; i < to->n; i++) {
+		const struct policy *q = policy_set_find(from, to->pols[i]->name);
+
+		if (q && carry_policy(to->pols[i], q) < 0)
+			ret = -ENOMEM;
+	}
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -365,6 +448,7 @@ void policy_set_free(struct policy_set *s)
 struct compile {
 	struct policy_set *set;
 	struct errs *e;
+	struct name_index names;   /* of the policy being parsed */
 };
 
 static void nomem(struct errs *e, const char *path)
@@ -1074,6 +1158,7 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 	char kpath[ERRS_PATH_MAX], vb[VALBUF];
 	bool has_verdict = false, has_name = false;
 	uint64_t v;
+	long dup;
 
 	if (!json_object_is_type(o, json_type_object)) {
 		type_err(c->e, rpath, "a rule object", o);
@@ -1101,15 +1186,15 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 					 jval(val, vb));
 				continue;
 			}
-			for (size_t i = 0; i < idx; i++)
-				if (p->rules[i].name && strcmp(p->rules[i].name, s) == 0) {
-					errs_add(c->e, kpath, "duplicate rule name %s "
-						 "(also rules[%zu])", jval(val, vb), i);
-					break;
-				}
+			dup = name_index_find(&c->names, p->rules, s);
+			if (dup >= 0)
+				errs_add(c->e, kpath, "duplicate rule name %s (also rules[%ld])",
+					 jval(val, vb), dup);
 			r->name = strdup(s);
 			if (!r->name)
 				nomem(c->e, kpath);
+			else if (dup < 0)
+				name_index_add(&c->names, p->rules, idx);
 		} else if (strcmp(key, "match") == 0) {
 			parse_match(val, kpath, c, r);
 		} else if (strcmp(key, "verdict") == 0) {
@@ -1162,11 +1247,16 @@ static void parse_rules(json_object *o, const char *path, struct compile *c,
 		nomem(c->e, path);
 		return;
 	}
+	if (name_index_init(&c->names, n) < 0) {
+		nomem(c->e, path);
+		return;
+	}
 	p->n_rules = n;
 	for (size_t i = 0; i < n; i++) {
 		errs_path_idx(rpath, sizeof(rpath), path, i);
 		parse_rule(json_object_array_get_idx(o, i), rpath, c, p, i);
 	}
+	name_index_free(&c->names);
 }
 
 /* Returns the policy, complete when no error was added; NULL on ENOMEM. */

@@ -65,8 +65,11 @@ const struct policy *policy_set_at(const struct policy_set *s, size_t i);
 /*
  * policy_set_carry_counters - copy into @to the counters of every rule whose
  * (policy name, rule name) also exists in @from (reload keeps history).
+ * O(rules): names are looked up in a hash table built per policy. Returns
+ * 0, or -ENOMEM when a policy's counters could not be carried (they start
+ * from 0; every other policy's are carried).
  */
-void policy_set_carry_counters(struct policy_set *to, const struct policy_set *from);
+int policy_set_carry_counters(struct policy_set *to, const struct policy_set *from);
 
 /*
  * Interface names used by indev/outdev matches are interned per set: the

@@ -680,17 +680,31 @@ static void log_config_errors(const struct errs *e)
 			  log_value(vb, sizeof(vb), e->lines[i]));
 }
 
-/* Point @s at its policy in @n; false when the new config has none for it. */
-static bool reresolve(struct session *s, const struct cfg *n)
+#define RELOAD_GONE "no namespaces entry or policy left for it after a reload"
+
+/*
+ * Point @s at its policy in @n; false, with the reason in @why, when the
+ * new config has none for it or its new entry's netns pin excludes it (an
+ * agent let in by a catch-all entry must not get a pinned entry's policy
+ * just because the operator added that entry).
+ */
+static bool reresolve(struct session *s, const struct cfg *n, char *why, size_t whylen)
 {
 	const struct cfg_ns *entry = cfg_match(n, s->name);
 	const struct policy *pol;
 	const char *old = policy_name(s->policy);
+	char pin[WIRE_REASON_MAX - 48];
 
+	if (entry && cfg_ns_pin_check(entry, s->netns_dev, s->netns_ino, pin, sizeof(pin)) < 0) {
+		snprintf(why, whylen, "after a reload: %s", pin);
+		return false;
+	}
 	/* An entry that no longer matches leaves the policy known by name. */
 	pol = entry ? entry->policy : policy_set_find(n->policies, old);
-	if (!pol)
+	if (!pol) {
+		snprintf(why, whylen, "%s", RELOAD_GONE);
 		return false;
+	}
 	if (strcmp(policy_name(pol), old) != 0)
 		log_event(LOGL_INFO, "policy_change", "name=%s from=%s to=%s", s->name, old,
 			  policy_name(pol));
@@ -704,6 +718,7 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 {
 	struct cfg *n = cfg_load(path, e), *old = m->cfg;
 	struct session *s, *next;
+	char why[WIRE_REASON_MAX];
 	size_t ended = 0;
 
 	if (!n) {
@@ -711,19 +726,23 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 		log_config_errors(e);
 		return -EINVAL;
 	}
-	policy_set_carry_counters(n->policies, old->policies);
+	if (policy_set_carry_counters(n->policies, old->policies) < 0)
+		log_event(LOGL_WARN, "reload", "warning=\"out of memory: some rule counters "
+			  "start from 0\"");
 	for (s = m->head; s; s = next) {
 		next = s->next;
-		if (reresolve(s, n))
+		if (reresolve(s, n, why, sizeof(why)))
 			continue;
-		/* Still on the old policy: must go before the old config does. */
+		/* Still on the old policy: must go before the old config does.
+		 * The agent hears why on its lease (never blocking on it). */
 		if (s->lease_fd >= 0) {
 			struct wire_refuse r;
 
-			wire_refuse_init(&r, "namespace no longer configured after a reload");
+			wire_refuse_init(&r, strcmp(why, RELOAD_GONE) == 0 ?
+					 "namespace no longer configured after a reload" : why);
 			(void)wire_send(s->lease_fd, &r, sizeof(r), NULL, 0);
 		}
-		release(s, "no namespaces entry or policy left for it after a reload");
+		release(s, why);
 		ended++;
 	}
 	/* The sockets are bound already; moving them would cut off agents. */

@@ -435,22 +435,21 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int wait_readable(int fd, int timeout_ms)
+static int wait_for(int fd, short events, int timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
 		long long left = deadline - now_ms();
-		int r;
+		int r = poll(&p, 1, left > 0 ? (int)left : 0);
 
-		if (left <= 0)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)left);
 		if (r > 0)
 			return 0;
 		if (r < 0 && errno != EINTR)
 			return -errno;
+		if (left <= 0)
+			return -ETIMEDOUT;
 	}
 }
 
@@ -487,7 +486,8 @@ static void swap_fds(int *fds, size_t n, int rfds[WIRE_MAX_FDS], size_t nr)
 	}
 }
 
-static int read_answer(int fd, int *fds, size_t n, char *why, size_t whylen)
+static int read_answer(int fd, int *fds, size_t n, int answer_ms, char *why,
+		       size_t whylen)
 {
 	union {
 		char buf[WIRE_MSG_MAX];
@@ -499,12 +499,16 @@ static int read_answer(int fd, int *fds, size_t n, char *why, size_t whylen)
 	ssize_t len;
 	int ret;
 
-	ret = wait_readable(fd, AGENT_ANSWER_MS);
+	ret = wait_for(fd, POLLIN, answer_ms);
 	if (ret < 0) {
 		wire_why(why, whylen, "no answer from the broker: %s", strerror(-ret));
 		return ret;
 	}
 	len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
+	/* A broker that answered and closed before reading our hello resets
+	 * the connection; the reset is reported first, the answer after it. */
+	if (len == -ECONNRESET)
+		len = wire_recv(fd, u.buf, sizeof(u.buf), rfds, &nr);
 	if (len > 0 && nr > 0 && !(wire_peek_type(u.buf, (size_t)len) == WIRE_ACCEPT &&
 				   (size_t)len == sizeof(u.accept) &&
 				   (u.accept.flags & WIRE_ACCEPT_F_SOCKETS))) {
@@ -537,10 +541,27 @@ static int read_answer(int fd, int *fds, size_t n, char *why, size_t whylen)
 		return 0;
 	case WIRE_REFUSE:
 		copy_reason(&u.refuse, why, whylen);
-		return -ECONNREFUSED;
+		return wire_refuse_flags(&u.refuse) & WIRE_REFUSE_F_RETRY ? -EAGAIN
+									 : -ECONNREFUSED;
 	default:
 		wire_why(why, whylen, "malformed answer from the broker (%zd bytes)", len);
 		return -EPROTO;
+	}
+}
+
+/* wire_send never blocks: a full broker queue is waited for here, bounded. */
+static int send_hello(int fd, const struct wire_hello *hello, const int fds[], size_t n)
+{
+	long long deadline = now_ms() + AGENT_ANSWER_MS;
+	int ret;
+
+	for (;;) {
+		ret = wire_send(fd, hello, sizeof(*hello), fds, n);
+		if (ret != -EAGAIN || now_ms() >= deadline)
+			return ret;
+		ret = wait_for(fd, POLLOUT, (int)(deadline - now_ms()));
+		if (ret < 0)
+			return ret == -ETIMEDOUT ? -EAGAIN : ret;
 	}
 }
 
@@ -600,7 +621,15 @@ static int attach(const char *broker_path, const char *name, const int fds[],
 	fd = connect_broker(broker_path, why, whylen);
 	if (fd < 0)
 		return fd;
-	ret = wire_send(fd, &hello, sizeof(hello), fds, n);
+	ret = send_hello(fd, &hello, fds, n);
+	if (ret == -EPIPE || ret == -ECONNRESET) {
+		/* A broker refusing at accept() answers and closes before our
+		 * hello: its answer is still there to read. */
+		ret = read_answer(fd, NULL, 0, 0, why, whylen);
+		if (ret == -ECONNREFUSED || ret == -EAGAIN)
+			goto fail;
+		ret = -ECONNRESET;
+	}
 	if (ret < 0) {
 		if (ret == -EPIPE || ret == -ECONNRESET) {
 			wire_why(why, whylen, "broker closed the connection");
@@ -613,7 +642,7 @@ static int attach(const char *broker_path, const char *name, const int fds[],
 		}
 		goto fail;
 	}
-	ret = read_answer(fd, swap, n, why, whylen);
+	ret = read_answer(fd, swap, n, AGENT_ANSWER_MS, why, whylen);
 	if (ret < 0)
 		goto fail;
 	return fd;

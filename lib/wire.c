@@ -72,7 +72,7 @@ int wire_send(int sock, const void *msg, size_t len, const int *fds, size_t nfds
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
@@ -101,6 +101,27 @@ static bool collect_fds(struct msghdr *mh, int *got, size_t cap, size_t *ngot)
 			memcpy(&got[(*ngot)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 	}
 	return clean;
+}
+
+/*
+ * Whether a cut-short control message means we, not the peer, ran out:
+ * the kernel installs every fd it can and sets MSG_CTRUNC at the first it
+ * cannot (EMFILE/ENFILE); a peer sending too many fills our whole control
+ * buffer instead. So: fewer fds than a valid record may carry, and fewer
+ * than the hello (when it is one) announced.
+ */
+static bool out_of_fds(const struct msghdr *mh, const void *buf, size_t len, size_t ngot,
+		       bool clean)
+{
+	struct wire_hello h;
+
+	if (!clean || (mh->msg_flags & MSG_TRUNC) || !(mh->msg_flags & MSG_CTRUNC) ||
+	    ngot >= WIRE_MAX_FDS)
+		return false;
+	if (len != sizeof(h))
+		return true;
+	memcpy(&h, buf, sizeof(h));
+	return h.hdr.type != WIRE_HELLO || (h.nfds <= WIRE_MAX_FDS && ngot < h.nfds);
 }
 
 ssize_t wire_recv(int sock, void *buf, size_t len, int fds[WIRE_MAX_FDS], size_t *nfds)
@@ -140,7 +161,7 @@ ssize_t wire_recv(int sock, void *buf, size_t len, int fds[WIRE_MAX_FDS], size_t
 	if (!clean || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    ngot > WIRE_MAX_FDS) {
 		close_fds(got, ngot);
-		return -EBADMSG;
+		return out_of_fds(&mh, buf, (size_t)n, ngot, clean) ? -EMFILE : -EBADMSG;
 	}
 	/* An empty record reads like EOF; fds riding on it must not leak. */
 	if (n == 0) {
@@ -333,8 +354,14 @@ void wire_accept_init(struct wire_accept *m, uint64_t netns_inode, uint32_t nque
 
 void wire_refuse_init(struct wire_refuse *m, const char *reason)
 {
+	wire_refuse_init_flags(m, reason, 0);
+}
+
+void wire_refuse_init_flags(struct wire_refuse *m, const char *reason, uint32_t flags)
+{
 	memset(m, 0, sizeof(*m));
 	hdr_init(&m->hdr, WIRE_REFUSE);
+	m->flags = flags;
 	if (!reason)
 		return;
 	strncpy(m->reason, reason, sizeof(m->reason) - 1);
@@ -348,6 +375,14 @@ void wire_bye_init(struct wire_bye *m)
 {
 	memset(m, 0, sizeof(*m));
 	hdr_init(&m->hdr, WIRE_BYE);
+}
+
+uint32_t wire_refuse_flags(const struct wire_refuse *m)
+{
+	/* A reason running into the flags is an older broker's long one. */
+	if (strnlen(m->reason, sizeof(m->reason)) == sizeof(m->reason))
+		return 0;
+	return m->flags;
 }
 
 int wire_peek_type(const void *buf, size_t len)

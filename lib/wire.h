@@ -8,7 +8,9 @@
  *
  *   agent  -> broker  HELLO  (+ SCM_RIGHTS: fds[0] NETLINK_NETFILTER,
  *                              fds[1] NETLINK_ROUTE when nfds == 2)
- *   broker -> agent   ACCEPT or REFUSE (reason text, then the broker closes);
+ *   broker -> agent   ACCEPT or REFUSE (reason text and flags, then the broker
+ *                     closes; WIRE_REFUSE_F_RETRY: a passing condition such as
+ *                     the broker being out of fds, try again later);
  *                     an ACCEPT with WIRE_ACCEPT_F_SOCKETS carries, as
  *                     SCM_RIGHTS, the sockets that hold the namespace's
  *                     queues (a takeover): the agent keeps those instead of
@@ -61,10 +63,21 @@ struct wire_accept {
 
 #define WIRE_ACCEPT_F_SOCKETS 1u  /* fds attached: keep these, close yours */
 
+/*
+ * The flags were added within version 1 without changing the record's
+ * size: they take the last 4 bytes of what was a 256-byte reason field.
+ * Older brokers zero-filled that field after the reason's NUL, so a
+ * reason NUL-terminated before the flags means the flags are valid (0
+ * from an older broker); an older agent stops reading at that NUL and
+ * sees a plain refusal. wire_refuse_flags() applies this rule.
+ */
 struct wire_refuse {
 	struct wire_hdr hdr;
-	char reason[WIRE_REASON_MAX]; /* NUL-terminated one-line reason */
+	char reason[WIRE_REASON_MAX - 4]; /* NUL-terminated one-line reason */
+	uint32_t flags;               /* WIRE_REFUSE_F_* */
 };
+
+#define WIRE_REFUSE_F_RETRY 1u    /* the refusal may pass: attach again later */
 
 struct wire_bye {
 	struct wire_hdr hdr;
@@ -81,7 +94,9 @@ struct wire_bye {
 
 /*
  * wire_send - send one record with @nfds fds attached (copies; the caller
- * keeps its fds). Returns 0 or a negative errno.
+ * keeps its fds). Never blocks and never raises SIGPIPE (MSG_DONTWAIT |
+ * MSG_NOSIGNAL): a peer that does not read gets -EAGAIN, not our time.
+ * Returns 0 or a negative errno.
  */
 int wire_send(int sock, const void *msg, size_t len, const int *fds, size_t nfds);
 
@@ -91,7 +106,11 @@ int wire_send(int sock, const void *msg, size_t len, const int *fds, size_t nfds
  * into *nfds. Returns the record length, 0 on EOF, -EAGAIN, or -EBADMSG
  * when the record or its control data was truncated (MSG_TRUNC/MSG_CTRUNC)
  * or carried too many fds: then every fd that arrived is already closed and
- * the caller must drop the peer. The caller owns the returned fds.
+ * the caller must drop the peer. -EMFILE instead of -EBADMSG when the
+ * control data was cut short because this process could not take the
+ * fds (fewer arrived than a valid record carries, and fewer than its
+ * hello announced): the peer did nothing wrong and may try again. The
+ * record itself is in @buf then. The caller owns the returned fds.
  */
 ssize_t wire_recv(int sock, void *buf, size_t len, int fds[WIRE_MAX_FDS], size_t *nfds);
 
@@ -119,6 +138,8 @@ int wire_fd_netns(int fd, uint64_t *dev, uint64_t *ino);
 void wire_hello_init(struct wire_hello *m, const char *name, uint32_t pid, uint16_t nfds);
 void wire_accept_init(struct wire_accept *m, uint64_t netns_inode, uint32_t nqueues);
 void wire_refuse_init(struct wire_refuse *m, const char *reason);
+/* wire_refuse_init with WIRE_REFUSE_F_* @flags. */
+void wire_refuse_init_flags(struct wire_refuse *m, const char *reason, uint32_t flags);
 void wire_bye_init(struct wire_bye *m);
 
 /* wire_name_char_ok - whether @ch may appear in an agent's name (the
@@ -128,6 +149,10 @@ bool wire_name_char_ok(unsigned char ch);
 /* wire_why - write a one-line reason into @why (NULL or 0 length: nothing). */
 void wire_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* wire_refuse_flags - the flags of a received REFUSE record (0 when the
+ * sender predates them; see struct wire_refuse). */
+uint32_t wire_refuse_flags(const struct wire_refuse *m);
 
 /* wire_peek_type - the type of a record with a valid header and length, else -1. */
 int wire_peek_type(const void *buf, size_t len);

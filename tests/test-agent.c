@@ -294,6 +294,8 @@ enum fake_mode {
 	FAKE_SILENT,       /* never accept: the connection stays in the backlog */
 	FAKE_GIVE,         /* accept handing back sockets of its own (takeover) */
 	FAKE_GIVE_WRONG,   /* the same, but a pipe where a socket belongs */
+	FAKE_REFUSE_RETRY, /* refuse with the reason, retryable */
+	FAKE_REFUSE_EARLY, /* the same at accept(), without reading the hello */
 };
 
 /* A bound netlink socket of @proto, as a broker would hand back. */
@@ -352,6 +354,10 @@ static int fake_serve(int lfd, enum fake_mode mode, const char *reason, size_t w
 	c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return 20;
+	if (mode == FAKE_REFUSE_EARLY) {
+		wire_refuse_init_flags(&ref, reason, WIRE_REFUSE_F_RETRY);
+		return wire_send(c, &ref, sizeof(ref), NULL, 0) ? 25 : 0;
+	}
 	n = wire_recv(c, buf, sizeof(buf), fds, &nfds);
 	if (n <= 0 || wire_hello_check(buf, (size_t)n, nfds, why, sizeof(why)) != 0)
 		return 21;
@@ -363,7 +369,9 @@ static int fake_serve(int lfd, enum fake_mode mode, const char *reason, size_t w
 		return 24;
 	switch (mode) {
 	case FAKE_REFUSE:
-		wire_refuse_init(&ref, reason);
+	case FAKE_REFUSE_RETRY:
+		wire_refuse_init_flags(&ref, reason,
+				       mode == FAKE_REFUSE_RETRY ? WIRE_REFUSE_F_RETRY : 0);
 		return wire_send(c, &ref, sizeof(ref), NULL, 0) ? 25 : 0;
 	case FAKE_CLOSE:
 		return 0;
@@ -528,6 +536,29 @@ static void test_attach_refused(void **state)
 	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, 8), -ECONNREFUSED);
 	assert_string_equal(why, "0123456");
 	assert_int_equal(fake_finish(&f), 0);
+	close_socks(fds);
+}
+
+/* A passing refusal (broker out of fds, too many pending) is -EAGAIN. */
+static void test_attach_refused_retry(void **state)
+{
+	char why[WIRE_REASON_MAX];
+	int fds[2], before;
+	static struct fake f;
+
+	(void)state;
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, fds), 2);
+	before = count_fds();
+	fake_start(&f, FAKE_REFUSE_RETRY, "broker out of fds, try again", 2);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why)), -EAGAIN);
+	assert_string_equal(why, "broker out of fds, try again");
+	assert_int_equal(fake_finish(&f), 0);
+	/* Refused at accept(), before the broker read anything. */
+	fake_start(&f, FAKE_REFUSE_EARLY, "uid 0 has 8 connections waiting", 2);
+	assert_int_equal(nfqb_agent_attach(f.path, NAME, fds, 2, why, sizeof(why)), -EAGAIN);
+	assert_string_equal(why, "uid 0 has 8 connections waiting");
+	assert_int_equal(fake_finish(&f), 0);
+	assert_int_equal(count_fds(), before);
 	close_socks(fds);
 }
 
@@ -718,6 +749,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_attach_accept_bye, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_accept_eof, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_refused, fake_teardown),
+		cmocka_unit_test_teardown(test_attach_refused_retry, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_broken_broker, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_no_broker, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_bad_args, fake_teardown),

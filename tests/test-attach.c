@@ -1090,6 +1090,7 @@ static void test_max_pending(void **state)
 			skip();
 		}
 	}
+	f->m->cfg->max_pending_per_uid = CFG_MAX_PENDING_PER_UID;  /* all are ours */
 	listen_ok(f, 0600);
 	before = count_fds();
 	for (int i = 0; i < N; i++)
@@ -1101,16 +1102,18 @@ static void test_max_pending(void **state)
 		pump(f->l, 10);
 	log = cap_end();
 	assert_int_equal(attach_pending(f->a), ATTACH_MAX_PENDING);
-	assert_non_null(strstr(log, "event=conn_dropped reason=\"256 connections already "
-			       "wait for their hello\""));
-	/* the last one was closed at once, the others wait */
+	assert_non_null(strstr(log, "reason=\"256 connections already wait for their "
+			       "hello\" retry=true"));
+	/* the last one was refused (retryable) and closed at once, the others wait */
 	for (int i = 0; i < N; i++) {
 		ssize_t n = recv(c[i], b, sizeof(b), MSG_DONTWAIT);
 
-		if (i < ATTACH_MAX_PENDING)
+		if (i < ATTACH_MAX_PENDING) {
 			assert_true(n < 0 && errno == EAGAIN);
-		else
-			assert_int_equal(n, 0);
+		} else {
+			assert_int_equal(n, sizeof(b));     /* the refusal, cut short */
+			assert_int_equal(recv(c[i], b, sizeof(b), MSG_DONTWAIT), 0);
+		}
 	}
 	/* room again once some leave */
 	for (int i = 0; i < 10; i++)
@@ -1120,7 +1123,7 @@ static void test_max_pending(void **state)
 	for (int i = 0; i < 100 && attach_pending(f->a) != ATTACH_MAX_PENDING - 10 + 1; i++)
 		pump(f->l, 10);
 	assert_int_equal(attach_pending(f->a), ATTACH_MAX_PENDING - 10 + 1);
-	assert_int_equal(f->m->refusals, 0);
+	assert_int_equal(f->m->refusals, 1);
 	for (int i = 10; i < N; i++)
 		close(c[i]);
 	for (int i = 0; i < 100 && attach_pending(f->a); i++)
@@ -1128,6 +1131,192 @@ static void test_max_pending(void **state)
 	assert_int_equal(attach_pending(f->a), 0);
 	assert_int_equal(count_fds(), before);
 	free(c);
+}
+
+/* A refusal's reason and whether it is flagged retryable. */
+static int answer_retry(struct fx *f, int fd, char *reason, size_t rlen, bool *retry)
+{
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_refuse refuse;
+	} u;
+	int fds[WIRE_MAX_FDS];
+	size_t nfds = 0;
+	ssize_t n = -EAGAIN;
+
+	for (int i = 0; i < 200 && n == -EAGAIN; i++) {
+		n = wire_recv(fd, u.buf, sizeof(u.buf), fds, &nfds);
+		if (n == -EAGAIN)
+			pump(f->l, 5);
+	}
+	close_all(fds, nfds);
+	if (n <= 0 || wire_peek_type(u.buf, (size_t)n) != WIRE_REFUSE)
+		return -1;
+	snprintf(reason, rlen, "%s", u.refuse.reason);
+	*retry = wire_refuse_flags(&u.refuse) & WIRE_REFUSE_F_RETRY;
+	return WIRE_REFUSE;
+}
+
+/* broker.max_pending_per_uid: one uid cannot take every pending slot. */
+static void test_pending_per_uid(void **state)
+{
+	struct fx *f = *state;
+	char reason[WIRE_REASON_MAX], want[WIRE_REASON_MAX];
+	int c[CFG_DEFAULT_MAX_PENDING_PER_UID + 1], extra;
+	bool retry = false;
+	size_t before;
+
+	listen_ok(f, 0600);
+	before = count_fds();
+	for (size_t i = 0; i < CFG_DEFAULT_MAX_PENDING_PER_UID; i++)
+		c[i] = agent_connect(f);
+	pump(f->l, 20);
+	assert_int_equal(attach_pending(f->a), CFG_DEFAULT_MAX_PENDING_PER_UID);
+	extra = agent_connect(f);
+	assert_int_equal(answer_retry(f, extra, reason, sizeof(reason), &retry), WIRE_REFUSE);
+	snprintf(want, sizeof(want), "uid %u has %u connections waiting for their hello "
+		 "(broker.max_pending_per_uid)", (unsigned)getuid(),
+		 CFG_DEFAULT_MAX_PENDING_PER_UID);
+	assert_string_equal(reason, want);
+	assert_true(retry);
+	assert_int_equal(attach_pending(f->a), CFG_DEFAULT_MAX_PENDING_PER_UID);
+	close(extra);
+	/* One leaves: room for one more of the same uid. */
+	close(c[0]);
+	pump(f->l, 20);
+	c[0] = agent_connect(f);
+	pump(f->l, 20);
+	assert_int_equal(attach_pending(f->a), CFG_DEFAULT_MAX_PENDING_PER_UID);
+	assert_int_equal(f->m->refusals, 1);
+	close_all(c, CFG_DEFAULT_MAX_PENDING_PER_UID);
+	pump(f->l, 20);
+	assert_int_equal(attach_pending(f->a), 0);
+	assert_int_equal(count_fds(), before);
+}
+
+/*
+ * A uid that may not attach is refused at accept(): never a pending slot,
+ * a few log lines a second, then one line with how many were left out.
+ */
+static void test_refusal_flood_rate_limited(void **state)
+{
+	enum { N = 100 };
+	struct fx *f = *state;
+	char reason[WIRE_REASON_MAX], want[WIRE_REASON_MAX];
+	int c[N];
+	bool retry = true;
+	const char *log;
+	size_t lines = 0, before;
+
+	teardown(state);
+	f = fx_new(4242);
+	*state = f;
+	listen_ok(f, 0600);
+	before = count_fds();
+	cap_begin();
+	for (int i = 0; i < N; i++)
+		c[i] = agent_connect(f);
+	pump(f->l, 50);
+	assert_int_equal(attach_pending(f->a), 0);
+	/* the summary comes when the second is over */
+	pump_warped(f->l, 1100);
+	log = cap_end();
+	for (const char *p = log; (p = strstr(p, "event=refuse ")); p++)
+		lines++;
+	assert_true(lines >= 1 && lines <= ATTACH_LOG_PER_SEC);
+	snprintf(want, sizeof(want), "event=refuse_suppressed class=uid suppressed=%zu\n",
+		 N - lines);
+	if (!strstr(log, want))
+		fail_msg("no \"%s\" in the log", want);
+	assert_int_equal(f->m->refusals, N);
+	/* every one was told why, and closed */
+	snprintf(want, sizeof(want), "uid %u is not in broker.allow_uids", (unsigned)getuid());
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(answer_retry(f, c[i], reason, sizeof(reason), &retry),
+				 WIRE_REFUSE);
+		assert_string_equal(reason, want);
+		assert_false(retry);
+		close(c[i]);
+	}
+	assert_int_equal(count_fds(), before);
+}
+
+/* Hold every free fd (up to @max) open; returns how many. */
+static int fill_fds(int *held, int max)
+{
+	int n = 0;
+
+	while (n < max) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			break;
+		held[n++] = fd;
+	}
+	return n;
+}
+
+/*
+ * Out of fds: a connection that cannot be accepted is still told to come
+ * back (the reserve fd), and a hello whose fds cannot be received too;
+ * with fds free again the same agent gets through to the hello checks.
+ */
+static void test_out_of_fds(void **state)
+{
+	struct fx *f = *state;
+	char reason[WIRE_REASON_MAX];
+	struct rlimit old, low;
+	struct wire_hello h;
+	int held[512], nheld, c, nf;
+	bool retry = false;
+	size_t before;
+
+	listen_ok(f, 0600);
+	nf = nl_socket(NETLINK_NETFILTER);
+	before = count_fds();
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)before + 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+	/* accept() hits EMFILE */
+	c = agent_connect(f);
+	nheld = fill_fds(held, 512);
+	assert_true(nheld > 0 && nheld < 512);
+	pump(f->l, 20);
+	assert_int_equal(answer_retry(f, c, reason, sizeof(reason), &retry), WIRE_REFUSE);
+	assert_string_equal(reason, ATTACH_NO_FDS);
+	assert_true(retry);
+	assert_int_equal(attach_pending(f->a), 0);
+	close(c);
+
+	/* accepted (one fd for each end: the one just closed and one more),
+	 * but the hello's fd cannot be received */
+	close(held[--nheld]);
+	c = agent_connect(f);
+	pump(f->l, 20);
+	assert_int_equal(attach_pending(f->a), 1);
+	wire_hello_init(&h, "nobody-knows", (uint32_t)getpid(), 1);
+	assert_int_equal(wire_send(c, &h, sizeof(h), &nf, 1), 0);
+	retry = false;
+	assert_int_equal(answer_retry(f, c, reason, sizeof(reason), &retry), WIRE_REFUSE);
+	assert_string_equal(reason, ATTACH_NO_FDS);
+	assert_true(retry);
+	close(c);
+
+	while (nheld > 0)
+		close(held[--nheld]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* fds free again: the same hello is judged on its merits */
+	c = agent_connect(f);
+	assert_int_equal(wire_send(c, &h, sizeof(h), &nf, 1), 0);
+	assert_int_equal(answer_retry(f, c, reason, sizeof(reason), &retry), WIRE_REFUSE);
+	assert_string_equal(reason, "no namespaces entry matches name \"nobody-knows\"");
+	assert_false(retry);
+	close(c);
+	close(nf);
+	assert_int_equal(f->m->refusals, 3);
+	assert_int_equal(count_fds(), before - 1);
 }
 
 /* ------------------------------------------------------------ as root */
@@ -1279,6 +1468,9 @@ int main(void)
 		T(test_eof_before_hello),
 		T(test_hello_timeout),
 		T(test_max_pending),
+		T(test_pending_per_uid),
+		T(test_refusal_flood_rate_limited),
+		T(test_out_of_fds),
 		T(test_attach_ok),
 		T(test_fds_from_two_namespaces),
 	};

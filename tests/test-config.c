@@ -6,9 +6,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -234,6 +236,93 @@ static void test_broker_keys(void **state)
 		   "broker.grace_ms: expected an integer, got string \"5000\"");
 }
 
+/* broker.max_pending_per_uid / max_sessions_per_uid (admission limits). */
+static void test_admission_keys(void **state)
+{
+	struct cfg *c = expect_ok("{" NS_OK ", " POLICIES "}");
+
+	assert_int_equal(c->max_pending_per_uid, 8);
+	assert_int_equal(c->max_sessions_per_uid, 0);
+	cfg_free(c);
+	c = expect_ok("{\"broker\": {\"max_pending_per_uid\": 256, \"max_sessions_per_uid\": 3},"
+		      NS_OK ", " POLICIES "}");
+	assert_int_equal(c->max_pending_per_uid, 256);
+	assert_int_equal(c->max_sessions_per_uid, 3);
+	cfg_free(c);
+	broker_err("{\"max_pending_per_uid\": 0}",
+		   "broker.max_pending_per_uid: max_pending_per_uid 0 out of range 1-256");
+	broker_err("{\"max_pending_per_uid\": 257}",
+		   "broker.max_pending_per_uid: max_pending_per_uid 257 out of range 1-256");
+	broker_err("{\"max_pending_per_uid\": \"8\"}",
+		   "broker.max_pending_per_uid: expected an integer, got string \"8\"");
+	broker_err("{\"max_sessions_per_uid\": -1}",
+		   "broker.max_sessions_per_uid: max_sessions_per_uid -1 out of range 0-1000000");
+	broker_err("{\"max_sessions_per_uid\": 2.5}",
+		   "broker.max_sessions_per_uid: max_sessions_per_uid 2.5 is not an integer");
+	broker_err("{\"max_session_per_uid\": 1}",
+		   "broker.max_session_per_uid: unknown key");
+}
+
+/* The netns pin check shared by attach and reload. */
+static void test_pin_check(void **state)
+{
+	struct cfg_ns entry = { .index = 4, .netns = "/proc/self/ns/net" };
+	char why[256];
+	struct stat st;
+
+	assert_int_equal(stat("/proc/self/ns/net", &st), 0);
+	assert_int_equal(cfg_ns_pin_check(&entry, st.st_dev, st.st_ino, why, sizeof(why)), 0);
+	assert_int_equal(cfg_ns_pin_check(&entry, st.st_dev, st.st_ino + 1, why, sizeof(why)),
+			 -EXDEV);
+	assert_non_null(strstr(why, "not in /proc/self/ns/net"));
+	assert_non_null(strstr(why, "that namespaces[4] pins"));
+	entry.netns = "/nonexistent/netns";
+	assert_int_equal(cfg_ns_pin_check(&entry, st.st_dev, st.st_ino, why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "namespaces[4].netns /nonexistent/netns: "
+			    "No such file or directory");
+	entry.netns = NULL;
+	assert_int_equal(cfg_ns_pin_check(&entry, 1, 2, why, sizeof(why)), 0);
+	(void)state;
+}
+
+/* Duplicate names among many entries: found in entry order, each against
+ * the first entry of that name (sorted, not compared pairwise). */
+static void test_duplicate_names_many(void **state)
+{
+	enum { N = 5000 };
+	size_t cap = 128 + N * 80, len = 0;
+	char *t = malloc(cap);
+	struct errs e = { 0 };
+	struct cfg *c;
+	char *j;
+
+	assert_non_null(t);
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"b\", \"queues\": [1], \"policy\": \"web\"},"
+	       " {\"name\": \"a\", \"queues\": [2], \"policy\": \"web\"},"
+	       " {\"name\": \"b\", \"queues\": [2], \"policy\": \"web\"},"
+	       " {\"name\": \"a\", \"queues\": [3], \"policy\": \"web\"}]",
+	       "namespaces[2].name: duplicate name \"a\" (namespaces[0] already has it)\n"
+	       "namespaces[3].name: duplicate name \"b\" (namespaces[1] already has it)\n"
+	       "namespaces[4].name: duplicate name \"a\" (namespaces[0] already has it)");
+	len += (size_t)snprintf(t + len, cap - len, "{\"namespaces\": [");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(t + len, cap - len, "%s{\"name\": \"pod-%d\", \"queues\": "
+					"[%d], \"policy\": \"web\"}", i ? ", " : "",
+					i == N - 1 ? 17 : i, i % 65536);
+	snprintf(t + len, cap - len, "], " POLICIES "}");
+	c = cfg_parse_string(t, &e);
+	assert_null(c);
+	j = errs_join(&e, "\n");
+	assert_string_equal(j, "namespaces[4999].name: duplicate name \"pod-17\" "
+			    "(namespaces[17] already has it)");
+	free(j);
+	errs_reset(&e);
+	free(t);
+	(void)state;
+}
+
 static void test_queue_keys(void **state)
 {
 	qd_err("1", "queue_defaults: expected an object, got number 1");
@@ -434,6 +523,9 @@ int main(void)
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_syntax),
 		cmocka_unit_test(test_broker_keys),
+		cmocka_unit_test(test_admission_keys),
+		cmocka_unit_test(test_pin_check),
+		cmocka_unit_test(test_duplicate_names_many),
 		cmocka_unit_test(test_queue_keys),
 		cmocka_unit_test(test_ns_entries),
 		cmocka_unit_test(test_policy_errors_pass_through),

@@ -738,10 +738,66 @@ static void test_carry_counters(void **state)
 	count(new, "web", "src=1.1.1.1 dst=2.2.2.2 sport=9 dport=1 len=10", 1);
 	assert_int_equal(policy_counter(w, 1)->packets, 4);
 	assert_int_equal(policy_counter(policy_set_find(old, "web"), 0)->packets, 3);
-	policy_set_carry_counters(new, NULL);
-	policy_set_carry_counters(NULL, old);
+	assert_int_equal(policy_set_carry_counters(new, NULL), 0);
+	assert_int_equal(policy_set_carry_counters(NULL, old), 0);
 	policy_set_free(old);
 	policy_set_free(new);
+}
+
+/* A "policies" text of policy "big" with @n rules named r<i>, in reverse
+ * order when @reverse; @dup makes the last rule's name repeat the first's. */
+static char *big_policy(size_t n, bool reverse, bool dup)
+{
+	size_t cap = 64 + n * 64, len = 0;
+	char *t = malloc(cap);
+
+	assert_non_null(t);
+	len += (size_t)snprintf(t + len, cap - len, "{\"big\":{\"rules\":[");
+	for (size_t i = 0; i < n; i++) {
+		size_t k = reverse ? n - 1 - i : i;
+
+		if (dup && i == n - 1)
+			k = reverse ? n - 1 : 0;
+		len += (size_t)snprintf(t + len, cap - len, "%s{\"name\":\"r%zu\","
+					"\"match\":{\"dport\":%zu},\"verdict\":\"drop\"}",
+					i ? "," : "", k, k % 65535 + 1);
+	}
+	snprintf(t + len, cap - len, "]}}");
+	return t;
+}
+
+/* 20,000 rules: names carried over by name (reordered), duplicates still
+ * found, in O(rules) (the time is only measured by bench-reload). */
+static void test_carry_counters_many(void **state)
+{
+	enum { N = 20000 };
+	char *a = big_policy(N, false, false), *b = big_policy(N, true, false);
+	char *d = big_policy(N, false, true), want[128];
+	struct policy_set *old = parse_ok(a), *new = parse_ok(b), *bad;
+	const struct policy *po = policy_set_find(old, "big"), *pn = policy_set_find(new, "big");
+	struct errs e = { 0 };
+
+	for (int i = 0; i < N; i++)
+		((struct policy_counter *)policy_counter(po, i))->packets = (uint64_t)i + 1;
+	assert_int_equal(policy_set_carry_counters(new, old), 0);
+	for (int i = 0; i < N; i++) {
+		/* new rule i is old rule N-1-i */
+		assert_int_equal(policy_counter(pn, i)->packets, N - i);
+		assert_int_equal(strtoul(policy_rule_name(pn, i) + 1, NULL, 10), N - 1 - i);
+	}
+	bad = parse(d, &e);
+	assert_null(bad);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "policies.big.rules[%d].name: duplicate rule name "
+		 "\"r0\" (also rules[0])", N - 1);
+	assert_string_equal(e.lines[0], want);
+	errs_reset(&e);
+	policy_set_free(old);
+	policy_set_free(new);
+	free(a);
+	free(b);
+	free(d);
+	(void)state;
 }
 
 static void test_interface_example(void **state)
@@ -817,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_accessors),
 		cmocka_unit_test(test_ifname_ids),
 		cmocka_unit_test(test_carry_counters),
+		cmocka_unit_test(test_carry_counters_many),
 		cmocka_unit_test(test_interface_example),
 		cmocka_unit_test(test_eval_allocates_nothing),
 	};

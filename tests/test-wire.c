@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -479,9 +480,121 @@ static void test_refuse_init_long(void **state)
 	memset(longer, 'r', sizeof(longer) - 1);
 	longer[sizeof(longer) - 1] = '\0';
 	wire_refuse_init(&r, longer);
-	assert_int_equal(strlen(r.reason), WIRE_REASON_MAX - 1);
+	assert_int_equal(strlen(r.reason), sizeof(r.reason) - 1);
+	assert_int_equal(wire_refuse_flags(&r), 0);
 	wire_refuse_init(&r, NULL);
 	assert_string_equal(r.reason, "");
+}
+
+/* The flags share the old 256-byte reason field: the record keeps its size. */
+static void test_refuse_flags(void **state)
+{
+	struct wire_refuse r;
+	char buf[WIRE_MSG_MAX];
+	int sv[2], fds[WIRE_MAX_FDS];
+	size_t nfds;
+
+	(void)state;
+	assert_int_equal(sizeof(r), sizeof(struct wire_hdr) + WIRE_REASON_MAX);
+	pair(sv);
+	wire_refuse_init_flags(&r, "broker out of fds", WIRE_REFUSE_F_RETRY);
+	assert_int_equal(wire_send(sv[1], &r, sizeof(r), NULL, 0), 0);
+	assert_int_equal(wire_recv(sv[0], buf, sizeof(buf), fds, &nfds), sizeof(r));
+	assert_int_equal(wire_peek_type(buf, sizeof(r)), WIRE_REFUSE);
+	memcpy(&r, buf, sizeof(r));
+	assert_string_equal(r.reason, "broker out of fds");
+	assert_int_equal(wire_refuse_flags(&r), WIRE_REFUSE_F_RETRY);
+	/* What an older agent reads: the reason up to its NUL in 256 bytes. */
+	assert_int_equal(strnlen((const char *)buf + sizeof(struct wire_hdr), WIRE_REASON_MAX),
+			 strlen("broker out of fds"));
+	/* An older broker's reason of 255 characters runs into the flags
+	 * bytes: they are text then, not flags. */
+	memset(r.reason, 'r', sizeof(r.reason));
+	memset(&r.flags, 'r', sizeof(r.flags) - 1);
+	((char *)&r.flags)[sizeof(r.flags) - 1] = '\0';
+	assert_int_equal(wire_refuse_flags(&r), 0);
+	close_pair(sv);
+}
+
+/* A peer that never reads cannot hold the sender: -EAGAIN, not a wait. */
+static void test_send_never_blocks(void **state)
+{
+	struct wire_refuse r;
+	int sv[2], rc = 0;
+
+	(void)state;
+	pair(sv);           /* blocking sockets: only the flags keep us going */
+	wire_refuse_init(&r, "x");
+	for (int i = 0; i < 100000 && rc == 0; i++)
+		rc = wire_send(sv[1], &r, sizeof(r), NULL, 0);
+	assert_int_equal(rc, -EAGAIN);
+	close(sv[0]);
+	/* A closed peer is an error, without SIGPIPE killing the test. */
+	rc = wire_send(sv[1], &r, sizeof(r), NULL, 0);
+	assert_true(rc == -EPIPE || rc == -ECONNRESET);
+	close(sv[1]);
+}
+
+/* Fill the fd table up to the soft limit; returns how many were opened. */
+static int fill_fds(int *held, int max)
+{
+	int n = 0;
+
+	while (n < max) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0) {
+			assert_int_equal(errno, EMFILE);
+			break;
+		}
+		held[n++] = fd;
+	}
+	return n;
+}
+
+/* Out of fds on our side is -EMFILE (retryable), not the peer's fault. */
+static void test_recv_emfile(void **state)
+{
+	struct rlimit old, low;
+	struct wire_hello h;
+	char buf[WIRE_MSG_MAX];
+	int sv[2], p[2], fds[WIRE_MAX_FDS], held[256], nheld, fd;
+	size_t nfds = 9;
+
+	(void)state;
+	pair(sv);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	wire_hello_init(&h, "x", 1, 2);
+	assert_int_equal(wire_send(sv[0], &h, sizeof(h), p, 2), 0);
+	assert_int_equal(wire_send(sv[0], &h, sizeof(h), p, 2), 0);
+	assert_int_equal(wire_send(sv[0], &h, sizeof(h), p, 2), 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)count_fds() + 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	nheld = fill_fds(held, 256);
+	assert_true(nheld > 0 && nheld < 256);
+	/* No fd free: the record arrives, its fds do not. */
+	assert_int_equal(wire_recv(sv[1], buf, sizeof(buf), fds, &nfds), -EMFILE);
+	assert_int_equal(nfds, 0);
+	/* One free: one of two arrives, and is closed (its slot free again). */
+	close(held[--nheld]);
+	assert_int_equal(wire_recv(sv[1], buf, sizeof(buf), fds, &nfds), -EMFILE);
+	assert_int_equal(fds[0], -1);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	close(fd);
+	while (nheld > 0)
+		close(held[--nheld]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* Room again: the same peer's next record comes through whole. */
+	assert_int_equal(wire_recv(sv[1], buf, sizeof(buf), fds, &nfds), sizeof(h));
+	assert_int_equal(nfds, 2);
+	close(fds[0]);
+	close(fds[1]);
+	close(p[0]);
+	close(p[1]);
+	close_pair(sv);
 }
 
 /* ---- fd checks ---- */
@@ -577,6 +690,9 @@ int main(void)
 		cmocka_unit_test(test_hello_name),
 		cmocka_unit_test(test_peek_type),
 		cmocka_unit_test(test_refuse_init_long),
+		cmocka_unit_test(test_refuse_flags),
+		cmocka_unit_test(test_send_never_blocks),
+		cmocka_unit_test(test_recv_emfile),
 		cmocka_unit_test(test_fd_check),
 		cmocka_unit_test(test_fd_netns),
 	};

@@ -71,8 +71,10 @@ int nfqb_agent_lookup_user(const char *spec, uid_t *uid, gid_t *gid, char *why,
  * the answer. Returns the connected lease fd (closing it ends the lease)
  * once the broker accepted (sockets it may send back are closed: see
  * nfqb_agent_attach_swap()), or a negative errno with a reason in @why:
- * -ECONNREFUSED when the broker refused (its reason copied), another errno
- * for local failures (ENOENT/ECONNREFUSED from connect appear as -ENOENT /
+ * -ECONNREFUSED when the broker refused (its reason copied), -EAGAIN when
+ * it refused for a passing reason (e.g. it is out of fds, or this uid has
+ * too many connections waiting: its reason copied; attach again after a
+ * backoff), another errno for local failures (ENOENT/ECONNREFUSED from connect appear as -ENOENT /
  * -EHOSTDOWN so that a refusal is never confused with "no broker").
  */
 int nfqb_agent_attach(const char *broker_path, const char *name,

@@ -123,14 +123,20 @@ if uid is not None:
     os.setuid(uid)
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 conn.connect(path)
-if msg is not None:
-    nums = [f if isinstance(f, int) else f.fileno() for f in fds]
-    if nums:
-        socket.send_fds(conn, [msg], nums)
-    else:
-        conn.send(msg)
+try:
+    if msg is not None:
+        nums = [f if isinstance(f, int) else f.fileno() for f in fds]
+        if nums:
+            socket.send_fds(conn, [msg], nums)
+        else:
+            conn.send(msg)
+except (BrokenPipeError, ConnectionResetError):
+    pass    # refused at accept(), before our hello: the answer is there
 conn.settimeout(10)
-data = conn.recv(512)
+try:
+    data = conn.recv(512)
+except ConnectionResetError:
+    data = conn.recv(512)   # closed with our hello unread: answer after the reset
 if not data:
     print("closed")
 elif struct.unpack("=IHH", data[:8])[2] == 3:
