@@ -26,6 +26,12 @@
 #define CFG_MAX_GRACE_MS    86400000u    /* one day */
 #define CFG_MAX_FILE_SIZE   (16u << 20)
 
+/* Control socket and metrics (docs/control.md "Who may ask"). */
+#define CFG_DEFAULT_CONTROL_IDLE_MS    10000u
+#define CFG_DEFAULT_METRICS_REFRESH_MS 5000u
+#define CFG_MIN_CONTROL_MS             100u
+#define CFG_MAX_CONTROL_MS             3600000u  /* one hour */
+
 /* One namespaces[] entry. */
 struct cfg_ns {
 	size_t index;                 /* position in namespaces[] (for messages) */
@@ -39,6 +45,16 @@ struct cfg_ns {
 	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
 };
 
+/* Who may use the control socket, and its timers. */
+struct cfg_control {
+	uid_t *allow_uids;            /* control_allow_uids: read-only commands */
+	size_t nallow_uids;
+	uid_t *admin_uids;            /* control_admin_uids: also reload and watch */
+	size_t nadmin_uids;
+	uint32_t idle_ms;             /* control_idle_ms: no request for this long: closed */
+	uint32_t metrics_refresh_ms;  /* metrics_refresh_ms: kernel stats snapshot age */
+};
+
 struct cfg {
 	char *listen;
 	char *control;
@@ -48,6 +64,7 @@ struct cfg {
 	uid_t *allow_uids;
 	size_t nallow_uids;
 	uint32_t grace_ms;
+	struct cfg_control ctl;       /* broker.control_* and metrics_refresh_ms */
 	struct nfqb_queue_opts queue_defaults;
 	struct cfg_ns *ns;
 	size_t nns;
@@ -78,6 +95,12 @@ const struct cfg_ns *cfg_match(const struct cfg *c, const char *name);
 
 /* cfg_uid_allowed - whether @uid is in broker.allow_uids. */
 bool cfg_uid_allowed(const struct cfg *c, uid_t uid);
+
+/*
+ * cfg_control_access - what @uid may do on the control socket: 2 admin
+ * (every command), 1 read-only, 0 nothing.
+ */
+int cfg_control_access(const struct cfg *c, uid_t uid);
 
 /* cfg_copy_name - "none", "meta" or "packet". */
 const char *cfg_copy_name(enum nfqb_copy_mode m);
