@@ -61,6 +61,7 @@ struct http {
 	struct loop_timer timer;
 	struct hconn *conns;
 	unsigned nconns;              /* not cut */
+	uint32_t deadline_ms, evict_after_ms;
 	uint64_t cut_deadline, cut_evicted, refused;
 	uint64_t refuse_log_ms;
 	unsigned refuse_suppressed;
@@ -99,7 +100,7 @@ static uint64_t http_deadlines(struct http *h, uint64_t now)
 	uint64_t next = 0;
 
 	for (struct hconn *hc = h->conns; hc; hc = hc->next) {
-		uint64_t due = hc->since_ms + HTTP_DEADLINE_MS;
+		uint64_t due = hc->since_ms + h->deadline_ms;
 
 		if (hc->cut)
 			continue;
@@ -107,7 +108,7 @@ static uint64_t http_deadlines(struct http *h, uint64_t now)
 			hconn_cut(h, hc);
 			h->cut_deadline++;
 			log_event(LOGL_INFO, "http_drop", "reason=\"no complete request within "
-				  "%u ms\"", HTTP_DEADLINE_MS);
+				  "%u ms\"", h->deadline_ms);
 		} else if (!next || due < next) {
 			next = due;
 		}
@@ -182,8 +183,8 @@ static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, sockl
 	for (struct hconn *hc = h->conns; hc; hc = hc->next)
 		if (!hc->cut && (!oldest || hc->since_ms < oldest->since_ms))
 			oldest = hc;
-	if (!oldest || now - oldest->since_ms < HTTP_EVICT_AFTER_MS) {
-		refuse_log(h, "connection limit: every slot busy for less than 1 s");
+	if (!oldest || now - oldest->since_ms < h->evict_after_ms) {
+		refuse_log(h, "connection limit: no slot held long enough to be taken over");
 		return MHD_NO;
 	}
 	hconn_cut(h, oldest);
@@ -394,6 +395,8 @@ struct http *http_new(struct session_mgr *m, const char *listen, char *why, size
 	}
 	h->m = m;
 	h->epfd = -1;
+	h->deadline_ms = HTTP_DEADLINE_MS;
+	h->evict_after_ms = HTTP_EVICT_AFTER_MS;
 	loop_timer_init(&h->timer, http_timer, h);
 	rc = http_start(h, listen, why, whylen);
 	if (rc < 0) {
@@ -431,6 +434,19 @@ const char *http_address(const struct http *h)
 	return h->addr;
 }
 
+void http_set_limits(struct http *h, uint32_t deadline_ms, uint32_t evict_after_ms)
+{
+	h->deadline_ms = deadline_ms ? deadline_ms : 1;
+	h->evict_after_ms = evict_after_ms;
+}
+
+void http_get_stats(const struct http *h, struct http_stats *st)
+{
+	*st = (struct http_stats){ .connections = h->nconns, .cut_deadline = h->cut_deadline,
+				   .cut_evicted = h->cut_evicted, .refused = h->refused,
+				   .renders = h->cache.renders, .cached = h->cache.hits };
+}
+
 #else /* !NFQB_HAVE_MHD */
 
 struct http {
@@ -463,6 +479,15 @@ struct http *http_new(struct session_mgr *m, const char *listen, char *why, size
 void http_free(struct http *h)
 {
 	free(h);
+}
+
+void http_set_limits(struct http *h, uint32_t deadline_ms, uint32_t evict_after_ms)
+{
+}
+
+void http_get_stats(const struct http *h, struct http_stats *st)
+{
+	*st = (struct http_stats){ 0 };
 }
 
 const char *http_address(const struct http *h)
