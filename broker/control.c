@@ -315,6 +315,21 @@ static json_object *verdicts_obj(const struct session_counters *sc)
 	return v;
 }
 
+static json_object *http_obj(const struct http *h)
+{
+	json_object *o = json_object_new_object();
+	struct http_stats st;
+
+	http_get_stats(h, &st);
+	jadd(o, "connections", json_object_new_uint64(st.connections));
+	jadd(o, "cut_deadline", json_object_new_uint64(st.cut_deadline));
+	jadd(o, "cut_evicted", json_object_new_uint64(st.cut_evicted));
+	jadd(o, "refused", json_object_new_uint64(st.refused));
+	jadd(o, "renders", json_object_new_uint64(st.renders));
+	jadd(o, "cached", json_object_new_uint64(st.cached));
+	return o;
+}
+
 static json_object *cmd_status(struct client *cl, json_object *req, char *err, size_t el)
 {
 	struct control *c = cl->c;
@@ -339,6 +354,8 @@ static json_object *cmd_status(struct client *cl, json_object *req, char *err, s
 			       json_object_new_string(c->config_path) : NULL);
 	jadd(o, "metrics_listen", c->http ?
 			       json_object_new_string(http_address(c->http)) : NULL);
+	if (c->http)
+		jadd(o, "http", http_obj(c->http));
 	jadd(o, "access", json_object_new_string(
 		cfg_control_access(m->cfg, cl->uid) == CONTROL_ADMIN ? "admin" : "read-only"));
 	return o;
