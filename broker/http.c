@@ -42,7 +42,7 @@
 #define HTTP_MAX_CONNECTIONS 16
 #define HTTP_IDLE_TIMEOUT_S  10         /* MHD's own idle limit, a backstop */
 #define HTTP_DEADLINE_MS     5000u      /* accept (or last response) to response */
-#define HTTP_EVICT_AFTER_MS  1000u      /* a slot held this long may be taken over */
+#define HTTP_EVICT_AFTER_MS  250u       /* a slot held this long may be taken over */
 #define HTTP_MEMORY_LIMIT    16384u     /* per connection: caps the request's size */
 #define HTTP_RENDERS_PER_S   5u
 

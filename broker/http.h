@@ -44,7 +44,7 @@ void http_get_stats(const struct http *h, struct http_stats *st);
 /*
  * http_set_limits - change the total deadline of a request (5000 ms) and
  * how long a connection holds its slot before a new one may take it over
- * (1000 ms). For tests.
+ * (250 ms). For tests.
  */
 void http_set_limits(struct http *h, uint32_t deadline_ms, uint32_t evict_after_ms);
 
