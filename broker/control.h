@@ -8,8 +8,16 @@
  * reading is dropped after a while, and a watcher that falls behind loses
  * events (and is told how many) instead of slowing the verdict step.
  *
- * It also owns the optional HTTP metrics endpoint (broker.metrics_listen)
- * and logs receive-buffer overruns (ENOBUFS) of the namespaces' sockets.
+ * Who may do what is the peer's SO_PEERCRED uid against
+ * broker.control_allow_uids (read-only commands) and control_admin_uids
+ * (also reload and watch), checked at accept and at every request. Idle
+ * clients are dropped after broker.control_idle_ms; clients are capped in
+ * total, per uid, and with slots kept for admin uids.
+ *
+ * It also owns the optional HTTP metrics endpoint (broker.metrics_listen),
+ * the tick that refreshes the sessions' kernel statistics snapshots
+ * (metrics_kstats_refresh) and logs receive-buffer overruns (ENOBUFS) of
+ * the namespaces' sockets.
  */
 #ifndef BROKER_CONTROL_H
 #define BROKER_CONTROL_H

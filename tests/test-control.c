@@ -5,7 +5,10 @@
  * whose counters are known; malformed, oversized, unknown and pipelined
  * requests; the watch stream (filtering, lost-event accounting, the hook
  * present only while someone watches); a stuck client dropped without
- * ever blocking; the client limit; the socket file's mode and cleanup.
+ * ever blocking; the client limits (total, per uid, the admin reserve, with
+ * clients of other uids connected by forked children); uid authorization
+ * (refused at connect, read-only vs admin, grants revoked by a reload);
+ * idle clients dropped; the socket file's mode and cleanup.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -6,7 +6,9 @@
  * HEAD /metrics (status, content type, length, the body metrics_render
  * gives), 404 and 405 answers, keep-alive, slow and concurrent clients
  * while the loop keeps serving its other fds and timers, the connection
- * limit, shutdown with clients connected and the start-up errors. Without
+ * limit with slot takeover, the total deadline against slowloris clients,
+ * the request-size cap, the render budget, shutdown with clients
+ * connected and the start-up errors. Without
  * libmicrohttpd only the "not available" error is checked and the test
  * reports itself skipped.
  */
