@@ -601,6 +601,13 @@ static bool is_blank(char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
+static bool line_blank(const char *line, size_t len)
+{
+	while (len && (is_blank(line[len - 1]) || line[len - 1] == '\n'))
+		len--;
+	return len == 0;
+}
+
 /*
  * Parse one request line; the whole line must be one JSON object. Returns
  * 1 with *@out set, 0 after an error reply, -1 when the client was closed.
@@ -741,7 +748,9 @@ static bool client_process(struct client *cl)
 			break;
 		}
 		len = (size_t)(nl - cl->in);
-		idle_rearm(cl);
+		/* Blank keep-alive lines do not keep an idle client. */
+		if (!line_blank(cl->in, len))
+			idle_rearm(cl);
 		if (!handle_line(cl, cl->in, len))
 			return false;
 		memmove(cl->in, nl + 1, cl->inlen - len - 1);

@@ -287,8 +287,13 @@ unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_
 	return n > METRICS_KSTATS_BUDGET ? METRICS_KSTATS_BUDGET : (unsigned)n;
 }
 
+/* A failed read is tried again within a second: the queues may just be bound. */
+#define KSTATS_RETRY_MS 1000u
+
 static bool kstats_stale(const struct session *s, uint64_t now_ms, uint32_t refresh_ms)
 {
+	if (s->ks.n < 0 && refresh_ms > KSTATS_RETRY_MS)
+		refresh_ms = KSTATS_RETRY_MS;
 	return !s->ks.at_ms || now_ms - s->ks.at_ms >= refresh_ms;
 }
 

@@ -970,11 +970,12 @@ static void test_watch_revoked(void **state)
 static void test_idle_dropped(void **state)
 {
 	struct fx *f = *state;
-	struct tc *idle, *busy, *watcher, *partial;
+	struct tc *idle, *busy, *watcher, *partial, *blank;
 	json_object *o;
 
 	f->m->cfg->ctl.idle_ms = 150;
 	idle = tc_connect(f);
+	blank = tc_connect(f);
 	partial = tc_connect(f);
 	busy = tc_connect(f);
 	watcher = tc_connect(f);
@@ -985,16 +986,20 @@ static void test_idle_dropped(void **state)
 	/* a request every 50 ms keeps a client; a watcher needs none */
 	for (int i = 0; i < 8; i++) {
 		assert_ok_status(f, busy);
+		/* a keep-alive is no request (until it is closed) */
+		(void)send(blank->fd, "\r\n", 2, MSG_NOSIGNAL);
 		pump(f, 50);
 	}
 	assert_closed(f, idle);
 	assert_closed(f, partial);
+	assert_closed(f, blank);
 	assert_false(busy->eof);
 	assert_int_equal(control_clients(f->c), 2);
 	assert_int_equal(control_watchers(f->c), 1);
 	assert_ok_status(f, busy);
 	tc_close(idle);
 	tc_close(partial);
+	tc_close(blank);
 	tc_close(busy);
 	tc_close(watcher);
 }

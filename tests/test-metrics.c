@@ -395,6 +395,13 @@ static void test_kstats_refresh_spread(void **state)
 	/* the others were read less than 1000 ms ago */
 	assert_int_equal(metrics_kstats_refresh(f->m, now + 1001, 250), 1);
 	assert_int_equal(n->ks.at_ms, now + 1001);
+	/* a failed read is tried again after a second, not after the period */
+	f->m->cfg->ctl.metrics_refresh_ms = 5000;
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 2000, 250), 1);
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 2250, 250), 1);
+	for (struct session *x = f->m->head; x; x = x->next)
+		x->ks.n = 0;         /* as if read fine: the full period applies */
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 2500, 250), 0);
 }
 
 /* Rendering reads the snapshot only: it never counts a refresh itself. */
