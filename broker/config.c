@@ -402,6 +402,93 @@ static void parse_admission(json_object *obj, struct cfg *c, struct errs *e)
 		c->max_sessions_per_uid = (uint32_t)n;
 }
 
+/* ------------------------------------------------------------ broker: control */
+
+static void get_uid_list(json_object *arr, const char *path, uid_t **out, size_t *nout,
+			 struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+	size_t n;
+	uid_t *uids;
+
+	if (!want_type(arr, json_type_array, path, e))
+		return;
+	n = json_object_array_length(arr);
+	uids = calloc(n ? n : 1, sizeof(*uids));
+	if (!uids) {
+		e->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		errs_path_idx(p, sizeof(p), path, i);
+		if (get_uint(json_object_array_get_idx(arr, i), p, "uid", 0,
+			     (uint32_t)-2, &v, e))
+			uids[i] = (uid_t)v;
+	}
+	free(*out);
+	*out = uids;
+	*nout = n;
+}
+
+static void get_ms(json_object *obj, const char *key, uint32_t *out, struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+	json_object *v;
+	uint64_t n;
+
+	if (!json_object_object_get_ex(obj, key, &v))
+		return;
+	errs_path_key(p, sizeof(p), "broker", key);
+	if (get_uint(v, p, key, CFG_MIN_CONTROL_MS, CFG_MAX_CONTROL_MS, &n, e))
+		*out = (uint32_t)n;
+}
+
+/* broker.control_allow_uids, control_admin_uids, control_idle_ms, metrics_refresh_ms */
+static void parse_broker_control(json_object *obj, struct cfg *c, struct errs *e)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(obj, "control_allow_uids", &v))
+		get_uid_list(v, "broker.control_allow_uids", &c->ctl.allow_uids,
+			     &c->ctl.nallow_uids, e);
+	if (json_object_object_get_ex(obj, "control_admin_uids", &v))
+		get_uid_list(v, "broker.control_admin_uids", &c->ctl.admin_uids,
+			     &c->ctl.nadmin_uids, e);
+	get_ms(obj, "control_idle_ms", &c->ctl.idle_ms, e);
+	get_ms(obj, "metrics_refresh_ms", &c->ctl.metrics_refresh_ms, e);
+}
+
+static int control_defaults(struct cfg_control *ctl)
+{
+	ctl->allow_uids = calloc(1, sizeof(*ctl->allow_uids));
+	ctl->admin_uids = calloc(1, sizeof(*ctl->admin_uids));
+	if (!ctl->allow_uids || !ctl->admin_uids)
+		return -ENOMEM;
+	ctl->nallow_uids = ctl->nadmin_uids = 1;      /* [0]: root only */
+	ctl->idle_ms = CFG_DEFAULT_CONTROL_IDLE_MS;
+	ctl->metrics_refresh_ms = CFG_DEFAULT_METRICS_REFRESH_MS;
+	return 0;
+}
+
+static bool uid_in(const uid_t *v, size_t n, uid_t uid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == uid)
+			return true;
+	return false;
+}
+
+int cfg_control_access(const struct cfg *c, uid_t uid)
+{
+	if (uid_in(c->ctl.admin_uids, c->ctl.nadmin_uids, uid))
+		return 2;
+	return uid_in(c->ctl.allow_uids, c->ctl.nallow_uids, uid) ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ broker */
+
 static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 {
 	static const char *const keys[] = {
@@ -409,6 +496,8 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 		"grace_ms", "metrics_listen",
 		"user", "listen_group",
 		"max_pending_per_uid", "max_sessions_per_uid",
+		"control_allow_uids", "control_admin_uids", "control_idle_ms",
+		"metrics_refresh_ms",
 		NULL
 	};
 	const char *path = "broker";
@@ -438,6 +527,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 		parse_metrics_listen(v, "broker.metrics_listen", c, e);
 	parse_identity(obj, c, e);
 	parse_admission(obj, c, e);
+	parse_broker_control(obj, c, e);
 }
 
 /* ------------------------------------------------------------ namespaces */
@@ -655,6 +745,8 @@ static int set_defaults(struct cfg *c)
 	c->allow_uids = calloc(1, sizeof(*c->allow_uids));
 	if (!c->listen || !c->control || !c->allow_uids)
 		return -ENOMEM;
+	if (control_defaults(&c->ctl) < 0)
+		return -ENOMEM;
 	c->allow_uids[0] = 0;
 	c->nallow_uids = 1;
 	c->listen_mode = CFG_DEFAULT_MODE;
@@ -821,6 +913,8 @@ void cfg_free(struct cfg *c)
 	}
 	free(c->ns);
 	free(c->allow_uids);
+	free(c->ctl.allow_uids);
+	free(c->ctl.admin_uids);
 	free(c->listen);
 	free(c->control);
 	free(c->metrics_listen);

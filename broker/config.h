@@ -31,6 +31,11 @@
 #define CFG_MAX_PENDING_PER_UID  256u       /* the listener's total */
 #define CFG_DEFAULT_MAX_SESSIONS_PER_UID 0u /* unlimited */
 #define CFG_MAX_SESSIONS_PER_UID 1000000u
+/* Control socket and metrics (docs/control.md "Who may ask"). */
+#define CFG_DEFAULT_CONTROL_IDLE_MS    10000u
+#define CFG_DEFAULT_METRICS_REFRESH_MS 5000u
+#define CFG_MIN_CONTROL_MS             100u
+#define CFG_MAX_CONTROL_MS             3600000u  /* one hour */
 
 /* One namespaces[] entry. */
 struct cfg_ns {
@@ -43,6 +48,16 @@ struct cfg_ns {
 	char *policy_name;
 	const struct policy *policy;  /* in the same cfg's policy set */
 	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
+};
+
+/* Who may use the control socket, and its timers. */
+struct cfg_control {
+	uid_t *allow_uids;            /* control_allow_uids: read-only commands */
+	size_t nallow_uids;
+	uid_t *admin_uids;            /* control_admin_uids: also reload and watch */
+	size_t nadmin_uids;
+	uint32_t idle_ms;             /* control_idle_ms: no request for this long: closed */
+	uint32_t metrics_refresh_ms;  /* metrics_refresh_ms: kernel stats snapshot age */
 };
 
 struct cfg {
@@ -63,6 +78,7 @@ struct cfg {
 	/* Admission: connections before their hello, sessions, per peer uid. */
 	uint32_t max_pending_per_uid;
 	uint32_t max_sessions_per_uid;      /* 0: unlimited */
+	struct cfg_control ctl;       /* broker.control_* and metrics_refresh_ms */
 	struct nfqb_queue_opts queue_defaults;
 	struct cfg_ns *ns;
 	size_t nns;
@@ -102,6 +118,12 @@ bool cfg_uid_allowed(const struct cfg *c, uid_t uid);
  */
 int cfg_ns_pin_check(const struct cfg_ns *entry, uint64_t dev, uint64_t ino, char *why,
 		     size_t whylen);
+
+/*
+ * cfg_control_access - what @uid may do on the control socket: 2 admin
+ * (every command), 1 read-only, 0 nothing.
+ */
+int cfg_control_access(const struct cfg *c, uid_t uid);
 
 /* cfg_copy_name - "none", "meta" or "packet". */
 const char *cfg_copy_name(enum nfqb_copy_mode m);

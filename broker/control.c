@@ -56,12 +56,13 @@ struct client {
 	uint64_t lost;                /* events lost since the last one delivered */
 	uint64_t lost_total, events;
 	struct loop_timer stall;
+	struct loop_timer idle;       /* no complete request for broker.control_idle_ms */
 };
 
-/* Last ENOBUFS count seen per session, to log only new overruns. */
-struct overrun {
-	const void *s, *q;
-	uint64_t seen;
+/* Refusals at accept are logged at most once a second, with a count. */
+struct ratelog {
+	uint64_t at_ms;
+	unsigned suppressed;
 };
 
 struct control {
@@ -78,8 +79,10 @@ struct control {
 	uint32_t stall_ms;
 	uint64_t dropped;
 	struct loop_timer tick;
-	struct overrun *ov;
-	size_t nov;
+	struct loop_timer kstats;     /* refreshes the sessions' kernel statistics */
+	uint32_t kstats_ms;           /* its period */
+	struct ratelog refuse_log;
+	uint64_t refused;
 	struct http *http;
 };
 
@@ -158,6 +161,28 @@ static void stall_over(struct loop *l, struct loop_timer *t, void *data)
 	snprintf(why, sizeof(why), "stalled: %zu bytes not read for %u ms",
 		 watch_ring_len(&cl->out), cl->c->stall_ms);
 	client_close(cl, why);
+}
+
+static void idle_over(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct client *cl = data;
+	char why[96];
+
+	/* A watcher is streaming, and pending output is the stall timer's. */
+	if (cl->watching || watch_ring_len(&cl->out)) {
+		loop_timer_arm(l, &cl->idle, loop_now_ms() + cl->c->m->cfg->ctl.idle_ms);
+		return;
+	}
+	snprintf(why, sizeof(why), "idle: no request for %u ms", cl->c->m->cfg->ctl.idle_ms);
+	client_close(cl, why);
+}
+
+static void idle_rearm(struct client *cl)
+{
+	if (cl->watching)
+		loop_timer_cancel(cl->c->loop, &cl->idle);
+	else
+		loop_timer_arm(cl->c->loop, &cl->idle, loop_now_ms() + cl->c->m->cfg->ctl.idle_ms);
 }
 
 /* Send what the socket takes; false when the client was closed. */
@@ -290,6 +315,21 @@ static json_object *verdicts_obj(const struct session_counters *sc)
 	return v;
 }
 
+static json_object *http_obj(const struct http *h)
+{
+	json_object *o = json_object_new_object();
+	struct http_stats st;
+
+	http_get_stats(h, &st);
+	jadd(o, "connections", json_object_new_uint64(st.connections));
+	jadd(o, "cut_deadline", json_object_new_uint64(st.cut_deadline));
+	jadd(o, "cut_evicted", json_object_new_uint64(st.cut_evicted));
+	jadd(o, "refused", json_object_new_uint64(st.refused));
+	jadd(o, "renders", json_object_new_uint64(st.renders));
+	jadd(o, "cached", json_object_new_uint64(st.cached));
+	return o;
+}
+
 static json_object *cmd_status(struct client *cl, json_object *req, char *err, size_t el)
 {
 	struct control *c = cl->c;
@@ -309,19 +349,30 @@ static json_object *cmd_status(struct client *cl, json_object *req, char *err, s
 	jadd(o, "refusals", json_object_new_uint64(m->refusals));
 	jadd(o, "control_clients", json_object_new_uint64(c->nclients));
 	jadd(o, "watchers", json_object_new_uint64(c->nwatchers));
+	jadd(o, "control_refused", json_object_new_uint64(c->refused));
 	jadd(o, "config", c->config_path ?
 			       json_object_new_string(c->config_path) : NULL);
 	jadd(o, "metrics_listen", c->http ?
 			       json_object_new_string(http_address(c->http)) : NULL);
+	if (c->http)
+		jadd(o, "http", http_obj(c->http));
+	jadd(o, "access", json_object_new_string(
+		cfg_control_access(m->cfg, cl->uid) == CONTROL_ADMIN ? "admin" : "read-only"));
 	return o;
 }
 
+/* From the snapshot the control tick keeps (metrics_kstats_refresh): no setns here. */
 static json_object *kernel_arr(const struct session *s, json_object *agent)
 {
-	struct nfqb_kstat ks[64];
+	const struct nfqb_kstat *ks = s->ks.k;
 	json_object *arr = json_object_new_array();
-	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
+	int n = s->ks.n;
 
+	if (!s->ks.at_ms) {
+		jadd(agent, "kernel_error", json_object_new_string("not read yet"));
+		return arr;
+	}
+	jadd(agent, "kernel_age_ms", json_object_new_uint64(loop_now_ms() - s->ks.at_ms));
 	if (n < 0)
 		jadd(agent, "kernel_error", json_object_new_string(session_kstats_strerror(n)));
 	for (int i = 0; i < n; i++) {
@@ -481,6 +532,7 @@ static json_object *cmd_watch(struct client *cl, json_object *req, char *err, si
 		cl->watching = true;
 		cl->c->nwatchers++;
 		watch_set(cl->c);
+		loop_timer_cancel(cl->c->loop, &cl->idle);
 	}
 	/* The name comes from the client: quoted, so it cannot forge fields. */
 	log_event(LOGL_INFO, "watch_start", "client=%u pid=%d ns=%s", cl->id, (int)cl->pid,
@@ -512,13 +564,14 @@ static const struct cmd {
 	const char *name;
 	cmd_fn fn;
 	const char *keys[2];          /* allowed besides "cmd" */
+	bool admin;                   /* changes the broker or shows every tenant's packets */
 } cmds[] = {
-	{ "status", cmd_status, { NULL } },
-	{ "agents", cmd_agents, { NULL } },
-	{ "rules", cmd_rules, { NULL } },
-	{ "reload", cmd_reload, { NULL } },
-	{ "watch", cmd_watch, { "ns", NULL } },
-	{ "metrics", cmd_metrics, { NULL } },
+	{ "status", cmd_status, { NULL }, false },
+	{ "agents", cmd_agents, { NULL }, false },
+	{ "rules", cmd_rules, { NULL }, false },
+	{ "reload", cmd_reload, { NULL }, true },
+	{ "watch", cmd_watch, { "ns", NULL }, true },
+	{ "metrics", cmd_metrics, { NULL }, false },
 };
 
 static const struct cmd *cmd_find(const char *name)
@@ -546,6 +599,13 @@ static const char *unknown_key(const struct cmd *cmd, json_object *req)
 static bool is_blank(char ch)
 {
 	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+static bool line_blank(const char *line, size_t len)
+{
+	while (len && (is_blank(line[len - 1]) || line[len - 1] == '\n'))
+		len--;
+	return len == 0;
 }
 
 /*
@@ -599,7 +659,7 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 	json_object *req, *cmdo, *o;
 	const struct cmd *cmd;
 	const char *name, *bad;
-	int rc;
+	int rc, access;
 
 	while (len && is_blank(line[len - 1]))
 		len--;
@@ -633,6 +693,20 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
 		watch_json_str(kb, sizeof(kb), bad);
 		json_object_put(req);
 		return reply_error(cl, "unknown key %s in a \"%s\" request", kb, cmd->name);
+	}
+	/* Asked each time: a reload may have changed who is allowed. */
+	access = cfg_control_access(cl->c->m->cfg, cl->uid);
+	if (access == CONTROL_NONE || (cmd->admin && access != CONTROL_ADMIN)) {
+		json_object_put(req);
+		log_event(LOGL_INFO, "control_deny", "client=%u pid=%d uid=%u cmd=%s", cl->id,
+			  (int)cl->pid, (unsigned)cl->uid, cmd->name);
+		if (access == CONTROL_NONE) {
+			cl->closing = true;
+			return reply_error(cl, "uid %u is not allowed on the control socket",
+					   (unsigned)cl->uid);
+		}
+		return reply_error(cl, "%s needs an admin uid (broker.control_admin_uids)",
+				   cmd->name);
 	}
 	log_event(LOGL_DEBUG, "control_request", "client=%u cmd=%s", cl->id, cmd->name);
 	o = cmd->fn(cl, req, err, sizeof(err));
@@ -674,6 +748,9 @@ static bool client_process(struct client *cl)
 			break;
 		}
 		len = (size_t)(nl - cl->in);
+		/* Blank keep-alive lines do not keep an idle client. */
+		if (!line_blank(cl->in, len))
+			idle_rearm(cl);
 		if (!handle_line(cl, cl->in, len))
 			return false;
 		memmove(cl->in, nl + 1, cl->inlen - len - 1);
@@ -752,6 +829,7 @@ static void client_close(struct client *cl, const char *why)
 			  " lost=%" PRIu64, cl->id, (int)cl->pid, cl->events, cl->lost_total);
 	}
 	loop_timer_cancel(c->loop, &cl->stall);
+	loop_timer_cancel(c->loop, &cl->idle);
 	if (cl->fd >= 0) {
 		loop_del(c->loop, cl->fd);
 		drain_input(cl->fd);
@@ -776,14 +854,62 @@ static void client_close(struct client *cl, const char *why)
 	free(cl);
 }
 
-/* Past the client limit: say why, best effort, and hang up. */
-static void refuse_client(int fd)
+/* At most one refusal line a second: a connect flood cannot flood the log. */
+__attribute__((format(printf, 2, 3)))
+static void refuse_log(struct control *c, const char *fmt, ...)
 {
-	static const char msg[] = "{\"ok\":false,\"error\":\"too many control clients (at most "
-				  "64)\"}\n";
+	uint64_t now = loop_now_ms();
+	char msg[256];
+	va_list ap;
 
-	(void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	c->refused++;
+	if (c->refuse_log.at_ms && now - c->refuse_log.at_ms < 1000) {
+		c->refuse_log.suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_event(LOGL_WARN, "control_refuse", "%s suppressed=%u", msg,
+		  c->refuse_log.suppressed);
+	c->refuse_log.at_ms = now ? now : 1;
+	c->refuse_log.suppressed = 0;
+}
+
+/* Say why, best effort and without waiting, and hang up. */
+__attribute__((format(printf, 2, 3)))
+static void refuse_client(int fd, const char *fmt, ...)
+{
+	char msg[200], line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\"}\n", msg);
+	(void)send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	drain_input(fd);
 	close(fd);
+}
+
+/*
+ * Whether one more client of @uid (with @access) fits: CONTROL_MAX_PER_UID
+ * per uid, and the last CONTROL_ADMIN_RESERVE slots kept for admin uids,
+ * so no read-only user can lock root's `nfq-ctl status` out.
+ */
+static const char *client_limit(const struct control *c, uid_t uid, int access)
+{
+	size_t mine = 0;
+
+	if (c->nclients >= CONTROL_MAX_CLIENTS)
+		return "too many control clients";
+	if (access != CONTROL_ADMIN &&
+	    c->nclients >= CONTROL_MAX_CLIENTS - CONTROL_ADMIN_RESERVE)
+		return "too many control clients (the rest are kept for admin uids)";
+	for (const struct client *cl = c->clients; cl; cl = cl->next)
+		mine += cl->uid == uid;
+	return mine >= CONTROL_MAX_PER_UID ? "too many control clients of this uid" : NULL;
 }
 
 static void client_add(struct control *c, int fd)
@@ -791,12 +917,27 @@ static void client_add(struct control *c, int fd)
 	struct client *cl;
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1 };
 	socklen_t cl_len = sizeof(cred);
-	int rc;
+	const char *full;
+	int rc, access;
 
-	if (c->nclients >= CONTROL_MAX_CLIENTS) {
-		log_event(LOGL_WARN, "control_refuse", "reason=\"too many clients\" max=%d",
-			  CONTROL_MAX_CLIENTS);
-		refuse_client(fd);
+	/* No credentials: nobody we can vouch for (uid -1 is never allowed). */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len) < 0)
+		cred.uid = (uid_t)-1;
+	access = cfg_control_access(c->m->cfg, cred.uid);
+	if (access == CONTROL_NONE) {
+		refuse_log(c, "uid=%u pid=%d reason=\"not in broker.control_allow_uids\"",
+			   (unsigned)cred.uid, (int)cred.pid);
+		refuse_client(fd, "uid %u is not allowed on the control socket",
+			      (unsigned)cred.uid);
+		return;
+	}
+	full = client_limit(c, cred.uid, access);
+	if (full) {
+		refuse_log(c, "uid=%u pid=%d reason=\"%s\" clients=%zu max=%d per_uid=%d",
+			   (unsigned)cred.uid, (int)cred.pid, full, c->nclients,
+			   CONTROL_MAX_CLIENTS, CONTROL_MAX_PER_UID);
+		refuse_client(fd, "%s (at most %d, %d per uid)", full, CONTROL_MAX_CLIENTS,
+			      CONTROL_MAX_PER_UID);
 		return;
 	}
 	cl = calloc(1, sizeof(*cl));
@@ -804,7 +945,6 @@ static void client_add(struct control *c, int fd)
 		close(fd);
 		return;
 	}
-	(void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len);
 	cl->c = c;
 	cl->fd = fd;
 	cl->id = ++c->next_id;
@@ -812,6 +952,7 @@ static void client_add(struct control *c, int fd)
 	cl->uid = cred.uid;
 	cl->mask = EPOLLIN | EPOLLRDHUP;
 	loop_timer_init(&cl->stall, stall_over, cl);
+	loop_timer_init(&cl->idle, idle_over, cl);
 	rc = loop_add(c->loop, fd, cl->mask, client_event_cb, cl);
 	if (rc < 0) {
 		log_event(LOGL_WARN, "control_refuse", "reason=\"%s\"", strerror(-rc));
@@ -824,6 +965,7 @@ static void client_add(struct control *c, int fd)
 		c->clients->prev = cl;
 	c->clients = cl;
 	c->nclients++;
+	idle_rearm(cl);
 	log_event(LOGL_DEBUG, "control_connect", "client=%u pid=%d uid=%u", cl->id,
 		  (int)cl->pid, (unsigned)cl->uid);
 }
@@ -847,47 +989,69 @@ static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 	}
 }
 
-/* ------------------------------------------------------------ overruns */
+/* ------------------------------------------------------------ ticks */
 
-/* Log each namespace's new receive overruns once a tick, not per packet. */
-static void tick(struct loop *l, struct loop_timer *t, void *data)
+/*
+ * Log each namespace's new receive overruns once a tick, not per packet.
+ * The count logged so far lives in the session: nothing here is keyed by
+ * a pointer that may be freed and reused. A takeover brings a new socket
+ * whose count starts again below it.
+ */
+static void log_overruns(struct session_mgr *m)
 {
-	struct control *c = data;
-	struct session_mgr *m = c->m;
-	struct overrun *nv = calloc(m->count ? m->count : 1, sizeof(*nv));
-	size_t n = 0;
-
-	size_t from = 0;
-
-	for (const struct session *s = m->head; nv && s && n < m->count; s = s->next) {
+	for (struct session *s = m->head; s; s = s->next) {
 		char vb[LOG_VALUE_MAX];
 		struct nfqb_queue_stats st;
-		uint64_t seen = 0;
 
 		nfqb_queue_get_stats(s->q, &st);
-		/* Sessions keep their order (new ones come first): one pass. */
-		for (size_t i = from; i < c->nov; i++) {
-			if (c->ov[i].s != s || c->ov[i].q != s->q)
-				continue;
-			if (c->ov[i].seen <= st.enobufs)
-				seen = c->ov[i].seen;
-			from = i + 1;
-			break;
-		}
-		if (st.enobufs > seen)
+		if (st.enobufs < s->enobufs_logged)
+			s->enobufs_logged = 0;
+		if (st.enobufs > s->enobufs_logged)
 			log_event(LOGL_WARN, "enobufs", "name=%s overruns=%" PRIu64 " total=%"
 				  PRIu64 " hint=\"the socket's receive buffer overran and the "
 				  "kernel dropped queued packets: raise sock_len\"",
 				  log_value(vb, sizeof(vb), s->name),
-				  st.enobufs - seen, st.enobufs);
-		nv[n++] = (struct overrun){ .s = s, .q = s->q, .seen = st.enobufs };
+				  st.enobufs - s->enobufs_logged, st.enobufs);
+		s->enobufs_logged = st.enobufs;
 	}
-	if (nv) {
-		free(c->ov);
-		c->ov = nv;
-		c->nov = n;
+}
+
+/* A reload may have taken watch away from a uid: its watchers stop. */
+static void drop_unauthorized(struct control *c)
+{
+	struct client *cl = c->clients, *next;
+
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (cl->watching && cfg_control_access(c->m->cfg, cl->uid) != CONTROL_ADMIN)
+			client_close(cl, "watch needs an admin uid (broker.control_admin_uids)");
 	}
+}
+
+static void tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct control *c = data;
+
+	log_overruns(c->m);
+	drop_unauthorized(c);
 	loop_timer_arm(l, &c->tick, loop_now_ms() + CONTROL_TICK_MS);
+}
+
+static uint32_t kstats_period(const struct control *c)
+{
+	uint32_t r = c->m->cfg->ctl.metrics_refresh_ms;
+
+	return r && r < CONTROL_KSTATS_TICK_MS ? r : CONTROL_KSTATS_TICK_MS;
+}
+
+static void kstats_tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct control *c = data;
+
+	/* The period follows a reload of metrics_refresh_ms. */
+	c->kstats_ms = kstats_period(c);
+	metrics_kstats_refresh(c->m, loop_now_ms(), c->kstats_ms);
+	loop_timer_arm(l, &c->kstats, loop_now_ms() + c->kstats_ms);
 }
 
 /* ------------------------------------------------------------ server */
@@ -914,6 +1078,7 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 	c->fd = -1;
 	c->stall_ms = CONTROL_STALL_MS;
 	loop_timer_init(&c->tick, tick, c);
+	loop_timer_init(&c->kstats, kstats_tick, c);
 	c->path = strdup(path);
 	/* Absolute, so "status" says which file and a reload finds it. */
 	if (config_path)
@@ -931,6 +1096,11 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 		goto fail;
 	}
 	rc = loop_timer_arm(c->loop, &c->tick, loop_now_ms() + CONTROL_TICK_MS);
+	if (rc < 0)
+		goto fail;
+	c->kstats_ms = kstats_period(c);
+	/* Soon after start, so a broker restart shows its adopted queues quickly. */
+	rc = loop_timer_arm(c->loop, &c->kstats, loop_now_ms() + 1);
 	if (rc < 0)
 		goto fail;
 	if (m->cfg->metrics_listen) {
@@ -960,12 +1130,12 @@ void control_free(struct control *c)
 	watch_set(c);
 	http_free(c->http);
 	loop_timer_cancel(c->loop, &c->tick);
+	loop_timer_cancel(c->loop, &c->kstats);
 	if (c->fd >= 0) {
 		loop_del(c->loop, c->fd);
 		close(c->fd);
 	}
 	attach_unlink_ours(c->path, c->dev, c->ino);
-	free(c->ov);
 	free(c->path);
 	free(c->config_path);
 	free(c);

@@ -8,8 +8,16 @@
  * reading is dropped after a while, and a watcher that falls behind loses
  * events (and is told how many) instead of slowing the verdict step.
  *
- * It also owns the optional HTTP metrics endpoint (broker.metrics_listen)
- * and logs receive-buffer overruns (ENOBUFS) of the namespaces' sockets.
+ * Who may do what is the peer's SO_PEERCRED uid against
+ * broker.control_allow_uids (read-only commands) and control_admin_uids
+ * (also reload and watch), checked at accept and at every request. Idle
+ * clients are dropped after broker.control_idle_ms; clients are capped in
+ * total, per uid, and with slots kept for admin uids.
+ *
+ * It also owns the optional HTTP metrics endpoint (broker.metrics_listen),
+ * the tick that refreshes the sessions' kernel statistics snapshots
+ * (metrics_kstats_refresh) and logs receive-buffer overruns (ENOBUFS) of
+ * the namespaces' sockets.
  */
 #ifndef BROKER_CONTROL_H
 #define BROKER_CONTROL_H
@@ -22,10 +30,16 @@
 
 #define CONTROL_REQ_MAX     4096          /* one request line, newline included */
 #define CONTROL_MAX_CLIENTS 64
+#define CONTROL_MAX_PER_UID 16            /* clients of one uid */
+#define CONTROL_ADMIN_RESERVE 8           /* of CONTROL_MAX_CLIENTS, only for admin uids */
+#define CONTROL_KSTATS_TICK_MS 250u       /* kernel stats refresh tick (at most) */
 #define CONTROL_READ_PAUSE  (64u << 10)   /* pending output that stops reading requests */
 #define CONTROL_WATCH_MAX   (256u << 10)  /* pending output above which events are lost */
 #define CONTROL_STALL_MS    30000u        /* no output taken for this long: dropped */
 #define CONTROL_TICK_MS     1000u         /* socket overrun check */
+
+/* cfg_control_access() results: what a uid may do here. */
+enum { CONTROL_NONE = 0, CONTROL_READ = 1, CONTROL_ADMIN = 2 };
 
 struct control;
 

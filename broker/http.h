@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct session_mgr;
 struct http;
@@ -27,6 +28,25 @@ void http_free(struct http *h);
 
 /* http_address - the address actually bound ("127.0.0.1:40123" for port 0). */
 const char *http_address(const struct http *h);
+
+/* What the endpoint did to protect itself, and how scrapes were served. */
+struct http_stats {
+	unsigned connections;         /* open now */
+	uint64_t cut_deadline;        /* closed at their total deadline */
+	uint64_t cut_evicted;         /* closed to make room at the limit */
+	uint64_t refused;             /* refused at the limit */
+	uint64_t renders, cached;     /* scrapes rendered anew / given the last text */
+};
+
+/* http_get_stats - fill @st. */
+void http_get_stats(const struct http *h, struct http_stats *st);
+
+/*
+ * http_set_limits - change the total deadline of a request (5000 ms) and
+ * how long a connection holds its slot before a new one may take it over
+ * (250 ms). For tests.
+ */
+void http_set_limits(struct http *h, uint32_t deadline_ms, uint32_t evict_after_ms);
 
 /* http_available - whether this build can serve HTTP at all. */
 bool http_available(void);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The exposition is rebuilt on every scrape from the live counters: there
- * is no second copy of them to keep in sync. The text format wants all
- * samples of one family together, so each family walks the sessions once;
- * the kernel statistics (a setns() per namespace) are read once up front.
+ * The exposition is rebuilt from the live counters: there is no second
+ * copy of them to keep in sync. The text format wants all samples of one
+ * family together, so each family walks the sessions once. The kernel
+ * statistics are the exception: reading them costs two setns() and a
+ * /proc read per namespace, so a tick refreshes a few sessions' snapshots
+ * at a time and a render (however many scrapes ask) only reads those.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -123,13 +125,6 @@ static uint64_t verdict_count(const struct session_counters *c, size_t i)
 	return v[i];
 }
 
-/* Kernel statistics of one session, read once per scrape. */
-struct ks {
-	const struct session *s;
-	struct nfqb_kstat k[64];
-	int n;
-};
-
 static void broker_families(struct session_mgr *m, struct metrics_buf *b)
 {
 	time_t now = time(NULL);
@@ -164,6 +159,10 @@ static void broker_families(struct session_mgr *m, struct metrics_buf *b)
 	for (size_t i = 0; i < 5; i++)
 		sample(b, "nfqb_broker_verdicts_total", "verdict", verdict_names[i], NULL,
 		       NULL, NULL, NULL, verdict_count(&m->total, i));
+	family(b, "nfqb_kstats_refresh_total", "counter",
+	       "Reads of a namespace's kernel queue statistics (on a tick, not per scrape).");
+	sample(b, "nfqb_kstats_refresh_total", NULL, NULL, NULL, NULL, NULL, NULL,
+	       m->kstats_refreshes);
 }
 
 static void namespace_families(struct session_mgr *m, struct metrics_buf *b)
@@ -201,34 +200,36 @@ static void namespace_families(struct session_mgr *m, struct metrics_buf *b)
 	}
 }
 
-static void kernel_families(const struct ks *ks, size_t n, struct metrics_buf *b)
+/* Sessions whose snapshot failed or was not read yet have no samples here. */
+static void kernel_families(struct session_mgr *m, struct metrics_buf *b)
 {
 	char qb[8];
+	const struct session *s;
 
 	family(b, "nfqb_queue_depth", "gauge", "Packets waiting in the kernel queue.");
-	for (size_t i = 0; i < n; i++)
-		for (int j = 0; j < ks[i].n; j++) {
-			snprintf(qb, sizeof(qb), "%u", ks[i].k[j].queue);
-			sample(b, "nfqb_queue_depth", "ns", ks[i].s->name, "queue", qb, NULL,
-			       NULL, ks[i].k[j].queued);
+	for (s = m->head; s; s = s->next)
+		for (int j = 0; j < s->ks.n; j++) {
+			snprintf(qb, sizeof(qb), "%u", s->ks.k[j].queue);
+			sample(b, "nfqb_queue_depth", "ns", s->name, "queue", qb, NULL,
+			       NULL, s->ks.k[j].queued);
 		}
 	family(b, "nfqb_queue_dropped_total", "counter",
 	       "Packets the kernel dropped: queue full, or the socket could not take them.");
-	for (size_t i = 0; i < n; i++)
-		for (int j = 0; j < ks[i].n; j++) {
-			snprintf(qb, sizeof(qb), "%u", ks[i].k[j].queue);
-			sample(b, "nfqb_queue_dropped_total", "ns", ks[i].s->name, "queue", qb,
-			       "reason", "full", ks[i].k[j].dropped_full);
-			sample(b, "nfqb_queue_dropped_total", "ns", ks[i].s->name, "queue", qb,
-			       "reason", "netlink", ks[i].k[j].dropped_netlink);
+	for (s = m->head; s; s = s->next)
+		for (int j = 0; j < s->ks.n; j++) {
+			snprintf(qb, sizeof(qb), "%u", s->ks.k[j].queue);
+			sample(b, "nfqb_queue_dropped_total", "ns", s->name, "queue", qb,
+			       "reason", "full", s->ks.k[j].dropped_full);
+			sample(b, "nfqb_queue_dropped_total", "ns", s->name, "queue", qb,
+			       "reason", "netlink", s->ks.k[j].dropped_netlink);
 		}
 	family(b, "nfqb_queue_enqueued_total", "counter",
 	       "Packets the kernel queued (its id_seq; restarts when a queue is rebound).");
-	for (size_t i = 0; i < n; i++)
-		for (int j = 0; j < ks[i].n; j++) {
-			snprintf(qb, sizeof(qb), "%u", ks[i].k[j].queue);
-			sample(b, "nfqb_queue_enqueued_total", "ns", ks[i].s->name, "queue", qb,
-			       NULL, NULL, ks[i].k[j].id_seq);
+	for (s = m->head; s; s = s->next)
+		for (int j = 0; j < s->ks.n; j++) {
+			snprintf(qb, sizeof(qb), "%u", s->ks.k[j].queue);
+			sample(b, "nfqb_queue_enqueued_total", "ns", s->name, "queue", qb,
+			       NULL, NULL, s->ks.k[j].id_seq);
 		}
 }
 
@@ -263,27 +264,97 @@ static void rule_families(struct session_mgr *m, struct metrics_buf *b)
 
 int metrics_render(struct session_mgr *m, struct metrics_buf *b)
 {
-	struct ks *ks = calloc(m->count ? m->count : 1, sizeof(*ks));
-	size_t n = 0;
-
-	if (!ks)
-		return -ENOMEM;
-	for (const struct session *s = m->head; s && n < m->count; s = s->next) {
-		ks[n].s = s;
-		ks[n].n = session_kstats(s, ks[n].k, sizeof(ks[n].k) / sizeof(ks[n].k[0]));
-		/* Unreadable stats leave the namespace out of those families. */
-		if (ks[n].n < 0)
-			ks[n].n = 0;
-		n++;
-	}
 	broker_families(m, b);
 	namespace_families(m, b);
-	kernel_families(ks, n, b);
+	kernel_families(m, b);
 	rule_families(m, b);
-	free(ks);
 	if (!b->err && !b->data)
 		reserve(b, 0);
 	return b->err;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_ms)
+{
+	uint64_t n;
+
+	if (!refresh_ms)
+		refresh_ms = 1;
+	n = ((uint64_t)count * tick_ms + refresh_ms - 1) / refresh_ms;
+	if (n < 1)
+		n = 1;
+	return n > METRICS_KSTATS_BUDGET ? METRICS_KSTATS_BUDGET : (unsigned)n;
+}
+
+/* A failed read is tried again within a second: the queues may just be bound. */
+#define KSTATS_RETRY_MS 1000u
+
+static bool kstats_stale(const struct session *s, uint64_t now_ms, uint32_t refresh_ms)
+{
+	if (s->ks.n < 0 && refresh_ms > KSTATS_RETRY_MS)
+		refresh_ms = KSTATS_RETRY_MS;
+	return !s->ks.at_ms || now_ms - s->ks.at_ms >= refresh_ms;
+}
+
+static void kstats_read(struct session_mgr *m, struct session *s, uint64_t now_ms)
+{
+	s->ks.n = session_kstats(s, s->ks.k, SESSION_KSTATS_MAX);
+	s->ks.at_ms = now_ms ? now_ms : 1;
+	m->kstats_refreshes++;
+}
+
+unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t tick_ms)
+{
+	uint32_t refresh = m->cfg->ctl.metrics_refresh_ms;
+	unsigned budget = metrics_kstats_budget(m->count, tick_ms, refresh), done = 0;
+	struct session *s;
+
+	/* New sessions first: an agent that just attached shows its queues soon. */
+	for (s = m->head; s && done < budget; s = s->next)
+		if (!s->ks.at_ms) {
+			kstats_read(m, s, now_ms);
+			done++;
+		}
+	for (s = m->head; s && done < budget; s = s->next)
+		if (kstats_stale(s, now_ms, refresh)) {
+			kstats_read(m, s, now_ms);
+			done++;
+		}
+	return done;
+}
+
+int metrics_cache_get(struct metrics_cache *mc, struct session_mgr *m, uint64_t now_ms,
+		      unsigned per_s)
+{
+	struct metrics_buf b = { 0 };
+	int rc;
+
+	if (!mc->window_ms || now_ms - mc->window_ms >= 1000) {
+		mc->window_ms = now_ms ? now_ms : 1;
+		mc->window_renders = 0;
+	}
+	if (mc->b.data && mc->window_renders >= per_s) {
+		mc->hits++;
+		return 0;
+	}
+	rc = metrics_render(m, &b);
+	metrics_buf_free(&mc->b);
+	if (rc < 0) {
+		metrics_buf_free(&b);
+		return rc;
+	}
+	mc->b = b;
+	mc->window_renders++;
+	mc->renders++;
+	return 0;
+}
+
+void metrics_cache_free(struct metrics_cache *mc)
+{
+	metrics_buf_free(&mc->b);
+	mc->window_ms = 0;
+	mc->window_renders = 0;
 }
 
 /* ------------------------------------------------------------ listen address */

@@ -35,10 +35,52 @@ void metrics_buf_label(struct metrics_buf *b, const char *s);
 
 /*
  * metrics_render - the whole exposition of @m into @b (appended): HELP and
- * TYPE lines, then the samples of each family. Reads the kernel queue
- * statistics of every namespace. Returns 0 or -ENOMEM.
+ * TYPE lines, then the samples of each family. The kernel queue statistics
+ * come from each session's snapshot (metrics_kstats_refresh): rendering
+ * never enters a namespace. Returns 0 or -ENOMEM.
  */
 int metrics_render(struct session_mgr *m, struct metrics_buf *b);
+
+/* Most namespaces whose kernel statistics one tick reads (a setns pair each). */
+#define METRICS_KSTATS_BUDGET 8
+
+/*
+ * metrics_kstats_budget - how many of @count namespaces one tick of
+ * @tick_ms reads so that each is read about every @refresh_ms: the work
+ * is spread over the ticks, at least 1, at most METRICS_KSTATS_BUDGET.
+ */
+unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_ms);
+
+/*
+ * metrics_kstats_refresh - one tick: read the kernel statistics of up to
+ * metrics_kstats_budget() sessions whose snapshot is older than
+ * m->cfg->ctl.metrics_refresh_ms (never read ones first) into s->ks.
+ * Counts them in m->kstats_refreshes; returns how many were read.
+ */
+unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t tick_ms);
+
+/*
+ * The last rendered exposition and a per-second render budget: however
+ * often an HTTP client scrapes, the text is rendered at most @per_s times
+ * a second; scrapes beyond that get the last text again.
+ */
+struct metrics_cache {
+	struct metrics_buf b;
+	uint64_t window_ms;      /* start of the current second; 0: never rendered */
+	unsigned window_renders;
+	uint64_t renders, hits;
+};
+
+/*
+ * metrics_cache_get - @mc->b rendered anew at @now_ms unless @per_s renders
+ * happened in this second already. Returns 0 or -ENOMEM (the cache is
+ * then empty).
+ */
+int metrics_cache_get(struct metrics_cache *mc, struct session_mgr *m, uint64_t now_ms,
+		      unsigned per_s);
+
+/* metrics_cache_free - forget the text; the cache is empty and reusable. */
+void metrics_cache_free(struct metrics_cache *mc);
 
 /* Content-Type of the text format, for HTTP. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

@@ -46,6 +46,15 @@ enum session_state {
 
 struct session_mgr;
 
+#define SESSION_KSTATS_MAX 64
+
+/* The kernel's statistics of a session's queues as last read (metrics.c). */
+struct session_kstats {
+	struct nfqb_kstat k[SESSION_KSTATS_MAX];
+	int n;                        /* entries, or -errno of that read */
+	uint64_t at_ms;               /* loop_now_ms() of that read; 0: not read yet */
+};
+
 struct session {
 	struct session_mgr *mgr;
 	struct session *prev, *next;
@@ -66,6 +75,8 @@ struct session {
 	struct loop_timer grace;
 	time_t attached_at;           /* wall clock of the first attach */
 	unsigned takeovers;           /* agents that took the session over */
+	struct session_kstats ks;     /* refreshed on the control tick, never per request */
+	uint64_t enobufs_logged;      /* overruns already logged by the control tick */
 };
 
 /*
@@ -87,6 +98,7 @@ struct session_mgr {
 	session_watch_fn watch;
 	void *watch_data;
 	int home_netns_fd;            /* the broker's own netns, to return from setns */
+	uint64_t kstats_refreshes;    /* session_kstats() reads by the control tick */
 };
 
 /* What the listener verified about an agent before handing it over. */

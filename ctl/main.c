@@ -87,6 +87,22 @@ static int fail(const char *fmt, ...)
 	return EXIT_RUNTIME;
 }
 
+/* fail(), or only its exit status when @quiet. */
+__attribute__((format(printf, 2, 3)))
+static int fail_if(bool quiet, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (quiet)
+		return EXIT_RUNTIME;
+	fputs("nfq-ctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_RUNTIME;
+}
+
 static void on_signal(int sig)
 {
 	stop_signal = sig;
@@ -137,7 +153,8 @@ static int ctl_connect(const char *path, int *fdp)
 	return 0;
 }
 
-static int send_all(int fd, const char *path, const char *buf, size_t len)
+/* 0 or -errno; the caller reports it. */
+static int send_all(int fd, const char *buf, size_t len)
 {
 	while (len) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
@@ -145,7 +162,7 @@ static int send_all(int fd, const char *path, const char *buf, size_t len)
 		if (n < 0 && errno == EINTR && !stop_signal)
 			continue;
 		if (n < 0)
-			return fail("%s: cannot send the request: %s", path, strerror(errno));
+			return -errno;
 		buf += n;
 		len -= (size_t)n;
 	}
@@ -162,9 +179,11 @@ static long long now_ms(void)
 
 /*
  * Read one line (the reply) into a new string. Bytes after the newline
- * (watch events already sent) are kept in @rest/@restlen.
+ * (watch events already sent) are kept in @rest/@restlen. @quiet: no
+ * message when there is none.
  */
-static int read_line(int fd, const char *path, char **line, char **rest, size_t *restlen)
+static int read_line(int fd, const char *path, char **line, char **rest, size_t *restlen,
+		     bool quiet)
 {
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap), *nl = NULL;
@@ -179,7 +198,7 @@ static int read_line(int fd, const char *path, char **line, char **rest, size_t 
 		ssize_t n;
 
 		if (left <= 0) {
-			rc = fail("%s: no reply from the broker within %d s", path,
+			rc = fail_if(quiet, "%s: no reply from the broker within %d s", path,
 				  REPLY_TIMEOUT_MS / 1000);
 			goto fail;
 		}
@@ -196,12 +215,12 @@ static int read_line(int fd, const char *path, char **line, char **rest, size_t 
 			char *b;
 
 			if (cap >= REPLY_MAX) {
-				rc = fail("%s: reply larger than %u bytes", path, REPLY_MAX);
+				rc = fail_if(quiet, "%s: reply larger than %u bytes", path, REPLY_MAX);
 				goto fail;
 			}
 			b = realloc(buf, cap * 2);
 			if (!b) {
-				rc = fail("out of memory");
+				rc = fail_if(quiet, "out of memory");
 				goto fail;
 			}
 			buf = b;
@@ -211,11 +230,11 @@ static int read_line(int fd, const char *path, char **line, char **rest, size_t 
 		if (n < 0 && errno == EINTR && !stop_signal)
 			continue;
 		if (n < 0) {
-			rc = fail("%s: cannot read the reply: %s", path, strerror(errno));
+			rc = fail_if(quiet, "%s: cannot read the reply: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0) {
-			rc = fail("%s: the broker closed the connection without a reply", path);
+			rc = fail_if(quiet, "%s: the broker closed the connection without a reply", path);
 			goto fail;
 		}
 		nl = memchr(buf + len, '\n', (size_t)n);
@@ -225,7 +244,7 @@ static int read_line(int fd, const char *path, char **line, char **rest, size_t 
 	*restlen = len - (size_t)(nl + 1 - buf);
 	*rest = malloc(*restlen + 1);
 	if (!*rest) {
-		rc = fail("out of memory");
+		rc = fail_if(quiet, "out of memory");
 		goto fail;
 	}
 	memcpy(*rest, nl + 1, *restlen);
@@ -312,7 +331,7 @@ static int run(const char *path, const char *cmd, const char *ns, bool pretty)
 	char *line = NULL, *rest = NULL;
 	const char *s;
 	size_t restlen = 0, len = 0;
-	int fd = -1, rc;
+	int fd = -1, rc, serr;
 
 	if (!req)
 		return fail("out of memory");
@@ -323,11 +342,16 @@ static int run(const char *path, const char *cmd, const char *ns, bool pretty)
 	if (rc)
 		goto out;
 	s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
-	rc = send_all(fd, path, s, len);
-	if (rc == 0)
-		rc = send_all(fd, path, "\n", 1);
-	if (rc == 0)
-		rc = read_line(fd, path, &line, &rest, &restlen);
+	serr = send_all(fd, s, len);
+	if (serr == 0)
+		serr = send_all(fd, "\n", 1);
+	/*
+	 * A broker that refuses this uid says why and hangs up, perhaps before
+	 * the request went out: its reason beats "Broken pipe".
+	 */
+	rc = read_line(fd, path, &line, &rest, &restlen, serr != 0);
+	if (rc && serr)
+		rc = fail("%s: cannot send the request: %s", path, strerror(-serr));
 	if (rc)
 		goto out;
 	reply = json_tokener_parse(line);

@@ -514,6 +514,76 @@ static void test_identity_keys(void **state)
 		   "broker.listen_group: must not be empty");
 }
 
+/* broker.control_allow_uids, control_admin_uids, control_idle_ms, metrics_refresh_ms */
+static void test_control_keys(void **state)
+{
+	struct cfg *c;
+	char *s;
+
+	/* defaults: root only, for everything; 10 s idle; kernel stats every 5 s */
+	s = doc(NULL, NULL, NULL);
+	c = expect_ok(s);
+	free(s);
+	assert_int_equal(c->ctl.nallow_uids, 1);
+	assert_int_equal(c->ctl.allow_uids[0], 0);
+	assert_int_equal(c->ctl.nadmin_uids, 1);
+	assert_int_equal(c->ctl.admin_uids[0], 0);
+	assert_int_equal(c->ctl.idle_ms, 10000);
+	assert_int_equal(c->ctl.metrics_refresh_ms, 5000);
+	assert_int_equal(cfg_control_access(c, 0), 2);
+	assert_int_equal(cfg_control_access(c, 1000), 0);
+	assert_int_equal(cfg_control_access(c, (uid_t)-1), 0);
+	cfg_free(c);
+
+	s = doc("{\"control_allow_uids\": [1000, 1001], \"control_admin_uids\": [0, 1002],"
+		" \"control_idle_ms\": 100, \"metrics_refresh_ms\": 3600000}", NULL, NULL);
+	c = expect_ok(s);
+	free(s);
+	assert_int_equal(cfg_control_access(c, 0), 2);
+	assert_int_equal(cfg_control_access(c, 1000), 1);
+	assert_int_equal(cfg_control_access(c, 1001), 1);
+	/* an admin need not be listed twice */
+	assert_int_equal(cfg_control_access(c, 1002), 2);
+	assert_int_equal(cfg_control_access(c, 1003), 0);
+	assert_int_equal(c->ctl.idle_ms, 100);
+	assert_int_equal(c->ctl.metrics_refresh_ms, 3600000);
+	/* agents' allow_uids is another list */
+	assert_int_equal(cfg_uid_allowed(c, 1000), false);
+	cfg_free(c);
+
+	/* empty lists: nobody (locking root out is the operator's call) */
+	s = doc("{\"control_allow_uids\": [], \"control_admin_uids\": []}", NULL, NULL);
+	c = expect_ok(s);
+	free(s);
+	assert_int_equal(cfg_control_access(c, 0), 0);
+	cfg_free(c);
+
+	broker_err("{\"control_allow_uids\": 0}",
+		   "broker.control_allow_uids: expected an array, got number 0");
+	broker_err("{\"control_admin_uids\": {\"0\": 1}}",
+		   "broker.control_admin_uids: expected an array, got object {\"0\":1}");
+	broker_err("{\"control_allow_uids\": [0, -1, \"1000\", 4294967295, 1.5]}",
+		   "broker.control_allow_uids[1]: uid -1 out of range 0-4294967294\n"
+		   "broker.control_allow_uids[2]: expected an integer, got string \"1000\"\n"
+		   "broker.control_allow_uids[3]: uid 4294967295 out of range 0-4294967294\n"
+		   "broker.control_allow_uids[4]: uid 1.5 is not an integer");
+	broker_err("{\"control_idle_ms\": 99}",
+		   "broker.control_idle_ms: control_idle_ms 99 out of range 100-3600000");
+	broker_err("{\"control_idle_ms\": \"10s\"}",
+		   "broker.control_idle_ms: expected an integer, got string \"10s\"");
+	broker_err("{\"metrics_refresh_ms\": 0}",
+		   "broker.metrics_refresh_ms: metrics_refresh_ms 0 out of range 100-3600000");
+	broker_err("{\"metrics_refresh_ms\": 3600001}",
+		   "broker.metrics_refresh_ms: metrics_refresh_ms 3600001 out of range 100-3600000");
+	broker_err("{\"control_admin_uid\": [0]}", "broker.control_admin_uid: unknown key");
+	/* every one reported at once */
+	broker_err("{\"control_idle_ms\": -1, \"metrics_refresh_ms\": null,"
+		   " \"control_admin_uids\": [\"root\"]}",
+		   "broker.control_admin_uids[0]: expected an integer, got string \"root\"\n"
+		   "broker.control_idle_ms: control_idle_ms -1 out of range 100-3600000\n"
+		   "broker.metrics_refresh_ms: expected an integer, got null");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_identity_keys),
+		cmocka_unit_test(test_control_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

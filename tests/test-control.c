@@ -5,7 +5,10 @@
  * whose counters are known; malformed, oversized, unknown and pipelined
  * requests; the watch stream (filtering, lost-event accounting, the hook
  * present only while someone watches); a stuck client dropped without
- * ever blocking; the client limit; the socket file's mode and cleanup.
+ * ever blocking; the client limits (total, per uid, the admin reserve, with
+ * clients of other uids connected by forked children); uid authorization
+ * (refused at connect, read-only vs admin, grants revoked by a reload);
+ * idle clients dropped; the socket file's mode and cleanup.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -709,29 +714,294 @@ static void test_reply_flood(void **state)
 	tc_close(t);
 }
 
+/* Replace who may do what (what a reload of those keys does). */
+static void set_access(struct fx *f, const uid_t *allow, size_t na, const uid_t *admin,
+		       size_t nd)
+{
+	struct cfg_control *ctl = &f->m->cfg->ctl;
+
+	free(ctl->allow_uids);
+	free(ctl->admin_uids);
+	ctl->allow_uids = calloc(na + 1, sizeof(uid_t));
+	ctl->admin_uids = calloc(nd + 1, sizeof(uid_t));
+	assert_non_null(ctl->allow_uids);
+	assert_non_null(ctl->admin_uids);
+	if (na)
+		memcpy(ctl->allow_uids, allow, na * sizeof(uid_t));
+	if (nd)
+		memcpy(ctl->admin_uids, admin, nd * sizeof(uid_t));
+	ctl->nallow_uids = na;
+	ctl->nadmin_uids = nd;
+}
+
+/*
+ * A client connected as @uid: a child switches to it, connects (the
+ * broker sees that uid in SO_PEERCRED), sends @first (or nothing) and
+ * hands the socket over.
+ */
+static struct tc *tc_connect_as_sending(struct fx *f, uid_t uid, const char *first)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, b = 0;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct tc *t = calloc(1, sizeof(*t));
+	int sv[2], status;
+	pid_t pid;
+
+	assert_non_null(t);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+		if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(2);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			_exit(3);
+		if (first && send(fd, first, strlen(first), MSG_NOSIGNAL) != (ssize_t)strlen(first))
+			_exit(5);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		_exit(sendmsg(sv[1], &mh, 0) == 1 ? 0 : 4);
+	}
+	close(sv[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(recvmsg(sv[0], &mh, 0), 1);
+	close(sv[0]);
+	memcpy(&t->fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+	assert_int_equal(fcntl(t->fd, F_SETFL, O_NONBLOCK), 0);
+	pump(f, 5);
+	return t;
+}
+
+static struct tc *tc_connect_as(struct fx *f, uid_t uid)
+{
+	return tc_connect_as_sending(f, uid, NULL);
+}
+
+/* Others than root can reach the socket (what a wider control_mode does). */
+static void open_socket(struct fx *f)
+{
+	char run[96];
+
+	snprintf(run, sizeof(run), "%s/run", f->dir);
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(chmod(run, 0755), 0);
+	assert_int_equal(chmod(f->sock, 0666), 0);
+}
+
+/* The reply to a refused connection, then its end. */
+static void assert_refused(struct fx *f, struct tc *t, const char *error)
+{
+	json_object *o = tc_reply(f, t);
+
+	assert_false(is_ok(o));
+	assert_string_equal(json_object_get_string(get(o, "error")), error);
+	json_object_put(o);
+	assert_null(tc_line(f, t));
+	assert_true(t->eof);
+}
+
 static void test_too_many_clients(void **state)
 {
+	enum { USERS = 4, EACH = (CONTROL_MAX_CLIENTS - CONTROL_ADMIN_RESERVE) / USERS };
+	static const uid_t users[USERS + 1] = { 1000, 1001, 1002, 1003, 1004 };
+	static const uid_t root[] = { 0 };
 	struct fx *f = *state;
 	struct tc *t[CONTROL_MAX_CLIENTS], *extra;
-	json_object *o;
+	size_t n = 0;
 
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		t[i] = tc_connect(f);
+	open_socket(f);
+	set_access(f, users, USERS + 1, root, 1);
+	/* One uid has CONTROL_MAX_PER_UID at most, root included. */
+	for (int i = 0; i < CONTROL_MAX_PER_UID; i++)
+		t[n++] = tc_connect(f);
+	extra = tc_connect(f);
+	assert_refused(f, extra, "too many control clients of this uid (at most 64, 16 per uid)");
+	tc_close(extra);
+	while (n)
+		tc_close(t[--n]);
 	pump(f, 20);
+	assert_int_equal(control_clients(f->c), 0);
+
+	/* Read-only users fill every slot but the admin reserve ... */
+	for (int u = 0; u < USERS; u++)
+		for (int i = 0; i < EACH; i++)
+			t[n++] = tc_connect_as(f, users[u]);
+	pump(f, 20);
+	assert_int_equal(control_clients(f->c), CONTROL_MAX_CLIENTS - CONTROL_ADMIN_RESERVE);
+	extra = tc_connect_as(f, users[USERS]);
+	assert_refused(f, extra, "too many control clients (the rest are kept for admin uids) "
+		       "(at most 64, 16 per uid)");
+	tc_close(extra);
+	/* ... which root's nfq-ctl status still gets, up to the total. */
+	for (int i = 0; i < CONTROL_ADMIN_RESERVE; i++) {
+		t[n] = tc_connect(f);
+		assert_ok_status(f, t[n++]);
+	}
 	assert_int_equal(control_clients(f->c), CONTROL_MAX_CLIENTS);
 	extra = tc_connect(f);
-	o = tc_reply(f, extra);
-	assert_error(o, "too many control clients");
-	json_object_put(o);
-	assert_null(tc_line(f, extra));
+	assert_refused(f, extra, "too many control clients (at most 64, 16 per uid)");
 	tc_close(extra);
 	/* The others are served as before. */
 	assert_ok_status(f, t[0]);
 	assert_ok_status(f, t[CONTROL_MAX_CLIENTS - 1]);
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		tc_close(t[i]);
+	while (n)
+		tc_close(t[--n]);
 	pump(f, 20);
 	assert_int_equal(control_clients(f->c), 0);
+}
+
+/* ------------------------------------------------------------ authorization */
+
+static void test_uid_not_allowed(void **state)
+{
+	static const uid_t root[] = { 0 };
+	struct fx *f = *state;
+	struct tc *t;
+	json_object *o;
+
+	open_socket(f);
+	/* the default: root only; nobody is refused at once, before any request */
+	t = tc_connect_as(f, 65534);
+	assert_refused(f, t, "uid 65534 is not allowed on the control socket");
+	tc_close(t);
+	/* also when it sent its request already */
+	t = tc_connect_as_sending(f, 65534, "{\"cmd\":\"status\"}\n");
+	assert_refused(f, t, "uid 65534 is not allowed on the control socket");
+	tc_close(t);
+	pump(f, 10);
+	assert_int_equal(control_clients(f->c), 0);
+	/* root (still allowed) sees the refusals counted */
+	t = tc_connect(f);
+	o = request(f, t, "{\"cmd\":\"status\"}\n");
+	assert_int_equal(get_int(o, "control_refused"), 2);
+	assert_string_equal(json_object_get_string(get(o, "access")), "admin");
+	json_object_put(o);
+	/* a reload that takes root's grant away: the next request is refused, the end */
+	set_access(f, NULL, 0, NULL, 0);
+	o = request(f, t, "{\"cmd\":\"status\"}\n");
+	assert_false(is_ok(o));
+	assert_string_equal(json_object_get_string(get(o, "error")),
+			    "uid 0 is not allowed on the control socket");
+	json_object_put(o);
+	assert_closed(f, t);
+	tc_close(t);
+	t = tc_connect(f);
+	assert_refused(f, t, "uid 0 is not allowed on the control socket");
+	tc_close(t);
+	set_access(f, root, 1, root, 1);
+}
+
+static void test_read_only(void **state)
+{
+	static const uid_t ro[] = { 65534 }, root[] = { 0 };
+	static const char *const allowed[] = {
+		"{\"cmd\":\"status\"}\n", "{\"cmd\":\"agents\"}\n",
+		"{\"cmd\":\"rules\"}\n", "{\"cmd\":\"metrics\"}\n",
+	};
+	struct fx *f = *state;
+	struct tc *t;
+	json_object *o;
+
+	open_socket(f);
+	set_access(f, ro, 1, root, 1);
+	fake_session(f->m, "pod-a", "web", 11);
+	t = tc_connect_as(f, 65534);
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		o = request(f, t, allowed[i]);
+		assert_true(is_ok(o));
+		json_object_put(o);
+	}
+	o = request(f, t, "{\"cmd\":\"status\"}\n");
+	assert_string_equal(json_object_get_string(get(o, "access")), "read-only");
+	json_object_put(o);
+	o = request(f, t, "{\"cmd\":\"reload\"}\n");
+	assert_false(is_ok(o));
+	assert_string_equal(json_object_get_string(get(o, "error")),
+			    "reload needs an admin uid (broker.control_admin_uids)");
+	json_object_put(o);
+	o = request(f, t, "{\"cmd\":\"watch\",\"ns\":\"pod-a\"}\n");
+	assert_false(is_ok(o));
+	assert_string_equal(json_object_get_string(get(o, "error")),
+			    "watch needs an admin uid (broker.control_admin_uids)");
+	json_object_put(o);
+	assert_int_equal(control_watchers(f->c), 0);
+	assert_null(f->m->watch);
+	/* bad requests are still answered as such, and the connection goes on */
+	o = request(f, t, "{\"cmd\":\"nope\"}\n");
+	assert_error(o, "unknown command");
+	json_object_put(o);
+	assert_ok_status(f, t);
+	tc_close(t);
+}
+
+/* A watcher whose uid lost admin in a reload stops at the next tick. */
+static void test_watch_revoked(void **state)
+{
+	static const uid_t root[] = { 0 };
+	struct fx *f = *state;
+	struct tc *t = tc_connect(f);
+	json_object *o = request(f, t, "{\"cmd\":\"watch\"}\n");
+
+	assert_true(is_ok(o));
+	json_object_put(o);
+	assert_int_equal(control_watchers(f->c), 1);
+	set_access(f, root, 1, NULL, 0);
+	assert_closed(f, t);
+	assert_int_equal(control_watchers(f->c), 0);
+	assert_null(f->m->watch);
+	tc_close(t);
+}
+
+/* ------------------------------------------------------------ idle clients */
+
+static void test_idle_dropped(void **state)
+{
+	struct fx *f = *state;
+	struct tc *idle, *busy, *watcher, *partial, *blank;
+	json_object *o;
+
+	f->m->cfg->ctl.idle_ms = 150;
+	idle = tc_connect(f);
+	blank = tc_connect(f);
+	partial = tc_connect(f);
+	busy = tc_connect(f);
+	watcher = tc_connect(f);
+	tc_send(partial, "{\"cmd\":", 7);          /* never completed */
+	o = request(f, watcher, "{\"cmd\":\"watch\"}\n");
+	assert_true(is_ok(o));
+	json_object_put(o);
+	/* a request every 50 ms keeps a client; a watcher needs none */
+	for (int i = 0; i < 8; i++) {
+		assert_ok_status(f, busy);
+		/* a keep-alive is no request (until it is closed) */
+		(void)send(blank->fd, "\r\n", 2, MSG_NOSIGNAL);
+		pump(f, 50);
+	}
+	assert_closed(f, idle);
+	assert_closed(f, partial);
+	assert_closed(f, blank);
+	assert_false(busy->eof);
+	assert_int_equal(control_clients(f->c), 2);
+	assert_int_equal(control_watchers(f->c), 1);
+	assert_ok_status(f, busy);
+	tc_close(idle);
+	tc_close(partial);
+	tc_close(blank);
+	tc_close(busy);
+	tc_close(watcher);
 }
 
 /* ------------------------------------------------------------ watch */
@@ -920,6 +1190,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pipelined_and_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uid_not_allowed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_filter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_lost_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_watcher_dropped, setup, teardown),

@@ -6,7 +6,9 @@
  * HEAD /metrics (status, content type, length, the body metrics_render
  * gives), 404 and 405 answers, keep-alive, slow and concurrent clients
  * while the loop keeps serving its other fds and timers, the connection
- * limit, shutdown with clients connected and the start-up errors. Without
+ * limit with slot takeover, the total deadline against slowloris clients,
+ * the request-size cap, the render budget, shutdown with clients
+ * connected and the start-up errors. Without
  * libmicrohttpd only the "not available" error is checked and the test
  * reports itself skipped.
  */
@@ -513,54 +515,179 @@ static void test_slow_concurrent_clients(void **state)
 	free(r);
 }
 
+/* Whether the server ended @fd's connection (EOF or reset), within @ms. */
+static bool ended(struct loop *l, int fd, unsigned ms)
+{
+	char b[4096];
+
+	for (unsigned i = 0; i <= ms / 5; i++) {
+		ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0)
+			assert_int_equal(errno, EAGAIN);
+		pump(l, 5);
+	}
+	return false;
+}
+
 /*
- * Sixteen connections at most: the ones beyond wait in the kernel's
- * backlog (not accepted, not answered) until a slot is free, then are
- * served; the admitted ones never notice.
+ * Sixteen connections at most. A new one beyond them is refused while
+ * every slot is young; once the oldest held its slot long enough (a
+ * slowloris, not a scraper), the new one takes it over and is answered
+ * at once.
  */
 static void test_connection_limit(void **state)
 {
-	enum { N = 20, LIMIT = 16 };
+	enum { LIMIT = 16 };
 	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
 	struct fx *f = *state;
 	struct resp *r = malloc(sizeof(*r));
-	int fd[N];
-	char b[16];
+	struct http_stats st;
+	int fd[LIMIT], extra;
 
 	assert_non_null(r);
 	f->h = start(f, "127.0.0.1:0");
-	for (int i = 0; i < N; i++) {
+	http_set_limits(f->h, 60000, 300);
+	for (int i = 0; i < LIMIT; i++) {
 		fd[i] = client(http_address(f->h));
+		send_all(fd[i], "GET /metr");
 		pump(f->loop, 2);
 	}
-	for (int i = LIMIT; i < N; i++)
-		send_all(fd[i], req);
-	pump(f->loop, 50);
-	/* no answer beyond the limit, no hangup for anyone */
-	for (int i = 0; i < N; i++) {
-		assert_int_equal(recv(fd[i], b, sizeof(b), MSG_DONTWAIT), -1);
-		assert_int_equal(errno, EAGAIN);
-	}
-	/* four admitted clients leave: the four waiting ones are served */
-	for (int i = 0; i < N - LIMIT; i++) {
-		close(fd[i]);
-		fd[i] = -1;
-	}
-	/* at once, not when some timeout wakes the server up */
-	for (int i = LIMIT; i < N; i++) {
+	pump(f->loop, 20);
+	http_get_stats(f->h, &st);
+	assert_int_equal(st.connections, LIMIT);
+	/* every slot busy for less than 300 ms: the newcomer goes */
+	extra = client(http_address(f->h));
+	send_all(extra, req);
+	assert_true(ended(f->loop, extra, 200));
+	close(extra);
+	http_get_stats(f->h, &st);
+	assert_int_equal(st.refused, 1);
+	assert_int_equal(st.cut_evicted, 0);
+	/* later, a scrape takes the oldest slot over and is served at once */
+	pump(f->loop, 300);
+	for (int k = 0; k < 3; k++) {
 		uint64_t t0 = loop_now_ms();
 
-		read_resp(f->loop, fd[i], r, false);
-		assert_true(loop_now_ms() - t0 < 500);
+		extra = client(http_address(f->h));
+		send_all(extra, req);
+		read_resp(f->loop, extra, r, false);
 		assert_int_equal(r->status, 200);
+		assert_true(loop_now_ms() - t0 < 500);
+		close(extra);
+		pump(f->loop, 10);
 	}
-	/* an admitted idle client is still served */
-	send_all(fd[N - LIMIT], req);
-	read_resp(f->loop, fd[N - LIMIT], r, false);
+	/* the oldest dawdler lost its slot; the scrapes after it found the slot free */
+	assert_true(ended(f->loop, fd[0], 100));
+	for (int i = 1; i < LIMIT; i++)
+		assert_false(ended(f->loop, fd[i], 0));
+	http_get_stats(f->h, &st);
+	assert_int_equal(st.cut_evicted, 1);
+	assert_int_equal(st.connections, LIMIT - 1);
+	/* an admitted slow client that finishes its request is served */
+	send_all(fd[LIMIT - 1], "ics HTTP/1.0\r\n\r\n");
+	read_resp(f->loop, fd[LIMIT - 1], r, false);
 	assert_int_equal(r->status, 200);
-	for (int i = 0; i < N; i++)
-		if (fd[i] >= 0)
-			close(fd[i]);
+	for (int i = 0; i < LIMIT; i++)
+		close(fd[i]);
+	free(r);
+}
+
+/* A request dribbled in a byte at a time is cut at its total deadline. */
+static void test_deadline(void **state)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	struct fx *f = *state;
+	struct resp *r = malloc(sizeof(*r));
+	struct http_stats st;
+	uint64_t t0;
+	int slow, ka;
+	bool gone = false;
+
+	assert_non_null(r);
+	f->h = start(f, "127.0.0.1:0");
+	http_set_limits(f->h, 300, 1000);
+	slow = client(http_address(f->h));
+	t0 = loop_now_ms();
+	/* activity does not extend it, unlike MHD's idle timeout */
+	for (int i = 0; i < 100 && !gone; i++) {
+		char c = "GET /metrics HTTP/1.0\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"[i % 64];
+
+		if (send(slow, &c, 1, MSG_NOSIGNAL) != 1)
+			gone = true;
+		gone = gone || ended(f->loop, slow, 20);
+	}
+	assert_true(gone);
+	assert_true(loop_now_ms() - t0 >= 290 && loop_now_ms() - t0 < 1000);
+	close(slow);
+	http_get_stats(f->h, &st);
+	assert_int_equal(st.cut_deadline, 1);
+	/* a connection that sends nothing at all ends at it too */
+	ka = client(http_address(f->h));
+	t0 = loop_now_ms();
+	assert_true(ended(f->loop, ka, 1000));
+	assert_true(loop_now_ms() - t0 >= 250);
+	http_get_stats(f->h, &st);
+	assert_int_equal(st.cut_deadline, 2);
+	/* and a prompt scrape is answered meanwhile */
+	request(f, req, r);
+	assert_int_equal(r->status, 200);
+	close(ka);
+	free(r);
+}
+
+/* The request's size is capped: huge headers get an error, not memory. */
+static void test_request_too_large(void **state)
+{
+	struct fx *f = *state;
+	struct resp *r = malloc(sizeof(*r));
+	static char big[40000];
+	int fd;
+
+	assert_non_null(r);
+	f->h = start(f, "127.0.0.1:0");
+	fd = client(http_address(f->h));
+	memset(big, 'a', sizeof(big) - 1);
+	memcpy(big, "GET /metrics HTTP/1.0\r\nX-Big: ", 31);
+	/* more than the cap; the server answers before reading the rest */
+	(void)send(fd, big, sizeof(big) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	read_resp(f->loop, fd, r, false);
+	assert_true(r->status == 431 || r->status == 413 || (r->eof && r->status == -1));
+	assert_true(r->status != 200);
+	close(fd);
+	/* the next scrape is fine */
+	request(f, "GET /metrics HTTP/1.0\r\n\r\n", r);
+	assert_int_equal(r->status, 200);
+	free(r);
+}
+
+/* A scrape loop renders a few times a second; the rest get the last text. */
+static void test_render_budget(void **state)
+{
+	struct fx *f = *state;
+	struct resp *r = malloc(sizeof(*r));
+	struct http_stats st;
+	char first[64];
+
+	assert_non_null(r);
+	f->h = start(f, "127.0.0.1:0");
+	for (int i = 0; i < 20; i++) {
+		f->m->refusals = (uint64_t)i;
+		request(f, "GET /metrics HTTP/1.0\r\n\r\n", r);
+		assert_int_equal(r->status, 200);
+		if (i == 0)
+			snprintf(first, sizeof(first), "%s",
+				 strstr(r->body, "\nnfqb_agent_refusals_total ") + 1);
+	}
+	http_get_stats(f->h, &st);
+	/* 20 scrapes in well under 2 s: at most 2 windows of 5 renders */
+	assert_true(st.renders >= 5 && st.renders <= 10);
+	assert_int_equal(st.renders + st.cached, 20);
+	assert_int_equal(strncmp(first, "nfqb_agent_refusals_total 0\n", 28), 0);
+	/* served, just not newer than the last render */
+	assert_non_null(strstr(r->body, "\nnfqb_agent_refusals_total "));
 	free(r);
 }
 
@@ -694,6 +821,9 @@ int main(void)
 		T(test_http11),
 		T(test_slow_concurrent_clients),
 		T(test_connection_limit),
+		T(test_deadline),
+		T(test_request_too_large),
+		T(test_render_budget),
 		T(test_free_with_clients),
 		T(test_other_loopback_addresses),
 		T(test_start_errors),

@@ -344,6 +344,123 @@ static void test_render_empty(void **state)
 	metrics_buf_free(&mb);
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+static void test_kstats_budget(void **state)
+{
+	/* 41 namespaces, a 250 ms tick, read every 5 s: 3 a tick, not 41 at once */
+	assert_int_equal(metrics_kstats_budget(41, 250, 5000), 3);
+	assert_int_equal(metrics_kstats_budget(0, 250, 5000), 1);
+	assert_int_equal(metrics_kstats_budget(1, 250, 5000), 1);
+	assert_int_equal(metrics_kstats_budget(20, 250, 5000), 1);
+	assert_int_equal(metrics_kstats_budget(21, 250, 5000), 2);
+	/* never more than the cap, whatever the config asks */
+	assert_int_equal(metrics_kstats_budget(1000, 250, 100), METRICS_KSTATS_BUDGET);
+	assert_int_equal(metrics_kstats_budget(5, 100, 0), METRICS_KSTATS_BUDGET);
+}
+
+/* Each session read about once per refresh period, spread over the ticks. */
+static void test_kstats_refresh_spread(void **state)
+{
+	struct fx *f = *state;
+	struct session *s[10];
+	uint64_t now = 100000;
+
+	f->m->cfg->ctl.metrics_refresh_ms = 1000;
+	for (int i = 0; i < 10; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "pod-%d", i);
+		s[i] = fake_session(f->m, name, "web", 2000 + (uint64_t)i);
+		assert_int_equal(s[i]->ks.at_ms, 0);
+	}
+	/* 10 * 250 / 1000: 3 a tick until all are read once */
+	assert_int_equal(metrics_kstats_refresh(f->m, now, 250), 3);
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 250, 250), 3);
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 500, 250), 3);
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 750, 250), 1);
+	assert_int_equal(f->m->kstats_refreshes, 10);
+	for (int i = 0; i < 10; i++) {
+		assert_true(s[i]->ks.at_ms >= now && s[i]->ks.at_ms <= now + 750);
+		/* a socketpair is no netfilter socket: its error is kept, not hidden */
+		assert_true(s[i]->ks.n < 0);
+	}
+	/* nothing is due before its period is over */
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 999, 250), 0);
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 1000, 250), 3);
+	assert_int_equal(f->m->kstats_refreshes, 13);
+	/* a session that just came is read first */
+	struct session *n = fake_session(f->m, "pod-new", "web", 3000);
+
+	/* the others were read less than 1000 ms ago */
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 1001, 250), 1);
+	assert_int_equal(n->ks.at_ms, now + 1001);
+	/* a failed read is tried again after a second, not after the period */
+	f->m->cfg->ctl.metrics_refresh_ms = 5000;
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 2000, 250), 1);
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 2250, 250), 1);
+	for (struct session *x = f->m->head; x; x = x->next)
+		x->ks.n = 0;         /* as if read fine: the full period applies */
+	assert_int_equal(metrics_kstats_refresh(f->m, now + 2500, 250), 0);
+}
+
+/* Rendering reads the snapshot only: it never counts a refresh itself. */
+static void test_render_from_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct session *a = fake_session(f->m, "pod-a", "web", 1001);
+	struct metrics_buf mb = { 0 };
+
+	a->ks.n = 1;
+	a->ks.at_ms = 5;
+	a->ks.k[0] = (struct nfqb_kstat){ .queue = 3, .queued = 7, .dropped_full = 2,
+					  .dropped_netlink = 1, .id_seq = 99 };
+	f->m->kstats_refreshes = 4;
+	for (int i = 0; i < 3; i++) {
+		metrics_buf_free(&mb);
+		assert_int_equal(metrics_render(f->m, &mb), 0);
+	}
+	assert_int_equal(f->m->kstats_refreshes, 4);
+	assert_int_equal(value_of(mb.data, "nfqb_kstats_refresh_total"), 4);
+	assert_int_equal(value_of(mb.data, "nfqb_queue_depth{ns=\"pod-a\",queue=\"3\"}"), 7);
+	assert_int_equal(value_of(mb.data, "nfqb_queue_dropped_total{ns=\"pod-a\",queue=\"3\","
+				  "reason=\"full\"}"), 2);
+	assert_int_equal(value_of(mb.data, "nfqb_queue_enqueued_total{ns=\"pod-a\",queue=\"3\"}"),
+			 99);
+	/* a failed read leaves the namespace out of the kernel families */
+	a->ks.n = -ENODATA;
+	metrics_buf_free(&mb);
+	assert_int_equal(metrics_render(f->m, &mb), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_queue_depth{ns=\"pod-a\",queue=\"3\"}"), -1);
+	metrics_buf_free(&mb);
+}
+
+/* At most N renders a second; beyond that the last text comes back. */
+static void test_cache_budget(void **state)
+{
+	struct fx *f = *state;
+	struct metrics_cache mc = { 0 };
+	uint64_t now = 50000;
+
+	for (int i = 0; i < 3; i++) {
+		f->m->refusals = (uint64_t)i;
+		assert_int_equal(metrics_cache_get(&mc, f->m, now + (uint64_t)i, 3), 0);
+		assert_int_equal(value_of(mc.b.data, "nfqb_agent_refusals_total"), i);
+	}
+	f->m->refusals = 77;
+	assert_int_equal(metrics_cache_get(&mc, f->m, now + 10, 3), 0);
+	assert_int_equal(value_of(mc.b.data, "nfqb_agent_refusals_total"), 2);
+	assert_int_equal(mc.renders, 3);
+	assert_int_equal(mc.hits, 1);
+	/* the next second renders again */
+	assert_int_equal(metrics_cache_get(&mc, f->m, now + 1000, 3), 0);
+	assert_int_equal(value_of(mc.b.data, "nfqb_agent_refusals_total"), 77);
+	assert_int_equal(mc.renders, 4);
+	metrics_cache_free(&mc);
+	assert_null(mc.b.data);
+	metrics_cache_free(&mc);
+}
+
 static void test_buf_label(void **state)
 {
 	struct metrics_buf b = { 0 };
@@ -572,6 +689,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_escapes_labels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
+		cmocka_unit_test(test_kstats_budget),
+		cmocka_unit_test_setup_teardown(test_kstats_refresh_spread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_from_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_budget, setup, teardown),
 		cmocka_unit_test(test_buf_label),
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_config_key),

@@ -26,7 +26,7 @@ bk_queue_rule "$NS_A" 1 5002
 bk_queue_rule "$NS_B" 1 5001
 
 write_config() {   # VERDICT_OF_RULE_p5002
-	bk_config "\"queue_defaults\": { \"max_len\": 8192 },
+	BK_BROKER_EXTRA='"metrics_refresh_ms": 100' bk_config "\"queue_defaults\": { \"max_len\": 8192 },
   \"namespaces\": [
     { \"name\": \"pod-a\", \"netns\": \"$(nt_ns_path "$NS_A")\", \"queues\": [1], \"policy\": \"web\" },
     { \"name\": \"pod-b\", \"queues\": [1], \"policy\": \"open\" }
@@ -161,7 +161,14 @@ BYTES_B=$(ipt_bytes "$NS_B" bk-5001)
 nt_assert_eq $((11 * 128)) "$BYTES_A" "iptables bytes in pod-a (11 datagrams of 128 bytes)"
 nt_assert_eq $((BYTES_A + BYTES_B)) "$(jq_py "$S" 'd["bytes"]')" "status bytes = iptables bytes"
 
-ctl_ok agents agents
+# the kernel stats are a snapshot refreshed every metrics_refresh_ms (100
+# here): wait for one taken after the traffic
+kstats_after() {
+	ctl_ok agents agents
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if all(a.get("kernel_age_ms", 1e9) < 100 and a["kernel"] and a["kernel"][0]["id_seq"] == n for a, n in zip(d["agents"], (11, 5))) else 1)' \
+		"$(nt_out agents)"
+}
+nt_wait_for 3000 "kernel statistics read after the traffic" kstats_after
 G=$(nt_out agents)
 nt_assert_eq "['pod-a', 'pod-b']" "$(jq_py "$G" '[a["name"] for a in d["agents"]]')" "agents names"
 nt_assert_eq "$(nt_ns_ino "$NS_A")" "$(jq_py "$G" 'd["agents"][0]["netns_inode"]')" "pod-a netns_inode"
@@ -368,7 +375,8 @@ r = ask(s2, f2, b'{"cmd":"status"}\n')
 assert r["ok"] is True and r["control_clients"] == 2, r
 EOF
 nt_assert_grep "$BK_LOG" 'event=control_drop .*reason="request too long"' "oversized request logged"
-nt_assert_grep "$BK_LOG" 'event=control_refuse reason="too many clients"' "client limit logged"
+nt_assert_grep "$BK_LOG" 'event=control_refuse uid=0 pid=[0-9]+ reason="too many control clients of this uid" clients=16 max=64 per_uid=16' \
+	"client limit logged"
 nt_ok
 
 # ---------------------------------------------------------------- stuck watcher

@@ -166,7 +166,7 @@ ctl() {
 }
 
 write_config() {   # METRICS_LISTEN [SOCK_LEN_OF_POD_A]
-	BK_BROKER_EXTRA="\"metrics_listen\": \"$1\"" bk_config "\"queue_defaults\": { \"max_len\": 8192 },
+	BK_BROKER_EXTRA="\"metrics_listen\": \"$1\", \"metrics_refresh_ms\": 100" bk_config "\"queue_defaults\": { \"max_len\": 8192 },
   \"namespaces\": [
     { \"name\": \"pod-a\", \"queues\": [1], \"policy\": \"web\", \"queue\": { \"sock_len\": ${2:-4194304} } },
     { \"name\": \"pod-b\", \"queues\": [4], \"policy\": \"open\" }
@@ -181,6 +181,21 @@ write_config() {   # METRICS_LISTEN [SOCK_LEN_OF_POD_A]
       ]
     }
   }"
+}
+
+# The kernel's queue statistics are a snapshot the broker refreshes on a
+# tick (every metrics_refresh_ms, 100 here), never per scrape. Before
+# comparing them with /proc: wait for two more rounds of reads.
+kstats_reads() {
+	"$CTL" --control "$CSOCK" metrics | awk '$1 == "nfqb_kstats_refresh_total" { print $2 }'
+}
+kstats__ge() {
+	(($(kstats_reads) >= $1))
+}
+kstats_fresh() {
+	local r0
+	r0=$(kstats_reads)
+	nt_wait_for 3000 "two rounds of kernel statistics reads" kstats__ge $((r0 + 4))
 }
 
 send() {   # NS PORT COUNT SIZE
@@ -274,6 +289,7 @@ check_values() {   # JSON WHAT
 
 # ---------------------------------------------------------------- nfq-ctl
 nt_sub ctl
+kstats_fresh
 nt_assert_eq $((9 * 128)) $(( $(nt_x "$NS_A" iptables -w 5 -L OUTPUT -v -x -n | awk '/bk-500[12]/ { s += $2 } END { print s }') )) \
 	"iptables bytes in pod-a"
 ctl metrics metrics
@@ -330,6 +346,7 @@ kill -STOP "$BK_PID"
 send "$NS_A" 5001 400 1400
 kill -CONT "$BK_PID"
 bk_wait_log 'level=warn event=enobufs name=pod-a overruns=[1-9]' 5000
+kstats_fresh
 ctl metrics2 metrics
 parse "$(nt_out metrics2)" "$NT_TMP/ctl2.json"
 nt_assert_ge 1 "$(val "$NT_TMP/ctl2.json" 'nfqb_socket_overruns_total{ns="pod-a"}')" "pod-a overruns counted"

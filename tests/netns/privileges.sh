@@ -83,8 +83,19 @@ start_broker() {
 }
 
 # kernel_queues NAME - the queue numbers of NAME's kernel stats in nfq-ctl agents.
+# The stats are a snapshot taken on a tick (metrics_refresh_ms, 100 here):
+# wait (bounded) until NAME's first one has been taken.
 kernel_queues() {
-	nt_run_ok ctl-agents 5000 "$CTL" --control "$CSOCK" agents
+	local i
+	for ((i = 0; i < 30; i++)); do
+		nt_run_ok ctl-agents 5000 "$CTL" --control "$CSOCK" agents
+		python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+a = [a for a in d["agents"] if a["name"] == sys.argv[2]]
+sys.exit(0 if a and a[0].get("kernel_error") != "not read yet" else 1)' \
+			"$(nt_out ctl-agents)" "$1" && break
+		sleep 0.1
+	done
 	python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 print(" ".join(str(k["queue"]) for a in d["agents"] if a["name"] == sys.argv[2]
@@ -107,7 +118,7 @@ bk_queue_rule "$NS_N" 2 5001
 bk_queue_rule "$NS_N" 2 5002
 
 config() {   # ALLOW_UIDS [EXTRA_BROKER_KEYS]
-	BK_BROKER_EXTRA="\"allow_uids\": $1${2:+, $2}" bk_config '"namespaces": [
+	BK_BROKER_EXTRA="\"allow_uids\": $1, \"metrics_refresh_ms\": 100${2:+, $2}" bk_config '"namespaces": [
     { "name": "pod-a", "queues": [1], "policy": "p" },
     { "name": "pod-n", "queues": [2], "policy": "p" },
     { "name": "pod-u", "queues": [3], "policy": "p" }
