@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,6 +311,44 @@ static int agent_answer(struct fixture *f)
 	return type;
 }
 
+/* Run the loop until the agent's end is readable (at most @ms). */
+static void wait_answer(struct fixture *f, unsigned ms)
+{
+	struct pollfd p = { .fd = f->agent, .events = POLLIN };
+
+	for (unsigned t = 0; t < ms; t += 5) {
+		if (poll(&p, 1, 0) == 1)
+			return;
+		run_for(f->l, 5);
+	}
+}
+
+/* The answer of a new session: it binds through the loop first. */
+static int loop_answer(struct fixture *f)
+{
+	wait_answer(f, 2000);
+	return agent_answer(f);
+}
+
+/* The reason of a REFUSE that arrives through the loop within @ms. */
+static void refuse_reason(struct fixture *f, unsigned ms, char *why, size_t whylen)
+{
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_refuse r;
+	} u;
+	int fds[WIRE_MAX_FDS];
+	size_t n = 0;
+	ssize_t len;
+
+	wait_answer(f, ms);
+	len = wire_recv(f->agent, u.buf, sizeof(u.buf), fds, &n);
+	assert_true(len > 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(wire_peek_type(u.buf, (size_t)len), WIRE_REFUSE);
+	snprintf(why, whylen, "%s", u.r.reason);
+}
+
 static bool same_socket(int a, int b)
 {
 	struct stat sa, sb;
@@ -355,7 +394,15 @@ static void test_attach_release(void **state)
 	assert_int_equal(f.lease, -1);
 	assert_int_equal(f.fds[0], -1);
 	assert_int_equal(f.fds[1], -1);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	/* binding: listed, not yet served, no answer before the kernel's */
+	s = session_find(f.m, f.dev, f.ino);
+	assert_non_null(s);
+	assert_int_equal(s->state, SESSION_BINDING);
+	assert_string_equal(session_state_name(s->state), "binding");
+	assert_int_equal(f.m->attaches, 0);
+	assert_int_equal(agent_answer(&f), -EAGAIN);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(f.m->attaches, 1);
 	assert_int_equal(f.m->count, 1);
 	s = session_find(f.m, f.dev, f.ino);
 	assert_non_null(s);
@@ -421,7 +468,7 @@ static void test_takeover(void **state)
 	fixture_init(&f, cfg_text);
 	fixture_sockets(&f);
 	assert_int_equal(attach_as(&f, "pod-x", why, sizeof(why)), 0);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
 	s = session_find(f.m, f.dev, f.ino);
 	assert_non_null(s);
 	assert_string_equal(policy_name(s->policy), "deny");
@@ -480,11 +527,15 @@ static void test_bind_failure(void **state)
 	assert_non_null(other);
 	assert_int_equal(nfqb_queue_bind(other, 12, noop_cb, NULL, NULL), 0);
 	fixture_sockets(&f);
-	assert_true(attach_as(&f, "pod-a", why, sizeof(why)) < 0);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	/* queue 11 binds, 12 fails: the session refuses the agent itself */
+	refuse_reason(&f, 2000, why, sizeof(why));
 	assert_string_equal(why, "queue 12: already bound by another socket");
 	assert_int_equal(f.m->count, 0);
+	assert_int_equal(f.m->refusals, 1);
+	assert_int_equal(f.m->attaches, 0);
 	assert_int_equal(f.fds[0], -1);      /* consumed and closed */
-	assert_true(f.lease >= 0);
+	assert_int_equal(f.lease, -1);       /* the session's, closed with it */
 	/* queue 11, bound before the failure, was released again */
 	assert_int_equal(queue_portid(11), 0);
 	assert_true(queue_bound_to(12, nfqb_queue_portid(other)));
@@ -514,7 +565,7 @@ static void test_reload(void **state)
 	fixture_init(&f, cfg_text);
 	fixture_sockets(&f);
 	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
 	s = session_find(f.m, f.dev, f.ino);
 
 	/* invalid: refused, old config kept */
