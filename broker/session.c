@@ -25,6 +25,7 @@
 
 static void session_destroy(struct session *s, bool unbind);
 static void bind_timeout(struct loop *l, struct loop_timer *t, void *data);
+static void health_check(struct loop *l, struct loop_timer *t, void *data);
 
 const char *session_state_name(enum session_state st)
 {
@@ -479,6 +480,7 @@ static void session_destroy(struct session *s, bool unbind)
 	session_unlink(s);
 	loop_timer_cancel(m->loop, &s->grace);
 	loop_timer_cancel(m->loop, &s->bind_timer);
+	loop_timer_cancel(m->loop, &s->check_timer);
 	if (s->lease_fd >= 0) {
 		loop_del(m->loop, s->lease_fd);
 		close(s->lease_fd);
@@ -519,6 +521,7 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 	s->attached_at = time(NULL);
 	loop_timer_init(&s->grace, grace_over, s);
 	loop_timer_init(&s->bind_timer, bind_timeout, s);
+	loop_timer_init(&s->check_timer, health_check, s);
 	return s;
 }
 
@@ -578,6 +581,54 @@ static void log_attach(const struct session *s, const char *event)
 		  s->nadopted, s->rtnl_fd >= 0 ? "true" : "false");
 }
 
+/* ------------------------------------------------------------ health */
+
+/*
+ * A netlink socket connect()ed to a port id receives from that port only:
+ * the kernel's packets and answers are refused from then on. Nothing the
+ * broker does can repair a socket the agent shares, so the namespace is
+ * refused or released with this reason (sends are safe either way: they
+ * name the kernel). Returns true with @why when @fd is connected.
+ */
+static bool sock_hijacked(int fd, const char *what, char *why, size_t whylen)
+{
+	struct sockaddr_nl sa;
+	socklen_t len = sizeof(sa);
+
+	memset(&sa, 0, sizeof(sa));
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    (sa.nl_pid == 0 && sa.nl_groups == 0))
+		return false;
+	snprintf(why, whylen, "the %s socket was connect()ed to netlink port %u by a "
+		 "process sharing it: the kernel cannot deliver to it", what, sa.nl_pid);
+	return true;
+}
+
+static bool session_hijacked(const struct session *s, char *why, size_t whylen)
+{
+	return sock_hijacked(nfqb_queue_fd(s->q), "netfilter", why, whylen) ||
+	       sock_hijacked(s->rtnl_fd, "route", why, whylen);
+}
+
+static void bind_refuse(struct session *s, const char *why);
+
+static void health_check(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct session *s = data;
+	char why[WIRE_REASON_MAX];
+
+	if (!session_hijacked(s, why, sizeof(why))) {
+		loop_timer_arm(l, &s->check_timer, loop_now_ms() + SESSION_CHECK_MS);
+		return;
+	}
+	if (s->state == SESSION_BINDING) {
+		bind_refuse(s, why);
+		return;
+	}
+	lease_refuse(s, why);
+	release(s, why);
+}
+
 /* ------------------------------------------------------------ binding */
 
 /*
@@ -620,7 +671,7 @@ static void bind_timeout(struct loop *l, struct loop_timer *t, void *data)
 	nfqb_queue_config_cancel(s->q);
 	snprintf(why, sizeof(why), "queue %u: no answer from the kernel within %u ms (is "
 		 "the socket shared with a process that reads or redirects it?)",
-		 s->nqueues < s->nwant ? s->want[s->nqueues] : 0, SESSION_BIND_MS);
+		 s->nqueues < s->nwant ? s->want[s->nqueues] : 0, s->mgr->bind_ms);
 	bind_refuse(s, why);
 }
 
@@ -714,6 +765,13 @@ static int attach_new(struct session_mgr *m, const struct session_hello *h, int 
 		snprintf(why, whylen, "out of memory");
 		goto fail;
 	}
+	s->rtnl_fd = fds[1];     /* looked at only: taken below */
+	if (session_hijacked(s, why, whylen)) {
+		s->rtnl_fd = -1;
+		rc = -EPROTO;
+		goto fail;
+	}
+	s->rtnl_fd = -1;
 	if (s->nwant > 0) {
 		rc = bind_request(s);
 		if (rc < 0) {
@@ -731,7 +789,9 @@ static int attach_new(struct session_mgr *m, const struct session_hello *h, int 
 		snprintf(why, whylen, "cannot watch the lease: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = loop_timer_arm(m->loop, &s->bind_timer, loop_now_ms() + SESSION_BIND_MS);
+	rc = loop_timer_arm(m->loop, &s->bind_timer, loop_now_ms() + m->bind_ms);
+	if (rc == 0)
+		rc = loop_timer_arm(m->loop, &s->check_timer, loop_now_ms() + SESSION_CHECK_MS);
 	if (rc < 0) {
 		loop_del(m->loop, *lease_fd);
 		snprintf(why, whylen, "no memory for the bind timer");
@@ -832,6 +892,7 @@ struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
 	m->loop = loop;
 	m->cfg = cfg;
 	m->started = time(NULL);
+	m->bind_ms = SESSION_BIND_MS;
 	/* Kernel queue stats are read from inside each namespace; this is
 	 * the way back. Without it the agent's /proc entry is used. */
 	m->home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

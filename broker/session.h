@@ -51,6 +51,8 @@ enum session_state {
 #define SESSION_SEND_FAIL_MS 3000u
 /* At most one send-error log line per session per this many ms. */
 #define SESSION_SEND_LOG_MS 1000u
+/* How often a session checks that nobody connect()ed its sockets. */
+#define SESSION_CHECK_MS 1000u
 
 struct session_mgr;
 
@@ -80,6 +82,7 @@ struct session {
 	uint64_t send_errors_seen;
 	uint64_t failing_since_ms;    /* 0: not failing */
 	uint64_t fail_logged_ms;
+	struct loop_timer check_timer;    /* SESSION_CHECK_MS health check */
 	size_t nadopted;              /* of those, found bound already (broker restart) */
 	const struct policy *policy;  /* in mgr->cfg's policy set */
 	struct session_counters c;
@@ -108,6 +111,7 @@ struct session_mgr {
 	session_watch_fn watch;
 	void *watch_data;
 	int home_netns_fd;            /* the broker's own netns, to return from setns */
+	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
 };
 
 /* What the listener verified about an agent before handing it over. */

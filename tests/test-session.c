@@ -595,6 +595,116 @@ static void test_reload(void **state)
 	fixture_free(&f);
 }
 
+/* ------------------------------------------------------------ hostile agents */
+
+/* An agent that reads its copy of the socket steals the kernel's answer:
+ * the session gives up after bind_ms, refuses with the reason, unbinds. */
+static void test_bind_answer_stolen(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX], junk[8192];
+	struct pollfd p;
+	int copy, stolen = 0;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	f.m->bind_ms = 300;
+	fixture_sockets(&f);
+	copy = dup(f.fds[0]);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	/* the kernel answered inside the send: take the answer first */
+	p = (struct pollfd){ .fd = copy, .events = POLLIN };
+	while (poll(&p, 1, 0) == 1 && recv(copy, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		stolen++;
+	assert_true(stolen >= 1);
+	assert_int_equal(session_find(f.m, f.dev, f.ino)->state, SESSION_BINDING);
+	/* a second agent for the namespace meanwhile: busy */
+	int lease = f.lease, agent = f.agent;
+
+	f.lease = f.agent = -1;
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, ") is being attached by agent pid "));
+	fixture_close(&f);
+	f.lease = lease;
+	f.agent = agent;
+
+	refuse_reason(&f, 2000, why, sizeof(why));
+	assert_string_equal(why, "queue 11: no answer from the kernel within 300 ms (is the "
+			    "socket shared with a process that reads or redirects it?)");
+	assert_int_equal(f.m->count, 0);
+	assert_int_equal(f.m->refusals, 1);
+	assert_int_equal(f.m->attaches, 0);
+	assert_int_equal(queue_portid(11), 0);   /* bound by the kernel, unbound again */
+	close(copy);
+	fixture_free(&f);
+}
+
+/* @fd connect()ed to a netlink socket of the "agent"'s own (returned). */
+static int hijack(int fd)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	socklen_t len = sizeof(sa);
+	int t = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+
+	assert_true(t >= 0);
+	assert_int_equal(bind(t, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(t, (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return t;
+}
+
+static void test_hijacked_before_hello(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	int t;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	t = hijack(f.fds[0]);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "the netfilter socket was connect()ed to netlink port "));
+	assert_non_null(strstr(why, " by a process sharing it: the kernel cannot deliver to it"));
+	assert_int_equal(f.m->count, 0);
+	assert_true(f.lease >= 0);              /* the caller refuses */
+	assert_int_equal(queue_portid(11), 0);  /* nothing was bound */
+	close(t);
+	fixture_free(&f);
+}
+
+static void test_hijacked_when_served(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	int copy, t;
+	uint64_t t0;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	copy = dup(f.fds[0]);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	assert_true(queue_portid(11) != 0);
+	t = hijack(copy);
+	t0 = loop_now_ms();
+	refuse_reason(&f, 2 * SESSION_CHECK_MS, why, sizeof(why));
+	assert_true(loop_now_ms() - t0 <= SESSION_CHECK_MS + 100);
+	assert_non_null(strstr(why, "the netfilter socket was connect()ed to netlink port "));
+	assert_int_equal(f.m->count, 0);
+	/* released: its queues unbound although the agent keeps the socket */
+	assert_int_equal(queue_portid(11), 0);
+	assert_int_equal(queue_portid(12), 0);
+	close(t);
+	close(copy);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +716,9 @@ int main(void)
 		cmocka_unit_test(test_takeover),
 		cmocka_unit_test(test_bind_failure),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_bind_answer_stolen),
+		cmocka_unit_test(test_hijacked_before_hello),
+		cmocka_unit_test(test_hijacked_when_served),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ns, NULL);
