@@ -12,7 +12,8 @@
 # Figures: the worst status and round-trip times are printed per case
 # ("figure ..." lines). HOSTILE_BROKER=/path/to/nfq-broker with
 # HOSTILE_MEASURE=1 runs the same cases against another broker build and
-# only prints the figures (no assertions on the outcome).
+# only prints the figures (no assertions on the outcome); HOSTILE_PROBE_MS
+# lets the probes wait longer than 1 s to measure a stall in full.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker-lib.sh"
@@ -20,6 +21,8 @@ nt_init hostile-agent
 bk_init
 [[ -n "${HOSTILE_BROKER:-}" ]] && BK_BROKER=$HOSTILE_BROKER
 MEASURE=${HOSTILE_MEASURE:-0}
+# How long a probe waits (more than 1 s only to measure a stalled broker).
+PROBE_MS=${HOSTILE_PROBE_MS:-1000}
 HOSTILE=$(nt_bin hostile-agent)
 CTL=$(nt_bin nfq-ctl)
 CSOCK=$NT_TMP/run/control.sock
@@ -46,7 +49,7 @@ MAX_RTT=0
 status_probe() {
 	local t0 dt
 	t0=$(nt_now_ms)
-	nt_run status 3000 "$CTL" --control "$CSOCK" --compact status
+	nt_run status $((PROBE_MS + 2000)) "$CTL" --control "$CSOCK" --compact status
 	dt=$(($(nt_now_ms) - t0))
 	((dt > MAX_STATUS)) && MAX_STATUS=$dt
 	((MEASURE)) && return 0
@@ -60,10 +63,10 @@ legit_probe() {
 	local rpid t0 dt name
 	BK__STARTS=$((BK__STARTS + 1))
 	name="legit-$BK__STARTS"
-	nt_udp_recv rpid "$name" "$NS_L" 127.0.0.1 5001 1 1000
+	nt_udp_recv rpid "$name" "$NS_L" 127.0.0.1 5001 1 "$PROBE_MS"
 	t0=$(nt_now_ms)
 	nt_udp_send "$NS_L" 127.0.0.1 5001 --count 1
-	nt_wait_pid "$rpid" 3000 || true
+	nt_wait_pid "$rpid" $((PROBE_MS + 2000)) || true
 	dt=$(($(nt_now_ms) - t0))
 	((dt > MAX_RTT)) && MAX_RTT=$dt
 	((MEASURE)) && return 0
