@@ -495,7 +495,7 @@ static int loop_teardown(void **state)
 
 static void send_packet(int fd, uint32_t id)
 {
-	_Alignas(4) uint8_t buf[256];
+	_Alignas(4) uint8_t buf[256] = { 0 };
 	size_t len = put_packet(buf, FAKE_QNUM, id);
 
 	assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
