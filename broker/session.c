@@ -308,8 +308,10 @@ static bool check_sends(struct session *s, int rc)
 	fresh = st.send_errors - s->send_errors_seen;
 	s->send_errors_seen = st.send_errors;
 	now = loop_now_ms();
-	if (!s->failing_since_ms)
+	/* A streak is failures with no quiet SESSION_SEND_FAIL_MS between. */
+	if (!s->failing_since_ms || now - s->last_fail_ms > s->mgr->send_fail_ms)
 		s->failing_since_ms = now;
+	s->last_fail_ms = now;
 	if (now - s->fail_logged_ms >= SESSION_SEND_LOG_MS) {
 		s->fail_logged_ms = now;
 		log_event(LOGL_WARN, "verdict_send_error", "name=%s new_errors=%" PRIu64
@@ -317,10 +319,10 @@ static bool check_sends(struct session *s, int rc)
 			  s->name, fresh, st.send_errors, rc < 0 ? strerror(-rc) : "-",
 			  now - s->failing_since_ms);
 	}
-	if (now - s->failing_since_ms < SESSION_SEND_FAIL_MS)
+	if (now - s->failing_since_ms < s->mgr->send_fail_ms)
 		return false;
 	snprintf(why, sizeof(why), "verdicts could not be sent for %u ms (%s): the "
-		 "namespace's netfilter socket misbehaves", SESSION_SEND_FAIL_MS,
+		 "namespace's netfilter socket misbehaves", s->mgr->send_fail_ms,
 		 rc < 0 ? strerror(-rc) : "send errors");
 	lease_refuse(s, why);
 	release(s, why);
@@ -893,6 +895,7 @@ struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
 	m->cfg = cfg;
 	m->started = time(NULL);
 	m->bind_ms = SESSION_BIND_MS;
+	m->send_fail_ms = SESSION_SEND_FAIL_MS;
 	/* Kernel queue stats are read from inside each namespace; this is
 	 * the way back. Without it the agent's /proc entry is used. */
 	m->home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

@@ -81,6 +81,7 @@ struct session {
 	/* verdict sends failing (socket misbehaving): since when, last log */
 	uint64_t send_errors_seen;
 	uint64_t failing_since_ms;    /* 0: not failing */
+	uint64_t last_fail_ms;
 	uint64_t fail_logged_ms;
 	struct loop_timer check_timer;    /* SESSION_CHECK_MS health check */
 	size_t nadopted;              /* of those, found bound already (broker restart) */
@@ -112,6 +113,7 @@ struct session_mgr {
 	void *watch_data;
 	int home_netns_fd;            /* the broker's own netns, to return from setns */
 	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
+	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
 };
 
 /* What the listener verified about an agent before handing it over. */

@@ -24,6 +24,7 @@
 
 #include <linux/netlink.h>
 
+#include "internal.h"
 #include "log.h"
 #include "loop.h"
 #include "session.h"
@@ -705,6 +706,47 @@ static void test_hijacked_when_served(void **state)
 	fixture_free(&f);
 }
 
+/* Verdict sends that keep failing (the library's counter is raised by hand:
+ * sends to the kernel's address hardly fail) end the session with the
+ * reason once the streak lasts send_fail_ms; a forged message from another
+ * port makes the socket readable each round. */
+static void test_send_failures_release(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	struct nlmsghdr noop = { .nlmsg_len = sizeof(noop), .nlmsg_type = NLMSG_NOOP };
+	struct pollfd p;
+	struct session *s;
+	int other;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	f.m->send_fail_ms = 200;
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	s = session_find(f.m, f.dev, f.ino);
+	to.nl_pid = nfqb_queue_portid(s->q);
+	other = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	assert_true(other >= 0);
+	p = (struct pollfd){ .fd = f.agent, .events = POLLIN };
+	for (int i = 0; i < 40 && poll(&p, 1, 0) == 0; i++) {
+		s->q->st.send_errors++;
+		assert_int_equal(sendto(other, &noop, sizeof(noop), 0,
+					(struct sockaddr *)&to, sizeof(to)), (ssize_t)sizeof(noop));
+		run_for(f.l, 20);
+	}
+	refuse_reason(&f, 100, why, sizeof(why));
+	assert_string_equal(why, "verdicts could not be sent for 200 ms (send errors): the "
+			    "namespace's netfilter socket misbehaves");
+	assert_int_equal(f.m->count, 0);
+	assert_int_equal(queue_portid(11), 0);
+	close(other);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_bind_answer_stolen),
 		cmocka_unit_test(test_hijacked_before_hello),
 		cmocka_unit_test(test_hijacked_when_served),
+		cmocka_unit_test(test_send_failures_release),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ns, NULL);

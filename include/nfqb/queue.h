@@ -156,7 +156,7 @@ int nfqb_queue_set_opts(struct nfqb_queue *q, uint16_t num,
 			const struct nfqb_queue_opts *opts);
 
 /* ------------------------------------------------------------------ */
-/* Asynchronous configuration (libnfqb 0.2, symbol version NFQB_1.1)   */
+/* Asynchronous configuration (symbol version NFQB_1.1)               */
 /* ------------------------------------------------------------------ */
 
 /*
