@@ -8,7 +8,8 @@
  *   full   connect()s its copy to a netlink socket of its own whose receive
  *          buffer is tiny and filled (never read)
  *   empty  connect()s its copy to a netlink socket of its own, never read
- *   steal  reads its copy (a child process) while the broker binds
+ *   steal  reads its copy (two real-time child processes asleep in recv)
+ *          while the broker binds
  *
  * --when before: the misuse starts before the hello; after: once served,
  * before the bye. --ready-file is created when the misuse is in effect.
@@ -27,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -140,17 +142,55 @@ static int hijack(int fd, bool full)
 	return t;    /* kept open (and unread) until we exit */
 }
 
-/* A child reading our copy of the socket as fast as it can. */
+/*
+ * A child reading our copy of the socket. The kernel queues its answer to
+ * the broker inside the broker's own send, and the broker reads it a few
+ * microseconds later without sleeping in between: a thief of normal
+ * priority rarely gets a CPU in that window on a busy machine. Asleep in
+ * recv() with a real-time priority (the test runs as root), it is woken by
+ * that very answer and preempts the broker first.
+ */
 static pid_t thief(int fd)
 {
-	pid_t pid = fork();
+	struct sched_param sp = { .sched_priority = 10 };
 	char buf[65536];
+	int p[2];
+	pid_t pid;
 
-	if (pid != 0)
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid != 0) {
+		/* Waiting before the hello goes out: binding all queues takes
+		 * the broker a millisecond or two. */
+		close(p[1]);
+		if (pid > 0 && read(p[0], buf, 1) != 1)
+			perror("hostile-agent: thief");
+		close(p[0]);
 		return pid;
+	}
+	close(p[0]);
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+		perror("hostile-agent: thief priority (racing at normal priority)");
+	if (write(p[1], "x", 1) != 1)
+		_exit(1);
+	close(p[1]);
+	/* Errors (ENOBUFS after an overrun, ...) do not stop it: killed at the end. */
 	for (;;)
-		if (recv(fd, buf, sizeof(buf), 0) < 0 && errno != EINTR && errno != EAGAIN)
-			_exit(0);
+		(void)recv(fd, buf, sizeof(buf), 0);
+}
+
+#define THIEVES 2
+
+static void thieves_stop(pid_t t[THIEVES])
+{
+	for (int i = 0; i < THIEVES; i++) {
+		if (t[i] > 0) {
+			kill(t[i], SIGKILL);
+			waitpid(t[i], NULL, 0);
+		}
+		t[i] = -1;
+	}
 }
 
 /* The printable text of a REFUSE (its reason) from the lease. */
@@ -188,7 +228,7 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	int fds[2] = { -1, -1 }, lease, target = -1;
-	pid_t child = -1;
+	pid_t child[THIEVES] = { -1, -1 };
 	char why[512];
 	bool before;
 
@@ -203,23 +243,22 @@ int main(int argc, char **argv)
 	}
 	if (before) {
 		if (strcmp(o.mode, "steal") == 0)
-			child = thief(fds[0]);
+			for (int i = 0; i < THIEVES; i++)
+				child[i] = thief(fds[0]);
 		else if ((target = hijack(fds[0], strcmp(o.mode, "full") == 0)) < 0)
 			return 1;
 		ready(&o, "");
 	}
 	lease = nfqb_agent_attach(o.broker, o.name, fds, 2, why, sizeof(why));
-	if (child > 0) {
-		kill(child, SIGKILL);
-		waitpid(child, NULL, 0);
-	}
+	thieves_stop(child);
 	if (lease < 0) {
 		printf("result=refused reason=%s\n", why);
 		return 0;
 	}
 	if (!before) {
 		if (strcmp(o.mode, "steal") == 0)
-			child = thief(fds[0]);
+			for (int i = 0; i < THIEVES; i++)
+				child[i] = thief(fds[0]);
 		else if ((target = hijack(fds[0], strcmp(o.mode, "full") == 0)) < 0)
 			return 1;
 		ready(&o, "");
@@ -228,10 +267,7 @@ int main(int argc, char **argv)
 		printf("result=released reason=%s\n", why);
 	else
 		printf("result=held\n");
-	if (child > 0) {
-		kill(child, SIGKILL);
-		waitpid(child, NULL, 0);
-	}
+	thieves_stop(child);
 	fflush(stdout);
 	nfqb_agent_detach(lease);
 	ready(&o, ".bye");

@@ -139,10 +139,17 @@ for mode in full empty; do
 done
 
 # ---------------------------------------------------------- stolen answers
-# Four queues: the broker would have to win the race for every answer.
+# Whether the thief or the broker reads an answer first is a race the
+# broker wins now and then: four queues (the broker must win every one),
+# two real-time thieves asleep in recv (see hostile-agent.c) and up to
+# three attempts.
 nt_sub steal
-STEAL_REASON='queue [2-5]: no answer from the kernel within 5000 ms \(is the socket shared with a process that reads or redirects it\?\)'
-hostile steal before 3000
+STEAL_REASON='queue [0-9]+: no answer from the kernel within 5000 ms \(is the socket shared with a process that reads or redirects it\?\)'
+for attempt in 1 2 3; do
+	hostile steal before 1000
+	grep -q '^result=refused' "$HOUT" && break
+	nt_log "attempt $attempt: the broker won every race ($(grep -m1 '^result=' "$HOUT"))"
+done
 if ((!MEASURE)); then
 	nt_assert_grep "$HOUT" "^result=refused reason=$STEAL_REASON" "stealing agent refused"
 	nt_assert_grep "$BK_LOG" "event=refuse name=evil-steal-before .*reason=\"$STEAL_REASON\"" \
