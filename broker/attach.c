@@ -296,7 +296,7 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
 		return;
 	}
-	m->attaches++;
+	/* The session answers (and counts the attach) once its queues are bound. */
 	close_fds(fds);     /* duplicates the session did not keep */
 	conn_free(c);
 }

@@ -24,10 +24,17 @@
 #define KSTATS_PATH "/proc/thread-self/net/netfilter/nfnetlink_queue"
 
 static void session_destroy(struct session *s, bool unbind);
+static void bind_timeout(struct loop *l, struct loop_timer *t, void *data);
+static void health_check(struct loop *l, struct loop_timer *t, void *data);
 
 const char *session_state_name(enum session_state st)
 {
-	return st == SESSION_ATTACHED ? "attached" : "grace";
+	switch (st) {
+	case SESSION_ATTACHED: return "attached";
+	case SESSION_GRACE:    return "grace";
+	case SESSION_BINDING:  return "binding";
+	}
+	return "?";
 }
 
 /* "1,2,7" into @buf. */
@@ -264,11 +271,77 @@ static void settle_adopted(struct session *s)
 
 /* ------------------------------------------------------------ fd events */
 
+static void release(struct session *s, const char *reason);
+static void bind_advance(struct session *s);
+
+/* Tell the agent why its session ends (it may be gone: then nothing). */
+static void lease_refuse(struct session *s, const char *reason)
+{
+	struct wire_refuse r;
+
+	if (s->lease_fd < 0)
+		return;
+	wire_refuse_init(&r, reason);
+	(void)wire_send(s->lease_fd, &r, sizeof(r), NULL, 0);
+}
+
+/*
+ * Verdict sends go to the kernel's address without blocking, so they fail
+ * only when the socket itself misbehaves (an agent sharing it shrank its
+ * send buffer, ...). Logged at most once a SESSION_SEND_LOG_MS; failing
+ * for SESSION_SEND_FAIL_MS with no successful round between ends the
+ * session: its packets go undecided anyway, and others must not pay for
+ * the log lines. Returns true when @s was released.
+ */
+static bool check_sends(struct session *s, int rc)
+{
+	struct nfqb_queue_stats st;
+	uint64_t now, fresh;
+	char why[WIRE_REASON_MAX];
+
+	nfqb_queue_get_stats(s->q, &st);
+	if (st.send_errors == s->send_errors_seen) {
+		if (rc > 0)
+			s->failing_since_ms = 0;   /* verdicts went through */
+		return false;
+	}
+	fresh = st.send_errors - s->send_errors_seen;
+	s->send_errors_seen = st.send_errors;
+	now = loop_now_ms();
+	/* A streak is failures with no quiet SESSION_SEND_FAIL_MS between. */
+	if (!s->failing_since_ms || now - s->last_fail_ms > s->mgr->send_fail_ms)
+		s->failing_since_ms = now;
+	s->last_fail_ms = now;
+	if (now - s->fail_logged_ms >= SESSION_SEND_LOG_MS) {
+		s->fail_logged_ms = now;
+		log_event(LOGL_WARN, "verdict_send_error", "name=%s new_errors=%" PRIu64
+			  " send_errors=%" PRIu64 " error=\"%s\" failing_ms=%" PRIu64,
+			  s->name, fresh, st.send_errors, rc < 0 ? strerror(-rc) : "-",
+			  now - s->failing_since_ms);
+	}
+	if (now - s->failing_since_ms < s->mgr->send_fail_ms)
+		return false;
+	snprintf(why, sizeof(why), "verdicts could not be sent for %u ms (%s): the "
+		 "namespace's netfilter socket misbehaves", s->mgr->send_fail_ms,
+		 rc < 0 ? strerror(-rc) : "send errors");
+	lease_refuse(s, why);
+	release(s, why);
+	return true;
+}
+
 static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct session *s = data;
 	int rc = nfqb_queue_run(s->q, false);
 
+	/* The answer to a bind step arrived during the run (which stopped
+	 * there): take the next step now, outside the library. */
+	if (s->state == SESSION_BINDING && s->bind_answered) {
+		bind_advance(s);
+		return;     /* @s may be gone */
+	}
+	if (check_sends(s, rc))
+		return;
 	if (rc >= 0 || rc == -EAGAIN || rc == -EINTR)
 		return;
 	s->c.errors++;
@@ -317,8 +390,14 @@ static void lease_lost(struct session *s, const char *why)
 {
 	struct session_mgr *m = s->mgr;
 	uint32_t grace = m->cfg->grace_ms;
-	char wb[LOG_VALUE_MAX];
+	char wb[LOG_VALUE_MAX], rb[WIRE_REASON_MAX];
 
+	if (s->state == SESSION_BINDING) {
+		/* Never attached: nothing to keep for a successor. */
+		snprintf(rb, sizeof(rb), "%s while its queues were being bound", why);
+		release(s, rb);
+		return;
+	}
 	loop_del(m->loop, s->lease_fd);
 	close(s->lease_fd);
 	s->lease_fd = -1;
@@ -402,6 +481,8 @@ static void session_destroy(struct session *s, bool unbind)
 	m = s->mgr;
 	session_unlink(s);
 	loop_timer_cancel(m->loop, &s->grace);
+	loop_timer_cancel(m->loop, &s->bind_timer);
+	loop_timer_cancel(m->loop, &s->check_timer);
 	if (s->lease_fd >= 0) {
 		loop_del(m->loop, s->lease_fd);
 		close(s->lease_fd);
@@ -419,6 +500,7 @@ static void session_destroy(struct session *s, bool unbind)
 	}
 	links_free(s->links);
 	free(s->queues);
+	free(s->want);
 	free(s);
 }
 
@@ -440,6 +522,8 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 	s->state = SESSION_ATTACHED;
 	s->attached_at = time(NULL);
 	loop_timer_init(&s->grace, grace_over, s);
+	loop_timer_init(&s->bind_timer, bind_timeout, s);
+	loop_timer_init(&s->check_timer, health_check, s);
 	return s;
 }
 
@@ -467,35 +551,6 @@ static void rtnl_start(struct session *s, int *fd)
 	}
 }
 
-static int bind_queues(struct session *s, const struct cfg_ns *entry, char *why,
-		       size_t whylen)
-{
-	s->queues = calloc(entry->nqueues, sizeof(*s->queues));
-	if (!s->queues) {
-		snprintf(why, whylen, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < entry->nqueues; i++) {
-		uint16_t num = entry->queues[i];
-		int rc = nfqb_queue_bind(s->q, num, session_verdict, s, &entry->qopts);
-
-		if (rc < 0) {
-			snprintf(why, whylen, "%s", nfqb_queue_errmsg(s->q));
-			if (!why[0])
-				snprintf(why, whylen, "queue %u: %s", num, strerror(-rc));
-			return rc;
-		}
-		s->queues[s->nqueues++] = num;
-		if (nfqb_queue_adopted(s->q, num))
-			s->nadopted++;
-	}
-	if (entry->qopts.mode == NFQB_COPY_NONE)
-		log_event(LOGL_WARN, "copy_none", "name=%s entry=namespaces[%zu] "
-			  "detail=\"copy none: the kernel drops every packet sent to these "
-			  "queues without asking the broker\"", s->name, entry->index);
-	return 0;
-}
-
 /* With @give_sockets, the ACCEPT carries the sockets that hold the queues,
  * for an agent that brought other ones (a takeover): it keeps ours, so its
  * copies keep the queues alive should this broker go away. */
@@ -516,8 +571,7 @@ static void send_accept(struct session *s, bool give_sockets)
 			  strerror(-rc));
 }
 
-static void log_attach(const struct session *s, const struct session_hello *h,
-		       const char *event)
+static void log_attach(const struct session *s, const char *event)
 {
 	char qb[256];
 
@@ -525,8 +579,170 @@ static void log_attach(const struct session *s, const struct session_hello *h,
 		  "name=%s netns_inode=%" PRIu64 " agent_pid=%d uid=%u entry=namespaces[%zu] "
 		  "policy=%s queues=%s adopted=%zu rtnl=%s",
 		  s->name, s->netns_ino, (int)s->agent_pid, (unsigned)s->agent_uid,
-		  h->entry->index, policy_name(s->policy), queues_str(s, qb, sizeof(qb)),
+		  s->entry_index, policy_name(s->policy), queues_str(s, qb, sizeof(qb)),
 		  s->nadopted, s->rtnl_fd >= 0 ? "true" : "false");
+}
+
+/* ------------------------------------------------------------ health */
+
+/*
+ * A netlink socket connect()ed to a port id receives from that port only:
+ * the kernel's packets and answers are refused from then on. Nothing the
+ * broker does can repair a socket the agent shares, so the namespace is
+ * refused or released with this reason (sends are safe either way: they
+ * name the kernel). Returns true with @why when @fd is connected.
+ */
+static bool sock_hijacked(int fd, const char *what, char *why, size_t whylen)
+{
+	struct sockaddr_nl sa;
+	socklen_t len = sizeof(sa);
+
+	memset(&sa, 0, sizeof(sa));
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    (sa.nl_pid == 0 && sa.nl_groups == 0))
+		return false;
+	snprintf(why, whylen, "the %s socket was connect()ed to netlink port %u by a "
+		 "process sharing it: the kernel cannot deliver to it", what, sa.nl_pid);
+	return true;
+}
+
+static bool session_hijacked(const struct session *s, char *why, size_t whylen)
+{
+	return sock_hijacked(nfqb_queue_fd(s->q), "netfilter", why, whylen) ||
+	       sock_hijacked(s->rtnl_fd, "route", why, whylen);
+}
+
+static void bind_refuse(struct session *s, const char *why);
+
+static void health_check(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct session *s = data;
+	char why[WIRE_REASON_MAX];
+
+	if (!session_hijacked(s, why, sizeof(why))) {
+		loop_timer_arm(l, &s->check_timer, loop_now_ms() + SESSION_CHECK_MS);
+		return;
+	}
+	if (s->state == SESSION_BINDING) {
+		bind_refuse(s, why);
+		return;
+	}
+	lease_refuse(s, why);
+	release(s, why);
+}
+
+/* ------------------------------------------------------------ binding */
+
+/*
+ * A new session binds its queues one request at a time through the loop:
+ * the kernel's answer is read by queue_event() like any packet, so a
+ * socket whose answers never come (read by the agent sharing it, lost to
+ * an overrun) costs this session its SESSION_BIND_MS and nobody else
+ * anything.
+ */
+
+/* The agent is refused: told why, logged like the listener's refusals,
+ * every fd of the session closed, what was bound unbound. */
+static void bind_refuse(struct session *s, const char *why)
+{
+	char nb[LOG_VALUE_MAX], rb[LOG_VALUE_MAX];
+
+	lease_refuse(s, why);
+	log_event(LOGL_WARN, "refuse", "name=%s agent_pid=%d uid=%d reason=%s",
+		  log_value(nb, sizeof(nb), s->name), (int)s->agent_pid,
+		  (int)s->agent_uid, log_value(rb, sizeof(rb), why));
+	s->mgr->refusals++;
+	session_destroy(s, true);
+}
+
+static void bind_fail(struct session *s, uint16_t num, int err)
+{
+	char why[WIRE_REASON_MAX];
+
+	snprintf(why, sizeof(why), "%s", nfqb_queue_errmsg(s->q));
+	if (!why[0])
+		snprintf(why, sizeof(why), "queue %u: %s", num, strerror(-err));
+	bind_refuse(s, why);
+}
+
+static void bind_timeout(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct session *s = data;
+	char why[WIRE_REASON_MAX];
+
+	nfqb_queue_config_cancel(s->q);
+	snprintf(why, sizeof(why), "queue %u: no answer from the kernel within %u ms (is "
+		 "the socket shared with a process that reads or redirects it?)",
+		 s->nqueues < s->nwant ? s->want[s->nqueues] : 0, s->mgr->bind_ms);
+	bind_refuse(s, why);
+}
+
+static void bind_answer(struct nfqb_queue *q, uint16_t num, int err, void *user)
+{
+	struct session *s = user;
+
+	s->bind_answered = true;
+	s->bind_err = err;
+	/* The session may end on this answer: leave the library first. */
+	nfqb_queue_stop(q);
+}
+
+static int bind_request(struct session *s)
+{
+	return nfqb_queue_bind_async(s->q, s->want[s->nqueues], session_verdict, s,
+				     &s->qopts, bind_answer, s);
+}
+
+/* Every queue bound: the agent is served from now on. */
+static void bind_complete(struct session *s)
+{
+	loop_timer_cancel(s->mgr->loop, &s->bind_timer);
+	s->state = SESSION_ATTACHED;
+	s->mgr->attaches++;
+	if (s->qopts.mode == NFQB_COPY_NONE)
+		log_event(LOGL_WARN, "copy_none", "name=%s entry=namespaces[%zu] "
+			  "detail=\"copy none: the kernel drops every packet sent to these "
+			  "queues without asking the broker\"", s->name, s->entry_index);
+	if (s->nadopted)
+		settle_adopted(s);
+	send_accept(s, false);
+	log_attach(s, "attach");
+}
+
+static void bind_advance(struct session *s)
+{
+	uint16_t num = s->want[s->nqueues];
+	int rc;
+
+	s->bind_answered = false;
+	if (s->bind_err < 0) {
+		bind_fail(s, num, s->bind_err);
+		return;
+	}
+	s->queues[s->nqueues++] = num;
+	if (nfqb_queue_adopted(s->q, num))
+		s->nadopted++;
+	if (s->nqueues == s->nwant) {
+		bind_complete(s);
+		return;
+	}
+	rc = bind_request(s);
+	if (rc < 0)
+		bind_fail(s, s->want[s->nqueues], rc);
+}
+
+static int binding_prepare(struct session *s, const struct cfg_ns *entry)
+{
+	s->queues = calloc(entry->nqueues ? entry->nqueues : 1, sizeof(*s->queues));
+	s->want = calloc(entry->nqueues ? entry->nqueues : 1, sizeof(*s->want));
+	if (!s->queues || !s->want)
+		return -ENOMEM;
+	memcpy(s->want, entry->queues, entry->nqueues * sizeof(*s->want));
+	s->nwant = entry->nqueues;
+	s->qopts = entry->qopts;
+	s->entry_index = entry->index;
+	s->state = SESSION_BINDING;
+	return 0;
 }
 
 static int attach_new(struct session_mgr *m, const struct session_hello *h, int *lease_fd,
@@ -546,9 +762,25 @@ static int attach_new(struct session_mgr *m, const struct session_hello *h, int 
 		snprintf(why, whylen, "netfilter socket unusable: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = bind_queues(s, h->entry, why, whylen);
-	if (rc < 0)
+	rc = binding_prepare(s, h->entry);
+	if (rc < 0) {
+		snprintf(why, whylen, "out of memory");
 		goto fail;
+	}
+	s->rtnl_fd = fds[1];     /* looked at only: taken below */
+	if (session_hijacked(s, why, whylen)) {
+		s->rtnl_fd = -1;
+		rc = -EPROTO;
+		goto fail;
+	}
+	s->rtnl_fd = -1;
+	if (s->nwant > 0) {
+		rc = bind_request(s);
+		if (rc < 0) {
+			snprintf(why, whylen, "%s", nfqb_queue_errmsg(s->q));
+			goto fail;
+		}
+	}
 	rc = loop_add(m->loop, nfqb_queue_fd(s->q), EPOLLIN, queue_event, s);
 	if (rc < 0) {
 		snprintf(why, whylen, "cannot watch the netfilter socket: %s", strerror(-rc));
@@ -559,15 +791,23 @@ static int attach_new(struct session_mgr *m, const struct session_hello *h, int 
 		snprintf(why, whylen, "cannot watch the lease: %s", strerror(-rc));
 		goto fail;
 	}
+	rc = loop_timer_arm(m->loop, &s->bind_timer, loop_now_ms() + m->bind_ms);
+	if (rc == 0)
+		rc = loop_timer_arm(m->loop, &s->check_timer, loop_now_ms() + SESSION_CHECK_MS);
+	if (rc < 0) {
+		loop_del(m->loop, *lease_fd);
+		snprintf(why, whylen, "no memory for the bind timer");
+		goto fail;
+	}
 	s->lease_fd = *lease_fd;
 	*lease_fd = -1;
 	if (fds[1] >= 0)
 		rtnl_start(s, &fds[1]);
 	session_link(m, s);
-	if (s->nadopted)
-		settle_adopted(s);
-	send_accept(s, false);
-	log_attach(s, h, "attach");
+	log_event(LOGL_DEBUG, "binding", "name=%s netns_inode=%" PRIu64 " agent_pid=%d "
+		  "queues=%zu", s->name, s->netns_ino, (int)s->agent_pid, s->nwant);
+	if (s->nwant == 0)
+		bind_complete(s);
 	return 0;
 fail:
 	session_destroy(s, true);
@@ -603,8 +843,9 @@ static int takeover(struct session *s, const struct session_hello *h, int *lease
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 	if (s->rtnl_fd < 0 && fds[1] >= 0)
 		rtnl_start(s, &fds[1]);
+	m->attaches++;
 	send_accept(s, !same);
-	log_attach(s, h, "takeover");
+	log_attach(s, "takeover");
 	log_event(LOGL_DEBUG, "takeover_socket", "name=%s same_socket=%s sockets_given=%s",
 		  s->name, same ? "true" : "false", same ? "false" : "true");
 	return 0;
@@ -618,6 +859,11 @@ int session_attach(struct session_mgr *m, const struct session_hello *h, int *le
 	if (s && s->state == SESSION_ATTACHED) {
 		snprintf(why, whylen, "namespace %s (inode %" PRIu64 ") already served by "
 			 "agent pid %d", s->name, s->netns_ino, (int)s->agent_pid);
+		return -EBUSY;
+	}
+	if (s && s->state == SESSION_BINDING) {
+		snprintf(why, whylen, "namespace %s (inode %" PRIu64 ") is being attached "
+			 "by agent pid %d", s->name, s->netns_ino, (int)s->agent_pid);
 		return -EBUSY;
 	}
 	if (s && strcmp(s->name, h->name) == 0)
@@ -648,6 +894,8 @@ struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
 	m->loop = loop;
 	m->cfg = cfg;
 	m->started = time(NULL);
+	m->bind_ms = SESSION_BIND_MS;
+	m->send_fail_ms = SESSION_SEND_FAIL_MS;
 	/* Kernel queue stats are read from inside each namespace; this is
 	 * the way back. Without it the agent's /proc entry is used. */
 	m->home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

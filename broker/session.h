@@ -42,7 +42,17 @@ struct session_counters {
 enum session_state {
 	SESSION_ATTACHED,         /* an agent holds the lease */
 	SESSION_GRACE,            /* lease lost; released at grace.deadline */
+	SESSION_BINDING,          /* queues being bound; no ACCEPT sent yet */
 };
+
+/* How long a new session may take to bind all its queues. */
+#define SESSION_BIND_MS 5000u
+/* Verdict sends failing for this long (no success between) end a session. */
+#define SESSION_SEND_FAIL_MS 3000u
+/* At most one send-error log line per session per this many ms. */
+#define SESSION_SEND_LOG_MS 1000u
+/* How often a session checks that nobody connect()ed its sockets. */
+#define SESSION_CHECK_MS 1000u
 
 struct session_mgr;
 
@@ -68,6 +78,21 @@ struct session {
 	struct links *links;
 	uint16_t *queues;             /* queue numbers bound on q */
 	size_t nqueues;
+	/* binding (SESSION_BINDING): the entry's queues, bound one after
+	 * another through the loop; the answer to the request in flight */
+	uint16_t *want;
+	size_t nwant;
+	struct nfqb_queue_opts qopts;
+	size_t entry_index;           /* namespaces[] index at the hello */
+	bool bind_answered;
+	int bind_err;
+	struct loop_timer bind_timer;
+	/* verdict sends failing (socket misbehaving): since when, last log */
+	uint64_t send_errors_seen;
+	uint64_t failing_since_ms;    /* 0: not failing */
+	uint64_t last_fail_ms;
+	uint64_t fail_logged_ms;
+	struct loop_timer check_timer;    /* SESSION_CHECK_MS health check */
 	size_t nadopted;              /* of those, found bound already (broker restart) */
 	const struct policy *policy;  /* in mgr->cfg's policy set */
 	struct session_counters c;
@@ -99,6 +124,8 @@ struct session_mgr {
 	void *watch_data;
 	int home_netns_fd;            /* the broker's own netns, to return from setns */
 	uint64_t kstats_refreshes;    /* session_kstats() reads by the control tick */
+	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
+	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
 };
 
 /* What the listener verified about an agent before handing it over. */
@@ -137,11 +164,18 @@ struct session *session_find(struct session_mgr *m, uint64_t dev, uint64_t ino);
 /*
  * session_attach - serve the namespace of @h: a new session binding
  * h->entry's queues on @fds[0] (NETLINK_NETFILTER; @fds[1] NETLINK_ROUTE
- * or -1), or the takeover of a session in its grace period. Sends the
- * agent the ACCEPT. Every fd the session keeps (or has closed already)
- * is set to -1: on success that includes *@lease_fd. On failure returns a
- * negative errno with a one-line reason in @why; the caller refuses the
- * agent on *@lease_fd and closes what is left.
+ * or -1), or the takeover of a session in its grace period. Every fd the
+ * session keeps (or has closed already) is set to -1: on success that
+ * includes *@lease_fd. On failure returns a negative errno with a
+ * one-line reason in @why; the caller refuses the agent on *@lease_fd and
+ * closes what is left.
+ *
+ * A takeover answers ACCEPT at once. A new session starts in
+ * SESSION_BINDING: its queues are bound one after another as the kernel's
+ * answers arrive through the loop (never waited for), and the session
+ * itself sends the ACCEPT when all are bound, or the REFUSE (with the
+ * reason, logged as event=refuse, every fd closed) when one fails or
+ * SESSION_BIND_MS pass without an answer. m->attaches counts ACCEPTs.
  */
 int session_attach(struct session_mgr *m, const struct session_hello *h, int *lease_fd,
 		   int fds[WIRE_MAX_FDS], char *why, size_t whylen);
@@ -157,7 +191,7 @@ int session_kstats(const struct session *s, struct nfqb_kstat *out, size_t max);
 /* session_kstats_strerror - the reason for a session_kstats() error. */
 const char *session_kstats_strerror(int err);
 
-/* session_state_name - "attached" or "grace". */
+/* session_state_name - "attached", "grace" or "binding". */
 const char *session_state_name(enum session_state st);
 
 #endif

@@ -22,8 +22,10 @@
 /* Records a run handles before it flushes gathered verdicts even though
  * more are waiting: bounds how long a batched packet waits under load. */
 #define NFQB_FLUSH_EVERY 32
-/* How long a config request waits for the kernel's acknowledgement. */
+/* How long a synchronous config call waits for the kernel's answers. */
 #define NFQB_CFG_TIMEOUT_MS 5000
+/* Room for any config, probe or verdict message without a payload. */
+#define NFQB_CFG_MSG_MAX 256u
 
 /* Attributes seen on a packet (bit = 1 << NFQA_*). */
 #define PKT_HAS(p, a) (((p)->present >> (a)) & 1u)
@@ -85,8 +87,32 @@ struct nfqb_binding {
 	uint32_t outstanding;
 };
 
+/* Steps of the asynchronous config request in flight (one per queue). */
+enum cfg_step {
+	CFG_IDLE = 0,
+	CFG_BIND,                 /* CMD_BIND with the options */
+	CFG_BIND_RETRY,           /* the same after EAGAIN (a module was loaded) */
+	CFG_ADOPT,                /* EBUSY: CMD_NONE, bound to this socket already? */
+	CFG_PERM_PROBE,           /* EPERM: another socket's queue or no capability? */
+	CFG_FLAG_PROBE,           /* EOPNOTSUPP: one flag at a time */
+	CFG_SET_OPTS,             /* CMD_NONE with the options */
+	CFG_UNBIND,
+};
+
+struct cfg_op {
+	uint8_t step;             /* enum cfg_step */
+	bool is_bind;             /* the binding of @num is withdrawn on failure */
+	uint16_t num;
+	uint32_t probe_flag;      /* the flag CFG_FLAG_PROBE asks about */
+	int err;                  /* the failure the probes explain */
+	struct nfqb_queue_opts opts;
+	nfqb_config_cb done;
+	void *user;
+};
+
 struct nfqb_queue {
 	int fd;
+	bool to_kernel;           /* a netlink socket: every send names the kernel */
 	int rtnl_fd;
 	uint32_t portid;
 	uint32_t seq;
@@ -101,10 +127,12 @@ struct nfqb_queue {
 	size_t nbind, capbind;
 	struct nfqb_packet cur;   /* the packet being dispatched */
 	struct nfqb_packet *copies; /* retained copies still alive */
-	/* pending config request */
+	/* pending config request: its sequence number, and its answer once
+	 * dispatch saw it (acted on by cfg_progress() after the dispatch) */
 	uint32_t cfg_seq;
 	bool cfg_done;
 	int cfg_err;
+	struct cfg_op op;
 	uint32_t rejected_flags;
 	uint32_t sock_len;
 	struct nfqb_queue_stats st;
@@ -120,6 +148,16 @@ NFQB_HIDDEN int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len
  * tests and benchmarks use it on socketpair queues). */
 NFQB_HIDDEN int binding_add(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 			    void *user, bool adopted);
+/* Send @iov to the kernel (never to a connected peer) without blocking:
+ * the socket may be shared with a process that connect()s it or clears
+ * O_NONBLOCK. @addressed false for the unit tests' socketpairs. */
+NFQB_HIDDEN int nl_send_kernel(int fd, const struct iovec *iov, size_t n, bool addressed);
+/* Build a config message for @num in @buf (NFQB_CFG_MSG_MAX bytes, zeroed
+ * first so no padding byte is left uninitialised). */
+NFQB_HIDDEN struct nlmsghdr *cfg_build(char *buf, uint16_t num, uint8_t cmd,
+				       const struct nfqb_queue_opts *o, uint32_t mask);
+/* Act on a config answer dispatch recorded (next request or completion). */
+NFQB_HIDDEN void cfg_progress(struct nfqb_queue *q);
 NFQB_HIDDEN void queue_seterr(struct nfqb_queue *q, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

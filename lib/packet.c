@@ -327,30 +327,57 @@ const void *nfqb_packet_ct(const struct nfqb_packet *p, size_t *len, uint32_t *i
 
 /* ---- interface names ---------------------------------------------- */
 
+/* Recv one message from the kernel (others skipped and -EAGAIN returned). */
+static ssize_t rtnl_recv(int fd, char *buf, size_t len)
+{
+	struct sockaddr_nl from = { 0 };
+	struct iovec iov = { buf, len };
+	struct msghdr mh = {
+		.msg_name = &from, .msg_namelen = sizeof(from),
+		.msg_iov = &iov, .msg_iovlen = 1,
+	};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+
+	if (n < 0)
+		return -errno;
+	/* Only the kernel answers; a process may unicast to our port id. */
+	if (mh.msg_namelen < sizeof(from) || from.nl_pid != 0)
+		return -EAGAIN;
+	return n;
+}
+
 static int rtnl_ifname(int fd, uint32_t ifindex, char *buf)
 {
 	char req[256], rsp[32768];
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifi;
+	struct iovec iov;
 	const struct nlattr *a;
 	ssize_t n;
+	int err;
 
+	memset(req, 0, sizeof(req));
+	nlh = mnl_nlmsg_put_header(req);
 	nlh->nlmsg_type = RTM_GETLINK;
 	nlh->nlmsg_flags = NLM_F_REQUEST;
 	nlh->nlmsg_seq = ifindex;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = (int)ifindex;
-	if (send(fd, nlh, nlh->nlmsg_len, 0) < 0)
-		return -errno;
+	iov = (struct iovec){ nlh, nlh->nlmsg_len };
+	err = nl_send_kernel(fd, &iov, 1, true);
+	if (err < 0)
+		return err;
 	/* Link notifications may be queued before our answer: skip them. */
 	for (int tries = 0; tries < 64; tries++) {
 		if (poll(&pfd, 1, 1000) <= 0)
 			return -ETIMEDOUT;
-		n = recv(fd, rsp, sizeof(rsp), MSG_DONTWAIT);
+		n = rtnl_recv(fd, rsp, sizeof(rsp));
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		nlh = (struct nlmsghdr *)rsp;
 		if (!mnl_nlmsg_ok(nlh, (int)n) || nlh->nlmsg_seq != ifindex)
 			continue;

@@ -42,6 +42,8 @@ struct nfqb_binding *queue_binding(struct nfqb_queue *q, uint16_t num)
 	return NULL;
 }
 
+static int sock_is_netlink(int fd);
+
 /* Wraps any fd without checking what it is: unit tests hand in one end of
  * a socketpair to see exactly what the library sends. */
 struct nfqb_queue *queue_new_unchecked(int fd)
@@ -54,6 +56,7 @@ struct nfqb_queue *queue_new_unchecked(int fd)
 	if (!q->rx)
 		goto fail;
 	q->fd = fd;
+	q->to_kernel = sock_is_netlink(fd);
 	q->rtnl_fd = -1;
 	q->batching = true;
 	q->seq = (uint32_t)time(NULL);
@@ -170,10 +173,12 @@ void nfqb_queue_close(struct nfqb_queue *q)
 	if (!q)
 		return;
 	verdict_flush(q);
-	/* Errors do not matter here: the kernel unbinds on close anyway
-	 * unless another process holds the socket, which is what detach is for. */
-	while (q->nbind > 0 && !q->dispatching)
-		nfqb_queue_unbind(q, q->bind[q->nbind - 1].num);
+	nfqb_queue_config_cancel(q);
+	/* The kernel unbinds while handling each send; its answers do not
+	 * matter here (it unbinds on close anyway unless another process
+	 * holds the socket), and waiting for them is what a loop must not. */
+	while (q->nbind > 0)
+		nfqb_queue_unbind_nowait(q, q->bind[q->nbind - 1].num);
 	queue_free(q);
 }
 
@@ -319,6 +324,7 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
 
 	if (n < 0 || !q)
 		return n;
+	cfg_progress(q);
 	err = verdict_flush(q);
 	return err < 0 ? err : n;
 }
@@ -347,7 +353,9 @@ static int rx_once(struct nfqb_queue *q, int flags)
 		q->st.malformed++;
 		return 0;
 	}
-	return queue_dispatch(q, q->rx, (size_t)n);
+	n = queue_dispatch(q, q->rx, (size_t)n);
+	cfg_progress(q);
+	return (int)n;
 }
 
 int nfqb_queue_run(struct nfqb_queue *q, bool block)
@@ -396,48 +404,38 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 
 /* ---- configuration ------------------------------------------------ */
 
-/* Send a config message and wait for its acknowledgement, dispatching any
- * packet of other bound queues that arrives meanwhile. */
-static int cfg_request(struct nfqb_queue *q, struct nlmsghdr *nlh)
-{
-	struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
-	struct timespec start, now;
-	int n, waited;
+/*
+ * Config requests are a small state machine (struct cfg_op): one request
+ * is sent, dispatch records the kernel's answer (handle_error), and
+ * cfg_progress() then sends the next request or completes. The synchronous
+ * calls start the same machine and wait on the socket for its end.
+ */
 
-	if (q->dispatching)
-		return -EDEADLK;   /* waiting would dispatch over q->cur */
-	nlh->nlmsg_flags |= NLM_F_ACK;
-	nlh->nlmsg_seq = ++q->seq ? q->seq : ++q->seq;
-	q->cfg_seq = nlh->nlmsg_seq;
-	q->cfg_done = false;
-	verdict_flush(q);
-	if (send(q->fd, nlh, nlh->nlmsg_len, 0) < 0) {
-		q->cfg_seq = 0;
-		return -errno;
+static const struct sockaddr_nl kernel_addr = { .nl_family = AF_NETLINK };
+
+int nl_send_kernel(int fd, const struct iovec *iov, size_t n, bool addressed)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
+	ssize_t r;
+
+	if (addressed) {
+		/* An explicit destination overrides whatever the socket was
+		 * connect()ed to by a process sharing it. */
+		mh.msg_name = (void *)&kernel_addr;
+		mh.msg_namelen = sizeof(kernel_addr);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (!q->cfg_done) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited = (int)((now.tv_sec - start.tv_sec) * 1000 +
-			       (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (waited >= NFQB_CFG_TIMEOUT_MS)
-			break;
-		n = poll(&pfd, 1, NFQB_CFG_TIMEOUT_MS - waited);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		n = rx_once(q, MSG_DONTWAIT);
-		if (n == -ENOBUFS)
-			q->st.enobufs++;   /* our ack may be lost: the timeout tells */
-		else if (n < 0 && n != -EAGAIN)
-			break;
-	}
-	q->cfg_seq = 0;
-	if (!q->cfg_done)
-		return -ETIMEDOUT;
-	verdict_flush(q);
-	return q->cfg_err;
+	do
+		r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+static int sock_is_netlink(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0 && v == AF_NETLINK;
 }
 
 static int opts_check(const struct nfqb_queue_opts *o)
@@ -468,11 +466,15 @@ static const char *opts_problem(const struct nfqb_queue_opts *o)
 	return "unknown copy mode";
 }
 
-static struct nlmsghdr *cfg_build(char *buf, uint16_t num, uint8_t cmd,
-				  const struct nfqb_queue_opts *o, uint32_t mask)
+struct nlmsghdr *cfg_build(char *buf, uint16_t num, uint8_t cmd,
+			   const struct nfqb_queue_opts *o, uint32_t mask)
 {
-	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);
+	struct nlmsghdr *nlh;
 
+	/* libmnl 1.0.4 leaves attribute padding (after the 5-byte params)
+	 * as it finds it: start from zeros. */
+	memset(buf, 0, NFQB_CFG_MSG_MAX);
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);
 	if (cmd != NFQNL_CFG_CMD_NONE)
 		nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, cmd);
 	if (o) {
@@ -486,35 +488,68 @@ static struct nlmsghdr *cfg_build(char *buf, uint16_t num, uint8_t cmd,
 	return nlh;
 }
 
-/* The kernel checks flags before looking the queue up, so a flags-only
- * message for one flag tells whether that flag is supported. */
-static uint32_t probe_flags(struct nfqb_queue *q, uint16_t num, uint32_t flags)
+static uint32_t next_seq(struct nfqb_queue *q)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh;
-	uint32_t rejected = 0;
+	return ++q->seq ? q->seq : ++q->seq;
+}
 
-	for (uint32_t f = 1; f & NFQB_F_ALL; f <<= 1) {
-		if (!(flags & f))
-			continue;
-		nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);
-		mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(f));
-		mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(f));
-		if (cfg_request(q, nlh) == -EOPNOTSUPP)
-			rejected |= f;
-	}
-	return rejected;
+/* Send @nlh asking for an acknowledgement; its answer completes the step. */
+static int cfg_send(struct nfqb_queue *q, struct nlmsghdr *nlh)
+{
+	struct iovec iov = { nlh, nlh->nlmsg_len };
+	int err;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = next_seq(q);
+	q->cfg_seq = nlh->nlmsg_seq;
+	q->cfg_done = false;
+	/* Verdicts given before a config change reach the kernel first. */
+	verdict_flush(q);
+	err = nl_send_kernel(q->fd, &iov, 1, q->to_kernel);
+	if (err < 0)
+		q->cfg_seq = 0;
+	return err;
+}
+
+static int send_opts(struct nfqb_queue *q, uint8_t cmd)
+{
+	char buf[NFQB_CFG_MSG_MAX];
+
+	return cfg_send(q, cfg_build(buf, q->op.num, cmd, &q->op.opts, NFQB_F_ALL));
+}
+
+/* The kernel checks flags before looking the queue up, so a flags-only
+ * message for one flag tells whether that flag is supported. Sends the
+ * probe for the next requested flag after @after; 1 when none is left. */
+static int send_flag_probe(struct nfqb_queue *q, uint32_t after)
+{
+	char buf[NFQB_CFG_MSG_MAX];
+	struct nlmsghdr *nlh;
+	uint32_t f = after ? after << 1 : 1;
+
+	for (; f & NFQB_F_ALL; f <<= 1)
+		if (q->op.opts.flags & f)
+			break;
+	if (!(f & NFQB_F_ALL))
+		return 1;
+	q->op.probe_flag = f;
+	memset(buf, 0, sizeof(buf));
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->op.num);
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(f));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(f));
+	return cfg_send(q, nlh);
 }
 
 /* The kernel answers EPERM both for a queue bound by another socket and
  * for a socket without CAP_NET_ADMIN (its opener's and the sender's are
  * checked before anything else). A message of a type no handler takes
  * tells them apart: EINVAL when permitted, EPERM when not. */
-static bool socket_permitted(struct nfqb_queue *q)
+static int send_perm_probe(struct nfqb_queue *q)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NFQB_CFG_MSG_MAX];
 
-	return cfg_request(q, nfq_nlmsg_put(buf, 0xff, 0)) != -EPERM;
+	memset(buf, 0, sizeof(buf));
+	return cfg_send(q, nfq_nlmsg_put(buf, 0xff, 0));
 }
 
 static void apply_sock_len(struct nfqb_queue *q, uint32_t len)
@@ -528,13 +563,12 @@ static void apply_sock_len(struct nfqb_queue *q, uint32_t len)
 	q->sock_len = (uint32_t)v;
 }
 
-static int explain(struct nfqb_queue *q, uint16_t num, uint32_t flags, int err)
+static void explain(struct nfqb_queue *q, uint16_t num, int err)
 {
 	char names[80] = "";
 
 	switch (err) {
 	case -EOPNOTSUPP:
-		q->rejected_flags = probe_flags(q, num, flags);
 		for (uint32_t f = 1; f & NFQB_F_ALL; f <<= 1)
 			if (q->rejected_flags & f)
 				snprintf(names + strlen(names), sizeof(names) - strlen(names),
@@ -549,10 +583,12 @@ static int explain(struct nfqb_queue *q, uint16_t num, uint32_t flags, int err)
 		queue_seterr(q, "queue %u: not permitted: the socket's opener and its user "
 			     "both need CAP_NET_ADMIN in the namespace", num);
 		break;
+	case -ETIMEDOUT:
+		queue_seterr(q, "queue %u: no answer from the kernel", num);
+		break;
 	default:
 		queue_seterr(q, "queue %u: %s", num, strerror(-err));
 	}
-	return err;
 }
 
 int binding_add(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
@@ -575,17 +611,156 @@ int binding_add(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 	return 0;
 }
 
-int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
-		    void *user, const struct nfqb_queue_opts *opts)
+static void binding_drop(struct nfqb_queue *q, uint16_t num)
+{
+	struct nfqb_binding *b = queue_binding(q, num);
+
+	if (b)
+		*b = q->bind[--q->nbind];
+}
+
+/* The kernel dropped whatever was still queued for @num: retained copies
+ * of it have nothing left to decide (their verdicts now say -ENOTCONN). */
+static void forget_copies(struct nfqb_queue *q, uint16_t num)
+{
+	struct nfqb_packet *c = q->copies, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->queue_num == num)
+			packet_unlink_copy(c);
+	}
+}
+
+/* The request ended: settle the binding, explain a failure, tell the caller. */
+static void cfg_finish(struct nfqb_queue *q, int err)
+{
+	struct cfg_op op = q->op;
+	struct nfqb_binding *b;
+
+	q->op.step = CFG_IDLE;
+	q->cfg_seq = 0;
+	if (op.is_bind) {
+		b = queue_binding(q, op.num);
+		if (err < 0)
+			binding_drop(q, op.num);
+		else if (b)
+			b->adopted = op.step == CFG_ADOPT;
+	}
+	if (err < 0)
+		explain(q, op.num, err);
+	if (op.done)
+		op.done(q, op.num, err, op.user);
+}
+
+/* EOPNOTSUPP from a bind or set_opts: find out which flags, then fail. */
+static void start_flag_probe(struct nfqb_queue *q)
+{
+	int rc;
+
+	q->op.step = CFG_FLAG_PROBE;
+	q->op.err = -EOPNOTSUPP;
+	rc = send_flag_probe(q, 0);
+	if (rc != 0)
+		cfg_finish(q, rc < 0 ? rc : -EOPNOTSUPP);
+}
+
+/* The next step after the answer @err to the current one. */
+static void cfg_step(struct nfqb_queue *q, int err)
+{
+	int rc = 0;
+
+	switch (q->op.step) {
+	case CFG_BIND:
+	case CFG_BIND_RETRY:
+		if (err == -EAGAIN && q->op.step == CFG_BIND) {
+			/* conntrack glue module was just loaded */
+			q->op.step = CFG_BIND_RETRY;
+			rc = send_opts(q, NFQNL_CFG_CMD_BIND);
+		} else if (err == -EBUSY) {
+			/* Bound to this very socket already (the kernel says EPERM
+			 * for another socket): a previous owner handed it to us. */
+			q->op.step = CFG_ADOPT;
+			rc = send_opts(q, NFQNL_CFG_CMD_NONE);
+		} else if (err == -EPERM) {
+			q->op.step = CFG_PERM_PROBE;
+			rc = send_perm_probe(q);
+		} else if (err == -EOPNOTSUPP) {
+			start_flag_probe(q);
+		} else {
+			cfg_finish(q, err);
+		}
+		break;
+	case CFG_ADOPT:
+	case CFG_SET_OPTS:
+		if (err == -EOPNOTSUPP)
+			start_flag_probe(q);
+		else
+			cfg_finish(q, err);
+		break;
+	case CFG_PERM_PROBE:
+		cfg_finish(q, err == -EPERM ? -EPERM : -EBUSY);
+		break;
+	case CFG_FLAG_PROBE:
+		if (err == -EOPNOTSUPP)
+			q->rejected_flags |= q->op.probe_flag;
+		rc = send_flag_probe(q, q->op.probe_flag);
+		if (rc > 0)
+			cfg_finish(q, -EOPNOTSUPP);
+		break;
+	case CFG_UNBIND:
+		cfg_finish(q, err == -ENODEV ? 0 : err);
+		break;
+	default:
+		break;
+	}
+	if (rc < 0)
+		cfg_finish(q, rc);
+}
+
+void cfg_progress(struct nfqb_queue *q)
+{
+	if (!q->cfg_done)
+		return;
+	q->cfg_done = false;
+	q->cfg_seq = 0;
+	if (q->op.step != CFG_IDLE)
+		cfg_step(q, q->cfg_err);
+}
+
+static int op_start(struct nfqb_queue *q, uint8_t step, uint16_t num,
+		    const struct nfqb_queue_opts *opts, nfqb_config_cb done, void *user)
+{
+	q->op = (struct cfg_op){
+		.step = step, .num = num, .done = done, .user = user,
+		.is_bind = step == CFG_BIND,
+	};
+	if (opts)
+		q->op.opts = *opts;
+	return 0;
+}
+
+/* A failure before anything reached the kernel: no callback follows. */
+static int op_abort(struct nfqb_queue *q, int err)
+{
+	if (q->op.is_bind)
+		binding_drop(q, q->op.num);
+	q->op.step = CFG_IDLE;
+	queue_seterr(q, "queue %u: cannot send to the kernel: %s", q->op.num, strerror(-err));
+	return err;
+}
+
+int nfqb_queue_bind_async(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
+			  void *user, const struct nfqb_queue_opts *opts,
+			  nfqb_config_cb done, void *done_user)
 {
 	static const struct nfqb_queue_opts defaults = NFQB_QUEUE_OPTS_DEFAULT;
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nfqb_binding *b;
-	bool adopted = false;
 	int err;
 
 	if (!q || !cb)
 		return -EINVAL;
+	if (q->op.step != CFG_IDLE)
+		return -EALREADY;
 	if (!opts)
 		opts = &defaults;
 	q->rejected_flags = 0;
@@ -603,76 +778,212 @@ int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 	err = binding_add(q, num, cb, user, false);
 	if (err < 0)
 		return err;
-	err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_BIND, opts, NFQB_F_ALL));
-	if (err == -EAGAIN)  /* conntrack glue module was just loaded */
-		err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_BIND, opts, NFQB_F_ALL));
-	if (err == -EBUSY) {
-		/* Bound to this very socket already (the kernel says EPERM
-		 * for another socket): a previous owner handed it to us. */
-		err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_NONE, opts, NFQB_F_ALL));
-		adopted = err == 0;
-	} else if (err == -EPERM && socket_permitted(q)) {
-		err = -EBUSY;
+	op_start(q, CFG_BIND, num, opts, done, done_user);
+	err = send_opts(q, NFQNL_CFG_CMD_BIND);
+	return err < 0 ? op_abort(q, err) : 0;
+}
+
+int nfqb_queue_set_opts_async(struct nfqb_queue *q, uint16_t num,
+			      const struct nfqb_queue_opts *opts,
+			      nfqb_config_cb done, void *done_user)
+{
+	int err;
+
+	if (!q || !opts || opts_check(opts) < 0)
+		return -EINVAL;
+	if (q->op.step != CFG_IDLE)
+		return -EALREADY;
+	if (!queue_binding(q, num))
+		return -ENOENT;
+	q->rejected_flags = 0;
+	apply_sock_len(q, opts->sock_len);
+	op_start(q, CFG_SET_OPTS, num, opts, done, done_user);
+	err = send_opts(q, NFQNL_CFG_CMD_NONE);
+	return err < 0 ? op_abort(q, err) : 0;
+}
+
+static int send_unbind(struct nfqb_queue *q, uint16_t num, bool ack)
+{
+	char buf[NFQB_CFG_MSG_MAX];
+	struct nlmsghdr *nlh = cfg_build(buf, num, NFQNL_CFG_CMD_UNBIND, NULL, 0);
+	struct iovec iov = { nlh, nlh->nlmsg_len };
+
+	if (ack)
+		return cfg_send(q, nlh);
+	/* No NLM_F_ACK: only a failure is answered, and no request matches
+	 * its sequence number (counted in kernel_errors). */
+	nlh->nlmsg_seq = next_seq(q);
+	verdict_flush(q);
+	return nl_send_kernel(q->fd, &iov, 1, q->to_kernel);
+}
+
+int nfqb_queue_unbind_async(struct nfqb_queue *q, uint16_t num,
+			    nfqb_config_cb done, void *done_user)
+{
+	int err;
+
+	if (!q)
+		return -EINVAL;
+	if (q->op.step != CFG_IDLE)
+		return -EALREADY;
+	if (!queue_binding(q, num))
+		return -ENOENT;
+	op_start(q, CFG_UNBIND, num, NULL, done, done_user);
+	err = send_unbind(q, num, true);
+	binding_drop(q, num);
+	forget_copies(q, num);
+	if (err < 0)
+		q->op.step = CFG_IDLE;
+	return err;
+}
+
+int nfqb_queue_unbind_nowait(struct nfqb_queue *q, uint16_t num)
+{
+	int err;
+
+	if (!q)
+		return -EINVAL;
+	if (!queue_binding(q, num))
+		return -ENOENT;
+	err = send_unbind(q, num, false);
+	binding_drop(q, num);
+	forget_copies(q, num);
+	return err;
+}
+
+bool nfqb_queue_config_pending(const struct nfqb_queue *q)
+{
+	return q && q->op.step != CFG_IDLE;
+}
+
+void nfqb_queue_config_cancel(struct nfqb_queue *q)
+{
+	struct cfg_op op;
+
+	if (!q || q->op.step == CFG_IDLE)
+		return;
+	op = q->op;
+	q->op.step = CFG_IDLE;
+	q->cfg_seq = 0;
+	q->cfg_done = false;
+	if (op.is_bind && queue_binding(q, op.num))
+		(void)nfqb_queue_unbind_nowait(q, op.num);
+	explain(q, op.num, -ETIMEDOUT);
+}
+
+/* ---- synchronous calls: the machine above, waited for ------------- */
+
+struct sync_wait {
+	bool done;
+	int err;
+};
+
+static void sync_done(struct nfqb_queue *q, uint16_t num, int err, void *user)
+{
+	struct sync_wait *w = user;
+
+	w->done = true;
+	w->err = err;
+}
+
+static int elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int)((now.tv_sec - start->tv_sec) * 1000 +
+		     (now.tv_nsec - start->tv_nsec) / 1000000);
+}
+
+/* Wait for the request in flight, dispatching any packet of other bound
+ * queues that arrives meanwhile. */
+static int cfg_wait(struct nfqb_queue *q, struct sync_wait *w)
+{
+	struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+	struct timespec start;
+	int n, waited, err = -ETIMEDOUT;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!w->done) {
+		waited = elapsed_ms(&start);
+		if (waited >= NFQB_CFG_TIMEOUT_MS)
+			break;
+		n = poll(&pfd, 1, NFQB_CFG_TIMEOUT_MS - waited);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? -errno : -ETIMEDOUT;
+			break;
+		}
+		n = rx_once(q, MSG_DONTWAIT);
+		if (n == -ENOBUFS) {
+			q->st.enobufs++;   /* our answer may be lost: the timeout tells */
+		} else if (n < 0 && n != -EAGAIN) {
+			err = n;
+			break;
+		}
 	}
-	b = queue_binding(q, num);
-	if (err < 0) {
-		if (b)
-			*b = q->bind[--q->nbind];
-		return explain(q, num, opts->flags, err);
+	if (w->done) {
+		verdict_flush(q);
+		return w->err;
 	}
-	if (b)
-		b->adopted = adopted;
+	nfqb_queue_config_cancel(q);
+	if (err != -ETIMEDOUT)
+		explain(q, q->op.num, err);
+	else
+		queue_seterr(q, "queue %u: no answer from the kernel within %d ms",
+			     q->op.num, NFQB_CFG_TIMEOUT_MS);
+	return err;
+}
+
+static int sync_check(const struct nfqb_queue *q)
+{
+	if (q->dispatching)
+		return -EDEADLK;   /* waiting would dispatch over q->cur */
+	if (q->op.step != CFG_IDLE)
+		return -EALREADY;
 	return 0;
+}
+
+int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
+		    void *user, const struct nfqb_queue_opts *opts)
+{
+	struct sync_wait w = { 0 };
+	int err;
+
+	if (!q || !cb)
+		return -EINVAL;
+	err = sync_check(q);
+	if (err == 0)
+		err = nfqb_queue_bind_async(q, num, cb, user, opts, sync_done, &w);
+	return err < 0 ? err : cfg_wait(q, &w);
 }
 
 int nfqb_queue_set_opts(struct nfqb_queue *q, uint16_t num,
 			const struct nfqb_queue_opts *opts)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct sync_wait w = { 0 };
 	int err;
 
-	if (!q || !opts || opts_check(opts) < 0)
+	if (!q || !opts)
 		return -EINVAL;
-	if (!queue_binding(q, num))
-		return -ENOENT;
-	q->rejected_flags = 0;
-	apply_sock_len(q, opts->sock_len);
-	err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_NONE, opts, NFQB_F_ALL));
-	return err < 0 ? explain(q, num, opts->flags, err) : 0;
-}
-
-/* The kernel dropped whatever was still queued for @num: retained copies
- * of it have nothing left to decide (their verdicts now say -ENOTCONN). */
-static void forget_copies(struct nfqb_queue *q, uint16_t num)
-{
-	struct nfqb_packet *c = q->copies, *next;
-
-	for (; c; c = next) {
-		next = c->next;
-		if (c->queue_num == num)
-			packet_unlink_copy(c);
-	}
+	err = sync_check(q);
+	if (err == 0)
+		err = nfqb_queue_set_opts_async(q, num, opts, sync_done, &w);
+	return err < 0 ? err : cfg_wait(q, &w);
 }
 
 int nfqb_queue_unbind(struct nfqb_queue *q, uint16_t num)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nfqb_binding *b;
+	struct sync_wait w = { 0 };
 	int err;
 
 	if (!q)
 		return -EINVAL;
-	b = queue_binding(q, num);
-	if (!b)
+	if (!queue_binding(q, num))
 		return -ENOENT;
-	if (q->dispatching)
-		return -EDEADLK;
-	verdict_flush(q);
-	err = cfg_request(q, cfg_build(buf, num, NFQNL_CFG_CMD_UNBIND, NULL, 0));
-	/* Look again: packets dispatched while waiting may have changed the table. */
-	b = queue_binding(q, num);
-	if (b)
-		*b = q->bind[--q->nbind];
-	forget_copies(q, num);
-	return err == -ENODEV ? 0 : err;
+	err = sync_check(q);
+	if (err == 0)
+		err = nfqb_queue_unbind_async(q, num, sync_done, &w);
+	return err < 0 ? err : cfg_wait(q, &w);
 }

@@ -28,19 +28,16 @@ _Static_assert(NFQB_MAX_SET_PAYLOAD == 0xffffu - MNL_ATTR_HDRLEN, "nla_len bound
 
 int verdict_send(struct nfqb_queue *q, const struct iovec *iov, size_t n)
 {
-	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
-	ssize_t r;
+	int err;
 
 	if (q->fd < 0)
 		return -ENOTCONN;
-	do
-		r = sendmsg(q->fd, &mh, 0);
-	while (r < 0 && errno == EINTR);
-	if (r < 0) {
+	/* Addressed to the kernel and non-blocking: an agent sharing the
+	 * socket may have connect()ed it to a peer that never reads. */
+	err = nl_send_kernel(q->fd, iov, n, q->to_kernel);
+	if (err < 0)
 		q->st.send_errors++;
-		return -errno;
-	}
-	return 0;
+	return err;
 }
 
 static int tx_write(struct nfqb_queue *q)
@@ -66,10 +63,15 @@ static int tx_append(struct nfqb_queue *q, const struct nlmsghdr *nlh)
 	return err;
 }
 
+/* @buf holds VERDICT_MSG_MAX bytes; zeroed so that no byte sent is
+ * uninitialised (attribute padding included). */
 static struct nlmsghdr *put_verdict(char *buf, int type, uint16_t num,
 				    uint32_t id, uint32_t verdict)
 {
-	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, type, num);
+	struct nlmsghdr *nlh;
+
+	memset(buf, 0, VERDICT_MSG_MAX);
+	nlh = nfq_nlmsg_put(buf, type, num);
 
 	nfq_nlmsg_verdict_put(nlh, (int)id, (int)verdict);
 	return nlh;

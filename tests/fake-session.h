@@ -43,6 +43,8 @@ static inline struct session *fake_session_queues(struct session_mgr *m, const c
 	s->nqueues = n;
 	s->state = SESSION_ATTACHED;
 	loop_timer_init(&s->grace, NULL, s);
+	loop_timer_init(&s->bind_timer, NULL, s);
+	loop_timer_init(&s->check_timer, NULL, s);
 	s->next = m->head;
 	if (m->head)
 		m->head->prev = s;

@@ -223,6 +223,43 @@ static void test_dump_sweeps(void **state)
 	links_free(l);
 }
 
+/* A process in the namespace unicasts a forged link to the socket, and
+ * (sharing the socket) connect()s it: the forgery is skipped, and the dump
+ * request goes to the kernel, not to the connected peer. */
+static void test_hostile_peer(void **state)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK }, pa = { .nl_family = AF_NETLINK };
+	struct links *l = links_new();
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	int peer = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	socklen_t len = sizeof(sa);
+	_Alignas(4) char buf[512] = { 0 };
+	size_t off = 0;
+
+	assert_true(fd >= 0 && peer >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	len = sizeof(pa);
+	assert_int_equal(bind(peer, (struct sockaddr *)&pa, sizeof(pa)), 0);
+	assert_int_equal(getsockname(peer, (struct sockaddr *)&pa, &len), 0);
+	put_link(buf, &off, RTM_NEWLINK, 0, 1, "evil0");
+	if (sendto(peer, buf, off, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		close(peer);
+		links_free(l);
+		skip();                         /* needs CAP_NET_ADMIN */
+	}
+	assert_int_equal(links_read(l, fd, NULL), 0);
+	assert_null(links_name(l, 1));
+
+	assert_int_equal(connect(fd, (struct sockaddr *)&pa, sizeof(pa)), 0);
+	assert_int_equal(links_request_dump(l, fd), 0);
+	assert_true(recv(peer, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+	close(peer);
+	close(fd);
+	links_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_many_links),
 		cmocka_unit_test(test_kernel_dump),
 		cmocka_unit_test(test_dump_sweeps),
+		cmocka_unit_test(test_hostile_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
+#include <linux/rtnetlink.h>
 
 #include "internal.h"
 
@@ -496,6 +497,70 @@ static void test_ifname_rtnl(void **state)
 	assert_int_equal(errno, EBADF);
 }
 
+/* A process in the namespace may unicast to the route socket's port id, or
+ * (sharing the socket) connect() it: a forged answer is skipped, and the
+ * request still goes to the kernel, never to the connected peer. */
+static int rtnl_peer(uint32_t *portid)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*portid = sa.nl_pid;
+	return fd;
+}
+
+static void check_ifname_unanswered(struct nfqb_packet *p, struct seen *s)
+{
+	char name[IF_NAMESIZE];
+
+	assert_int_equal(nfqb_packet_ifname(p, NFQB_DEV_IN, name), -ETIMEDOUT);
+	(void)s;
+}
+
+static void test_ifname_rtnl_hostile(void **state)
+{
+	struct fx *f = *state;
+	_Alignas(4) char forged[256] = { 0 }, junk[256];
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(forged);
+	struct ifinfomsg *ifi;
+	uint32_t peer_id;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	int peer = rtnl_peer(&peer_id);
+	socklen_t len = sizeof(to);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&to, &len), 0);
+	assert_int_equal(nfqb_queue_set_rtnl(f->q, fd), 0);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_seq = 1;                    /* what the request for index 1 uses */
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = 1;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, "evil0");
+	if (sendto(peer, nlh, nlh->nlmsg_len, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		close(peer);
+		skip();                            /* needs CAP_NET_ADMIN */
+	}
+	put_ifname_pkt(&f->m);
+	f->s.check = check_ifname;             /* "lo", not "evil0" */
+	assert_int_equal(nfqb_queue_handle(f->q, f->m.b, f->m.len), 1);
+
+	to.nl_pid = peer_id;
+	assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	f->m.len = 0;
+	put_ifname_pkt(&f->m);
+	f->s.check = check_ifname_unanswered;  /* the kernel's answer is refused */
+	assert_int_equal(nfqb_queue_handle(f->q, f->m.b, f->m.len), 1);
+	assert_int_equal(f->s.calls, 2);
+	assert_true(recv(peer, junk, sizeof(junk), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+	close(peer);
+}
+
 /* ---- malformed messages --------------------------------------------- */
 
 /* @bad was put in f->m before: it must be skipped and counted, and the
@@ -901,6 +966,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_set_payload_visible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ifname, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ifname_rtnl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ifname_rtnl_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_no_packet_hdr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_short_packet_hdr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_short_u32, setup, teardown),

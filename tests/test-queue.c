@@ -495,7 +495,7 @@ static int loop_teardown(void **state)
 
 static void send_packet(int fd, uint32_t id)
 {
-	_Alignas(4) uint8_t buf[256];
+	_Alignas(4) uint8_t buf[256] = { 0 };
 	size_t len = put_packet(buf, FAKE_QNUM, id);
 
 	assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
@@ -662,6 +662,400 @@ static void test_reentry_refused(void **state)
 	assert_null(queue_binding(f->q, FAKE_QNUM + 1));
 }
 
+/* ---- asynchronous configuration ----------------------------------------
+ * The state machine on a socketpair: the test reads each request the
+ * library sends and answers it with a synthetic acknowledgement. */
+
+struct done_rec {
+	int calls;
+	int err;
+	uint16_t num;
+};
+
+static void on_done(struct nfqb_queue *q, uint16_t num, int err, void *user)
+{
+	struct done_rec *d = user;
+
+	d->calls++;
+	d->err = err;
+	d->num = num;
+}
+
+/* The next request the library sent, into @buf (asserted to exist). */
+static const struct nlmsghdr *read_req(int fd, void *buf, size_t len)
+{
+	ssize_t r = recv(fd, buf, len, MSG_DONTWAIT);
+	const struct nlmsghdr *nlh = buf;
+
+	assert_true(r >= (ssize_t)sizeof(*nlh));
+	assert_true(mnl_nlmsg_ok(nlh, (int)r));
+	return nlh;
+}
+
+static bool nothing_sent(int fd)
+{
+	char b[64];
+
+	return recv(fd, b, sizeof(b), MSG_DONTWAIT) < 0 && errno == EAGAIN;
+}
+
+/* The NFQA_CFG_CMD command (-1 without one), the flags and mask given. */
+static int req_cmd(const struct nlmsghdr *nlh, uint32_t *flags, uint32_t *mask)
+{
+	const struct nlattr *a;
+	int cmd = -1;
+
+	*flags = *mask = 0;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) == NFQA_CFG_CMD)
+			cmd = ((const struct nfqnl_msg_config_cmd *)mnl_attr_get_payload(a))->command;
+		else if (mnl_attr_get_type(a) == NFQA_CFG_FLAGS)
+			*flags = ntohl(mnl_attr_get_u32(a));
+		else if (mnl_attr_get_type(a) == NFQA_CFG_MASK)
+			*mask = ntohl(mnl_attr_get_u32(a));
+	}
+	return cmd;
+}
+
+static void send_ack(int fd, const struct nlmsghdr *req, int err)
+{
+	_Alignas(4) uint8_t buf[128];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsgerr *e;
+
+	nlh->nlmsg_type = NLMSG_ERROR;
+	nlh->nlmsg_seq = req->nlmsg_seq;
+	e = mnl_nlmsg_put_extra_header(nlh, sizeof(*e));
+	e->error = err;
+	e->msg = *req;
+	assert_int_equal(send(fd, buf, nlh->nlmsg_len, 0), (ssize_t)nlh->nlmsg_len);
+}
+
+/* Answer the pending request with @err and let the queue act on it. */
+static const struct nlmsghdr *answer(struct loop_fx *f, void *buf, size_t len, int err)
+{
+	const struct nlmsghdr *req = read_req(f->peer, buf, len);
+
+	send_ack(f->peer, req, err);
+	assert_true(nfqb_queue_run(f->q, false) >= 0);
+	return req;
+}
+
+#define ASYNC_Q (FAKE_QNUM + 1)
+
+static void test_async_bind_ok(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+	uint32_t fl, mask;
+
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, NULL,
+					       on_done, &d), 0);
+	assert_true(nfqb_queue_config_pending(f->q));
+	assert_non_null(queue_binding(f->q, ASYNC_Q));   /* ready before the answer */
+	req = read_req(f->peer, buf, sizeof(buf));
+	assert_int_equal(req->nlmsg_type, (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG);
+	assert_true(req->nlmsg_flags & NLM_F_ACK);
+	assert_int_equal(req_cmd(req, &fl, &mask), NFQNL_CFG_CMD_BIND);
+	assert_int_equal(fl, NFQB_F_GSO);
+	assert_int_equal(mask, NFQB_F_ALL);
+	/* nothing happens before the answer */
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_int_equal(d.calls, 0);
+	send_ack(f->peer, req, 0);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(d.num, ASYNC_Q);
+	assert_false(nfqb_queue_config_pending(f->q));
+	assert_false(nfqb_queue_adopted(f->q, ASYNC_Q));
+	assert_true(nothing_sent(f->peer));
+}
+
+static void test_async_bind_adopts(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+	uint32_t fl, mask;
+
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, NULL,
+					       on_done, &d), 0);
+	answer(f, buf, sizeof(buf), -EBUSY);
+	assert_int_equal(d.calls, 0);
+	/* EBUSY: bound to this socket by a previous owner? CMD_NONE says */
+	req = answer(f, buf, sizeof(buf), 0);
+	assert_int_equal(req_cmd(req, &fl, &mask), -1);
+	assert_int_equal(mask, NFQB_F_ALL);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_true(nfqb_queue_adopted(f->q, ASYNC_Q));
+}
+
+static void test_async_bind_eperm_probe(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+
+	/* EPERM, and the probe is refused too: no capability */
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, NULL,
+					       on_done, &d), 0);
+	answer(f, buf, sizeof(buf), -EPERM);
+	req = answer(f, buf, sizeof(buf), -EPERM);
+	assert_int_equal(req->nlmsg_type, (NFNL_SUBSYS_QUEUE << 8) | 0xff);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, -EPERM);
+	assert_non_null(strstr(nfqb_queue_errmsg(f->q), "not permitted"));
+	assert_null(queue_binding(f->q, ASYNC_Q));
+
+	/* EPERM, the probe is permitted (EINVAL): another socket's queue */
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, NULL,
+					       on_done, &d), 0);
+	answer(f, buf, sizeof(buf), -EPERM);
+	answer(f, buf, sizeof(buf), -EINVAL);
+	assert_int_equal(d.calls, 2);
+	assert_int_equal(d.err, -EBUSY);
+	assert_string_equal(nfqb_queue_errmsg(f->q), "queue 4: already bound by another socket");
+	assert_null(queue_binding(f->q, ASYNC_Q));
+}
+
+static void test_async_flag_probe(void **state)
+{
+	struct loop_fx *f = *state;
+	struct nfqb_queue_opts o = NFQB_QUEUE_OPTS_DEFAULT;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+	uint32_t fl, mask;
+
+	o.flags = NFQB_F_GSO | NFQB_F_UID_GID;
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, &o,
+					       on_done, &d), 0);
+	answer(f, buf, sizeof(buf), -EOPNOTSUPP);
+	req = answer(f, buf, sizeof(buf), 0);           /* gso: fine */
+	assert_int_equal(req_cmd(req, &fl, &mask), -1);
+	assert_int_equal(fl, NFQB_F_GSO);
+	assert_int_equal(mask, NFQB_F_GSO);
+	req = answer(f, buf, sizeof(buf), -EOPNOTSUPP); /* uid_gid: no */
+	req_cmd(req, &fl, &mask);
+	assert_int_equal(fl, NFQB_F_UID_GID);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, -EOPNOTSUPP);
+	assert_int_equal(nfqb_queue_rejected_flags(f->q), NFQB_F_UID_GID);
+	assert_string_equal(nfqb_queue_errmsg(f->q), "queue 4: kernel does not support flag uid_gid");
+	assert_null(queue_binding(f->q, ASYNC_Q));
+	assert_true(nothing_sent(f->peer));
+}
+
+static void test_async_eagain_retried_once(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+	uint32_t fl, mask;
+
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, NULL,
+					       on_done, &d), 0);
+	answer(f, buf, sizeof(buf), -EAGAIN);
+	req = answer(f, buf, sizeof(buf), -EAGAIN);
+	assert_int_equal(req_cmd(req, &fl, &mask), NFQNL_CFG_CMD_BIND);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, -EAGAIN);
+}
+
+/* The answer never comes (an agent sharing the socket read it): packets go
+ * on being dispatched, a late or foreign answer changes nothing, and the
+ * caller's timer cancels. */
+static void test_async_stolen_answer(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512], late[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+	struct nfqb_queue_stats st;
+	uint32_t fl, mask;
+	struct nlmsghdr other;
+
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, NULL,
+					       on_done, &d), 0);
+	req = read_req(f->peer, late, sizeof(late));
+	send_packet(f->peer, 7);                 /* queue FAKE_QNUM, bound before */
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_int_equal(f->calls, 1);
+	/* an answer to something else is not ours */
+	other = *req;
+	other.nlmsg_seq = req->nlmsg_seq + 100;
+	send_ack(f->peer, &other, 0);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_int_equal(d.calls, 0);
+	assert_true(nfqb_queue_config_pending(f->q));
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q + 1, on_loop_packet, f, NULL,
+					       on_done, &d), -EALREADY);
+	assert_int_equal(nfqb_queue_set_opts(f->q, FAKE_QNUM, &(struct nfqb_queue_opts)
+					     NFQB_QUEUE_OPTS_DEFAULT), -EALREADY);
+	(void)read_req(f->peer, buf, sizeof(buf));   /* the verdict of packet 7 */
+
+	nfqb_queue_config_cancel(f->q);
+	assert_false(nfqb_queue_config_pending(f->q));
+	assert_null(queue_binding(f->q, ASYNC_Q));
+	assert_string_equal(nfqb_queue_errmsg(f->q), "queue 4: no answer from the kernel");
+	/* the kernel may have bound it: an unbind, not waited for */
+	req = read_req(f->peer, buf, sizeof(buf));
+	assert_int_equal(req_cmd(req, &fl, &mask), NFQNL_CFG_CMD_UNBIND);
+	assert_false(req->nlmsg_flags & NLM_F_ACK);
+	/* the late answer is ignored, its error counted */
+	send_ack(f->peer, (const struct nlmsghdr *)late, -EBUSY);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_int_equal(d.calls, 0);
+	nfqb_queue_get_stats(f->q, &st);
+	assert_int_equal(st.kernel_errors, 1);
+	assert_true(nothing_sent(f->peer));
+}
+
+static void test_async_unbind(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req;
+	struct done_rec d = { 0 };
+	uint32_t fl, mask;
+
+	assert_int_equal(nfqb_queue_unbind_async(f->q, FAKE_QNUM + 9, on_done, &d), -ENOENT);
+	assert_int_equal(nfqb_queue_unbind_async(f->q, FAKE_QNUM, on_done, &d), 0);
+	assert_null(queue_binding(f->q, FAKE_QNUM));   /* gone at once */
+	req = answer(f, buf, sizeof(buf), -ENODEV);
+	assert_int_equal(req_cmd(req, &fl, &mask), NFQNL_CFG_CMD_UNBIND);
+	assert_true(req->nlmsg_flags & NLM_F_ACK);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);                     /* ENODEV: not bound anyway */
+	test_bind(f->q, FAKE_QNUM, on_loop_packet, f);
+}
+
+/* The stack under a call is filled with junk first: what was not written
+ * would reach the peer as 0xa5 bytes. */
+static __attribute__((noinline)) void dirty_stack(void)
+{
+	volatile uint8_t junk[32768];
+
+	memset((void *)junk, 0xa5, sizeof(junk));
+}
+
+static void test_padding_zeroed(void **state)
+{
+	struct loop_fx *f = *state;
+	struct nfqb_queue_opts o = NFQB_QUEUE_OPTS_DEFAULT;
+	char a[NFQB_CFG_MSG_MAX], b[NFQB_CFG_MSG_MAX];
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *req, *x;
+	const struct nlattr *at;
+	struct done_rec d = { 0 };
+	bool params = false;
+
+	/* the builder: the same message from a junk buffer as from zeros */
+	memset(a, 0xa5, sizeof(a));
+	memset(b, 0, sizeof(b));
+	x = cfg_build(a, 9, NFQNL_CFG_CMD_BIND, &o, NFQB_F_ALL);
+	cfg_build(b, 9, NFQNL_CFG_CMD_BIND, &o, NFQB_F_ALL);
+	assert_int_equal(memcmp(a, b, x->nlmsg_len), 0);
+
+	/* through the socket: NFQA_CFG_PARAMS is 5 bytes, padded to 8 */
+	dirty_stack();
+	assert_int_equal(nfqb_queue_bind_async(f->q, ASYNC_Q, on_loop_packet, f, &o,
+					       on_done, &d), 0);
+	req = read_req(f->peer, buf, sizeof(buf));
+	assert_int_equal(((const struct nfgenmsg *)mnl_nlmsg_get_payload(req))->version,
+			 NFNETLINK_V0);
+	mnl_attr_for_each(at, req, sizeof(struct nfgenmsg)) {
+		const uint8_t *pl = mnl_attr_get_payload(at);
+		size_t len = mnl_attr_get_payload_len(at);
+
+		for (size_t i = len; i < MNL_ALIGN(len); i++)
+			assert_int_equal(pl[i], 0);
+		if (mnl_attr_get_type(at) == NFQA_CFG_PARAMS)
+			params = len == 5;
+	}
+	assert_true(params);
+	nfqb_queue_config_cancel(f->q);
+}
+
+/*
+ * The defect of issue 9: an agent sharing the socket connect()s it to a
+ * socket of its own. Every request and verdict must still reach the
+ * kernel and nothing the peer; the peer's own messages to us are skipped.
+ * (A connected netlink socket receives from its peer only: the kernel's
+ * answers are refused, so the request stays pending until cancelled.)
+ * Real sockets; connecting to another port id needs CAP_NET_ADMIN.
+ */
+static void test_sends_go_to_kernel(void **state)
+{
+	struct nfqb_queue *q = nfqb_queue_open();
+	int peer = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	struct sockaddr_nl pa = { .nl_family = AF_NETLINK }, qa = { .nl_family = AF_NETLINK };
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+	socklen_t len = sizeof(pa);
+	struct done_rec d = { 0 };
+	struct nfqb_queue_stats st;
+	char junk[64] = { 0 };
+	int fl;
+
+	assert_non_null(q);
+	assert_true(peer >= 0);
+	assert_int_equal(bind(peer, (struct sockaddr *)&pa, sizeof(pa)), 0);
+	assert_int_equal(getsockname(peer, (struct sockaddr *)&pa, &len), 0);
+	if (connect(nfqb_queue_fd(q), (struct sockaddr *)&pa, sizeof(pa)) < 0) {
+		nfqb_queue_close(q);
+		close(peer);
+		skip();
+	}
+	/* what a plain send() does now: the peer gets it (the test can fail) */
+	assert_int_equal(send(nfqb_queue_fd(q), junk, 16, MSG_DONTWAIT), 16);
+	assert_true(recv(peer, junk, sizeof(junk), MSG_DONTWAIT) > 0);
+	/* and blocking mode, which the agent may set on the shared file */
+	fl = fcntl(nfqb_queue_fd(q), F_GETFL);
+	assert_int_equal(fcntl(nfqb_queue_fd(q), F_SETFL, fl & ~O_NONBLOCK), 0);
+
+	/* the peer forges a failure answer to the request about to be sent:
+	 * not from the kernel, skipped (else the bind would fail ENOENT) */
+	qa.nl_pid = nfqb_queue_portid(q);
+	memset(junk, 0, sizeof(junk));
+	((struct nlmsghdr *)junk)->nlmsg_len = 36;
+	((struct nlmsghdr *)junk)->nlmsg_type = NLMSG_ERROR;
+	((struct nlmsghdr *)junk)->nlmsg_seq = q->seq + 1;
+	((struct nlmsgerr *)(junk + 16))->error = -ENOENT;
+	assert_int_equal(sendto(peer, junk, 36, 0, (struct sockaddr *)&qa, sizeof(qa)), 36);
+	assert_int_equal(nfqb_queue_bind_async(q, qnum(4), on_packet, NULL, NULL, on_done, &d), 0);
+	expect_bound_to(qnum(4), q);            /* the kernel got the request */
+	for (int i = 0; i < 3; i++)
+		assert_true(nfqb_queue_run(q, false) >= 0);
+	nfqb_queue_get_stats(q, &st);
+	assert_int_equal(st.malformed, 1);
+	assert_int_equal(d.calls, 0);
+	assert_true(nfqb_queue_config_pending(q));
+	assert_int_equal(nfqb_queue_verdict_batch(q, qnum(4), 1, NFQB_ACCEPT), 0);
+	assert_true(recv(peer, junk, sizeof(junk), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+
+	/* cancelled: the unbind reaches the kernel as well */
+	nfqb_queue_config_cancel(q);
+	assert_false(kstat_find(qnum(4), NULL));
+	assert_true(recv(peer, junk, sizeof(junk), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+
+	/* unconnected again, the synchronous calls get their answers */
+	assert_int_equal(connect(nfqb_queue_fd(q), &unspec, sizeof(unspec)), 0);
+	assert_int_equal(nfqb_queue_bind(q, qnum(4), on_packet, NULL, NULL), 0);
+	expect_bound_to(qnum(4), q);
+	assert_int_equal(nfqb_queue_unbind(q, qnum(4)), 0);
+	assert_false(kstat_find(qnum(4), NULL));
+	nfqb_queue_close(q);
+	close(peer);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +1076,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_skips_foreign_sender, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_oversized_record, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_reentry_refused, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_bind_ok, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_bind_adopts, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_bind_eperm_probe, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_flag_probe, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_eagain_retried_once, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_stolen_answer, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_async_unbind, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_padding_zeroed, loop_setup, loop_teardown),
+		cmocka_unit_test(test_sends_go_to_kernel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 #include <linux/netlink.h>
 
+#include "internal.h"
 #include "log.h"
 #include "loop.h"
 #include "session.h"
@@ -310,6 +312,44 @@ static int agent_answer(struct fixture *f)
 	return type;
 }
 
+/* Run the loop until the agent's end is readable (at most @ms). */
+static void wait_answer(struct fixture *f, unsigned ms)
+{
+	struct pollfd p = { .fd = f->agent, .events = POLLIN };
+
+	for (unsigned t = 0; t < ms; t += 5) {
+		if (poll(&p, 1, 0) == 1)
+			return;
+		run_for(f->l, 5);
+	}
+}
+
+/* The answer of a new session: it binds through the loop first. */
+static int loop_answer(struct fixture *f)
+{
+	wait_answer(f, 2000);
+	return agent_answer(f);
+}
+
+/* The reason of a REFUSE that arrives through the loop within @ms. */
+static void refuse_reason(struct fixture *f, unsigned ms, char *why, size_t whylen)
+{
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_refuse r;
+	} u;
+	int fds[WIRE_MAX_FDS];
+	size_t n = 0;
+	ssize_t len;
+
+	wait_answer(f, ms);
+	len = wire_recv(f->agent, u.buf, sizeof(u.buf), fds, &n);
+	assert_true(len > 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(wire_peek_type(u.buf, (size_t)len), WIRE_REFUSE);
+	snprintf(why, whylen, "%s", u.r.reason);
+}
+
 static bool same_socket(int a, int b)
 {
 	struct stat sa, sb;
@@ -355,7 +395,15 @@ static void test_attach_release(void **state)
 	assert_int_equal(f.lease, -1);
 	assert_int_equal(f.fds[0], -1);
 	assert_int_equal(f.fds[1], -1);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	/* binding: listed, not yet served, no answer before the kernel's */
+	s = session_find(f.m, f.dev, f.ino);
+	assert_non_null(s);
+	assert_int_equal(s->state, SESSION_BINDING);
+	assert_string_equal(session_state_name(s->state), "binding");
+	assert_int_equal(f.m->attaches, 0);
+	assert_int_equal(agent_answer(&f), -EAGAIN);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(f.m->attaches, 1);
 	assert_int_equal(f.m->count, 1);
 	s = session_find(f.m, f.dev, f.ino);
 	assert_non_null(s);
@@ -421,7 +469,7 @@ static void test_takeover(void **state)
 	fixture_init(&f, cfg_text);
 	fixture_sockets(&f);
 	assert_int_equal(attach_as(&f, "pod-x", why, sizeof(why)), 0);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
 	s = session_find(f.m, f.dev, f.ino);
 	assert_non_null(s);
 	assert_string_equal(policy_name(s->policy), "deny");
@@ -480,11 +528,15 @@ static void test_bind_failure(void **state)
 	assert_non_null(other);
 	assert_int_equal(nfqb_queue_bind(other, 12, noop_cb, NULL, NULL), 0);
 	fixture_sockets(&f);
-	assert_true(attach_as(&f, "pod-a", why, sizeof(why)) < 0);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	/* queue 11 binds, 12 fails: the session refuses the agent itself */
+	refuse_reason(&f, 2000, why, sizeof(why));
 	assert_string_equal(why, "queue 12: already bound by another socket");
 	assert_int_equal(f.m->count, 0);
+	assert_int_equal(f.m->refusals, 1);
+	assert_int_equal(f.m->attaches, 0);
 	assert_int_equal(f.fds[0], -1);      /* consumed and closed */
-	assert_true(f.lease >= 0);
+	assert_int_equal(f.lease, -1);       /* the session's, closed with it */
 	/* queue 11, bound before the failure, was released again */
 	assert_int_equal(queue_portid(11), 0);
 	assert_true(queue_bound_to(12, nfqb_queue_portid(other)));
@@ -514,7 +566,7 @@ static void test_reload(void **state)
 	fixture_init(&f, cfg_text);
 	fixture_sockets(&f);
 	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
-	assert_int_equal(agent_answer(&f), WIRE_ACCEPT);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
 	s = session_find(f.m, f.dev, f.ino);
 
 	/* invalid: refused, old config kept */
@@ -544,6 +596,157 @@ static void test_reload(void **state)
 	fixture_free(&f);
 }
 
+/* ------------------------------------------------------------ hostile agents */
+
+/* An agent that reads its copy of the socket steals the kernel's answer:
+ * the session gives up after bind_ms, refuses with the reason, unbinds. */
+static void test_bind_answer_stolen(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX], junk[8192];
+	struct pollfd p;
+	int copy, stolen = 0;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	f.m->bind_ms = 300;
+	fixture_sockets(&f);
+	copy = dup(f.fds[0]);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	/* the kernel answered inside the send: take the answer first */
+	p = (struct pollfd){ .fd = copy, .events = POLLIN };
+	while (poll(&p, 1, 0) == 1 && recv(copy, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		stolen++;
+	assert_true(stolen >= 1);
+	assert_int_equal(session_find(f.m, f.dev, f.ino)->state, SESSION_BINDING);
+	/* a second agent for the namespace meanwhile: busy */
+	int lease = f.lease, agent = f.agent;
+
+	f.lease = f.agent = -1;
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, ") is being attached by agent pid "));
+	fixture_close(&f);
+	f.lease = lease;
+	f.agent = agent;
+
+	refuse_reason(&f, 2000, why, sizeof(why));
+	assert_string_equal(why, "queue 11: no answer from the kernel within 300 ms (is the "
+			    "socket shared with a process that reads or redirects it?)");
+	assert_int_equal(f.m->count, 0);
+	assert_int_equal(f.m->refusals, 1);
+	assert_int_equal(f.m->attaches, 0);
+	assert_int_equal(queue_portid(11), 0);   /* bound by the kernel, unbound again */
+	close(copy);
+	fixture_free(&f);
+}
+
+/* @fd connect()ed to a netlink socket of the "agent"'s own (returned). */
+static int hijack(int fd)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	socklen_t len = sizeof(sa);
+	int t = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+
+	assert_true(t >= 0);
+	assert_int_equal(bind(t, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(t, (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return t;
+}
+
+static void test_hijacked_before_hello(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	int t;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	t = hijack(f.fds[0]);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "the netfilter socket was connect()ed to netlink port "));
+	assert_non_null(strstr(why, " by a process sharing it: the kernel cannot deliver to it"));
+	assert_int_equal(f.m->count, 0);
+	assert_true(f.lease >= 0);              /* the caller refuses */
+	assert_int_equal(queue_portid(11), 0);  /* nothing was bound */
+	close(t);
+	fixture_free(&f);
+}
+
+static void test_hijacked_when_served(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	int copy, t;
+	uint64_t t0;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	fixture_sockets(&f);
+	copy = dup(f.fds[0]);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	assert_true(queue_portid(11) != 0);
+	t = hijack(copy);
+	t0 = loop_now_ms();
+	refuse_reason(&f, 2 * SESSION_CHECK_MS, why, sizeof(why));
+	assert_true(loop_now_ms() - t0 <= SESSION_CHECK_MS + 100);
+	assert_non_null(strstr(why, "the netfilter socket was connect()ed to netlink port "));
+	assert_int_equal(f.m->count, 0);
+	/* released: its queues unbound although the agent keeps the socket */
+	assert_int_equal(queue_portid(11), 0);
+	assert_int_equal(queue_portid(12), 0);
+	close(t);
+	close(copy);
+	fixture_free(&f);
+}
+
+/* Verdict sends that keep failing (the library's counter is raised by hand:
+ * sends to the kernel's address hardly fail) end the session with the
+ * reason once the streak lasts send_fail_ms; a forged message from another
+ * port makes the socket readable each round. */
+static void test_send_failures_release(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	struct nlmsghdr noop = { .nlmsg_len = sizeof(noop), .nlmsg_type = NLMSG_NOOP };
+	struct pollfd p;
+	struct session *s;
+	int other;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	f.m->send_fail_ms = 200;
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	s = session_find(f.m, f.dev, f.ino);
+	to.nl_pid = nfqb_queue_portid(s->q);
+	other = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	assert_true(other >= 0);
+	p = (struct pollfd){ .fd = f.agent, .events = POLLIN };
+	for (int i = 0; i < 40 && poll(&p, 1, 0) == 0; i++) {
+		s->q->st.send_errors++;
+		assert_int_equal(sendto(other, &noop, sizeof(noop), 0,
+					(struct sockaddr *)&to, sizeof(to)), (ssize_t)sizeof(noop));
+		run_for(f.l, 20);
+	}
+	refuse_reason(&f, 100, why, sizeof(why));
+	assert_string_equal(why, "verdicts could not be sent for 200 ms (send errors): the "
+			    "namespace's netfilter socket misbehaves");
+	assert_int_equal(f.m->count, 0);
+	assert_int_equal(queue_portid(11), 0);
+	close(other);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +758,10 @@ int main(void)
 		cmocka_unit_test(test_takeover),
 		cmocka_unit_test(test_bind_failure),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_bind_answer_stolen),
+		cmocka_unit_test(test_hijacked_before_hello),
+		cmocka_unit_test(test_hijacked_when_served),
+		cmocka_unit_test(test_send_failures_release),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ns, NULL);

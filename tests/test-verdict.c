@@ -25,6 +25,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include "internal.h"
 
@@ -795,6 +796,54 @@ static void test_send_error_counted(void **state)
 	assert_int_equal(stats(f->q).verdicts, 0);
 }
 
+
+/* The stack under a call is filled with junk first: a byte the library did
+ * not write would reach the peer as 0xa5. */
+static __attribute__((noinline)) void dirty_stack(void)
+{
+	volatile uint8_t junk[32768];
+
+	memset((void *)junk, 0xa5, sizeof(junk));
+}
+
+static void test_no_uninitialised_bytes(void **state)
+{
+	struct fx *f = *state;
+	_Alignas(4) uint8_t got[512], want[512];
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)got;
+	const struct nlattr *a;
+	struct nlmsghdr *ref;
+	ssize_t n;
+	bool seen = false;
+
+	/* a batch verdict: byte for byte what a zeroed buffer gives */
+	dirty_stack();
+	assert_int_equal(nfqb_queue_verdict_batch(f->q, QNUM, 77, NFQB_DROP), 0);
+	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
+	memset(want, 0, sizeof(want));
+	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT_BATCH, QNUM);
+	nfq_nlmsg_verdict_put(ref, 77, NF_DROP);
+	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
+	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+
+	/* a 5-byte replacement payload: its 3 padding bytes are zero */
+	f->act = act_payload;
+	dirty_stack();
+	feed(f, QNUM, 4, 4);
+	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
+	assert_true(n > 0 && mnl_nlmsg_ok(nlh, (int)n));
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		const uint8_t *pl = mnl_attr_get_payload(a);
+		size_t len = mnl_attr_get_payload_len(a);
+
+		for (size_t i = len; i < MNL_ALIGN(len); i++)
+			assert_int_equal(pl[i], 0);
+		if (mnl_attr_get_type(a) == NFQA_PAYLOAD)
+			seen = len == sizeof(new_payload);
+	}
+	assert_true(seen);
+}
+
 /* Queue numbers of the real-socket tests: high, and per process. */
 static uint16_t real_qnum(void)
 {
@@ -887,6 +936,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_id_wraps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_batch_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_error_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_uninitialised_bytes, setup, teardown),
 		cmocka_unit_test(test_verdict_after_unbind),
 		cmocka_unit_test(test_copy_from_before_rebind),
 	};

@@ -103,8 +103,9 @@ struct nfqb_queue *nfqb_queue_open(void);
 struct nfqb_queue *nfqb_queue_open_fd(int sockfd);
 
 /**
- * nfqb_queue_close - unbind every queue number, flush pending verdicts and
- * close the socket. Packets still retained stay valid as memory but their
+ * nfqb_queue_close - unbind every queue number (without waiting for the
+ * kernel's answers: it unbinds while handling each send), flush pending
+ * verdicts and close the socket. A config request in flight is cancelled. Packets still retained stay valid as memory but their
  * verdicts fail with -ENOTCONN. NULL is a no-op. Not from a callback of
  * @q (use nfqb_queue_stop() and close after run returns).
  */
@@ -131,9 +132,11 @@ void nfqb_queue_detach(struct nfqb_queue *q);
  * range > 65535, unknown mode or flag bits, sock_len > 1 GiB), EBUSY (bound
  * already, by this queue object or by another socket), EOPNOTSUPP (the
  * kernel rejected a flag; see nfqb_queue_rejected_flags()), EPERM (no
- * CAP_NET_ADMIN), ETIMEDOUT (no answer from the kernel), EDEADLK (called
- * from inside a callback of this queue: waiting for the kernel's answer
- * would dispatch packets over the one being handled).
+ * CAP_NET_ADMIN), ETIMEDOUT (no answer from the kernel within 5 s), EDEADLK
+ * (called from inside a callback of this queue: waiting for the kernel's
+ * answer would dispatch packets over the one being handled), EALREADY (an
+ * asynchronous request is in flight). Built on nfqb_queue_bind_async():
+ * packets of other bound queues arriving meanwhile are dispatched.
  */
 int nfqb_queue_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
 		    void *user, const struct nfqb_queue_opts *opts);
@@ -151,6 +154,84 @@ int nfqb_queue_unbind(struct nfqb_queue *q, uint16_t num);
  */
 int nfqb_queue_set_opts(struct nfqb_queue *q, uint16_t num,
 			const struct nfqb_queue_opts *opts);
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous configuration (symbol version NFQB_1.1)               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The kernel handles a config request inside the sender's sendmsg(); its
+ * answer is queued on the socket behind any packets, or lost to an
+ * overrun, or read by another process sharing the socket. An event loop
+ * that must never wait (nfq-broker) sends the request, goes on, and learns
+ * the outcome when nfqb_queue_run()/nfqb_queue_handle() meets the answer.
+ * One request is in flight per queue object at a time; the caller bounds
+ * the wait with its own timer and nfqb_queue_config_cancel().
+ *
+ * Every message libnfqb sends on a netlink socket, synchronous or not,
+ * names the kernel as its destination (overriding a connect() by anyone
+ * sharing the socket) and uses MSG_DONTWAIT.
+ */
+
+/**
+ * nfqb_config_cb - called once when an asynchronous request ended. @err is
+ * 0 or the negative errno the synchronous call would have returned (with
+ * nfqb_queue_errmsg() and nfqb_queue_rejected_flags() set likewise). Runs
+ * inside nfqb_queue_run()/nfqb_queue_handle() after the record carrying
+ * the kernel's answer was handled. It may start another request or give
+ * verdicts; it must NOT close or detach @q (stop the run and do it after).
+ */
+typedef void (*nfqb_config_cb)(struct nfqb_queue *q, uint16_t num, int err, void *user);
+
+/**
+ * nfqb_queue_bind_async - nfqb_queue_bind() without waiting: registers @cb
+ * for @num (packets may arrive before the answer) and sends the bind
+ * request. Returns 0 when the request is on its way (@done follows), or a
+ * negative errno at once: EINVAL/EBUSY as nfqb_queue_bind(), EALREADY when
+ * another request of @q is in flight, or the send's error. The steps the
+ * synchronous call takes happen as answers arrive: EAGAIN retried once,
+ * EBUSY adopts a queue bound to this very socket, EPERM probed (EBUSY when
+ * another socket holds @num), EOPNOTSUPP probed flag by flag.
+ */
+int nfqb_queue_bind_async(struct nfqb_queue *q, uint16_t num, nfqb_callback cb,
+			  void *user, const struct nfqb_queue_opts *opts,
+			  nfqb_config_cb done, void *done_user);
+
+/**
+ * nfqb_queue_set_opts_async - nfqb_queue_set_opts() without waiting; returns
+ * like nfqb_queue_bind_async() (ENOENT when @num is not bound here).
+ */
+int nfqb_queue_set_opts_async(struct nfqb_queue *q, uint16_t num,
+			      const struct nfqb_queue_opts *opts,
+			      nfqb_config_cb done, void *done_user);
+
+/**
+ * nfqb_queue_unbind_async - nfqb_queue_unbind() without waiting: the
+ * binding is gone at once, @done (may be NULL) reports the kernel's answer.
+ */
+int nfqb_queue_unbind_async(struct nfqb_queue *q, uint16_t num,
+			    nfqb_config_cb done, void *done_user);
+
+/**
+ * nfqb_queue_unbind_nowait - unbind @num and forget about it: the kernel
+ * unbinds while handling the send, only its answer is not awaited (an
+ * error answer is counted in kernel_errors). Needs no idle queue object;
+ * callable from a callback. Errors: ENOENT, the send's error (the binding
+ * is gone all the same).
+ */
+int nfqb_queue_unbind_nowait(struct nfqb_queue *q, uint16_t num);
+
+/** nfqb_queue_config_pending - whether an asynchronous request is in flight. */
+bool nfqb_queue_config_pending(const struct nfqb_queue *q);
+
+/**
+ * nfqb_queue_config_cancel - give up the request in flight (e.g. its timer
+ * ran out: the answer was lost or read by another process): its callback
+ * is never called, a late answer is ignored. A bind in flight is withdrawn
+ * and, as the kernel may have bound the queue already, an unbind is sent
+ * for it (nowait). nfqb_queue_errmsg() then says the kernel did not answer.
+ */
+void nfqb_queue_config_cancel(struct nfqb_queue *q);
 
 /**
  * nfqb_queue_adopted - whether @num was found already bound to this socket
