@@ -81,7 +81,7 @@ struct control {
 	struct loop_timer tick;
 	struct loop_timer kstats;     /* refreshes the sessions' kernel statistics */
 	uint32_t kstats_ms;           /* its period */
-	struct ratelog refuse_log;
+	struct ratelog refuse_log[2];  /* REFUSE_UID, REFUSE_LIMIT */
 	uint64_t refused;
 	struct http *http;
 };
@@ -854,26 +854,29 @@ static void client_close(struct client *cl, const char *why)
 	free(cl);
 }
 
-/* At most one refusal line a second: a connect flood cannot flood the log. */
-__attribute__((format(printf, 2, 3)))
-static void refuse_log(struct control *c, const char *fmt, ...)
+enum { REFUSE_UID, REFUSE_LIMIT };
+
+/* At most one refusal line a second per kind (a uid not allowed, a limit):
+ * a connect flood cannot flood the log, nor hide the other kind. */
+__attribute__((format(printf, 3, 4)))
+static void refuse_log(struct control *c, int kind, const char *fmt, ...)
 {
+	struct ratelog *rl = &c->refuse_log[kind];
 	uint64_t now = loop_now_ms();
 	char msg[256];
 	va_list ap;
 
 	c->refused++;
-	if (c->refuse_log.at_ms && now - c->refuse_log.at_ms < 1000) {
-		c->refuse_log.suppressed++;
+	if (rl->at_ms && now - rl->at_ms < 1000) {
+		rl->suppressed++;
 		return;
 	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_event(LOGL_WARN, "control_refuse", "%s suppressed=%u", msg,
-		  c->refuse_log.suppressed);
-	c->refuse_log.at_ms = now ? now : 1;
-	c->refuse_log.suppressed = 0;
+	log_event(LOGL_WARN, "control_refuse", "%s suppressed=%u", msg, rl->suppressed);
+	rl->at_ms = now ? now : 1;
+	rl->suppressed = 0;
 }
 
 /* Say why, best effort and without waiting, and hang up. */
@@ -925,7 +928,7 @@ static void client_add(struct control *c, int fd)
 		cred.uid = (uid_t)-1;
 	access = cfg_control_access(c->m->cfg, cred.uid);
 	if (access == CONTROL_NONE) {
-		refuse_log(c, "uid=%u pid=%d reason=\"not in broker.control_allow_uids\"",
+		refuse_log(c, REFUSE_UID, "uid=%u pid=%d reason=\"not in broker.control_allow_uids\"",
 			   (unsigned)cred.uid, (int)cred.pid);
 		refuse_client(fd, "uid %u is not allowed on the control socket",
 			      (unsigned)cred.uid);
@@ -933,7 +936,7 @@ static void client_add(struct control *c, int fd)
 	}
 	full = client_limit(c, cred.uid, access);
 	if (full) {
-		refuse_log(c, "uid=%u pid=%d reason=\"%s\" clients=%zu max=%d per_uid=%d",
+		refuse_log(c, REFUSE_LIMIT, "uid=%u pid=%d reason=\"%s\" clients=%zu max=%d per_uid=%d",
 			   (unsigned)cred.uid, (int)cred.pid, full, c->nclients,
 			   CONTROL_MAX_CLIENTS, CONTROL_MAX_PER_UID);
 		refuse_client(fd, "%s (at most %d, %d per uid)", full, CONTROL_MAX_CLIENTS,
