@@ -297,11 +297,12 @@ static void handle_error(struct nfqb_queue *q, const struct nlmsghdr *nlh)
 static const struct nlmsghdr *next_record(struct nfqb_queue *q, const uint8_t *buf,
 					  size_t len, size_t *off)
 {
-	const struct nlmsghdr *nlh = (const void *)(buf + *off);
+	const struct nlmsghdr *nlh;
 	size_t rem = len - *off, step;
 
 	if (rem == 0)
-		return NULL;
+		return NULL;      /* before any arithmetic: buf may be NULL */
+	nlh = (const void *)(buf + *off);
 	if (rem < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > rem) {
 		q->st.malformed++;
 		return NULL;
