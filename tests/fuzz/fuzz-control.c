@@ -99,7 +99,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	ctl = control_new(mgr, cfg_path, sock_path, 0600, why, sizeof(why));
 	FUZZ_CHECK(ctl);
 	atexit(cleanup);
-	baseline_fds = fuzz_count_fds();
 	return 0;
 }
 
@@ -129,6 +128,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int sock, quiet = 0;
 	ssize_t n;
 
+	/* Taken at the first input: libFuzzer opens fds after initialization. */
+	if (!baseline_fds)
+		baseline_fds = fuzz_count_fds();
 	if (size > 3 * CONTROL_REQ_MAX)
 		return -1;
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -162,6 +164,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(control_clients(ctl) == 0);
 	FUZZ_CHECK(control_watchers(ctl) == 0);
 	FUZZ_CHECK(mgr->count == 2);
-	FUZZ_CHECK(fuzz_count_fds() == baseline_fds);
+	fuzz_check_fds(baseline_fds);
 	return 0;
 }

@@ -101,7 +101,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	kinds[3] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	for (int i = 0; i < 4; i++)
 		FUZZ_CHECK(kinds[i] >= 0);
-	baseline_fds = fuzz_count_fds();
 	return 0;
 }
 
@@ -158,6 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int sock, fds[3];
 	size_t nfds;
 
+	/* Taken at the first input: libFuzzer opens fds after initialization. */
+	if (!baseline_fds)
+		baseline_fds = fuzz_count_fds();
 	if (size < 2 || size > 4096)
 		return -1;     /* not worth keeping: the broker reads one small record */
 	nfds = data[0] & 3;
@@ -175,6 +177,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pump();
 	FUZZ_CHECK(attach_pending(att) == 0);
 	FUZZ_CHECK(mgr->count == 0);
-	FUZZ_CHECK(fuzz_count_fds() == baseline_fds);
+	fuzz_check_fds(baseline_fds);
 	return 0;
 }
