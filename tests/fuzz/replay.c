@@ -44,7 +44,7 @@ static int run_file(const char *path)
 		return -1;
 	}
 	fclose(f);
-	LLVMFuzzerTestOneInput(len ? buf : NULL, len);
+	LLVMFuzzerTestOneInput(buf, len);   /* never NULL, as with libFuzzer */
 	free(buf);
 	return 0;
 }
