@@ -21,10 +21,33 @@
 
 #include "internal.h"
 
-struct parse_ctx {
-	struct nfqb_packet *p;
+/*
+ * Walk the attributes in @len bytes at @base. The record may come from the
+ * caller rather than the kernel (nfqb_queue_handle), and libmnl's walk
+ * takes an int length and ends at the *aligned* message end, up to 3 bytes
+ * past an unaligned nlmsg_len: every length is checked here in size_t
+ * against what is left, and an attribute that does not fit is an error.
+ */
+static int attr_walk(const uint8_t *base, size_t len,
+		     int (*cb)(const struct nlattr *a, void *data), void *data)
+{
+	size_t off = 0, rem, step;
+	const struct nlattr *a;
 	int err;
-};
+
+	while (off < len) {
+		a = (const void *)(base + off);
+		rem = len - off;
+		if (rem < sizeof(*a) || a->nla_len < sizeof(*a) || a->nla_len > rem)
+			return -EBADMSG;
+		err = cb(a, data);
+		if (err < 0)
+			return err;
+		step = NLA_ALIGN((size_t)a->nla_len);
+		off += step < rem ? step : rem;
+	}
+	return 0;
+}
 
 static bool attr_fits(const struct nlattr *a, size_t need)
 {
@@ -45,13 +68,13 @@ static int parse_vlan_cb(const struct nlattr *a, void *data)
 	uint16_t v;
 
 	if (!attr_fits(a, sizeof(v)))
-		return MNL_CB_ERROR;
+		return -EBADMSG;
 	memcpy(&v, mnl_attr_get_payload(a), sizeof(v));
 	if (mnl_attr_get_type(a) == NFQA_VLAN_PROTO)
 		p->vlan_proto = ntohs(v);
 	else if (mnl_attr_get_type(a) == NFQA_VLAN_TCI)
 		p->vlan_tci = ntohs(v);
-	return MNL_CB_OK;
+	return 0;
 }
 
 static int parse_hdr(struct nfqb_packet *p, const struct nlattr *a)
@@ -155,7 +178,8 @@ static int parse_attr(const struct nlattr *a, struct nfqb_packet *p)
 			p->ct_len = mnl_attr_get_payload_len(a);
 			break;
 		case NFQA_VLAN:
-			if (mnl_attr_parse_nested(a, parse_vlan_cb, p) != MNL_CB_OK)
+			if (attr_walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a),
+				      parse_vlan_cb, p) < 0)
 				return -EBADMSG;
 			break;
 		default:
@@ -168,27 +192,26 @@ static int parse_attr(const struct nlattr *a, struct nfqb_packet *p)
 
 static int parse_attr_cb(const struct nlattr *a, void *data)
 {
-	struct parse_ctx *c = data;
-
-	c->err = parse_attr(a, c->p);
-	return c->err < 0 ? MNL_CB_ERROR : MNL_CB_OK;
+	return parse_attr(a, data);
 }
 
 int packet_parse(struct nfqb_packet *p, const struct nlmsghdr *nlh)
 {
-	struct parse_ctx c = { .p = p };
+	const size_t attrs = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
 	const struct nfgenmsg *nfg;
+	int err;
 
 	memset(p, 0, sizeof(*p));
 	p->ct_info = UINT32_MAX;
-	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*nfg)))
+	if (nlh->nlmsg_len < attrs)
 		return -EBADMSG;
 	nfg = mnl_nlmsg_get_payload(nlh);
 	p->queue_num = ntohs(nfg->res_id);
 	p->msg = (const uint8_t *)nlh;
 	p->msg_len = nlh->nlmsg_len;
-	if (mnl_attr_parse(nlh, sizeof(*nfg), parse_attr_cb, &c) != MNL_CB_OK)
-		return c.err < 0 ? c.err : -EBADMSG;
+	err = attr_walk(p->msg + attrs, nlh->nlmsg_len - attrs, parse_attr_cb, p);
+	if (err < 0)
+		return err;
 	if (!PKT_HAS(p, NFQA_PACKET_HDR))
 		return -EBADMSG;
 	if (!PKT_HAS(p, NFQA_CAP_LEN))

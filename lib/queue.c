@@ -291,10 +291,36 @@ static void handle_error(struct nfqb_queue *q, const struct nlmsghdr *nlh)
 		q->st.kernel_errors++;
 }
 
+/*
+ * The buffer may come from the caller (nfqb_queue_handle, Python's
+ * run_socket), not only from the kernel: libmnl's walk takes its length as
+ * an int and trusts nlmsg_len, so a hostile length loops forever or reads
+ * past the end. Every length is checked here in size_t against what is
+ * left; the first malformed record is counted and ends the walk (nothing
+ * after it can be framed).
+ */
+static const struct nlmsghdr *next_record(struct nfqb_queue *q, const uint8_t *buf,
+					  size_t len, size_t *off)
+{
+	const struct nlmsghdr *nlh;
+	size_t rem = len - *off, step;
+
+	if (rem == 0)
+		return NULL;      /* before any arithmetic: buf may be NULL */
+	nlh = (const void *)(buf + *off);
+	if (rem < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > rem) {
+		q->st.malformed++;
+		return NULL;
+	}
+	step = NLMSG_ALIGN((size_t)nlh->nlmsg_len);
+	*off += step < rem ? step : rem;
+	return nlh;
+}
+
 int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len)
 {
-	const struct nlmsghdr *nlh = buf;
-	int rem = len > INT32_MAX ? INT32_MAX : (int)len;
+	const struct nlmsghdr *nlh;
+	size_t off = 0;
 	uint64_t before;
 
 	if (!q || (!buf && len))
@@ -303,17 +329,14 @@ int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len)
 	if (q->dispatching)
 		return -EDEADLK;   /* q->cur belongs to the running callback */
 	q->dispatching = true;
-	while (mnl_nlmsg_ok(nlh, rem)) {
+	while ((nlh = next_record(q, buf, len, &off))) {
 		if (nlh->nlmsg_type == NLMSG_ERROR)
 			handle_error(q, nlh);
 		else if (nlh->nlmsg_type == MSG_PACKET)
 			dispatch_packet(q, nlh);
 		else if (nlh->nlmsg_type >= NLMSG_MIN_TYPE)
 			q->st.malformed++;
-		nlh = mnl_nlmsg_next(nlh, &rem);
 	}
-	if (rem > 0)
-		q->st.malformed++;   /* trailing bytes that are no message */
 	q->dispatching = false;
 	return (int)(q->st.packets - before);
 }

@@ -296,7 +296,7 @@ int nfqb_packet_verdict(struct nfqb_packet *p, uint32_t verdict) { return verdic
 
 int nfqb_packet_requeue(struct nfqb_packet *p, uint16_t num)
 {
-	return verdict_apply(p, NF_QUEUE_NR(num));
+	return verdict_apply(p, NF_QUEUE_NR((uint32_t)num));   /* num << 16 overflows an int */
 }
 
 bool nfqb_packet_decided(const struct nfqb_packet *p)

@@ -955,6 +955,43 @@ static void test_retain_survives_close(void **state)
 	(void)state;
 }
 
+/* ---- found by fuzzing (tests/fuzz, packet target) -------------------- */
+
+static void requeue_high(struct nfqb_packet *p, struct seen *s)
+{
+	assert_int_equal(nfqb_packet_requeue(p, 40000), 0);
+}
+
+/* Queue numbers of 32768 and up: num << 16 overflowed a promoted int (UB)
+ * before; the verdict on the wire must carry the number unchanged. */
+static void test_requeue_high_queue_number(void **state)
+{
+	struct fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	const struct nlmsghdr *nlh = (const void *)buf;
+	const struct nlattr *a;
+	struct nfqnl_msg_verdict_hdr vh = { 0 };
+	bool found = false;
+	ssize_t n;
+
+	f->s.accept = false;
+	f->s.check = requeue_high;
+	pkt_simple(&f->m, QNUM, 9);
+	assert_int_equal(nfqb_queue_handle(f->q, f->m.b, f->m.len), 1);
+	n = recv(f->peer, buf, sizeof(buf), MSG_DONTWAIT);
+	assert_true(n >= (ssize_t)NLMSG_HDRLEN);
+	assert_true(mnl_nlmsg_ok(nlh, (int)n));
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) == NFQA_VERDICT_HDR) {
+			memcpy(&vh, mnl_attr_get_payload(a), sizeof(vh));
+			found = true;
+		}
+	}
+	assert_true(found);
+	assert_int_equal(ntohl(vh.id), 9);
+	assert_int_equal(ntohl(vh.verdict), (40000u << 16) | NF_QUEUE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -986,6 +1023,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verdict_on_original_settles_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retain_after_verdict, setup, teardown),
 		cmocka_unit_test(test_retain_survives_close),
+		cmocka_unit_test_setup_teardown(test_requeue_high_queue_number, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1056,6 +1056,217 @@ static void test_sends_go_to_kernel(void **state)
 	(void)state;
 }
 
+/* ---- caller-supplied buffers: the bounded message walk ------------- */
+
+/*
+ * nfqb_queue_handle() takes bytes from the caller (Python's run_socket()
+ * included), so lengths are hostile: each malformed record is counted once,
+ * ends the walk, never loops and never reads past the buffer (the buffers
+ * below are malloc'd to their exact size so ASan sees any overread), and
+ * the queue handles the next good message as before.
+ */
+
+static uint64_t malformed(const struct loop_fx *f)
+{
+	struct nfqb_queue_stats st;
+
+	nfqb_queue_get_stats(f->q, &st);
+	return st.malformed;
+}
+
+/* @len bytes of @src in a heap block of exactly that size. */
+static uint8_t *exact_copy(const void *src, size_t len)
+{
+	uint8_t *b = malloc(len ? len : 1);
+
+	assert_non_null(b);
+	memcpy(b, src, len);
+	return b;
+}
+
+static void set_len(uint8_t *rec, uint32_t len)
+{
+	memcpy(rec + offsetof(struct nlmsghdr, nlmsg_len), &len, sizeof(len));
+}
+
+/* Handle @len bytes of @buf (copied to an exact heap block): packets seen. */
+static int handle_exact(struct loop_fx *f, const uint8_t *buf, size_t len)
+{
+	uint8_t *b = exact_copy(buf, len);
+	int n;
+
+	alarm(10);   /* a walk that never ends fails instead of hanging */
+	n = nfqb_queue_handle(f->q, b, len);
+	alarm(0);
+	free(b);
+	return n;
+}
+
+/* The queue still works: a good packet is dispatched and decided. */
+static void expect_good_after(struct loop_fx *f, uint64_t malformed_before)
+{
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, 777);
+	int calls = f->calls;
+
+	assert_int_equal(handle_exact(f, buf, len), 1);
+	assert_int_equal(f->calls, calls + 1);
+	assert_int_equal(malformed(f), malformed_before);
+}
+
+/* A good packet then one record whose nlmsg_len is patched to @bad. */
+static void bad_length_after_good(struct loop_fx *f, uint32_t bad)
+{
+	_Alignas(4) uint8_t buf[512];
+	size_t first = put_packet(buf, FAKE_QNUM, 1);
+	size_t second = put_packet(buf + first, FAKE_QNUM, 2);
+	uint64_t before = malformed(f);
+	int calls = f->calls;
+
+	set_len(buf + first, bad);
+	assert_int_equal(handle_exact(f, buf, first + second), 1);
+	assert_int_equal(f->calls, calls + 1);
+	assert_int_equal(f->ids[calls], 1);
+	assert_int_equal(malformed(f), before + 1);
+	expect_good_after(f, before + 1);
+}
+
+static void test_walk_len_all_ones(void **state)
+{
+	bad_length_after_good(*state, 0xffffffffu);
+}
+
+static void test_walk_len_high_bit(void **state)
+{
+	struct loop_fx *f = *state;
+
+	bad_length_after_good(f, 0x80000000u);
+	bad_length_after_good(f, 0x80000000u + 44);
+}
+
+static void test_walk_len_below_header(void **state)
+{
+	struct loop_fx *f = *state;
+
+	bad_length_after_good(f, 0);
+	bad_length_after_good(f, sizeof(struct nlmsghdr) - 1);
+}
+
+static void test_walk_len_past_buffer(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, 1);
+
+	/* One byte more than the buffer, and the next aligned length too. */
+	bad_length_after_good(f, (uint32_t)len + 1);
+	bad_length_after_good(f, (uint32_t)len + 4);
+}
+
+/* A record shorter than a header at the end (trailing bytes). */
+static void test_walk_short_tail(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[256] = { 0 };
+	size_t len = put_packet(buf, FAKE_QNUM, 1);
+	uint64_t before = malformed(f);
+
+	assert_int_equal(handle_exact(f, buf, len + 3), 1);
+	assert_int_equal(malformed(f), before + 1);
+	/* A buffer smaller than one header, and an empty one (not malformed). */
+	assert_int_equal(handle_exact(f, buf, sizeof(struct nlmsghdr) - 1), 0);
+	assert_int_equal(malformed(f), before + 2);
+	assert_int_equal(handle_exact(f, buf, 0), 0);
+	assert_int_equal(nfqb_queue_handle(f->q, NULL, 0), 0);
+	assert_int_equal(malformed(f), before + 2);
+	assert_int_equal(f->calls, 1);
+	expect_good_after(f, before + 2);
+}
+
+/*
+ * An unaligned nlmsg_len that ends exactly at the buffer's end: libmnl's
+ * attribute walk ran to the aligned end, 3 bytes past the buffer. The
+ * record is framed correctly, so it is a packet (payload of 1 byte).
+ */
+static void test_walk_unaligned_last(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, 1);
+	uint64_t before = malformed(f);
+	struct nlattr *pl = (struct nlattr *)(buf + len - NLA_ALIGN(NLA_HDRLEN + 4));
+
+	pl->nla_len = NLA_HDRLEN + 1;
+	len = len - 4 + 1;
+	set_len(buf, (uint32_t)len);
+	assert_int_equal(len % 4, 1);
+	assert_int_equal(handle_exact(f, buf, len), 1);
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(malformed(f), before);
+	expect_good_after(f, before);
+}
+
+/* An unaligned record in the middle: the next one starts aligned. */
+static void test_walk_unaligned_middle(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512];
+	size_t first = put_packet(buf, FAKE_QNUM, 1), second;
+	uint64_t before = malformed(f);
+	struct nlattr *pl = (struct nlattr *)(buf + first - NLA_ALIGN(NLA_HDRLEN + 4));
+
+	pl->nla_len = NLA_HDRLEN + 2;
+	set_len(buf, (uint32_t)(first - 2));
+	second = put_packet(buf + first, FAKE_QNUM, 2);
+	assert_int_equal(handle_exact(f, buf, first + second), 2);
+	assert_int_equal(f->ids[0], 1);
+	assert_int_equal(f->ids[1], 2);
+	assert_int_equal(malformed(f), before);
+	/* Its padding cut short by the buffer's end: still the last record. */
+	assert_int_equal(handle_exact(f, buf, first - 1), 1);
+	assert_int_equal(malformed(f), before);
+	/* Less than a header after the padding: malformed. */
+	assert_int_equal(handle_exact(f, buf, first + sizeof(struct nlmsghdr) - 1), 1);
+	assert_int_equal(malformed(f), before + 1);
+	expect_good_after(f, before + 1);
+}
+
+/* Attributes that do not fit their message are malformed, not skipped. */
+static void test_walk_truncated_attrs(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[256];
+	size_t len = put_packet(buf, FAKE_QNUM, 1);
+	uint64_t before = malformed(f);
+	struct nlattr *pl = (struct nlattr *)(buf + len - NLA_ALIGN(NLA_HDRLEN + 4));
+	struct nlattr *nest;
+
+	/* payload attribute longer than its message */
+	pl->nla_len = NLA_HDRLEN + 5;
+	assert_int_equal(handle_exact(f, buf, len), 0);
+	assert_int_equal(malformed(f), before + 1);
+	/* attribute length below its own header */
+	pl->nla_len = NLA_HDRLEN - 1;
+	assert_int_equal(handle_exact(f, buf, len), 0);
+	assert_int_equal(malformed(f), before + 2);
+	/* a message ending 2 bytes into an attribute header */
+	len = put_packet(buf, FAKE_QNUM, 1) - NLA_ALIGN(NLA_HDRLEN + 4) + 2;
+	set_len(buf, (uint32_t)len);
+	assert_int_equal(handle_exact(f, buf, len), 0);
+	assert_int_equal(malformed(f), before + 3);
+	/* a nested VLAN attribute whose inner attribute overruns it */
+	len = put_packet(buf, FAKE_QNUM, 1);
+	nest = mnl_attr_nest_start((struct nlmsghdr *)buf, NFQA_VLAN);
+	mnl_attr_put_u16((struct nlmsghdr *)buf, NFQA_VLAN_TCI, htons(5));
+	mnl_attr_nest_end((struct nlmsghdr *)buf, nest);
+	((struct nlattr *)(nest + 1))->nla_len = 12;
+	len = ((struct nlmsghdr *)buf)->nlmsg_len;
+	assert_int_equal(handle_exact(f, buf, len), 0);
+	assert_int_equal(malformed(f), before + 4);
+	assert_int_equal(f->calls, 0);
+	expect_good_after(f, before + 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1085,6 +1296,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_unbind, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_padding_zeroed, loop_setup, loop_teardown),
 		cmocka_unit_test(test_sends_go_to_kernel),
+		cmocka_unit_test_setup_teardown(test_walk_len_all_ones, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_len_high_bit, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_len_below_header, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_len_past_buffer, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_short_tail, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_unaligned_last, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_unaligned_middle, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_truncated_attrs, loop_setup, loop_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -285,7 +285,9 @@ void nfqb_queue_stop(struct nfqb_queue *q);
  * nfqb_queue_handle - dispatch netlink bytes the caller received itself
  * from this queue's socket (run_socket()). Pending verdicts are flushed
  * before it returns. Returns the number of packets handled; malformed
- * messages are skipped and counted, never fatal.
+ * messages are skipped and counted, never fatal. The bytes may be
+ * hostile: nothing outside @buf[0, @len) is read, and a record whose
+ * length does not fit what is left ends the walk (counted as malformed).
  */
 int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len);
 

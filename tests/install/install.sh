@@ -27,9 +27,11 @@ cc "${sanflags[@]}" -o "$tmp/print_and_accept" "$SRC/examples/print_and_accept.c
 	{ echo "FAIL: example does not build through pkg-config"; exit 1; }
 LD_LIBRARY_PATH=$(dirname "$so") "$tmp/print_and_accept" --help >/dev/null ||
 	{ echo "FAIL: example linked to the installed library does not run"; exit 1; }
-ldd "$tmp/print_and_accept" | grep -q "$(dirname "$so")/libnfqb.so" ||
-	LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/print_and_accept" | grep -q "libnfqb.so" ||
-	{ echo "FAIL: example is not linked to the shared library"; exit 1; }
+# ldd's output first, then grep: with pipefail, grep -q stopping early
+# would make a SIGPIPE'd ldd fail the check now and then.
+deps=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/print_and_accept")
+grep -q "$(dirname "$so")/libnfqb.so" <<<"$deps" ||
+	{ echo "FAIL: example is not linked to the shared library"; echo "$deps"; exit 1; }
 
 exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}')
 bad=$(grep -v '^nfqb_' <<<"$exported" || true)
