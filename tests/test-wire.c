@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for lib/wire.c: record transport, fd hygiene, hello checks. */
+/* Unit tests for proto/wire.c: record transport, fd hygiene, hello checks. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

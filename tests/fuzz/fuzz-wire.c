@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target "wire": the agent listener's hello handling (broker/attach.c
- * with lib/wire.c) over its real SOCK_SEQPACKET socket. Input byte 0 is
+ * with proto/wire.c) over its real SOCK_SEQPACKET socket. Input byte 0 is
  * the number of fds to attach (0-3), byte 1 their kinds, 2 bits each
  * (/dev/null, a NETLINK_NETFILTER socket, a NETLINK_ROUTE socket, a unix
  * socket); the rest is the record. The broker's loop is pumped until it
