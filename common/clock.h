@@ -8,4 +8,7 @@
 /* clock_now_ms - CLOCK_MONOTONIC in milliseconds (never goes back). */
 int64_t clock_now_ms(void);
 
+/* clock_sleep_ms - sleep @ms milliseconds, resumed across signals. */
+void clock_sleep_ms(int ms);
+
 #endif

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "log.h"
 
 static bool verbose;
@@ -76,58 +77,14 @@ void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
 	errno = saved;
 }
 
-static bool plain_token(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=')
-			return false;
-	}
-	return true;
-}
-
 const char *log_value(char *buf, size_t len, const char *s)
 {
-	size_t n = 0;
-
 	if (!s)
 		s = "";
-	if (len < 3) {
-		if (len)
-			buf[0] = '\0';
-		return buf;
-	}
-	if (plain_token(s)) {
+	if (len >= 3 && escape_plain_token(s)) {
 		snprintf(buf, len, "%s", s);
 		return buf;
 	}
-	buf[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[5];
-		size_t el;
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			el = 2;
-		} else if (c < ' ' || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\x%02x", c);
-			el = 4;
-		} else {
-			esc[0] = (char)c;
-			el = 1;
-		}
-		/* keep room for the closing quote and NUL */
-		if (n + el + 2 > len)
-			break;
-		memcpy(buf + n, esc, el);
-		n += el;
-	}
-	buf[n++] = '"';
-	buf[n] = '\0';
+	escape_quote(buf, len, s, ESCAPE_LOG, NULL);
 	return buf;
 }

@@ -4,8 +4,8 @@
  *   ts=2024-05-01T12:00:00.123Z level=info event=attach name=pod-a ...
  * so that operators and tests can grep and parse it as key=value fields.
  */
-#ifndef BROKER_LOG_H
-#define BROKER_LOG_H
+#ifndef NFQB_COMMON_LOG_H
+#define NFQB_COMMON_LOG_H
 
 #include <stdbool.h>
 #include <stddef.h>

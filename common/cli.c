@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+#ifndef NFQB_VERSION_STRING
+#define NFQB_VERSION_STRING "unknown"
+#endif
+
+static const char *program = "nfq";
+
+void cli_set_program(const char *name)
+{
+	program = name;
+}
+
+const char *cli_program(void)
+{
+	return program;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", program);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", program);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_bad_option(int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+
+	if (c == ':')
+		return cli_usage_error("option '%s' needs an argument", arg);
+	return cli_usage_error("unknown option '%s'", arg);
+}
+
+void cli_print_version(void)
+{
+	printf("%s %s\n", program, NFQB_VERSION_STRING);
+}
+
+int cli_parse_uint(const char *opt, const char *arg, unsigned long long min,
+		   unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	/* strtoull accepts a sign and leading blanks; a count does not. */
+	if (!isdigit((unsigned char)*arg))
+		goto bad;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || *end || v < min || v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return cli_usage_error("%s: '%s' is not a number from %llu to %llu", opt, arg, min, max);
+}
