@@ -10,12 +10,10 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -24,14 +22,15 @@
 #include <linux/netlink.h>
 
 #include <nfqb/agent.h>
+#include "cli.h"
+#include "clock.h"
+#include "log.h"
 #include "wire.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 /* Without --verbose, a broker that stays away is logged every Nth try. */
 #define RETRY_LOG_EVERY 10
-
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 struct opts {
 	const char *broker;
@@ -52,37 +51,6 @@ struct agent {
 	int lease;
 	uint64_t netns_inode;
 };
-
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One key=value line per event on stderr. */
-static void logf_(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* Copy @s into @out as a double-quoted log value. */
-static const char *quote(const char *s, char *out, size_t outlen)
-{
-	size_t j = 0;
-
-	if (outlen < 3)
-		return "\"\"";
-	out[j++] = '"';
-	for (; s && *s && j + 2 < outlen; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		out[j++] = (ch == '"' || ch < 0x20 || ch > 0x7e) ? '\'' : (char)ch;
-	}
-	out[j++] = '"';
-	out[j] = '\0';
-	return out;
-}
 
 static void usage(FILE *f)
 {
@@ -105,47 +73,33 @@ static void usage(FILE *f)
 		"  -V, --version        show the version\n");
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nfq-agent: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'nfq-agent --help'.\n", stderr);
-	return EXIT_USAGE;
-}
-
 static int check_opts(struct opts *o)
 {
 	struct wire_hello h;
 	char why[WIRE_REASON_MAX];
 
 	if (!o->broker)
-		return usage_error("missing --broker SOCKET");
+		return cli_usage_error("missing --broker SOCKET");
 	if (!*o->broker)
-		return usage_error("--broker: empty path");
+		return cli_usage_error("--broker: empty path");
 	if (strlen(o->broker) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return usage_error("--broker: path longer than %zu bytes",
+		return cli_usage_error("--broker: path longer than %zu bytes",
 				   sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (!o->name)
-		return usage_error("missing --name NAME");
+		return cli_usage_error("missing --name NAME");
 	if (!*o->name)
-		return usage_error("--name: name is empty");
+		return cli_usage_error("--name: name is empty");
 	if (strlen(o->name) >= WIRE_NAME_MAX)
-		return usage_error("--name: longer than %d bytes", WIRE_NAME_MAX - 1);
+		return cli_usage_error("--name: longer than %d bytes", WIRE_NAME_MAX - 1);
 	wire_hello_init(&h, o->name, 0, 1);
 	if (wire_hello_check(&h, sizeof(h), 1, why, sizeof(why)) < 0)
-		return usage_error("--name: %s", why);
+		return cli_usage_error("--name: %s", why);
 	if (o->netns && !*o->netns)
-		return usage_error("--netns: empty path");
+		return cli_usage_error("--netns: empty path");
 	/* Looked up before anything is opened: a typo costs nothing. */
 	if (o->user && nfqb_agent_lookup_user(o->user, &o->uid, &o->gid, why, sizeof(why)) < 0)
-		return usage_error("--user: %s", why);
-	return EXIT_OK;
+		return cli_usage_error("--user: %s", why);
+	return CLI_EXIT_OK;
 }
 
 /* Returns -1 to go on, else the exit code. */
@@ -189,20 +143,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'h':
 			usage(stdout);
-			return EXIT_OK;
+			return CLI_EXIT_OK;
 		case 'V':
-			printf("nfq-agent %s\n", NFQB_VERSION_STRING);
-			return EXIT_OK;
-		case ':':
-			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+			cli_print_version();
+			return CLI_EXIT_OK;
 		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option(c, argv);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	c = check_opts(o);
-	return c == EXIT_OK ? -1 : c;
+	return c == CLI_EXIT_OK ? -1 : c;
 }
 
 static int signals_open(void)
@@ -231,14 +183,6 @@ static int wait_signal(int sigfd, int ms)
 	if (read(sigfd, &si, sizeof(si)) != sizeof(si))
 		return 0;
 	return (int)si.ssi_signo;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t namespace_inode(const struct agent *a)
@@ -295,14 +239,15 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 			char q[WIRE_REASON_MAX + 3];
 
 			r->reason[sizeof(r->reason) - 1] = '\0';
-			logf_("event=refused name=%s reason=%s retry=%s", a->o.name,
-			      quote(r->reason, q, sizeof(q)), retry ? "true" : "false");
+			log_event(retry ? LOGL_WARN : LOGL_ERROR, "refused",
+				  "name=%s reason=%s retry=%s", a->o.name,
+				  log_value(q, sizeof(q), r->reason), retry ? "true" : "false");
 			if (retry)
 				return LEASE_LOST;
 			fprintf(stderr, "nfq-agent: refused: %s\n", r->reason);
 			return LEASE_REFUSED;
 		}
-		logf_("event=ignored_message name=%s type=%d bytes=%zd", a->o.name,
+		log_event(LOGL_WARN, "ignored_message", "name=%s type=%d bytes=%zd", a->o.name,
 		      wire_peek_type(buf, (size_t)n), n);
 	}
 }
@@ -339,9 +284,9 @@ static int run(struct agent *a)
 	int delay = BACKOFF_MIN_MS, signo = 0;
 	unsigned long attempt = 0;
 
-	quote(a->o.broker, qb, sizeof(qb));
+	log_value(qb, sizeof(qb), a->o.broker);
 	for (;;) {
-		long long since;
+		int64_t since;
 
 		uint32_t portid = sock_portid(a->socks[0]);
 
@@ -351,21 +296,22 @@ static int run(struct agent *a)
 		a->lease = nfqb_agent_attach_swap(a->o.broker, a->o.name, a->socks,
 						  (size_t)a->nsocks, why, sizeof(why));
 		if (a->lease >= 0) {
-			logf_("event=attached name=%s netns_inode=%" PRIu64 " broker=%s attempts=%lu"
-			      " sockets=%s", a->o.name, a->netns_inode, qb, attempt,
+			log_event(LOGL_INFO, "attached", "name=%s netns_inode=%" PRIu64
+				  " broker=%s attempts=%lu sockets=%s", a->o.name, a->netns_inode, qb, attempt,
 			      sock_portid(a->socks[0]) == portid ? "own" : "broker's");
 			attempt = 0;
-			since = now_ms();
+			since = clock_now_ms();
 			switch (hold_lease(a, &signo)) {
 			case LEASE_SIGNAL:
 				nfqb_agent_detach(a->lease);
 				a->lease = -1;
-				logf_("event=detached name=%s signal=%s", a->o.name, strsignal(signo));
-				return EXIT_OK;
+				log_event(LOGL_INFO, "detached", "name=%s signal=%s", a->o.name,
+					  strsignal(signo));
+				return CLI_EXIT_OK;
 			case LEASE_REFUSED:
 				close(a->lease);
 				a->lease = -1;
-				return EXIT_RUNTIME;
+				return CLI_EXIT_RUNTIME;
 			case LEASE_LOST:
 				break;
 			}
@@ -373,26 +319,28 @@ static int run(struct agent *a)
 			a->lease = -1;
 			/* A lease that lasted resets the backoff; a broker that
 			 * drops us at once does not get hammered. */
-			if (now_ms() - since >= BACKOFF_MAX_MS)
+			if (clock_now_ms() - since >= BACKOFF_MAX_MS)
 				delay = BACKOFF_MIN_MS;
-			logf_("event=lease_lost name=%s retry_ms=%d", a->o.name, delay);
+			log_event(LOGL_WARN, "lease_lost", "name=%s retry_ms=%d", a->o.name, delay);
 		} else if (a->lease == -ECONNREFUSED) {
-			logf_("event=refused name=%s reason=%s", a->o.name, quote(why, q, sizeof(q)));
+			log_event(LOGL_ERROR, "refused", "name=%s reason=%s", a->o.name,
+				  log_value(q, sizeof(q), why));
 			fprintf(stderr, "nfq-agent: refused: %s\n", why);
-			return EXIT_RUNTIME;
+			return CLI_EXIT_RUNTIME;
 		} else if (!retryable(a->lease)) {
-			logf_("event=error op=attach name=%s error=%s", a->o.name,
-			      quote(why, q, sizeof(q)));
-			return EXIT_RUNTIME;
+			log_event(LOGL_ERROR, "error", "op=attach name=%s error=%s", a->o.name,
+				  log_value(q, sizeof(q), why));
+			return CLI_EXIT_RUNTIME;
 		} else if (a->o.verbose || attempt == 1 || attempt % RETRY_LOG_EVERY == 0) {
-			logf_("event=retry name=%s attempt=%lu retry_ms=%d error=%s", a->o.name,
-			      attempt, delay, quote(why, q, sizeof(q)));
+			log_event(LOGL_WARN, "retry", "name=%s attempt=%lu retry_ms=%d error=%s",
+				  a->o.name, attempt, delay, log_value(q, sizeof(q), why));
 		}
 		a->lease = -1;
 		signo = wait_signal(a->sigfd, delay);
 		if (signo) {
-			logf_("event=stopped name=%s signal=%s", a->o.name, strsignal(signo));
-			return EXIT_OK;
+			log_event(LOGL_INFO, "stopped", "name=%s signal=%s", a->o.name,
+				  strsignal(signo));
+			return CLI_EXIT_OK;
 		}
 		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
 	}
@@ -404,39 +352,44 @@ int main(int argc, char **argv)
 	char q[WIRE_REASON_MAX], qn[PATH_MAX + 3];
 	int ret;
 
+	cli_set_program("nfq-agent");
 	ret = parse_args(argc, argv, &a.o);
 	if (ret >= 0)
 		return ret;
 
 	a.sigfd = signals_open();
 	if (a.sigfd < 0) {
-		logf_("event=error op=signalfd error=%s", quote(strerror(-a.sigfd), q, sizeof(q)));
-		return EXIT_RUNTIME;
+		log_event(LOGL_ERROR, "error", "op=signalfd error=%s",
+			  log_value(q, sizeof(q), strerror(-a.sigfd)));
+		return CLI_EXIT_RUNTIME;
 	}
 	a.nsocks = nfqb_agent_open_sockets(a.o.netns, a.o.rtnl, a.socks);
 	if (a.nsocks < 0) {
-		logf_("event=error op=open_sockets netns=%s error=%s",
-		      quote(a.o.netns ? a.o.netns : "(current)", qn, sizeof(qn)),
-		      quote(strerror(-a.nsocks), q, sizeof(q)));
-		ret = EXIT_RUNTIME;
+		log_event(LOGL_ERROR, "error", "op=open_sockets netns=%s error=%s",
+			  log_value(qn, sizeof(qn), a.o.netns ? a.o.netns : "(current)"),
+			  log_value(q, sizeof(q), strerror(-a.nsocks)));
+		ret = CLI_EXIT_RUNTIME;
 		goto out;
 	}
 	a.netns_inode = namespace_inode(&a);
 	/* Before the first connect: the broker only ever sees this uid. */
 	ret = a.o.user ? nfqb_agent_drop_privileges(a.o.uid, a.o.gid) : nfqb_agent_drop_caps();
 	if (ret < 0) {
-		logf_("event=error op=%s error=%s", a.o.user ? "drop_privileges" : "drop_caps",
-		      quote(strerror(-ret), q, sizeof(q)));
-		ret = EXIT_RUNTIME;
+		log_event(LOGL_ERROR, "error", "op=%s error=%s",
+			  a.o.user ? "drop_privileges" : "drop_caps",
+			  log_value(q, sizeof(q), strerror(-ret)));
+		ret = CLI_EXIT_RUNTIME;
 		goto out;
 	}
 	if (ret == 1)
-		logf_("event=notice op=drop_caps detail=\"bounding set kept: no CAP_SETPCAP; "
-		      "every other set is empty and no_new_privs is set\"");
+		log_event(LOGL_INFO, "notice",
+			  "op=drop_caps detail=\"bounding set kept: no CAP_SETPCAP; "
+			  "every other set is empty and no_new_privs is set\"");
 	if (a.o.verbose)
-		logf_("event=ready name=%s netns_inode=%" PRIu64 " sockets=%d pid=%d uid=%u gid=%u",
-		      a.o.name, a.netns_inode, a.nsocks, (int)getpid(), (unsigned)getuid(),
-		      (unsigned)getgid());
+		log_event(LOGL_INFO, "ready",
+			  "name=%s netns_inode=%" PRIu64 " sockets=%d pid=%d uid=%u gid=%u",
+			  a.o.name, a.netns_inode, a.nsocks, (int)getpid(), (unsigned)getuid(),
+			  (unsigned)getgid());
 	ret = run(&a);
 out:
 	for (int i = 0; i < 2; i++)

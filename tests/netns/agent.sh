@@ -139,14 +139,14 @@ start_broker accept
 nt_spawn APID agent1 "$AGENT" --broker "$SOCK" --name test/pod-a \
 	--netns "$(nt_ns_path "$NS")" --verbose
 wait_lines "$BLOG" '^hello ' 1
-wait_lines "$(nt_err agent1)" '^event=attached ' 1
+wait_lines "$(nt_err agent1)" ' event=attached ' 1
 nt_assert_eq test/pod-a "$(hello 1 name)" "name in the hello"
 nt_assert_eq 2 "$(hello 1 nfds)" "nfds in the hello"
 nt_assert_eq 2 "$(hello 1 fds)" "fds received"
 nt_assert_eq "$NSINO,$NSINO" "$(hello 1 ino)" "namespace behind the received sockets"
 nt_assert_eq "12,0" "$(hello 1 proto)" "protocols of the received sockets"
 nt_assert_eq "0,1" "$(hello 1 groups)" "multicast groups (RTMGRP_LINK on the rtnl socket)"
-nt_assert_grep "$(nt_err agent1)" "^event=attached name=test/pod-a netns_inode=$NSINO " \
+nt_assert_grep "$(nt_err agent1)" " event=attached name=test/pod-a netns_inode=$NSINO " \
 	"attach logged with the namespace inode"
 # the agent itself is back in (never left) our namespace
 nt_assert_eq "$MYINO" "$(stat -L -c %i "/proc/$APID/ns/net")" "agent's own namespace"
@@ -161,12 +161,12 @@ nt_ok
 # ---- broker crash: the agent retries and hands over the same sockets ----
 nt_sub restart
 crash_broker
-wait_lines "$(nt_err agent1)" '^event=lease_lost ' 1
-wait_lines "$(nt_err agent1)" '^event=retry .*no broker listening at' 1
+wait_lines "$(nt_err agent1)" ' event=lease_lost ' 1
+wait_lines "$(nt_err agent1)" ' event=retry .*no broker listening at' 1
 kill -0 "$APID" || nt_fail "agent died while the broker was away"
 start_broker accept
 wait_lines "$BLOG" '^hello ' 2
-wait_lines "$(nt_err agent1)" '^event=attached ' 2
+wait_lines "$(nt_err agent1)" ' event=attached ' 2
 nt_assert_eq "$NSINO,$NSINO" "$(hello 2 ino)" "namespace after re-attach"
 # same netlink port ids: the very same sockets, not new ones
 nt_assert_eq "$(hello 1 port)" "$(hello 2 port)" "port ids after re-attach"
@@ -177,7 +177,7 @@ nt_sub sigterm
 kill -TERM "$APID"
 nt_expect_exit "$APID" 5000 0 "agent after SIGTERM"
 wait_lines "$BLOG" '^bye$' 1
-nt_assert_grep "$(nt_err agent1)" '^event=detached name=test/pod-a' "detach logged"
+nt_assert_grep "$(nt_err agent1)" ' event=detached name=test/pod-a' "detach logged"
 crash_broker
 nt_ok
 
@@ -185,12 +185,12 @@ nt_ok
 nt_sub late-broker
 rm -f "$SOCK"
 nt_spawn APID agent2 "$AGENT" --broker "$SOCK" --name test/pod-a --no-rtnl
-wait_lines "$(nt_err agent2)" '^event=retry .*no broker socket at' 1
+wait_lines "$(nt_err agent2)" ' event=retry .*no broker socket at' 1
 sleep 0.3
 kill -0 "$APID" || nt_fail "agent gave up while no broker was there"
 start_broker accept
 wait_lines "$BLOG" '^hello ' 3
-wait_lines "$(nt_err agent2)" '^event=attached ' 1
+wait_lines "$(nt_err agent2)" ' event=attached ' 1
 nt_assert_eq 1 "$(hello 3 nfds)" "nfds with --no-rtnl"
 nt_assert_eq 1 "$(hello 3 fds)" "fds received with --no-rtnl"
 nt_assert_eq 12 "$(hello 3 proto)" "protocol with --no-rtnl"
@@ -205,7 +205,7 @@ nt_ok
 nt_sub sigterm-waiting
 rm -f "$SOCK"
 nt_spawn APID agent3 "$AGENT" --broker "$SOCK" --name test/pod-a
-wait_lines "$(nt_err agent3)" '^event=retry ' 1
+wait_lines "$(nt_err agent3)" ' event=retry ' 1
 kill -TERM "$APID"
 nt_expect_exit "$APID" 5000 0 "waiting agent after SIGTERM"
 nt_ok
