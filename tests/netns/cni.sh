@@ -213,7 +213,7 @@ nt_sub no-broker
 cni_env ADD "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
 cni nobroker "$(netconf | sed 's/"attach_timeout_ms":5000/"attach_timeout_ms":1500/')" "${CNI_ENV[@]}"
 expect_error nobroker 11 "^broker not reachable at ${BK_SOCK//./\\.} within 1500 ms$"
-nt_assert_grep "$(nt_out nobroker)" '"details":"event=retry name=kube-system/' "no broker: the agent's last line as details"
+nt_assert_grep "$(nt_out nobroker)" '"details":"ts=[^ ]* level=warn event=retry name=kube-system/' "no broker: the agent's last line as details"
 expect_no_agent "kube-system/$POD" "after ADD without a broker"
 expect_no_state "$CID" "after ADD without a broker"
 nt_ok

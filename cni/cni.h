@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nfq-cni internals, shared by its files:
+ *   main.c     command dispatch and ADD/DEL/CHECK
+ *   netconf.c  the netconf on stdin, CNI_* environment, CNI_ARGS, the name
+ *   agent.c    finding, starting, stopping an nfq-agent; reading its log
+ *   state.c    <state_dir>/<container id>.json and .log
+ *   result.c   CNI results and error objects on stdout
+ */
+#ifndef NFQB_CNI_H
+#define NFQB_CNI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <limits.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "wire.h"
+
+#define NETCONF_MAX (1u << 20)
+#define STATE_MAX (64u << 10)
+#define LOG_READ_MAX (256u << 10)
+#define DEFAULT_BROKER "/run/nfq-broker/agent.sock"
+#define DEFAULT_STATE_DIR "/run/nfq-broker/cni"
+#define DEFAULT_ATTACH_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 5000
+#define POLL_MS 20
+#define CID_MAX 200
+
+/* CNI error codes: 1-99 are the spec's, the rest are this plugin's. */
+enum {
+	CNI_ERR_VERSION = 1,      /* incompatible CNI version */
+	CNI_ERR_ENV = 4,          /* invalid environment variables */
+	CNI_ERR_DECODE = 6,       /* failed to decode the netconf */
+	CNI_ERR_NETCONF = 7,      /* invalid network config */
+	CNI_ERR_TRY_LATER = 11,   /* the broker is not reachable */
+	CNI_ERR_REFUSED = 999,    /* the broker refused the agent */
+	CNI_ERR_AGENT = 1000,     /* the agent could not be started or died */
+	CNI_ERR_STATE = 1001,     /* the state directory or files failed */
+	CNI_ERR_NOT_ATTACHED = 1002, /* CHECK: no agent, not running, not attached */
+};
+
+/* The CNI spec versions this plugin speaks, NULL-terminated. */
+extern const char *const cni_supported_versions[];
+
+struct cni_err {
+	int code;
+	char msg[1024];
+	char details[1024];
+};
+
+struct conf {
+	struct json_object *root;
+	const char *version;       /* one of supported_versions */
+	const char *broker;
+	const char *agent;         /* NULL: beside nfq-cni, then PATH */
+	const char *state_dir;
+	int attach_timeout_ms;
+	struct json_object *prev;  /* prevResult (borrowed from root), or NULL */
+};
+
+struct env {
+	const char *command;
+	const char *cid;
+	const char *netns;
+	const char *ifname;
+	char name[WIRE_NAME_MAX];
+};
+
+struct state {
+	pid_t pid;
+	unsigned long long start;  /* process start time: pids get reused */
+	char name[WIRE_NAME_MAX];
+	char netns[PATH_MAX];
+};
+
+struct paths {
+	char state[PATH_MAX];
+	char log[PATH_MAX];
+};
+
+/* ---- result.c */
+
+/* cni_set_err - fill @e (the first error wins); returns -EINVAL for the
+ * caller to pass up. */
+__attribute__((format(printf, 3, 4)))
+int cni_set_err(struct cni_err *e, int code, const char *fmt, ...);
+/* cni_set_details - the error's "details" (an agent's last log line). */
+void cni_set_details(struct cni_err *e, const char *s);
+/* cni_print_error - the CNI error object on stdout; the exit status is the caller's. */
+void cni_print_error(const struct cni_err *e, const char *version);
+/* cni_print_version - the VERSION command's answer. */
+void cni_print_version(void);
+/* cni_print_result - ADD's result: the previous result passed on unchanged. */
+void cni_print_result(const struct conf *c);
+
+/* ---- netconf.c */
+
+/* netconf_read - read and validate the netconf on stdin into @c. */
+int netconf_read(struct conf *c, struct cni_err *e);
+/* netconf_env_get - a CNI_* variable, NULL when unset or empty. */
+const char *netconf_env_get(const char *key);
+/* netconf_env_read - CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, and the
+ * agent's name (from CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME, else the
+ * container id). */
+int netconf_env_read(struct env *v, struct cni_err *e);
+
+/* ---- agent.c */
+
+/* agent_proc_stat - start time and state letter of @pid from /proc. */
+int agent_proc_stat(pid_t pid, unsigned long long *start, char *st);
+/* agent_alive - whether the process recorded in @s still runs (same start time, nfq-agent). */
+bool agent_alive(const struct state *s);
+/* agent_stop - SIGTERM the recorded agent, SIGKILL after STOP_TIMEOUT_MS. */
+void agent_stop(const struct state *s);
+/* agent_child_stop - end and reap our own child. */
+void agent_child_stop(pid_t pid);
+/* agent_find - the nfq-agent to run: conf "agent", beside nfq-cni, or PATH. */
+int agent_find(const struct conf *c, char *out, size_t outlen, struct cni_err *e);
+/* agent_spawn - start @prog detached, stderr to @logfd; the pid or -errno. */
+pid_t agent_spawn(const char *prog, char *const argv[], int logfd);
+/* agent_log_last_line - the last non-empty line of @text holding @prefix
+ * (NULL: any), after the prefix, into @out. */
+bool agent_log_last_line(const char *text, const char *prefix, char *out, size_t outlen);
+/* agent_log_attached - whether the newest lease event in the agent's log is "attached". */
+bool agent_log_attached(const char *text);
+
+/* ---- state.c */
+
+/* state_paths_init - the state and log file paths of container @cid. */
+int state_paths_init(struct paths *p, const struct conf *c, const char *cid);
+/* state_write - record @s atomically (write, then rename). */
+int state_write(const char *path, const struct state *s, const char *ifname);
+/* state_read - 0, -ENOENT when there is no state, -EINVAL when unreadable. */
+int state_read(const char *path, struct state *s);
+/* state_remove - drop the state and log files. */
+void state_remove(const struct paths *p);
+
+#endif
