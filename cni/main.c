@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "cni.h"
+#include "cli.h"
 #include "clock.h"
 #include "fsutil.h"
 
@@ -232,12 +233,13 @@ int main(int argc, char **argv)
 	struct cni_err e = { 0 };
 	int ret;
 
+	cli_set_program("nfq-cni");
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage();
 		return 0;
 	}
 	if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
-		printf("nfq-cni %s\n", NFQB_VERSION_STRING);
+		cli_print_version();
 		return 0;
 	}
 	/* A write to a runtime that stopped reading must not kill us silently. */

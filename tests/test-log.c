@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/log.c: the one-line key=value events on stderr and
+ * Unit tests for common/log.c: the one-line key=value events on stderr and
  * the quoting of field values. stderr is swapped for a SOCK_SEQPACKET
  * socket while an event is logged, so every write(2) arrives as one
  * record: that checks the exact bytes and that a line is one write.
