@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +24,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "log.h"
+#include "signals.h"
 #include "wire.h"
 
 #define BACKOFF_MIN_MS 100
@@ -157,34 +157,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return c == CLI_EXIT_OK ? -1 : c;
 }
 
-static int signals_open(void)
-{
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	signal(SIGPIPE, SIG_IGN);
-	fd = signalfd(-1, &set, SFD_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
-/* Wait up to @ms for a termination signal. Returns the signal number or 0. */
-static int wait_signal(int sigfd, int ms)
-{
-	struct pollfd p = { .fd = sigfd, .events = POLLIN };
-	struct signalfd_siginfo si;
-
-	if (poll(&p, 1, ms) <= 0)
-		return 0;
-	if (read(sigfd, &si, sizeof(si)) != sizeof(si))
-		return 0;
-	return (int)si.ssi_signo;
-}
-
 static uint64_t namespace_inode(const struct agent *a)
 {
 	uint64_t ino = 0;
@@ -220,7 +192,7 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 			return LEASE_LOST;
 		}
 		if (p[1].revents) {
-			*signo = wait_signal(a->sigfd, 0);
+			*signo = signals_wait(a->sigfd, 0);
 			if (*signo)
 				return LEASE_SIGNAL;
 		}
@@ -336,7 +308,7 @@ static int run(struct agent *a)
 				  a->o.name, attempt, delay, log_value(q, sizeof(q), why));
 		}
 		a->lease = -1;
-		signo = wait_signal(a->sigfd, delay);
+		signo = signals_wait(a->sigfd, delay);
 		if (signo) {
 			log_event(LOGL_INFO, "stopped", "name=%s signal=%s", a->o.name,
 				  strsignal(signo));
@@ -357,7 +329,7 @@ int main(int argc, char **argv)
 	if (ret >= 0)
 		return ret;
 
-	a.sigfd = signals_open();
+	a.sigfd = signals_open((const int[]){ SIGTERM, SIGINT }, 2, 0);
 	if (a.sigfd < 0) {
 		log_event(LOGL_ERROR, "error", "op=signalfd error=%s",
 			  log_value(q, sizeof(q), strerror(-a.sigfd)));
