@@ -10,13 +10,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "jsonv.h"
 #include "policy.h"
 
 
 #define NAME_MAX_LEN 64
 #define IFNAME_SIZE 16             /* IFNAMSIZ */
 #define LENGTH_MAX 262144u         /* GSO super-packets exceed 64 KiB */
-#define VALBUF 72                  /* rendered JSON value in a message */
+#define VALBUF JSONV_TEXT_MAX     /* rendered JSON value in a message */
 
 enum {
 	T_FAMILY = 1u << 0, T_PROTO = 1u << 1, T_SRC = 1u << 2, T_DST = 1u << 3,

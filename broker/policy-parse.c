@@ -14,6 +14,7 @@
 
 #include <nfqb/queue.h>
 
+#include "jsonv.h"
 #include "policy-int.h"
 
 /* ------------------------------------------------------------------ */
@@ -171,105 +172,6 @@ struct compile {
 	struct name_index names;   /* of the policy being parsed */
 };
 
-static void nomem(struct errs *e, const char *path)
-{
-	e->oom = 1;
-	errs_add(e, path, "out of memory");
-}
-
-static const char *jtype(json_object *o)
-{
-	switch (json_object_get_type(o)) {
-	case json_type_null:
-		return "null";
-	case json_type_boolean:
-		return "boolean";
-	case json_type_int:
-	case json_type_double:
-		return "number";
-	case json_type_string:
-		return "string";
-	case json_type_array:
-		return "array";
-	case json_type_object:
-		return "object";
-	}
-	return "value";
-}
-
-/* The value as JSON (strings quoted and escaped), cut to fit a message. */
-static const char *jval(json_object *o, char buf[VALBUF])
-{
-	const char *s = json_object_to_json_string_ext(o,
-			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t len;
-
-	if (!s)
-		s = "?";
-	len = strlen(s);
-	if (len < VALBUF) {
-		memcpy(buf, s, len + 1);
-	} else {
-		memcpy(buf, s, VALBUF - 4);
-		memcpy(buf + VALBUF - 4, "...", 4);
-	}
-	return buf;
-}
-
-static bool type_err(struct errs *e, const char *path, const char *want,
-		     json_object *o)
-{
-	char vb[VALBUF];
-
-	if (json_object_is_type(o, json_type_null))
-		errs_add(e, path, "expected %s, got null", want);
-	else
-		errs_add(e, path, "expected %s, got %s %s", want, jtype(o), jval(o, vb));
-	return false;
-}
-
-static bool is_number(json_object *o)
-{
-	return json_object_is_type(o, json_type_int) ||
-	       json_object_is_type(o, json_type_double);
-}
-
-/* A JSON number that must be an integer in 0..@max ("<noun> <v> out of range"). */
-static bool get_uint(json_object *o, const char *path, struct errs *e,
-		     const char *noun, uint64_t max, uint64_t *out)
-{
-	char vb[VALBUF];
-
-	if (json_object_is_type(o, json_type_int)) {
-		int64_t s = json_object_get_int64(o);
-		uint64_t u = s < 0 ? 0 : json_object_get_uint64(o);
-
-		if (s < 0 || u > max) {
-			errs_add(e, path, "%s %s out of range 0-%" PRIu64,
-				 noun, jval(o, vb), max);
-			return false;
-		}
-		*out = u;
-		return true;
-	}
-	if (json_object_is_type(o, json_type_double)) {
-		double d = json_object_get_double(o);
-
-		if (!(d >= 0 && d <= (double)max)) {
-			errs_add(e, path, "%s %s out of range 0-%" PRIu64,
-				 noun, jval(o, vb), max);
-			return false;
-		}
-		if ((double)(uint64_t)d != d) {
-			errs_add(e, path, "%s %s is not an integer", noun, jval(o, vb));
-			return false;
-		}
-		*out = (uint64_t)d;
-		return true;
-	}
-	return false;
-}
-
 /* Strict decimal (or 0x hex when @hex): digits only, no sign, no spaces.
  * 0 ok, -EINVAL bad syntax. Values are capped far above any field range. */
 static int parse_num(const char *s, size_t len, bool hex, uint64_t *out)
@@ -301,18 +203,6 @@ static int parse_num(const char *s, size_t len, bool hex, uint64_t *out)
 	return 0;
 }
 
-/* A JSON string without embedded NULs, else NULL. */
-static const char *jstr(json_object *o, size_t *len)
-{
-	const char *s;
-
-	if (!json_object_is_type(o, json_type_string))
-		return NULL;
-	s = json_object_get_string(o);
-	*len = (size_t)json_object_get_string_len(o);
-	return strlen(s) == *len ? s : NULL;
-}
-
 /* "lo-hi" (a number alone is a JSON number, not a string). */
 static bool parse_range_str(json_object *o, const char *path, struct errs *e,
 			    const char *noun, uint64_t max, uint64_t *lo, uint64_t *hi)
@@ -321,12 +211,12 @@ static bool parse_range_str(json_object *o, const char *path, struct errs *e,
 	const char *s, *dash;
 	size_t len;
 
-	s = jstr(o, &len);
+	s = jsonv_str(o, &len);
 	dash = s ? memchr(s, '-', len) : NULL;
 	if (!dash || parse_num(s, (size_t)(dash - s), false, lo) ||
 	    parse_num(dash + 1, len - (size_t)(dash - s) - 1, false, hi)) {
 		errs_add(e, path, "bad %s range %s (expected a number or \"lo-hi\")",
-			 noun, jval(o, vb));
+			 noun, jsonv_text(o, vb, sizeof(vb)));
 		return false;
 	}
 	if (*lo > max || *hi > max) {
@@ -335,7 +225,7 @@ static bool parse_range_str(json_object *o, const char *path, struct errs *e,
 		return false;
 	}
 	if (*lo > *hi) {
-		errs_add(e, path, "empty %s range %s", noun, jval(o, vb));
+		errs_add(e, path, "empty %s range %s", noun, jsonv_text(o, vb, sizeof(vb)));
 		return false;
 	}
 	return true;
@@ -389,7 +279,7 @@ static bool parse_list(json_object *o, const char *path, struct compile *c,
 	}
 	arr = calloc(len, size);
 	if (!arr) {
-		nomem(c->e, path);
+		jsonv_nomem(c->e, path);
 		return false;
 	}
 	if (!json_object_is_type(o, json_type_array)) {
@@ -421,8 +311,8 @@ static bool item_cidr(json_object *o, const char *path, struct compile *c,
 	int af;
 
 	if (!json_object_is_type(o, json_type_string))
-		return type_err(c->e, path, "an address or CIDR string", o);
-	s = jstr(o, &len);
+		return jsonv_type_err(c->e, path, "an address or CIDR string", o);
+	s = jsonv_str(o, &len);
 	if (!s || len >= sizeof(buf))
 		goto bad;
 	memcpy(buf, s, len + 1);
@@ -446,7 +336,7 @@ static bool item_cidr(json_object *o, const char *path, struct compile *c,
 	if (hostbits) {
 		inet_ntop(af, addr, net, sizeof(net));
 		errs_add(c->e, path, "CIDR %s has host bits set (network is %s/%" PRIu64 ")",
-			 jval(o, vb), net, plen);
+			 jsonv_text(o, vb, sizeof(vb)), net, plen);
 		return false;
 	}
 	memcpy(ci->net, addr, sizeof(ci->net));
@@ -454,7 +344,7 @@ static bool item_cidr(json_object *o, const char *path, struct compile *c,
 	ci->family = af == AF_INET ? 4 : 6;
 	return true;
 bad:
-	errs_add(c->e, path, "bad address or CIDR %s", jval(o, vb));
+	errs_add(c->e, path, "bad address or CIDR %s", jsonv_text(o, vb, sizeof(vb)));
 	return false;
 }
 
@@ -467,12 +357,12 @@ static bool item_port(json_object *o, const char *path, struct compile *c,
 	if (json_object_is_type(o, json_type_string)) {
 		if (!parse_range_str(o, path, c->e, "port", 65535, &lo, &hi))
 			return false;
-	} else if (is_number(o)) {
-		if (!get_uint(o, path, c->e, "port", 65535, &lo))
+	} else if (jsonv_is_number(o)) {
+		if (!jsonv_uint(o, path, c->e, "port", 0, 65535, &lo))
 			return false;
 		hi = lo;
 	} else {
-		return type_err(c->e, path, "a port number or \"lo-hi\" range", o);
+		return jsonv_type_err(c->e, path, "a port number or \"lo-hi\" range", o);
 	}
 	r->lo = (uint16_t)lo;
 	r->hi = (uint16_t)hi;
@@ -487,21 +377,21 @@ static bool item_proto(json_object *o, const char *path, struct compile *c,
 	uint64_t v;
 	int num;
 
-	if (is_number(o)) {
-		if (!get_uint(o, path, c->e, "protocol", 255, &v))
+	if (jsonv_is_number(o)) {
+		if (!jsonv_uint(o, path, c->e, "protocol", 0, 255, &v))
 			return false;
 		*p = (uint8_t)v;
 		return true;
 	}
 	if (!json_object_is_type(o, json_type_string))
-		return type_err(c->e, path, "a protocol name or number", o);
+		return jsonv_type_err(c->e, path, "a protocol name or number", o);
 	num = pktmeta_proto_by_name(json_object_get_string(o));
 	if (num >= 0) {
 		*p = (uint8_t)num;
 		return true;
 	}
 	errs_add(c->e, path, "unknown protocol %s (tcp, udp, icmp, icmpv6, sctp, "
-		 "udplite, gre, esp, ah, or a number 0-255)", jval(o, vb));
+		 "udplite, gre, esp, ah, or a number 0-255)", jsonv_text(o, vb, sizeof(vb)));
 	return false;
 }
 
@@ -518,14 +408,14 @@ static bool item_hook(json_object *o, const char *path, struct compile *c,
 	char vb[VALBUF];
 
 	if (!json_object_is_type(o, json_type_string))
-		return type_err(c->e, path, "a hook name", o);
+		return jsonv_type_err(c->e, path, "a hook name", o);
 	for (size_t i = 0; i < sizeof(hook_names) / sizeof(hook_names[0]); i++)
 		if (strcmp(json_object_get_string(o), hook_names[i]) == 0) {
 			*h = (uint8_t)i;
 			return true;
 		}
 	errs_add(c->e, path, "unknown hook %s (prerouting, input, forward, "
-		 "output, postrouting)", jval(o, vb));
+		 "output, postrouting)", jsonv_text(o, vb, sizeof(vb)));
 	return false;
 }
 
@@ -569,16 +459,16 @@ static bool item_ifname(json_object *o, const char *path, struct compile *c,
 	size_t len;
 
 	if (!json_object_is_type(o, json_type_string))
-		return type_err(c->e, path, "an interface name", o);
-	s = jstr(o, &len);
+		return jsonv_type_err(c->e, path, "an interface name", o);
+	s = jsonv_str(o, &len);
 	if (!valid_ifname(s, len)) {
 		errs_add(c->e, path, "bad interface name %s (1-15 characters, "
-			 "no '/', ':' or whitespace)", jval(o, vb));
+			 "no '/', ':' or whitespace)", jsonv_text(o, vb, sizeof(vb)));
 		return false;
 	}
 	*id = intern_ifname(c->set, s);
 	if (*id < 0) {
-		nomem(c->e, path);
+		jsonv_nomem(c->e, path);
 		return false;
 	}
 	return true;
@@ -590,9 +480,9 @@ static bool item_id(json_object *o, const char *path, struct compile *c,
 {
 	uint64_t v;
 
-	if (!is_number(o))
-		return type_err(c->e, path, "a number", o);
-	if (!get_uint(o, path, c->e, noun, UINT32_MAX, &v))
+	if (!jsonv_is_number(o))
+		return jsonv_type_err(c->e, path, "a number", o);
+	if (!jsonv_uint(o, path, c->e, noun, 0, UINT32_MAX, &v))
 		return false;
 	*(uint32_t *)slot = (uint32_t)v;
 	return true;
@@ -619,14 +509,14 @@ static bool m_family(json_object *o, const char *path, struct compile *c,
 	const char *s;
 
 	if (!json_object_is_type(o, json_type_string))
-		return type_err(c->e, path, "\"ipv4\" or \"ipv6\"", o);
+		return jsonv_type_err(c->e, path, "\"ipv4\" or \"ipv6\"", o);
 	s = json_object_get_string(o);
 	if (strcmp(s, "ipv4") == 0) {
 		r->family = 4;
 	} else if (strcmp(s, "ipv6") == 0) {
 		r->family = 6;
 	} else {
-		errs_add(c->e, path, "unknown family %s (ipv4, ipv6)", jval(o, vb));
+		errs_add(c->e, path, "unknown family %s (ipv4, ipv6)", jsonv_text(o, vb, sizeof(vb)));
 		return false;
 	}
 	return true;
@@ -711,17 +601,17 @@ static bool m_mark(json_object *o, const char *path, struct compile *c,
 	const char *s, *slash;
 	size_t len;
 
-	if (is_number(o)) {
-		if (!get_uint(o, path, c->e, "mark", UINT32_MAX, &val))
+	if (jsonv_is_number(o)) {
+		if (!jsonv_uint(o, path, c->e, "mark", 0, UINT32_MAX, &val))
 			return false;
 	} else if (json_object_is_type(o, json_type_string)) {
-		s = jstr(o, &len);
+		s = jsonv_str(o, &len);
 		slash = s ? memchr(s, '/', len) : NULL;
 		if (!slash || parse_num(s, (size_t)(slash - s), true, &val) ||
 		    parse_num(slash + 1, len - (size_t)(slash - s) - 1, true, &mask) ||
 		    val > UINT32_MAX || mask > UINT32_MAX) {
 			errs_add(c->e, path, "bad mark %s (expected a number or "
-				 "\"value/mask\", 32 bits each)", jval(o, vb));
+				 "\"value/mask\", 32 bits each)", jsonv_text(o, vb, sizeof(vb)));
 			return false;
 		}
 		if (val & ~mask) {
@@ -730,7 +620,7 @@ static bool m_mark(json_object *o, const char *path, struct compile *c,
 			return false;
 		}
 	} else {
-		return type_err(c->e, path, "a number or \"value/mask\" string", o);
+		return jsonv_type_err(c->e, path, "a number or \"value/mask\" string", o);
 	}
 	r->mark_val = (uint32_t)val;
 	r->mark_mask = (uint32_t)mask;
@@ -742,15 +632,15 @@ static bool m_length(json_object *o, const char *path, struct compile *c,
 {
 	uint64_t lo, hi;
 
-	if (is_number(o)) {
-		if (!get_uint(o, path, c->e, "length", LENGTH_MAX, &lo))
+	if (jsonv_is_number(o)) {
+		if (!jsonv_uint(o, path, c->e, "length", 0, LENGTH_MAX, &lo))
 			return false;
 		hi = lo;
 	} else if (json_object_is_type(o, json_type_string)) {
 		if (!parse_range_str(o, path, c->e, "length", LENGTH_MAX, &lo, &hi))
 			return false;
 	} else {
-		return type_err(c->e, path, "a number or \"lo-hi\" string", o);
+		return jsonv_type_err(c->e, path, "a number or \"lo-hi\" string", o);
 	}
 	r->len_lo = (uint32_t)lo;
 	r->len_hi = (uint32_t)hi;
@@ -806,7 +696,7 @@ static void parse_match(json_object *o, const char *path, struct compile *c,
 	char kpath[ERRS_PATH_MAX];
 
 	if (!json_object_is_type(o, json_type_object)) {
-		type_err(c->e, path, "an object", o);
+		jsonv_type_err(c->e, path, "an object", o);
 		return;
 	}
 	it = json_object_iter_begin(o);
@@ -842,8 +732,8 @@ static bool parse_verdict(json_object *o, const char *path, struct errs *e,
 	size_t len;
 
 	if (!json_object_is_type(o, json_type_string))
-		return type_err(e, path, "a verdict string", o);
-	s = jstr(o, &len);
+		return jsonv_type_err(e, path, "a verdict string", o);
+	s = jsonv_str(o, &len);
 	if (s && strcmp(s, "accept") == 0) {
 		*verdict = NFQB_ACCEPT;
 	} else if (s && strcmp(s, "drop") == 0) {
@@ -853,7 +743,7 @@ static bool parse_verdict(json_object *o, const char *path, struct errs *e,
 	} else if (s && strncmp(s, "queue:", 6) == 0) {
 		if (parse_num(s + 6, len - 6, false, &q)) {
 			errs_add(e, path, "bad verdict %s (queue:N needs a number "
-				 "N 0-65535)", jval(o, vb));
+				 "N 0-65535)", jsonv_text(o, vb, sizeof(vb)));
 			return false;
 		}
 		if (q > 65535) {
@@ -863,7 +753,7 @@ static bool parse_verdict(json_object *o, const char *path, struct errs *e,
 		*verdict = NFQB_QUEUE | (uint32_t)q << 16;
 	} else {
 		errs_add(e, path, "unknown verdict %s (accept, drop, repeat, queue:N)",
-			 jval(o, vb));
+			 jsonv_text(o, vb, sizeof(vb)));
 		return false;
 	}
 	return true;
@@ -881,7 +771,7 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 	long dup;
 
 	if (!json_object_is_type(o, json_type_object)) {
-		type_err(c->e, rpath, "a rule object", o);
+		jsonv_type_err(c->e, rpath, "a rule object", o);
 		return;
 	}
 	it = json_object_iter_begin(o);
@@ -897,22 +787,22 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 
 			has_name = true;
 			if (!json_object_is_type(val, json_type_string)) {
-				type_err(c->e, kpath, "a rule name string", val);
+				jsonv_type_err(c->e, kpath, "a rule name string", val);
 				continue;
 			}
-			s = jstr(val, &len);
+			s = jsonv_str(val, &len);
 			if (!valid_name(s, len)) {
 				errs_add(c->e, kpath, "bad rule name %s " NAME_RULES,
-					 jval(val, vb));
+					 jsonv_text(val, vb, sizeof(vb)));
 				continue;
 			}
 			dup = name_index_find(&c->names, p->rules, s);
 			if (dup >= 0)
 				errs_add(c->e, kpath, "duplicate rule name %s (also rules[%ld])",
-					 jval(val, vb), dup);
+					 jsonv_text(val, vb, sizeof(vb)), dup);
 			r->name = strdup(s);
 			if (!r->name)
-				nomem(c->e, kpath);
+				jsonv_nomem(c->e, kpath);
 			else if (dup < 0)
 				name_index_add(&c->names, p->rules, idx);
 		} else if (strcmp(key, "match") == 0) {
@@ -921,14 +811,14 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 			has_verdict = true;
 			parse_verdict(val, kpath, c->e, &r->act.verdict);
 		} else if (strcmp(key, "set_mark") == 0) {
-			if (!is_number(val))
-				type_err(c->e, kpath, "a number", val);
-			else if (get_uint(val, kpath, c->e, "mark", UINT32_MAX, &v))
+			if (!jsonv_is_number(val))
+				jsonv_type_err(c->e, kpath, "a number", val);
+			else if (jsonv_uint(val, kpath, c->e, "mark", 0, UINT32_MAX, &v))
 				r->act.mark = (uint32_t)v;
 			r->act.set_mark = true;
 		} else if (strcmp(key, "log") == 0) {
 			if (!json_object_is_type(val, json_type_boolean))
-				type_err(c->e, kpath, "true or false", val);
+				jsonv_type_err(c->e, kpath, "true or false", val);
 			else
 				r->act.log = json_object_get_boolean(val);
 		} else {
@@ -953,7 +843,7 @@ static void parse_rules(json_object *o, const char *path, struct compile *c,
 	size_t n;
 
 	if (!json_object_is_type(o, json_type_array)) {
-		type_err(c->e, path, "an array of rules", o);
+		jsonv_type_err(c->e, path, "an array of rules", o);
 		return;
 	}
 	n = json_object_array_length(o);
@@ -964,11 +854,11 @@ static void parse_rules(json_object *o, const char *path, struct compile *c,
 	p->rules = calloc(n ? n : 1, sizeof(*p->rules));
 	p->counters = calloc(n + 1, sizeof(*p->counters));
 	if (!p->rules || !p->counters) {
-		nomem(c->e, path);
+		jsonv_nomem(c->e, path);
 		return;
 	}
 	if (name_index_init(&c->names, n) < 0) {
-		nomem(c->e, path);
+		jsonv_nomem(c->e, path);
 		return;
 	}
 	p->n_rules = n;
@@ -991,7 +881,7 @@ static struct policy *parse_policy(json_object *o, const char *name,
 		goto fail;
 	p->def.verdict = NFQB_ACCEPT;
 	if (!json_object_is_type(o, json_type_object)) {
-		type_err(c->e, path, "a policy object", o);
+		jsonv_type_err(c->e, path, "a policy object", o);
 		goto done;
 	}
 	it = json_object_iter_begin(o);
@@ -1015,7 +905,7 @@ done:
 		goto fail;
 	return p;
 fail:
-	nomem(c->e, path);
+	jsonv_nomem(c->e, path);
 	policy_free(p);
 	return NULL;
 }
@@ -1030,7 +920,7 @@ struct policy_set *policy_set_parse(json_object *obj, struct errs *e)
 	struct policy_set *s = calloc(1, sizeof(*s));
 
 	if (!s) {
-		nomem(e, "policies");
+		jsonv_nomem(e, "policies");
 		return NULL;
 	}
 	c.set = s;
@@ -1039,12 +929,12 @@ struct policy_set *policy_set_parse(json_object *obj, struct errs *e)
 		goto fail;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
-		type_err(e, "policies", "an object of named policies", obj);
+		jsonv_type_err(e, "policies", "an object of named policies", obj);
 		goto fail;
 	}
 	s->pols = calloc((size_t)json_object_object_length(obj) + 1, sizeof(*s->pols));
 	if (!s->pols) {
-		nomem(e, "policies");
+		jsonv_nomem(e, "policies");
 		goto fail;
 	}
 	it = json_object_iter_begin(obj);
@@ -1057,7 +947,7 @@ struct policy_set *policy_set_parse(json_object *obj, struct errs *e)
 			json_object *js = json_object_new_string(name);
 
 			errs_add(e, "policies", "bad policy name %s " NAME_RULES,
-				 js ? jval(js, vb) : "?");
+				 js ? jsonv_text(js, vb, sizeof(vb)) : "?");
 			json_object_put(js);
 			continue;
 		}
