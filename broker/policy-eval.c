@@ -106,22 +106,27 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
 	/* Hook 31 is set only in the all-hooks mask of rules without "hook". */
 	uint32_t hook = m->hook < 31 ? m->hook : 31;
 	uint32_t pk = packet_key(m);
-	struct policy_counter *c;
 
 	for (size_t i = 0; i < p->n_rules; i++) {
 		if (!rule_match(&p->rules[i], m, pk, hook))
 			continue;
-		c = &p->counters[i + 1];
-		c->packets++;
-		c->bytes += m->len;
 		*act = &p->rules[i].act;
 		return (int)i;
 	}
-	c = &p->counters[0];
-	c->packets++;
-	c->bytes += m->len;
 	*act = &p->def;
 	return -1;
+}
+
+/* policy_count - see policy.h. */
+void policy_count(const struct policy *p, int idx, uint32_t len)
+{
+	struct policy_counter *c;
+
+	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
+		return;
+	c = &p->ctr->c[idx + 1];
+	c->packets++;
+	c->bytes += len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -166,7 +171,7 @@ const struct policy_counter *policy_counter(const struct policy *p, int idx)
 {
 	if (idx < -1 || (idx >= 0 && (size_t)idx >= p->n_rules))
 		return NULL;
-	return &p->counters[idx + 1];
+	return &p->ctr->c[idx + 1];
 }
 
 /* policy_set_count - number of policies in @s (0 for NULL). */

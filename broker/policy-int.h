@@ -74,14 +74,20 @@ struct rule {
 	char *name;
 };
 
+/* Counters of one policy: c[0] the default, c[i + 1] rule i. */
+struct policy_counters {
+	size_t n;
+	struct policy_counter c[];
+};
+
 struct policy {
 	char *name;
 	struct rule *rules;
 	size_t n_rules;
 	struct policy_action def;
-	/* [0] is the default, [i + 1] rule i. Mutable through a const policy:
-	 * counting is the one thing evaluation changes. */
-	struct policy_counter *counters;
+	/* The one mutable part, kept in its own block: evaluation only reads
+	 * the policy, policy_count() writes here. */
+	struct policy_counters *ctr;
 };
 
 struct policy_set {

@@ -87,7 +87,7 @@ static int carry_policy(struct policy *p, const struct policy *q)
 {
 	struct name_index t;
 
-	p->counters[0] = q->counters[0];
+	p->ctr->c[0] = q->ctr->c[0];
 	if (!q->n_rules || !p->n_rules)
 		return 0;
 	if (name_index_init(&t, q->n_rules) < 0)
@@ -99,7 +99,7 @@ static int carry_policy(struct policy *p, const struct policy *q)
 		long k = p->rules[r].name ? name_index_find(&t, q->rules, p->rules[r].name) : -1;
 
 		if (k >= 0)
-			p->counters[r + 1] = q->counters[k + 1];
+			p->ctr->c[r + 1] = q->ctr->c[k + 1];
 	}
 	name_index_free(&t);
 	return 0;
@@ -125,6 +125,16 @@ int policy_set_carry_counters(struct policy_set *to, const struct policy_set *fr
 /* Freeing                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Room for @n rules and the default. */
+static struct policy_counters *counters_new(size_t n)
+{
+	struct policy_counters *c = calloc(1, sizeof(*c) + (n + 1) * sizeof(c->c[0]));
+
+	if (c)
+		c->n = n + 1;
+	return c;
+}
+
 static void rule_release(struct rule *r)
 {
 	free(r->src);
@@ -145,7 +155,7 @@ static void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n_rules; i++)
 		rule_release(&p->rules[i]);
 	free(p->rules);
-	free(p->counters);
+	free(p->ctr);
 	free(p->name);
 	free(p);
 }
@@ -852,8 +862,8 @@ static void parse_rules(json_object *o, const char *path, struct compile *c,
 		return;
 	}
 	p->rules = calloc(n ? n : 1, sizeof(*p->rules));
-	p->counters = calloc(n + 1, sizeof(*p->counters));
-	if (!p->rules || !p->counters) {
+	p->ctr = counters_new(n);
+	if (!p->rules || !p->ctr) {
 		jsonv_nomem(c->e, path);
 		return;
 	}
@@ -899,9 +909,9 @@ static struct policy *parse_policy(json_object *o, const char *name,
 			errs_add(c->e, kpath, "unknown key");
 	}
 done:
-	if (!p->counters)
-		p->counters = calloc(1, sizeof(*p->counters));
-	if (!p->counters)
+	if (!p->ctr)
+		p->ctr = counters_new(0);
+	if (!p->ctr)
 		goto fail;
 	return p;
 fail:
