@@ -557,18 +557,26 @@ static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
 	check_duplicate_names(c, e);
 }
 
-/* Point every entry at its policy; only meaningful once the set parsed. */
-static void resolve_policies(struct cfg *c, struct errs *e)
+/*
+ * Point every entry at its policy. When the set had errors there is no
+ * set, but a name that is not even a key of "policies" is still an error
+ * of its own: --check reports it with the others.
+ */
+static void resolve_policies(struct cfg *c, json_object *policies, struct errs *e)
 {
 	char p[ERRS_PATH_MAX], base[ERRS_PATH_MAX];
 
+	if (!c->policies && !json_object_is_type(policies, json_type_object))
+		return;          /* already reported; every name would be noise */
 	for (size_t i = 0; i < c->nns; i++) {
 		struct cfg_ns *ns = &c->ns[i];
 
 		if (!ns->policy_name)
 			continue;
-		ns->policy = policy_set_find(c->policies, ns->policy_name);
-		if (ns->policy)
+		if (c->policies)
+			ns->policy = policy_set_find(c->policies, ns->policy_name);
+		if (c->policies ? ns->policy != NULL :
+		    json_object_object_get_ex(policies, ns->policy_name, NULL))
 			continue;
 		errs_path_idx(base, sizeof(base), "namespaces", i);
 		errs_path_key(p, sizeof(p), base, "policy");
@@ -635,9 +643,7 @@ struct cfg *cfg_parse(json_object *root, struct errs *e)
 	v = NULL;
 	json_object_object_get_ex(root, "policies", &v);
 	c->policies = policy_set_parse(v, e);
-	/* Without a valid set "unknown policy" would only add noise. */
-	if (c->policies)
-		resolve_policies(c, e);
+	resolve_policies(c, v, e);
 	if (e->n != nerr || e->oom)
 		goto fail;
 	return c;

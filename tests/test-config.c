@@ -402,12 +402,29 @@ static void test_ns_entries(void **state)
 	       "namespaces[0].queue: expected an object, got array []");
 }
 
-/* Errors in policies come from the policy parser; unknown policy checks are then skipped. */
+/* Errors in policies come from the policy parser; with no "policies" object
+ * to look names up in, unknown policy checks are skipped. */
 static void test_policy_errors_pass_through(void **state)
 {
 	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"nope\"}],"
 		      " \"policies\": []}",
 		      "policies: expected an object of named policies, got array []");
+}
+
+/*
+ * A policy with an error does not hide a namespace naming a policy that
+ * does not exist: --check reports both at once. A name that is a key of
+ * "policies" (even of the broken policy) is not unknown.
+ */
+static void test_unknown_policy_beside_policy_error(void **state)
+{
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"nope\"},"
+		      " {\"name\": \"b\", \"queues\": [2], \"policy\": \"web\"},"
+		      " {\"name\": \"c\", \"queues\": [3], \"policy\": \"ok\"}],"
+		      " \"policies\": {\"web\": {\"default\": \"maybe\"},"
+		      " \"ok\": {\"default\": \"drop\"}}}",
+		      "policies.web.default: unknown verdict \"maybe\" (accept, drop, repeat, queue:N)\n"
+		      "namespaces[0].policy: unknown policy \"nope\"");
 }
 
 static void test_every_error_reported(void **state)
@@ -599,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_queue_keys),
 		cmocka_unit_test(test_ns_entries),
 		cmocka_unit_test(test_policy_errors_pass_through),
+		cmocka_unit_test(test_unknown_policy_beside_policy_error),
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_identity_keys),
