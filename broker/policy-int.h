@@ -97,4 +97,36 @@ struct policy_set {
 	size_t n_ifnames, cap_ifnames;
 };
 
+/*
+ * Rule name -> index of one policy's rules: open addressing, linear
+ * probing, at most half full. Built per policy at parse time (duplicate
+ * names) and per reload (counter carry-over), so that both cost O(rules)
+ * rather than O(rules^2): 20,000 rules used to block the loop ~1 s.
+ */
+struct name_index {
+	uint32_t *slot;            /* rule index + 1; 0 is an empty slot */
+	size_t mask;
+};
+
+/* The state of one policy_set_parse() call. */
+struct compile {
+	struct policy_set *set;
+	struct errs *e;
+	struct name_index names;   /* of the policy being parsed */
+};
+
+/* policy_parse_num - strict decimal (or 0x hex when @hex): digits only, no
+ * sign, no spaces. 0 ok, -EINVAL bad syntax. Values are capped far above
+ * any field range. */
+int policy_parse_num(const char *s, size_t len, bool hex, uint64_t *out);
+
+/* policy_keys_parse_match - the "match" object @o of rule @r: each key
+ * through its parser, an unknown key reported. */
+void policy_keys_parse_match(json_object *o, const char *path, struct compile *c,
+			     struct rule *r);
+
+/* policy_keys_finish - fold the keys present into r->need and the scalar
+ * fields; absent keys get values that always pass. */
+void policy_keys_finish(struct rule *r);
+
 #endif
