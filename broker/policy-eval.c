@@ -77,24 +77,24 @@ static inline bool rule_match(const struct rule *r, const struct pktmeta *m,
 	     (m->len >= r->len_lo) & (m->len <= r->len_hi);
 	if (!ok)
 		return false;
-	t = r->tests & T_LISTS;
+	t = r->tests & KEYS_LIST;
 	if (!t)
 		return true;
-	if ((t & T_UID) && !u32_in(r->uid, r->n_uid, m->uid))
+	if ((t & KEY_BIT(uid)) && !u32_in(r->uid, r->n_uid, m->uid))
 		return false;
-	if ((t & T_GID) && !u32_in(r->gid, r->n_gid, m->gid))
+	if ((t & KEY_BIT(gid)) && !u32_in(r->gid, r->n_gid, m->gid))
 		return false;
-	if ((t & T_INDEV) && !id_in(r->indev, r->n_indev, m->indev_id))
+	if ((t & KEY_BIT(indev)) && !id_in(r->indev, r->n_indev, m->indev_id))
 		return false;
-	if ((t & T_OUTDEV) && !id_in(r->outdev, r->n_outdev, m->outdev_id))
+	if ((t & KEY_BIT(outdev)) && !id_in(r->outdev, r->n_outdev, m->outdev_id))
 		return false;
-	if ((t & T_SPORT) && !port_in(r->sport, r->n_sport, m->sport))
+	if ((t & KEY_BIT(sport)) && !port_in(r->sport, r->n_sport, m->sport))
 		return false;
-	if ((t & T_DPORT) && !port_in(r->dport, r->n_dport, m->dport))
+	if ((t & KEY_BIT(dport)) && !port_in(r->dport, r->n_dport, m->dport))
 		return false;
-	if ((t & T_SRC) && !cidr_in(r->src, r->n_src, m->family, m->src))
+	if ((t & KEY_BIT(src)) && !cidr_in(r->src, r->n_src, m->family, m->src))
 		return false;
-	if ((t & T_DST) && !cidr_in(r->dst, r->n_dst, m->family, m->dst))
+	if ((t & KEY_BIT(dst)) && !cidr_in(r->dst, r->n_dst, m->family, m->dst))
 		return false;
 	return true;
 }

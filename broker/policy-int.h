@@ -19,24 +19,54 @@
 #define LENGTH_MAX 262144u         /* GSO super-packets exceed 64 KiB */
 #define VALBUF JSONV_TEXT_MAX     /* rendered JSON value in a message */
 
-enum {
-	T_FAMILY = 1u << 0, T_PROTO = 1u << 1, T_SRC = 1u << 2, T_DST = 1u << 3,
-	T_SPORT = 1u << 4, T_DPORT = 1u << 5, T_HOOK = 1u << 6,
-	T_INDEV = 1u << 7, T_OUTDEV = 1u << 8, T_MARK = 1u << 9,
-	T_UID = 1u << 10, T_GID = 1u << 11, T_LENGTH = 1u << 12,
-	/* Tests that need the packet's IP header. */
-	T_NEEDS_IP = T_FAMILY | T_PROTO | T_SRC | T_DST | T_SPORT | T_DPORT,
-	T_PORTS = T_SPORT | T_DPORT,
-	/* Tests that scan a list; the others are folded into scalar fields. */
-	T_LISTS = T_SRC | T_DST | T_SPORT | T_DPORT | T_INDEV | T_OUTDEV |
-		  T_UID | T_GID,
-};
-
 /* What a packet has, computed once per evaluation; a rule needs a subset. */
 enum {
 	PK_IP = 1u << 0, PK_V4 = 1u << 1, PK_V6 = 1u << 2, PK_PORTS = 1u << 3,
 	PK_UID = 1u << 4, PK_GID = 1u << 5,
 };
+
+/*
+ * The match keys, one row each: X(name, needs, list, absent, doc).
+ *   name    the key in a rule's "match" object; parsed by m_<name>() in
+ *           policy-keys.c into fields of struct rule, which rule_match()
+ *           in policy-eval.c tests
+ *   needs   PK_* bits a packet must have for the key to match: PK_IP the
+ *           IP header, PK_PORTS the transport header, PK_UID/PK_GID the
+ *           socket owner metadata (0: always known)
+ *   list    1: a list scanned after the scalar checks, skipped when absent;
+ *           0: a scalar folded into rule_match()'s one expression
+ *   absent  for a scalar key, what makes a rule without it always pass it
+ *           (NULL when the zeroed rule already does)
+ *   doc     one line, as docs/policy.md's match-key table names the key
+ * Everything else (the key's bit, which keys need what, the list mask,
+ * the parser lookup) is derived from this table.
+ */
+#define POLICY_MATCH_KEYS(X) \
+	X(family, PK_IP,            0, NULL,          "IPv4 or IPv6 (\"ipv4\", \"ipv6\")") \
+	X(proto,  PK_IP,            0, absent_proto,  "transport protocol, by name or number") \
+	X(src,    PK_IP,            1, NULL,          "source address in one of the CIDRs") \
+	X(dst,    PK_IP,            1, NULL,          "destination address in one of the CIDRs") \
+	X(sport,  PK_IP | PK_PORTS, 1, NULL,          "source port in one of the ranges") \
+	X(dport,  PK_IP | PK_PORTS, 1, NULL,          "destination port in one of the ranges") \
+	X(hook,   0,                0, absent_hook,   "netfilter hook the packet was queued from") \
+	X(indev,  0,                1, NULL,          "input interface name") \
+	X(outdev, 0,                1, NULL,          "output interface name") \
+	X(mark,   0,                0, NULL,          "packet mark, exact or value/mask") \
+	X(uid,    PK_UID,           1, NULL,          "uid of the packet's socket owner") \
+	X(gid,    PK_GID,           1, NULL,          "gid of the packet's socket owner") \
+	X(length, 0,                0, absent_length, "original packet length, exact or range")
+
+#define POLICY_KEY_INDEX(n, needs, list, absent, doc) K_##n,
+enum { POLICY_MATCH_KEYS(POLICY_KEY_INDEX) K_COUNT };
+#undef POLICY_KEY_INDEX
+
+/* The bit of key @n in struct rule's tests. */
+#define KEY_BIT(n) (1u << K_##n)
+
+#define POLICY_KEY_LIST_BIT(n, needs, list, absent, doc) | ((list) ? KEY_BIT(n) : 0u)
+/* Keys that scan a list; the others are folded into scalar fields. */
+enum { KEYS_LIST = 0u POLICY_MATCH_KEYS(POLICY_KEY_LIST_BIT) };
+#undef POLICY_KEY_LIST_BIT
 
 /* Address and mask as two words in memory order: a masked compare of the
  * packet's 16 bytes needs no byte swapping. IPv4 uses the first 4 bytes. */
@@ -59,8 +89,7 @@ struct rule {
 	uint32_t hooks;            /* 1 << NFQB_HOOK_* */
 	uint32_t mark_val, mark_mask;
 	uint32_t len_lo, len_hi;
-	uint32_t tests;            /* T_* bits of the keys present */
-	uint8_t family;
+	uint32_t tests;            /* KEY_BIT()s of the keys present */
 	uint64_t protos[4];        /* bitmap of 256 protocol numbers */
 	struct cidr *src, *dst;
 	uint32_t n_src, n_dst;

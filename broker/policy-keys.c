@@ -307,11 +307,12 @@ static bool m_family(json_object *o, const char *path, struct compile *c,
 		return jsonv_type_err(c->e, path, "\"ipv4\" or \"ipv6\"", o);
 	s = json_object_get_string(o);
 	if (strcmp(s, "ipv4") == 0) {
-		r->family = 4;
+		r->need |= PK_V4;
 	} else if (strcmp(s, "ipv6") == 0) {
-		r->family = 6;
+		r->need |= PK_V6;
 	} else {
-		errs_add(c->e, path, "unknown family %s (ipv4, ipv6)", jsonv_text(o, vb, sizeof(vb)));
+		errs_add(c->e, path, "unknown family %s (ipv4, ipv6)",
+			 jsonv_text(o, vb, sizeof(vb)));
 		return false;
 	}
 	return true;
@@ -442,45 +443,54 @@ static bool m_length(json_object *o, const char *path, struct compile *c,
 	return true;
 }
 
+/* "Absent" defaults of the scalar keys: values every packet passes. */
+static void absent_proto(struct rule *r)
+{
+	memset(r->protos, 0xff, sizeof(r->protos));
+}
+
+static void absent_hook(struct rule *r)
+{
+	r->hooks = UINT32_MAX;
+}
+
+static void absent_length(struct rule *r)
+{
+	r->len_lo = 0;
+	r->len_hi = UINT32_MAX;
+}
+
+#define POLICY_KEY_ROW(n, needs, list, absent, doc) \
+	{ #n, KEY_BIT(n), needs, m_##n, absent, doc },
 static const struct match_key {
 	const char *name;
 	uint32_t bit;
+	uint32_t needs;
 	bool (*parse)(json_object *o, const char *path, struct compile *c,
 		      struct rule *r);
-} match_keys[] = {
-	{ "family", T_FAMILY, m_family }, { "proto", T_PROTO, m_proto },
-	{ "src", T_SRC, m_src }, { "dst", T_DST, m_dst },
-	{ "sport", T_SPORT, m_sport }, { "dport", T_DPORT, m_dport },
-	{ "hook", T_HOOK, m_hook }, { "indev", T_INDEV, m_indev },
-	{ "outdev", T_OUTDEV, m_outdev }, { "mark", T_MARK, m_mark },
-	{ "uid", T_UID, m_uid }, { "gid", T_GID, m_gid },
-	{ "length", T_LENGTH, m_length },
-};
+	void (*absent)(struct rule *r);
+	const char *doc;
+} match_keys[] = { POLICY_MATCH_KEYS(POLICY_KEY_ROW) };
+#undef POLICY_KEY_ROW
+
+/* policy_match_key - see policy.h. */
+const char *policy_match_key(size_t i, const char **doc)
+{
+	if (i >= K_COUNT)
+		return NULL;
+	if (doc)
+		*doc = match_keys[i].doc;
+	return match_keys[i].name;
+}
 
 /* policy_keys_finish - see policy-int.h. */
 void policy_keys_finish(struct rule *r)
 {
-	uint32_t t = r->tests;
-
-	if (t & T_NEEDS_IP)
-		r->need |= PK_IP;
-	if (t & T_FAMILY)
-		r->need |= r->family == 4 ? PK_V4 : PK_V6;
-	if (t & T_PORTS)
-		r->need |= PK_PORTS;
-	if (t & T_UID)
-		r->need |= PK_UID;
-	if (t & T_GID)
-		r->need |= PK_GID;
-	if (!(t & T_HOOK))
-		r->hooks = UINT32_MAX;
-	if (!(t & T_PROTO))
-		memset(r->protos, 0xff, sizeof(r->protos));
-	if (!(t & T_MARK))
-		r->mark_val = r->mark_mask = 0;
-	if (!(t & T_LENGTH)) {
-		r->len_lo = 0;
-		r->len_hi = UINT32_MAX;
+	for (size_t k = 0; k < K_COUNT; k++) {
+		if (r->tests & match_keys[k].bit)
+			r->need |= match_keys[k].needs;
+		else if (match_keys[k].absent)
+			match_keys[k].absent(r);
 	}
 }
 

@@ -62,6 +62,13 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
  */
 void policy_count(const struct policy *p, int idx, uint32_t len);
 
+/*
+ * policy_match_key - name of match key @i (0, 1, ... in table order) and its
+ * one-line description into *@doc (when @doc is not NULL); NULL past the
+ * last key. For docs checks and help text.
+ */
+const char *policy_match_key(size_t i, const char **doc);
+
 /* policy_rule_name - name of rule @idx of @p ("(default)" for -1). */
 const char *policy_rule_name(const struct policy *p, int idx);
 size_t policy_rule_count(const struct policy *p);

@@ -399,6 +399,67 @@ static void test_eval_counts_nothing(void **state)
 	policy_set_free(s);
 }
 
+/*
+ * docs/policy.md's match-key table ("| key | forms | matches when |") names
+ * exactly the keys of the key table (POLICY_MATCH_KEYS), each once.
+ */
+static void test_docs_list_every_match_key(void **state)
+{
+	char line[1024], keys[32][16];
+	size_t nkeys = 0, nseen[32] = { 0 };
+	bool in_table = false, seen_table = false;
+	FILE *f = fopen(TEST_SRCDIR "/../docs/policy.md", "r");
+
+	(void)state;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *cell, *end;
+
+		if (strncmp(line, "| key | forms | matches when |", 30) == 0) {
+			in_table = seen_table = true;
+			continue;
+		}
+		if (!in_table || strncmp(line, "|---", 4) == 0)
+			continue;
+		if (line[0] != '|') {
+			in_table = false;
+			continue;
+		}
+		end = strchr(line + 1, '|');
+		assert_non_null(end);
+		*end = '\0';
+		/* the first cell: `a` or `a`, `b` */
+		for (cell = strchr(line, '`'); cell; cell = strchr(end + 1, '`')) {
+			end = strchr(cell + 1, '`');
+			assert_non_null(end);
+			assert_true(nkeys < 32 && end - cell - 1 < 16);
+			snprintf(keys[nkeys++], 16, "%.*s", (int)(end - cell - 1), cell + 1);
+		}
+	}
+	fclose(f);
+	assert_true(seen_table);
+	for (size_t k = 0; k < nkeys; k++) {
+		size_t i;
+		const char *doc = NULL;
+
+		for (i = 0; policy_match_key(i, &doc); i++)
+			if (strcmp(policy_match_key(i, NULL), keys[k]) == 0)
+				break;
+		if (!policy_match_key(i, NULL))
+			print_error("docs/policy.md lists \"%s\", not a match key\n", keys[k]);
+		assert_non_null(policy_match_key(i, NULL));
+		assert_non_null(doc);
+		assert_true(doc[0] != '\0');
+		nseen[i]++;
+	}
+	for (size_t i = 0; policy_match_key(i, NULL); i++) {
+		if (nseen[i] != 1)
+			print_error("docs/policy.md lists match key \"%s\" %zu times\n",
+				    policy_match_key(i, NULL), nseen[i]);
+		assert_int_equal(nseen[i], 1);
+	}
+}
+
 /* A rejected reload leaves the set in force untouched. */
 static void test_bad_reload_harms_nothing(void **state)
 {
@@ -908,6 +969,7 @@ int main(void)
 		cmocka_unit_test(test_accessors),
 		cmocka_unit_test(test_ifname_ids),
 		cmocka_unit_test(test_eval_counts_nothing),
+		cmocka_unit_test(test_docs_list_every_match_key),
 		cmocka_unit_test(test_carry_counters),
 		cmocka_unit_test(test_carry_counters_many),
 		cmocka_unit_test(test_interface_example),
