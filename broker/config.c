@@ -160,34 +160,6 @@ static void parse_queue(json_object *obj, const char *path, struct nfqb_queue_op
 
 /* ------------------------------------------------------------ broker */
 
-static void parse_allow_uids(json_object *arr, const char *path, struct cfg *c,
-			     struct errs *e)
-{
-	char p[ERRS_PATH_MAX];
-	size_t n;
-	uid_t *uids;
-
-	if (!jsonv_want(arr, json_type_array, path, e))
-		return;
-	n = json_object_array_length(arr);
-	uids = calloc(n ? n : 1, sizeof(*uids));
-	if (!uids) {
-		e->oom = 1;
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t v;
-
-		errs_path_idx(p, sizeof(p), path, i);
-		if (jsonv_uint(json_object_array_get_idx(arr, i), p, e, "uid", 0,
-			       (uint32_t)-2, &v))
-			uids[i] = (uid_t)v;
-	}
-	free(c->allow_uids);
-	c->allow_uids = uids;
-	c->nallow_uids = n;
-}
-
 /* Loopback only: the metrics are for a local scraper, not the network. */
 static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c,
 				 struct errs *e)
@@ -362,7 +334,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 	if (json_object_object_get_ex(obj, "control_mode", &v))
 		get_mode(v, "broker.control_mode", &c->control_mode, e);
 	if (json_object_object_get_ex(obj, "allow_uids", &v))
-		parse_allow_uids(v, "broker.allow_uids", c, e);
+		get_uid_list(v, "broker.allow_uids", &c->allow_uids, &c->nallow_uids, e);
 	if (json_object_object_get_ex(obj, "grace_ms", &v)) {
 		errs_path_key(p, sizeof(p), path, "grace_ms");
 		if (jsonv_uint(v, p, e, "grace_ms", 0, CFG_MAX_GRACE_MS, &n))
