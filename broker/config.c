@@ -560,10 +560,12 @@ static void resolve_policies(struct cfg *c, json_object *policies, struct errs *
 
 static int set_defaults(struct cfg *c)
 {
-	static const struct nfqb_queue_opts qd = {
-		.max_len = 1024, .mode = NFQB_COPY_PACKET, .range = 65535,
-		.sock_len = 4194304, .flags = NFQB_F_GSO,
-	};
+	/* The library's defaults, with the buffer size it would pick made
+	 * explicit, so the control socket shows the number in force. */
+	static const struct nfqb_queue_opts qd0 = NFQB_QUEUE_OPTS_DEFAULT;
+	struct nfqb_queue_opts qd = qd0;
+
+	qd.sock_len = NFQB_DEFAULT_SOCK_LEN;
 
 	c->listen = strdup(CFG_DEFAULT_LISTEN);
 	c->control = strdup(CFG_DEFAULT_CONTROL);

@@ -10,6 +10,7 @@
 
 #include <nfqb/queue.h>
 
+#include "names.h"
 #include "policy-int.h"
 
 /* ------------------------------------------------------------------ */
@@ -200,22 +201,13 @@ int32_t policy_ifname_id(const struct policy_set *s, const char *ifname)
 /* policy_verdict_name - see policy.h. */
 const char *policy_verdict_name(uint32_t verdict, char *buf, size_t len)
 {
-	switch (verdict & 0xffff) {
-	case NFQB_ACCEPT:
-		snprintf(buf, len, "accept");
-		break;
-	case NFQB_DROP:
-		snprintf(buf, len, "drop");
-		break;
-	case NFQB_REPEAT:
-		snprintf(buf, len, "repeat");
-		break;
-	case NFQB_QUEUE:
-		snprintf(buf, len, "queue:%" PRIu32, verdict >> 16);
-		break;
-	default:
+	const char *name = names_verdict(verdict & 0xffff);
+
+	if (!name)
 		snprintf(buf, len, "verdict:%" PRIu32, verdict);
-		break;
-	}
+	else if ((verdict & 0xffff) == NFQB_QUEUE)
+		snprintf(buf, len, "%s:%" PRIu32, name, verdict >> 16);
+	else
+		snprintf(buf, len, "%s", name);
 	return buf;
 }

@@ -12,6 +12,7 @@
 
 #include <nfqb/queue.h>
 
+#include "names.h"
 #include "policy-int.h"
 
 /* "lo-hi" (a number alone is a JSON number, not a string). */
@@ -190,27 +191,22 @@ static bool item_proto(json_object *o, const char *path, struct compile *c,
 	return false;
 }
 
-static const char *const hook_names[] = {
-	[NFQB_HOOK_PREROUTING] = "prerouting", [NFQB_HOOK_INPUT] = "input",
-	[NFQB_HOOK_FORWARD] = "forward", [NFQB_HOOK_OUTPUT] = "output",
-	[NFQB_HOOK_POSTROUTING] = "postrouting",
-};
-
 static bool item_hook(json_object *o, const char *path, struct compile *c,
 		      void *slot)
 {
 	uint8_t *h = slot;
-	char vb[VALBUF];
+	char vb[VALBUF], lb[80];
+	int hook;
 
 	if (!json_object_is_type(o, json_type_string))
 		return jsonv_type_err(c->e, path, "a hook name", o);
-	for (size_t i = 0; i < sizeof(hook_names) / sizeof(hook_names[0]); i++)
-		if (strcmp(json_object_get_string(o), hook_names[i]) == 0) {
-			*h = (uint8_t)i;
-			return true;
-		}
-	errs_add(c->e, path, "unknown hook %s (prerouting, input, forward, "
-		 "output, postrouting)", jsonv_text(o, vb, sizeof(vb)));
+	hook = names_hook_by_name(json_object_get_string(o));
+	if (hook >= 0) {
+		*h = (uint8_t)hook;
+		return true;
+	}
+	errs_add(c->e, path, "unknown hook %s (%s)", jsonv_text(o, vb, sizeof(vb)),
+		 names_hook_list(lb, sizeof(lb)));
 	return false;
 }
 

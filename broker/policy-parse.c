@@ -15,6 +15,7 @@
 #include <nfqb/queue.h>
 
 #include "jsonv.h"
+#include "names.h"
 #include "policy-int.h"
 
 /* ------------------------------------------------------------------ */
@@ -227,12 +228,8 @@ static bool parse_verdict(json_object *o, const char *path, struct errs *e,
 	if (!json_object_is_type(o, json_type_string))
 		return jsonv_type_err(e, path, "a verdict string", o);
 	s = jsonv_str(o, &len);
-	if (s && strcmp(s, "accept") == 0) {
-		*verdict = NFQB_ACCEPT;
-	} else if (s && strcmp(s, "drop") == 0) {
-		*verdict = NFQB_DROP;
-	} else if (s && strcmp(s, "repeat") == 0) {
-		*verdict = NFQB_REPEAT;
+	if (s && names_verdict_by_name(s) >= 0) {
+		*verdict = (uint32_t)names_verdict_by_name(s);
 	} else if (s && strncmp(s, "queue:", 6) == 0) {
 		if (policy_parse_num(s + 6, len - 6, false, &q)) {
 			errs_add(e, path, "bad verdict %s (queue:N needs a number "
