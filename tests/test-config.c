@@ -427,6 +427,62 @@ static void test_unknown_policy_beside_policy_error(void **state)
 		      "namespaces[0].policy: unknown policy \"nope\"");
 }
 
+/* The "default" cell of @key's row in docs/broker.md's queue options table,
+ * without backquotes, into @out; false when there is no such row. */
+static bool doc_default(const char *key, char *out, size_t len)
+{
+	char line[1024], head[64];
+	bool found = false;
+	FILE *f = fopen(TEST_SRCDIR "/../docs/broker.md", "r");
+
+	assert_non_null(f);
+	snprintf(head, sizeof(head), "| `%s` | ", key);
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *cell, *end;
+
+		if (strncmp(line, head, strlen(head)) != 0)
+			continue;
+		cell = strchr(line + strlen(head), '|');     /* after the type */
+		if (!cell || !(cell = strchr(cell, '`')) || !(end = strchr(cell + 1, '`')))
+			continue;
+		snprintf(out, len, "%.*s", (int)(end - cell - 1), cell + 1);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* docs/broker.md states the queue defaults the broker applies. */
+static void test_docs_queue_defaults(void **state)
+{
+	static const struct {
+		const char *key;
+		uint32_t flag;
+	} flags[] = {
+		{ "fail_open", NFQB_F_FAIL_OPEN }, { "gso", NFQB_F_GSO },
+		{ "uid_gid", NFQB_F_UID_GID }, { "secctx", NFQB_F_SECCTX },
+		{ "conntrack", NFQB_F_CONNTRACK },
+	};
+	struct cfg *c = expect_ok("{" NS_OK ", " POLICIES "}");
+	const struct nfqb_queue_opts *q = &c->queue_defaults;
+	char v[64], want[64];
+
+	assert_true(doc_default("max_len", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), q->max_len);
+	assert_true(doc_default("range", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), q->range);
+	assert_true(doc_default("sock_len", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), q->sock_len);
+	assert_true(doc_default("copy", v, sizeof(v)));
+	snprintf(want, sizeof(want), "\"%s\"", cfg_copy_name(q->mode));
+	assert_string_equal(v, want);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		assert_true(doc_default(flags[i].key, v, sizeof(v)));
+		assert_string_equal(v, q->flags & flags[i].flag ? "true" : "false");
+	}
+	cfg_free(c);
+}
+
 static void test_every_error_reported(void **state)
 {
 	expect_errors("{\"broker\": {\"grace_ms\": -1, \"listen\": \"x\"},"
@@ -617,6 +673,7 @@ int main(void)
 		cmocka_unit_test(test_ns_entries),
 		cmocka_unit_test(test_policy_errors_pass_through),
 		cmocka_unit_test(test_unknown_policy_beside_policy_error),
+		cmocka_unit_test(test_docs_queue_defaults),
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_identity_keys),
