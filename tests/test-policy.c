@@ -187,6 +187,13 @@ static const struct bad_case {
 	  R0 ".match.sport: bad port range \" 1-2\" (expected a number or \"lo-hi\")" },
 	{ MATCH("\"dport\":-1"),
 	  R0 ".match.dport: port -1 out of range 0-65535" },
+	/* beyond what json-c holds: saturated, so no (wrong) number is shown */
+	{ MATCH("\"dport\":99999999999999999999999"),
+	  R0 ".match.dport: port out of range 0-65535" },
+	{ MATCH("\"uid\":-99999999999999999999999"),
+	  R0 ".match.uid: uid out of range 0-4294967295" },
+	{ MATCH("\"mark\":18446744073709551615"),
+	  R0 ".match.mark: mark out of range 0-4294967295" },
 	{ MATCH("\"dport\":1.5"),
 	  R0 ".match.dport: port 1.5 is not an integer" },
 	{ MATCH("\"dport\":true"),
