@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "config.h"
+#include "jsonv.h"
 #include "metrics.h"
 #include "privs.h"
 #include "wire.h"
@@ -17,168 +18,12 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static const char *type_name(json_object *o)
-{
-	switch (json_object_get_type(o)) {
-	case json_type_object:  return "object";
-	case json_type_array:   return "array";
-	case json_type_string:  return "string";
-	case json_type_int:
-	case json_type_double:  return "number";
-	case json_type_boolean: return "boolean";
-	case json_type_null:    return "null";
-	}
-	return "value";
-}
-
-/* The text of @o for messages ("70000", "\"x\""), cut to a sane length. */
-static const char *json_text(json_object *o, char *buf, size_t len)
-{
-	const char *s = json_object_to_json_string_ext(o,
-			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-
-	if (!s)
-		s = "?";
-	if (strlen(s) < len)
-		return s;
-	snprintf(buf, len, "%.*s...", (int)len - 4, s);
-	return buf;
-}
-
-/* "expected X, got string \"y\"" (the same wording as the policy parser). */
-static void type_err(json_object *o, const char *want, const char *path, struct errs *e)
-{
-	char vb[64];
-
-	if (json_object_is_type(o, json_type_null))
-		errs_add(e, path, "expected %s, got null", want);
-	else
-		errs_add(e, path, "expected %s, got %s %s", want, type_name(o),
-			 json_text(o, vb, sizeof(vb)));
-}
-
-static bool want_type(json_object *o, enum json_type t, const char *path, struct errs *e)
-{
-	static const char *const want[] = {
-		[json_type_object] = "an object", [json_type_array] = "an array",
-		[json_type_string] = "a string", [json_type_int] = "an integer",
-		[json_type_boolean] = "a boolean", [json_type_double] = "a number",
-		[json_type_null] = "null",
-	};
-
-	if (json_object_is_type(o, t))
-		return true;
-	type_err(o, want[t], path, e);
-	return false;
-}
-
-static bool key_known(const char *key, const char *const *known)
-{
-	for (; *known; known++)
-		if (strcmp(key, *known) == 0)
-			return true;
-	return false;
-}
-
-/* Every key of @obj must be in the NULL-terminated list @known. */
-static void check_keys(json_object *obj, const char *path, const char *const *known,
-		       struct errs *e)
-{
-	char p[ERRS_PATH_MAX];
-
-	json_object_object_foreach(obj, key, val) {
-		(void)val;
-		if (key_known(key, known))
-			continue;
-		errs_path_key(p, sizeof(p), path, key);
-		errs_add(e, p, "unknown key");
-	}
-}
-
-/*
- * An integer in [@min, @max]: "<noun> 70000 out of range 0-65535".
- * Integral doubles (1e3) are accepted like the policy parser does.
- */
-static bool get_uint(json_object *o, const char *path, const char *noun, uint64_t min,
-		     uint64_t max, uint64_t *out, struct errs *e)
-{
-	char vb[64];
-	uint64_t u;
-
-	if (json_object_is_type(o, json_type_int)) {
-		/* json-c saturates beyond int64; every max here is far below. */
-		int64_t v = json_object_get_int64(o);
-
-		if (v == INT64_MAX && json_object_get_uint64(o) == UINT64_MAX) {
-			/* saturated: the printed value would be a lie */
-			errs_add(e, path, "%s out of range %" PRIu64 "-%" PRIu64, noun, min, max);
-			return false;
-		}
-		if (v < 0 || (uint64_t)v < min || (uint64_t)v > max)
-			goto range;
-		*out = (uint64_t)v;
-		return true;
-	}
-	if (!json_object_is_type(o, json_type_double)) {
-		type_err(o, "an integer", path, e);
-		return false;
-	}
-	double d = json_object_get_double(o);
-
-	if (!(d >= (double)min && d <= (double)max))
-		goto range;
-	u = (uint64_t)d;
-	if ((double)u != d) {
-		errs_add(e, path, "%s %s is not an integer", noun, json_text(o, vb, sizeof(vb)));
-		return false;
-	}
-	*out = u;
-	return true;
-range:
-	errs_add(e, path, "%s %s out of range %" PRIu64 "-%" PRIu64, noun,
-		 json_text(o, vb, sizeof(vb)), min, max);
-	return false;
-}
-
-static bool get_bool(json_object *o, const char *path, bool *out, struct errs *e)
-{
-	if (!want_type(o, json_type_boolean, path, e))
-		return false;
-	*out = json_object_get_boolean(o);
-	return true;
-}
-
-/* A non-empty string, strdup'ed into *out (replacing what was there). */
-static bool get_string(json_object *o, const char *path, char **out, struct errs *e)
-{
-	char *s;
-
-	if (!want_type(o, json_type_string, path, e))
-		return false;
-	if (json_object_get_string_len(o) == 0) {
-		errs_add(e, path, "must not be empty");
-		return false;
-	}
-	if (strlen(json_object_get_string(o)) != (size_t)json_object_get_string_len(o)) {
-		errs_add(e, path, "contains a NUL character");
-		return false;
-	}
-	s = strdup(json_object_get_string(o));
-	if (!s) {
-		e->oom = 1;
-		return false;
-	}
-	free(*out);
-	*out = s;
-	return true;
-}
-
 static bool get_path(json_object *o, const char *path, size_t maxlen, char **out,
 		     struct errs *e)
 {
 	char *s = NULL;
 
-	if (!get_string(o, path, &s, e))
+	if (!jsonv_string(o, path, &s, e))
 		return false;
 	if (s[0] != '/') {
 		errs_add(e, path, "\"%s\" is not an absolute path", s);
@@ -203,7 +48,7 @@ static bool get_mode(json_object *o, const char *path, mode_t *out, struct errs 
 	unsigned long v;
 
 	if (!json_object_is_type(o, json_type_string)) {
-		type_err(o, "an octal string like \"0600\"", path, e);
+		jsonv_type_err(e, path, "an octal string like \"0600\"", o);
 		return false;
 	}
 	s = json_object_get_string(o);
@@ -257,7 +102,7 @@ static void parse_copy(json_object *o, const char *path, struct nfqb_queue_opts 
 	};
 	const char *s;
 
-	if (!want_type(o, json_type_string, path, e))
+	if (!jsonv_want(o, json_type_string, path, e))
 		return;
 	s = json_object_get_string(o);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
@@ -278,12 +123,12 @@ static void parse_queue(json_object *obj, const char *path, struct nfqb_queue_op
 	uint64_t n;
 	bool b;
 
-	if (!want_type(obj, json_type_object, path, e))
+	if (!jsonv_want(obj, json_type_object, path, e))
 		return;
-	check_keys(obj, path, queue_keys, e);
+	jsonv_check_keys(obj, path, queue_keys, e);
 	if (json_object_object_get_ex(obj, "max_len", &v)) {
 		errs_path_key(p, sizeof(p), path, "max_len");
-		if (get_uint(v, p, "max_len", 1, UINT32_MAX, &n, e))
+		if (jsonv_uint(v, p, e, "max_len", 1, UINT32_MAX, &n))
 			q->max_len = (uint32_t)n;
 	}
 	if (json_object_object_get_ex(obj, "copy", &v)) {
@@ -292,19 +137,19 @@ static void parse_queue(json_object *obj, const char *path, struct nfqb_queue_op
 	}
 	if (json_object_object_get_ex(obj, "range", &v)) {
 		errs_path_key(p, sizeof(p), path, "range");
-		if (get_uint(v, p, "range", 1, NFQB_MAX_PAYLOAD, &n, e))
+		if (jsonv_uint(v, p, e, "range", 1, NFQB_MAX_PAYLOAD, &n))
 			q->range = (uint32_t)n;
 	}
 	if (json_object_object_get_ex(obj, "sock_len", &v)) {
 		errs_path_key(p, sizeof(p), path, "sock_len");
-		if (get_uint(v, p, "sock_len", 0, NFQB_MAX_SOCK_LEN, &n, e))
+		if (jsonv_uint(v, p, e, "sock_len", 0, NFQB_MAX_SOCK_LEN, &n))
 			q->sock_len = (uint32_t)n;
 	}
 	for (size_t i = 0; i < sizeof(queue_flags) / sizeof(queue_flags[0]); i++) {
 		if (!json_object_object_get_ex(obj, queue_flags[i].key, &v))
 			continue;
 		errs_path_key(p, sizeof(p), path, queue_flags[i].key);
-		if (!get_bool(v, p, &b, e))
+		if (!jsonv_bool(v, p, &b, e))
 			continue;
 		if (b)
 			q->flags |= queue_flags[i].flag;
@@ -315,34 +160,6 @@ static void parse_queue(json_object *obj, const char *path, struct nfqb_queue_op
 
 /* ------------------------------------------------------------ broker */
 
-static void parse_allow_uids(json_object *arr, const char *path, struct cfg *c,
-			     struct errs *e)
-{
-	char p[ERRS_PATH_MAX];
-	size_t n;
-	uid_t *uids;
-
-	if (!want_type(arr, json_type_array, path, e))
-		return;
-	n = json_object_array_length(arr);
-	uids = calloc(n ? n : 1, sizeof(*uids));
-	if (!uids) {
-		e->oom = 1;
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t v;
-
-		errs_path_idx(p, sizeof(p), path, i);
-		if (get_uint(json_object_array_get_idx(arr, i), p, "uid", 0,
-			     (uint32_t)-2, &v, e))
-			uids[i] = (uid_t)v;
-	}
-	free(c->allow_uids);
-	c->allow_uids = uids;
-	c->nallow_uids = n;
-}
-
 /* Loopback only: the metrics are for a local scraper, not the network. */
 static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c,
 				 struct errs *e)
@@ -352,7 +169,7 @@ static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c
 	char why[256];
 	char *s = NULL;
 
-	if (!get_string(v, path, &s, e))
+	if (!jsonv_string(v, path, &s, e))
 		return;
 	if (metrics_parse_listen(s, &ss, &sslen, why, sizeof(why)) < 0) {
 		errs_add(e, path, "%s", why);
@@ -372,7 +189,7 @@ static void parse_identity(json_object *obj, struct cfg *c, struct errs *e)
 	json_object *v;
 
 	if (json_object_object_get_ex(obj, "user", &v) &&
-	    get_string(v, "broker.user", &c->user, e)) {
+	    jsonv_string(v, "broker.user", &c->user, e)) {
 		if (privs_parse_user(c->user, &u, why, sizeof(why)) < 0) {
 			errs_add(e, "broker.user", "%s", why);
 		} else {
@@ -381,7 +198,7 @@ static void parse_identity(json_object *obj, struct cfg *c, struct errs *e)
 		}
 	}
 	if (json_object_object_get_ex(obj, "listen_group", &v) &&
-	    get_string(v, "broker.listen_group", &c->listen_group, e) &&
+	    jsonv_string(v, "broker.listen_group", &c->listen_group, e) &&
 	    privs_parse_group(c->listen_group, &c->listen_gid, why, sizeof(why)) < 0)
 		errs_add(e, "broker.listen_group", "%s", why);
 }
@@ -393,12 +210,12 @@ static void parse_admission(json_object *obj, struct cfg *c, struct errs *e)
 	uint64_t n;
 
 	if (json_object_object_get_ex(obj, "max_pending_per_uid", &v) &&
-	    get_uint(v, "broker.max_pending_per_uid", "max_pending_per_uid", 1,
-		     CFG_MAX_PENDING_PER_UID, &n, e))
+	    jsonv_uint(v, "broker.max_pending_per_uid", e, "max_pending_per_uid", 1,
+		       CFG_MAX_PENDING_PER_UID, &n))
 		c->max_pending_per_uid = (uint32_t)n;
 	if (json_object_object_get_ex(obj, "max_sessions_per_uid", &v) &&
-	    get_uint(v, "broker.max_sessions_per_uid", "max_sessions_per_uid", 0,
-		     CFG_MAX_SESSIONS_PER_UID, &n, e))
+	    jsonv_uint(v, "broker.max_sessions_per_uid", e, "max_sessions_per_uid", 0,
+		       CFG_MAX_SESSIONS_PER_UID, &n))
 		c->max_sessions_per_uid = (uint32_t)n;
 }
 
@@ -411,7 +228,7 @@ static void get_uid_list(json_object *arr, const char *path, uid_t **out, size_t
 	size_t n;
 	uid_t *uids;
 
-	if (!want_type(arr, json_type_array, path, e))
+	if (!jsonv_want(arr, json_type_array, path, e))
 		return;
 	n = json_object_array_length(arr);
 	uids = calloc(n ? n : 1, sizeof(*uids));
@@ -423,8 +240,8 @@ static void get_uid_list(json_object *arr, const char *path, uid_t **out, size_t
 		uint64_t v;
 
 		errs_path_idx(p, sizeof(p), path, i);
-		if (get_uint(json_object_array_get_idx(arr, i), p, "uid", 0,
-			     (uint32_t)-2, &v, e))
+		if (jsonv_uint(json_object_array_get_idx(arr, i), p, e, "uid", 0,
+			       (uint32_t)-2, &v))
 			uids[i] = (uid_t)v;
 	}
 	free(*out);
@@ -441,7 +258,7 @@ static void get_ms(json_object *obj, const char *key, uint32_t *out, struct errs
 	if (!json_object_object_get_ex(obj, key, &v))
 		return;
 	errs_path_key(p, sizeof(p), "broker", key);
-	if (get_uint(v, p, key, CFG_MIN_CONTROL_MS, CFG_MAX_CONTROL_MS, &n, e))
+	if (jsonv_uint(v, p, e, key, CFG_MIN_CONTROL_MS, CFG_MAX_CONTROL_MS, &n))
 		*out = (uint32_t)n;
 }
 
@@ -505,9 +322,9 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 	json_object *v;
 	uint64_t n;
 
-	if (!want_type(obj, json_type_object, path, e))
+	if (!jsonv_want(obj, json_type_object, path, e))
 		return;
-	check_keys(obj, path, keys, e);
+	jsonv_check_keys(obj, path, keys, e);
 	if (json_object_object_get_ex(obj, "listen", &v))
 		get_path(v, "broker.listen", SUN_PATH_MAX, &c->listen, e);
 	if (json_object_object_get_ex(obj, "control", &v))
@@ -517,10 +334,10 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 	if (json_object_object_get_ex(obj, "control_mode", &v))
 		get_mode(v, "broker.control_mode", &c->control_mode, e);
 	if (json_object_object_get_ex(obj, "allow_uids", &v))
-		parse_allow_uids(v, "broker.allow_uids", c, e);
+		get_uid_list(v, "broker.allow_uids", &c->allow_uids, &c->nallow_uids, e);
 	if (json_object_object_get_ex(obj, "grace_ms", &v)) {
 		errs_path_key(p, sizeof(p), path, "grace_ms");
-		if (get_uint(v, p, "grace_ms", 0, CFG_MAX_GRACE_MS, &n, e))
+		if (jsonv_uint(v, p, e, "grace_ms", 0, CFG_MAX_GRACE_MS, &n))
 			c->grace_ms = (uint32_t)n;
 	}
 	if (json_object_object_get_ex(obj, "metrics_listen", &v))
@@ -549,7 +366,7 @@ static bool name_ok(const char *s)
 static void parse_ns_name(json_object *v, const char *path, struct cfg_ns *ns,
 			  struct errs *e)
 {
-	if (!get_string(v, path, &ns->name, e))
+	if (!jsonv_string(v, path, &ns->name, e))
 		return;
 	if (strlen(ns->name) >= WIRE_NAME_MAX)
 		errs_add(e, path, "name longer than %d bytes", WIRE_NAME_MAX - 1);
@@ -565,7 +382,7 @@ static void parse_ns_queues(json_object *arr, const char *path, struct cfg_ns *n
 	char p[ERRS_PATH_MAX];
 	size_t n;
 
-	if (!want_type(arr, json_type_array, path, e))
+	if (!jsonv_want(arr, json_type_array, path, e))
 		return;
 	n = json_object_array_length(arr);
 	if (n == 0) {
@@ -584,7 +401,7 @@ static void parse_ns_queues(json_object *arr, const char *path, struct cfg_ns *n
 		uint64_t v;
 
 		errs_path_idx(p, sizeof(p), path, i);
-		if (!get_uint(json_object_array_get_idx(arr, i), p, "queue", 0, 65535, &v, e))
+		if (!jsonv_uint(json_object_array_get_idx(arr, i), p, e, "queue", 0, 65535, &v))
 			continue;
 		if (seen[v / 64] & (1ull << (v % 64))) {
 			errs_add(e, p, "duplicate queue %" PRIu64, v);
@@ -606,9 +423,9 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	json_object *v;
 
 	ns->qopts = c->queue_defaults;
-	if (!want_type(obj, json_type_object, path, e))
+	if (!jsonv_want(obj, json_type_object, path, e))
 		return;
-	check_keys(obj, path, keys, e);
+	jsonv_check_keys(obj, path, keys, e);
 	for (size_t i = 0; required[i]; i++) {
 		if (json_object_object_get_ex(obj, required[i], NULL))
 			continue;
@@ -629,7 +446,7 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	}
 	if (json_object_object_get_ex(obj, "policy", &v)) {
 		errs_path_key(p, sizeof(p), path, "policy");
-		get_string(v, p, &ns->policy_name, e);
+		jsonv_string(v, p, &ns->policy_name, e);
 	}
 	if (json_object_object_get_ex(obj, "queue", &v)) {
 		errs_path_key(p, sizeof(p), path, "queue");
@@ -695,7 +512,7 @@ static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
 	char p[ERRS_PATH_MAX];
 	size_t n;
 
-	if (!want_type(arr, json_type_array, "namespaces", e))
+	if (!jsonv_want(arr, json_type_array, "namespaces", e))
 		return;
 	n = json_object_array_length(arr);
 	c->ns = calloc(n ? n : 1, sizeof(*c->ns));
@@ -712,18 +529,26 @@ static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
 	check_duplicate_names(c, e);
 }
 
-/* Point every entry at its policy; only meaningful once the set parsed. */
-static void resolve_policies(struct cfg *c, struct errs *e)
+/*
+ * Point every entry at its policy. When the set had errors there is no
+ * set, but a name that is not even a key of "policies" is still an error
+ * of its own: --check reports it with the others.
+ */
+static void resolve_policies(struct cfg *c, json_object *policies, struct errs *e)
 {
 	char p[ERRS_PATH_MAX], base[ERRS_PATH_MAX];
 
+	if (!c->policies && !json_object_is_type(policies, json_type_object))
+		return;          /* already reported; every name would be noise */
 	for (size_t i = 0; i < c->nns; i++) {
 		struct cfg_ns *ns = &c->ns[i];
 
 		if (!ns->policy_name)
 			continue;
-		ns->policy = policy_set_find(c->policies, ns->policy_name);
-		if (ns->policy)
+		if (c->policies)
+			ns->policy = policy_set_find(c->policies, ns->policy_name);
+		if (c->policies ? ns->policy != NULL :
+		    json_object_object_get_ex(policies, ns->policy_name, NULL))
 			continue;
 		errs_path_idx(base, sizeof(base), "namespaces", i);
 		errs_path_key(p, sizeof(p), base, "policy");
@@ -735,10 +560,12 @@ static void resolve_policies(struct cfg *c, struct errs *e)
 
 static int set_defaults(struct cfg *c)
 {
-	static const struct nfqb_queue_opts qd = {
-		.max_len = 1024, .mode = NFQB_COPY_PACKET, .range = 65535,
-		.sock_len = 4194304, .flags = NFQB_F_GSO,
-	};
+	/* The library's defaults, with the buffer size it would pick made
+	 * explicit, so the control socket shows the number in force. */
+	static const struct nfqb_queue_opts qd0 = NFQB_QUEUE_OPTS_DEFAULT;
+	struct nfqb_queue_opts qd = qd0;
+
+	qd.sock_len = NFQB_DEFAULT_SOCK_LEN;
 
 	c->listen = strdup(CFG_DEFAULT_LISTEN);
 	c->control = strdup(CFG_DEFAULT_CONTROL);
@@ -773,10 +600,10 @@ struct cfg *cfg_parse(json_object *root, struct errs *e)
 		goto fail;
 	}
 	if (json_object_get_type(root) != json_type_object) {
-		type_err(root, "an object at the top level", "", e);
+		jsonv_type_err(e, "", "an object at the top level", root);
 		goto fail;
 	}
-	check_keys(root, "", keys, e);
+	jsonv_check_keys(root, "", keys, e);
 	if (json_object_object_get_ex(root, "broker", &v))
 		parse_broker(v, c, e);
 	/* Entries inherit queue_defaults, so those come first. */
@@ -790,9 +617,7 @@ struct cfg *cfg_parse(json_object *root, struct errs *e)
 	v = NULL;
 	json_object_object_get_ex(root, "policies", &v);
 	c->policies = policy_set_parse(v, e);
-	/* Without a valid set "unknown policy" would only add noise. */
-	if (c->policies)
-		resolve_policies(c, e);
+	resolve_policies(c, v, e);
 	if (e->n != nerr || e->oom)
 		goto fail;
 	return c;

@@ -8,18 +8,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ipv6ext.h"
 #include "pktmeta.h"
 
 #define IPV4_HDR_MIN 20
-#define IPV6_HDR_LEN 40
+#define IPV6_HDR_LEN IPV6EXT_BASE_LEN
 /* Longer chains than this are not seen in honest traffic; the bound keeps
  * a crafted packet from making the walk expensive. */
 #define IPV6_EXT_MAX 8
 
 enum {
-	P_HOPOPTS = 0, P_TCP = 6, P_UDP = 17, P_ROUTING = 43, P_FRAGMENT = 44,
-	P_ESP = 50, P_AH = 51, P_NONE = 59, P_DSTOPTS = 60, P_SCTP = 132,
-	P_UDPLITE = 136,
+	P_TCP = 6, P_UDP = 17, P_SCTP = 132, P_UDPLITE = 136,
 };
 
 static bool proto_has_ports(uint8_t proto)
@@ -59,57 +58,29 @@ static int parse_v4(struct pktmeta *m, const uint8_t *l3, size_t len)
 }
 
 /*
- * Walks the extension header chain to the upper-layer protocol. A chain
- * cut short by the capture leaves proto 0 ("unknown"): naming the last
- * extension header instead would let a rule for that number match.
+ * A chain cut short by the capture leaves proto 0 ("unknown"): naming the
+ * last extension header instead would let a rule for that number match.
  */
 static int parse_v6(struct pktmeta *m, const uint8_t *l3, size_t len)
 {
-	size_t off = IPV6_HDR_LEN;
-	uint8_t nh;
+	struct ipv6ext x;
 
 	if (len < IPV6_HDR_LEN)
 		return -EBADMSG;
 	m->family = 6;
 	memcpy(m->src, l3 + 8, 16);
 	memcpy(m->dst, l3 + 24, 16);
-	nh = l3[6];
-
-	for (int i = 0; i <= IPV6_EXT_MAX; i++) {
-		size_t hlen;
-
-		switch (nh) {
-		case P_HOPOPTS:
-		case P_ROUTING:
-		case P_DSTOPTS:
-			if (i == IPV6_EXT_MAX || len - off < 2)
-				return 0;
-			hlen = ((size_t)l3[off + 1] + 1) * 8;
-			break;
-		case P_AH:
-			if (i == IPV6_EXT_MAX || len - off < 2)
-				return 0;
-			hlen = ((size_t)l3[off + 1] + 2) * 4;
-			break;
-		case P_FRAGMENT:
-			if (i == IPV6_EXT_MAX || len - off < 8)
-				return 0;
-			if (((l3[off + 2] << 8 | l3[off + 3]) & 0xfff8) != 0) {
-				m->proto = l3[off];
-				return 0;
-			}
-			hlen = 8;
-			break;
-		default:
-			/* Upper layer, ESP (opaque) or no-next-header. */
-			m->proto = nh;
-			read_ports(m, l3, len, off);
-			return 0;
-		}
-		nh = l3[off];
-		if (hlen > len - off)
-			return 0;
-		off += hlen;
+	switch (ipv6ext_walk(l3, len, IPV6_EXT_MAX, &x)) {
+	case IPV6EXT_UPPER:
+		/* Upper layer, ESP (opaque) or no-next-header. */
+		m->proto = x.proto;
+		read_ports(m, l3, len, x.off);
+		break;
+	case IPV6EXT_FRAGMENT:
+		m->proto = x.proto;
+		break;
+	case IPV6EXT_TRUNCATED:
+		break;
 	}
 	return 0;
 }

@@ -46,11 +46,28 @@ const char *policy_name(const struct policy *p);
 
 /*
  * policy_eval - first rule of @p matching @m; returns its index (>= 0) or -1
- * for the default, and points @act at the action to apply. Counts the packet
- * (m->len bytes) on the rule or default. No allocation, no string work.
+ * for the default, and points @act at the action to apply. Reads the
+ * policy only: counting is the caller's, through policy_count(). No
+ * allocation, no string work.
  */
 int policy_eval(const struct policy *p, const struct pktmeta *m,
 		const struct policy_action **act);
+
+/*
+ * policy_count - count one packet of @len bytes on rule @idx of @p (-1 =
+ * the default), as returned by policy_eval(). The counters are a block of
+ * their own (struct policy_counters), the one part of a policy that
+ * changes after loading; the compiled rules stay read-only. Read them with
+ * policy_counter(). An index out of range is ignored.
+ */
+void policy_count(const struct policy *p, int idx, uint32_t len);
+
+/*
+ * policy_match_key - name of match key @i (0, 1, ... in table order) and its
+ * one-line description into *@doc (when @doc is not NULL); NULL past the
+ * last key. For docs checks and help text.
+ */
+const char *policy_match_key(size_t i, const char **doc);
 
 /* policy_rule_name - name of rule @idx of @p ("(default)" for -1). */
 const char *policy_rule_name(const struct policy *p, int idx);

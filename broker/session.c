@@ -121,7 +121,8 @@ static void count(struct session_counters *c, uint32_t len, uint32_t verdict, in
 
 /*
  * The verdict step: every packet of every namespace passes here, as the
- * nfqb callback. The rule engine plugs in through policy_eval() alone.
+ * nfqb callback. The rule engine plugs in through policy_eval() and
+ * policy_count().
  * Allocates nothing.
  */
 static void session_verdict(struct nfqb_packet *p, void *user)
@@ -134,6 +135,7 @@ static void session_verdict(struct nfqb_packet *p, void *user)
 
 	meta_fill(&meta, s, p);
 	rule = policy_eval(s->policy, &meta, &act);
+	policy_count(s->policy, rule, meta.len);
 	if (act->set_mark)
 		rc = nfqb_packet_set_mark(p, act->mark);
 	if (rc == 0)

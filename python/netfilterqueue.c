@@ -25,6 +25,8 @@
 #include <nfqb/agent.h>
 #include <nfqb/queue.h>
 
+#include "ipv6ext.h"
+
 #define MODULE_VERSION "1.1.0"
 
 #if PY_VERSION_HEX < 0x030A0000   /* Debian 11's 3.9 and older */
@@ -247,43 +249,17 @@ static const char *const protocol_names[256] = {
  */
 static int l4_protocol(const uint8_t *b, size_t len)
 {
-	size_t off = 40;
-	int nh;
+	struct ipv6ext x;
 
 	if (len < 1)
 		return -1;
 	if (b[0] >> 4 == 4)
 		return len >= 20 ? b[9] : -1;
-	if (b[0] >> 4 != 6 || len < 40)
+	if (b[0] >> 4 != 6 || len < IPV6EXT_BASE_LEN)
 		return -1;
-	nh = b[6];
-	for (int i = 0; i < 16; i++) {
-		switch (nh) {
-		case 0:    /* hop-by-hop options */
-		case 43:   /* routing */
-		case 60:   /* destination options */
-			if (off + 2 > len)
-				return nh;
-			nh = b[off];
-			off += ((size_t)b[off + 1] + 1) * 8;
-			break;
-		case 44:   /* fragment */
-			if (off + 8 > len)
-				return nh;
-			nh = b[off];
-			off += 8;
-			break;
-		case 51:   /* authentication header */
-			if (off + 2 > len)
-				return nh;
-			nh = b[off];
-			off += ((size_t)b[off + 1] + 2) * 4;
-			break;
-		default:
-			return nh;
-		}
-	}
-	return nh;
+	/* A chain cut short names its last next-header, as before. */
+	ipv6ext_walk(b, len, 16, &x);
+	return x.proto;
 }
 
 static bool packet_bound(const PacketObject *self)

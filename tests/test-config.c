@@ -402,12 +402,85 @@ static void test_ns_entries(void **state)
 	       "namespaces[0].queue: expected an object, got array []");
 }
 
-/* Errors in policies come from the policy parser; unknown policy checks are then skipped. */
+/* Errors in policies come from the policy parser; with no "policies" object
+ * to look names up in, unknown policy checks are skipped. */
 static void test_policy_errors_pass_through(void **state)
 {
 	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"nope\"}],"
 		      " \"policies\": []}",
 		      "policies: expected an object of named policies, got array []");
+}
+
+/*
+ * A policy with an error does not hide a namespace naming a policy that
+ * does not exist: --check reports both at once. A name that is a key of
+ * "policies" (even of the broken policy) is not unknown.
+ */
+static void test_unknown_policy_beside_policy_error(void **state)
+{
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"nope\"},"
+		      " {\"name\": \"b\", \"queues\": [2], \"policy\": \"web\"},"
+		      " {\"name\": \"c\", \"queues\": [3], \"policy\": \"ok\"}],"
+		      " \"policies\": {\"web\": {\"default\": \"maybe\"},"
+		      " \"ok\": {\"default\": \"drop\"}}}",
+		      "policies.web.default: unknown verdict \"maybe\" (accept, drop, repeat, queue:N)\n"
+		      "namespaces[0].policy: unknown policy \"nope\"");
+}
+
+/* The "default" cell of @key's row in docs/broker.md's queue options table,
+ * without backquotes, into @out; false when there is no such row. */
+static bool doc_default(const char *key, char *out, size_t len)
+{
+	char line[1024], head[64];
+	bool found = false;
+	FILE *f = fopen(TEST_SRCDIR "/../docs/broker.md", "r");
+
+	assert_non_null(f);
+	snprintf(head, sizeof(head), "| `%s` | ", key);
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *cell, *end;
+
+		if (strncmp(line, head, strlen(head)) != 0)
+			continue;
+		cell = strchr(line + strlen(head), '|');     /* after the type */
+		if (!cell || !(cell = strchr(cell, '`')) || !(end = strchr(cell + 1, '`')))
+			continue;
+		snprintf(out, len, "%.*s", (int)(end - cell - 1), cell + 1);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* docs/broker.md states the queue defaults the broker applies. */
+static void test_docs_queue_defaults(void **state)
+{
+	static const struct {
+		const char *key;
+		uint32_t flag;
+	} flags[] = {
+		{ "fail_open", NFQB_F_FAIL_OPEN }, { "gso", NFQB_F_GSO },
+		{ "uid_gid", NFQB_F_UID_GID }, { "secctx", NFQB_F_SECCTX },
+		{ "conntrack", NFQB_F_CONNTRACK },
+	};
+	struct cfg *c = expect_ok("{" NS_OK ", " POLICIES "}");
+	const struct nfqb_queue_opts *q = &c->queue_defaults;
+	char v[64], want[64];
+
+	assert_true(doc_default("max_len", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), q->max_len);
+	assert_true(doc_default("range", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), q->range);
+	assert_true(doc_default("sock_len", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), q->sock_len);
+	assert_true(doc_default("copy", v, sizeof(v)));
+	snprintf(want, sizeof(want), "\"%s\"", cfg_copy_name(q->mode));
+	assert_string_equal(v, want);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		assert_true(doc_default(flags[i].key, v, sizeof(v)));
+		assert_string_equal(v, q->flags & flags[i].flag ? "true" : "false");
+	}
+	cfg_free(c);
 }
 
 static void test_every_error_reported(void **state)
@@ -599,6 +672,8 @@ int main(void)
 		cmocka_unit_test(test_queue_keys),
 		cmocka_unit_test(test_ns_entries),
 		cmocka_unit_test(test_policy_errors_pass_through),
+		cmocka_unit_test(test_unknown_policy_beside_policy_error),
+		cmocka_unit_test(test_docs_queue_defaults),
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_identity_keys),

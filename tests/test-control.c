@@ -280,6 +280,7 @@ static void decide(struct session *s, uint8_t proto, uint16_t dport, uint32_t le
 	inet_pton(AF_INET, "10.9.0.1", pm.src);
 	inet_pton(AF_INET, "10.9.0.2", pm.dst);
 	rule = policy_eval(s->policy, &pm, &act);
+	policy_count(s->policy, rule, len);
 	for (struct session_counters *c = &s->c; c; c = c == &s->c ? &m->total : NULL) {
 		c->packets++;
 		c->bytes += len;

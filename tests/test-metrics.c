@@ -225,7 +225,7 @@ static void decide(struct session *s, uint8_t proto, uint16_t dport, uint32_t le
 			      .len = len, .indev_id = -1, .outdev_id = -1 };
 	const struct policy_action *act;
 
-	policy_eval(s->policy, &pm, &act);
+	policy_count(s->policy, policy_eval(s->policy, &pm, &act), len);
 	for (struct session_counters *c = &s->c; c; c = c == &s->c ? &s->mgr->total : NULL) {
 		c->packets++;
 		c->bytes += len;

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "ipv6ext.h"
 #include "pktmeta.h"
 
 #define MAXPKT 512
@@ -312,6 +313,40 @@ static void test_v6_truncated_chain(void **state)
 	assert_false(m.has_ports);
 }
 
+/*
+ * The shared walk itself (common/ipv6ext.h), as the Python module reads it:
+ * each result, the transport offset, and a cut-short chain naming the last
+ * next-header it read.
+ */
+static void test_ipv6ext_walk(void **state)
+{
+	struct pkt up = { .len = 0 }, fr = { .len = 0 }, cut = { .len = 0 };
+	struct ipv6ext x;
+
+	(void)state;
+	v6(&up, 0);
+	ext(&up, 44, 1);           /* hop-by-hop, 16 bytes */
+	frag6(&up, 17, 0, true);   /* first fragment */
+	l4ports(&up, 1, 2);
+	assert_int_equal(ipv6ext_walk(up.b, up.len, 8, &x), IPV6EXT_UPPER);
+	assert_int_equal(x.proto, 17);
+	assert_int_equal(x.off, 40 + 16 + 8);
+	assert_int_equal(ipv6ext_walk(up.b, up.len, 1, &x), IPV6EXT_TRUNCATED);
+	assert_int_equal(x.proto, 44);
+
+	v6(&fr, 44);
+	frag6(&fr, 6, 10, false);
+	assert_int_equal(ipv6ext_walk(fr.b, fr.len, 8, &x), IPV6EXT_FRAGMENT);
+	assert_int_equal(x.proto, 6);
+
+	v6(&cut, 60);
+	ext(&cut, 6, 3);           /* 32 bytes announced */
+	assert_int_equal(ipv6ext_walk(cut.b, 40 + 20, 16, &x), IPV6EXT_TRUNCATED);
+	assert_int_equal(x.proto, 6);
+	assert_int_equal(ipv6ext_walk(cut.b, 40 + 1, 16, &x), IPV6EXT_TRUNCATED);
+	assert_int_equal(x.proto, 60);
+}
+
 static void test_not_ip(void **state)
 {
 	struct pktmeta m;
@@ -404,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_v6_esp_none_icmp),
 		cmocka_unit_test(test_v6_chain_bound),
 		cmocka_unit_test(test_v6_truncated_chain),
+		cmocka_unit_test(test_ipv6ext_walk),
 		cmocka_unit_test(test_not_ip),
 		cmocka_unit_test(test_truncated_every_length),
 	};

@@ -65,6 +65,16 @@ static volatile unsigned long n_allocs;
 /* ------------------------------------------------------------------ */
 
 /* Parses @text as the value of "policies" (NULL set on any error). */
+/* What session_verdict() does: evaluate, then count on the rule found. */
+static int eval_count(const struct policy *p, const struct pktmeta *m,
+		      const struct policy_action **act)
+{
+	int idx = policy_eval(p, m, act);
+
+	policy_count(p, idx, m->len);
+	return idx;
+}
+
 static struct policy_set *parse(const char *text, struct errs *e)
 {
 	json_object *o = json_tokener_parse(text);
@@ -177,6 +187,13 @@ static const struct bad_case {
 	  R0 ".match.sport: bad port range \" 1-2\" (expected a number or \"lo-hi\")" },
 	{ MATCH("\"dport\":-1"),
 	  R0 ".match.dport: port -1 out of range 0-65535" },
+	/* beyond what json-c holds: saturated, so no (wrong) number is shown */
+	{ MATCH("\"dport\":99999999999999999999999"),
+	  R0 ".match.dport: port out of range 0-65535" },
+	{ MATCH("\"uid\":-99999999999999999999999"),
+	  R0 ".match.uid: uid out of range 0-4294967295" },
+	{ MATCH("\"mark\":18446744073709551615"),
+	  R0 ".match.mark: mark out of range 0-4294967295" },
 	{ MATCH("\"dport\":1.5"),
 	  R0 ".match.dport: port 1.5 is not an integer" },
 	{ MATCH("\"dport\":true"),
@@ -364,6 +381,92 @@ static void test_errors_appended(void **state)
 	errs_reset(&e);
 }
 
+/* Evaluation only reads the policy: counting is policy_count()'s. */
+static void test_eval_counts_nothing(void **state)
+{
+	struct policy_set *s = parse_ok(
+		"{\"web\":{\"rules\":[{\"name\":\"dns\","
+		"\"match\":{\"dport\":53},\"verdict\":\"drop\"}]}}");
+	const struct policy *p = policy_set_find(s, "web");
+	const struct policy_action *act;
+	struct pktmeta m;
+
+	(void)state;
+	mkpkt(s, "src=10.0.0.1 dst=10.0.0.2 proto=udp sport=9 dport=53 len=70", &m);
+	assert_int_equal(policy_eval(p, &m, &act), 0);
+	assert_int_equal(policy_counter(p, 0)->packets, 0);
+	policy_count(p, 0, 70);
+	policy_count(p, -1, 30);
+	policy_count(p, 1, 30);          /* out of range: ignored */
+	policy_count(p, -2, 30);
+	assert_int_equal(policy_counter(p, 0)->packets, 1);
+	assert_int_equal(policy_counter(p, 0)->bytes, 70);
+	assert_int_equal(policy_counter(p, -1)->packets, 1);
+	assert_int_equal(policy_counter(p, -1)->bytes, 30);
+	policy_set_free(s);
+}
+
+/*
+ * docs/policy.md's match-key table ("| key | forms | matches when |") names
+ * exactly the keys of the key table (POLICY_MATCH_KEYS), each once.
+ */
+static void test_docs_list_every_match_key(void **state)
+{
+	char line[1024], keys[32][16];
+	size_t nkeys = 0, nseen[32] = { 0 };
+	bool in_table = false, seen_table = false;
+	FILE *f = fopen(TEST_SRCDIR "/../docs/policy.md", "r");
+
+	(void)state;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *cell, *end;
+
+		if (strncmp(line, "| key | forms | matches when |", 30) == 0) {
+			in_table = seen_table = true;
+			continue;
+		}
+		if (!in_table || strncmp(line, "|---", 4) == 0)
+			continue;
+		if (line[0] != '|') {
+			in_table = false;
+			continue;
+		}
+		end = strchr(line + 1, '|');
+		assert_non_null(end);
+		*end = '\0';
+		/* the first cell: `a` or `a`, `b` */
+		for (cell = strchr(line, '`'); cell; cell = strchr(end + 1, '`')) {
+			end = strchr(cell + 1, '`');
+			assert_non_null(end);
+			assert_true(nkeys < 32 && end - cell - 1 < 16);
+			snprintf(keys[nkeys++], 16, "%.*s", (int)(end - cell - 1), cell + 1);
+		}
+	}
+	fclose(f);
+	assert_true(seen_table);
+	for (size_t k = 0; k < nkeys; k++) {
+		size_t i;
+		const char *doc = NULL;
+
+		for (i = 0; policy_match_key(i, &doc); i++)
+			if (strcmp(policy_match_key(i, NULL), keys[k]) == 0)
+				break;
+		if (!policy_match_key(i, NULL))
+			print_error("docs/policy.md lists \"%s\", not a match key\n", keys[k]);
+		assert_non_null(policy_match_key(i, NULL));
+		assert_non_null(doc);
+		assert_true(doc[0] != '\0');
+		nseen[i]++;
+	}
+	for (size_t i = 0; policy_match_key(i, NULL); i++) {
+		if (nseen[i] != 1)
+			print_error("docs/policy.md lists match key \"%s\" %zu times\n",
+				    policy_match_key(i, NULL), nseen[i]);
+		assert_int_equal(nseen[i], 1);
+	}
+}
+
 /* A rejected reload leaves the set in force untouched. */
 static void test_bad_reload_harms_nothing(void **state)
 {
@@ -376,13 +479,13 @@ static void test_bad_reload_harms_nothing(void **state)
 	struct errs e = { 0 };
 
 	mkpkt(old, "src=10.0.0.1 dst=10.0.0.2 proto=udp sport=9 dport=53 len=70", &m);
-	assert_int_equal(policy_eval(p, &m, &act), 0);
+	assert_int_equal(eval_count(p, &m, &act), 0);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		assert_null(parse(bad_cases[i].config, &e));
 		errs_reset(&e);
 	}
 	assert_ptr_equal(policy_set_find(old, "web"), p);
-	assert_int_equal(policy_eval(p, &m, &act), 0);
+	assert_int_equal(eval_count(p, &m, &act), 0);
 	assert_int_equal(act->verdict, NFQB_ACCEPT);
 	assert_int_equal(policy_counter(p, 0)->packets, 2);
 	assert_int_equal(policy_counter(p, 0)->bytes, 140);
@@ -545,7 +648,7 @@ static void test_matchers(void **state)
 			 c->match);
 		s = parse_ok(cfg);
 		mkpkt(s, c->pkt, &m);
-		idx = policy_eval(policy_set_find(s, "t"), &m, &act);
+		idx = eval_count(policy_set_find(s, "t"), &m, &act);
 		if ((idx == 0) != c->hit)
 			fail_msg("case %zu: match %s, packet \"%s\": want %s", i,
 				 c->match, c->pkt, c->hit ? "hit" : "miss");
@@ -573,10 +676,10 @@ static void test_from_bytes(void **state)
 	pkt[48 + 1] = 99;                  /* sport 99 */
 	pkt[48 + 3] = 53;                  /* dport 53 */
 	assert_int_equal(pktmeta_parse_l3(&m, pkt, sizeof(pkt)), 0);
-	assert_int_equal(policy_eval(policy_set_find(s, "p"), &m, &act), 0);
+	assert_int_equal(eval_count(policy_set_find(s, "p"), &m, &act), 0);
 	pkt[43] = 8;                       /* offset 1: a later fragment */
 	assert_int_equal(pktmeta_parse_l3(&m, pkt, sizeof(pkt)), 0);
-	assert_int_equal(policy_eval(policy_set_find(s, "p"), &m, &act), -1);
+	assert_int_equal(eval_count(policy_set_find(s, "p"), &m, &act), -1);
 	policy_set_free(s);
 }
 
@@ -599,29 +702,29 @@ static void test_first_match_and_actions(void **state)
 	struct pktmeta m;
 
 	mkpkt(s, V4TCP " len=100", &m);
-	assert_int_equal(policy_eval(p, &m, &act), 0);
+	assert_int_equal(eval_count(p, &m, &act), 0);
 	assert_int_equal(act->verdict, NFQB_DROP);
 	assert_true(act->log);
 	assert_false(act->set_mark);
 
 	mkpkt(s, "src=1.1.1.1 dst=2.2.2.2 proto=tcp sport=1 dport=443 len=60", &m);
-	assert_int_equal(policy_eval(p, &m, &act), 1);
+	assert_int_equal(eval_count(p, &m, &act), 1);
 	assert_int_equal(act->verdict, NFQB_ACCEPT);
 	assert_true(act->set_mark);
 	assert_int_equal(act->mark, 42);
 	assert_false(act->log);
 
 	mkpkt(s, "src=1.1.1.1 dst=2.2.2.2 proto=udp sport=1 dport=80 len=10", &m);
-	assert_int_equal(policy_eval(p, &m, &act), 0);     /* dport alone */
+	assert_int_equal(eval_count(p, &m, &act), 0);     /* dport alone */
 
 	mkpkt(s, "src=1.1.1.1 dst=2.2.2.2 proto=1 len=84", &m);
-	assert_int_equal(policy_eval(p, &m, &act), -1);
+	assert_int_equal(eval_count(p, &m, &act), -1);
 	assert_int_equal(act->verdict, NFQB_QUEUE | 3u << 16);
 	assert_false(act->set_mark);
 	assert_false(act->log);
 
 	/* A policy with nothing in it accepts. */
-	assert_int_equal(policy_eval(policy_set_find(s, "other"), &m, &act), -1);
+	assert_int_equal(eval_count(policy_set_find(s, "other"), &m, &act), -1);
 	assert_int_equal(act->verdict, NFQB_ACCEPT);
 
 	/* Counters: rule 0 twice (100 + 10), rule 1 once, rule 2 never. */
@@ -699,7 +802,7 @@ static void count(const struct policy_set *s, const char *pol, const char *pkt, 
 	assert_non_null(p);
 	mkpkt(s, pkt, &m);
 	for (int i = 0; i < times; i++)
-		policy_eval(p, &m, &act);
+		eval_count(p, &m, &act);
 }
 
 static void test_carry_counters(void **state)
@@ -816,10 +919,10 @@ static void test_interface_example(void **state)
 	struct pktmeta m;
 
 	mkpkt(s, "src=10.2.3.4 dst=10.0.0.9 proto=tcp sport=40000 dport=8080", &m);
-	assert_int_equal(policy_eval(policy_set_find(s, "web"), &m, &act), 1);
+	assert_int_equal(eval_count(policy_set_find(s, "web"), &m, &act), 1);
 	assert_int_equal(act->mark, 42);
 	mkpkt(s, "src=10.2.3.4 dst=10.0.0.9 proto=icmp", &m);
-	assert_int_equal(policy_eval(policy_set_find(s, "web"), &m, &act), 2);
+	assert_int_equal(eval_count(policy_set_find(s, "web"), &m, &act), 2);
 	assert_true(act->log);
 	policy_set_free(s);
 }
@@ -851,7 +954,7 @@ static void test_eval_allocates_nothing(void **state)
 
 	before = n_allocs;
 	for (int i = 0; i < 30000; i++)
-		policy_eval(p, &m[i % 3], &act);
+		eval_count(p, &m[i % 3], &act);
 	assert_int_equal(n_allocs, before);
 	assert_int_equal(policy_counter(p, 0)->packets, 10000);
 	assert_int_equal(policy_counter(p, 1)->packets, 10000);
@@ -872,6 +975,8 @@ int main(void)
 		cmocka_unit_test(test_first_match_and_actions),
 		cmocka_unit_test(test_accessors),
 		cmocka_unit_test(test_ifname_ids),
+		cmocka_unit_test(test_eval_counts_nothing),
+		cmocka_unit_test(test_docs_list_every_match_key),
 		cmocka_unit_test(test_carry_counters),
 		cmocka_unit_test(test_carry_counters_many),
 		cmocka_unit_test(test_interface_example),

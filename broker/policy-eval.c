@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Evaluation: a loop of integer compares over the flat per-rule arrays
+ * policy-parse.c compiled; no allocation, no strings, no json-c at packet
+ * time. Also the read-only accessors the control socket and metrics use.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <nfqb/queue.h>
+
+#include "names.h"
+#include "policy-int.h"
+
+/* ------------------------------------------------------------------ */
+/* Evaluation                                                         */
+/* ------------------------------------------------------------------ */
+
+static inline bool cidr_in(const struct cidr *c, uint32_t n, uint8_t family,
+			   const uint8_t addr[16])
+{
+	uint64_t a[2];
+
+	memcpy(a, addr, sizeof(a));
+	for (uint32_t i = 0; i < n; i++)
+		if (c[i].family == family &&
+		    (a[0] & c[i].mask[0]) == c[i].net[0] &&
+		    (a[1] & c[i].mask[1]) == c[i].net[1])
+			return true;
+	return false;
+}
+
+static inline bool port_in(const struct range16 *r, uint32_t n, uint16_t v)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (v >= r[i].lo && v <= r[i].hi)
+			return true;
+	return false;
+}
+
+static inline bool u32_in(const uint32_t *v, uint32_t n, uint32_t x)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+static inline bool id_in(const int32_t *v, uint32_t n, int32_t x)
+{
+	if (x < 0)
+		return false;
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+static inline uint32_t packet_key(const struct pktmeta *m)
+{
+	return (m->family ? PK_IP : 0) | (m->family == 4 ? PK_V4 : 0) |
+	       (m->family == 6 ? PK_V6 : 0) | (m->has_ports ? PK_PORTS : 0) |
+	       (m->has_uid ? PK_UID : 0) | (m->has_gid ? PK_GID : 0);
+}
+
+/* Scalar tests in one expression, list scans after. */
+static inline bool rule_match(const struct rule *r, const struct pktmeta *m,
+			      uint32_t pk, uint32_t hook)
+{
+	uint32_t t;
+	bool ok;
+
+	ok = ((pk & r->need) == r->need) &
+	     ((r->hooks >> hook) & 1) &
+	     ((r->protos[m->proto >> 6] >> (m->proto & 63)) & 1) &
+	     ((m->mark & r->mark_mask) == r->mark_val) &
+	     (m->len >= r->len_lo) & (m->len <= r->len_hi);
+	if (!ok)
+		return false;
+	t = r->tests & KEYS_LIST;
+	if (!t)
+		return true;
+	if ((t & KEY_BIT(uid)) && !u32_in(r->uid, r->n_uid, m->uid))
+		return false;
+	if ((t & KEY_BIT(gid)) && !u32_in(r->gid, r->n_gid, m->gid))
+		return false;
+	if ((t & KEY_BIT(indev)) && !id_in(r->indev, r->n_indev, m->indev_id))
+		return false;
+	if ((t & KEY_BIT(outdev)) && !id_in(r->outdev, r->n_outdev, m->outdev_id))
+		return false;
+	if ((t & KEY_BIT(sport)) && !port_in(r->sport, r->n_sport, m->sport))
+		return false;
+	if ((t & KEY_BIT(dport)) && !port_in(r->dport, r->n_dport, m->dport))
+		return false;
+	if ((t & KEY_BIT(src)) && !cidr_in(r->src, r->n_src, m->family, m->src))
+		return false;
+	if ((t & KEY_BIT(dst)) && !cidr_in(r->dst, r->n_dst, m->family, m->dst))
+		return false;
+	return true;
+}
+
+/* policy_eval - see policy.h. */
+int policy_eval(const struct policy *p, const struct pktmeta *m,
+		const struct policy_action **act)
+{
+	/* Hook 31 is set only in the all-hooks mask of rules without "hook". */
+	uint32_t hook = m->hook < 31 ? m->hook : 31;
+	uint32_t pk = packet_key(m);
+
+	for (size_t i = 0; i < p->n_rules; i++) {
+		if (!rule_match(&p->rules[i], m, pk, hook))
+			continue;
+		*act = &p->rules[i].act;
+		return (int)i;
+	}
+	*act = &p->def;
+	return -1;
+}
+
+/* policy_count - see policy.h. */
+void policy_count(const struct policy *p, int idx, uint32_t len)
+{
+	struct policy_counter *c;
+
+	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
+		return;
+	c = &p->ctr->c[idx + 1];
+	c->packets++;
+	c->bytes += len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accessors                                                          */
+/* ------------------------------------------------------------------ */
+
+/* policy_set_find - see policy.h. */
+const struct policy *policy_set_find(const struct policy_set *s, const char *name)
+{
+	if (!s || !name)
+		return NULL;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->pols[i]->name, name) == 0)
+			return s->pols[i];
+	return NULL;
+}
+
+/* policy_name - the policy's name as written under "policies". */
+const char *policy_name(const struct policy *p)
+{
+	return p->name;
+}
+
+/* policy_rule_name - see policy.h; NULL for an index out of range. */
+const char *policy_rule_name(const struct policy *p, int idx)
+{
+	if (idx == -1)
+		return "(default)";
+	if (idx < 0 || (size_t)idx >= p->n_rules)
+		return NULL;
+	return p->rules[idx].name;
+}
+
+/* policy_rule_count - number of rules, the default not included. */
+size_t policy_rule_count(const struct policy *p)
+{
+	return p->n_rules;
+}
+
+/* policy_counter - see policy.h; NULL for an index out of range. */
+const struct policy_counter *policy_counter(const struct policy *p, int idx)
+{
+	if (idx < -1 || (idx >= 0 && (size_t)idx >= p->n_rules))
+		return NULL;
+	return &p->ctr->c[idx + 1];
+}
+
+/* policy_set_count - number of policies in @s (0 for NULL). */
+size_t policy_set_count(const struct policy_set *s)
+{
+	return s ? s->n : 0;
+}
+
+/* policy_set_at - policy @i in configuration order, NULL past the end. */
+const struct policy *policy_set_at(const struct policy_set *s, size_t i)
+{
+	return s && i < s->n ? s->pols[i] : NULL;
+}
+
+/* policy_ifname_id - see policy.h. */
+int32_t policy_ifname_id(const struct policy_set *s, const char *ifname)
+{
+	if (!s || !ifname)
+		return -1;
+	for (size_t i = 0; i < s->n_ifnames; i++)
+		if (strncmp(s->ifnames[i], ifname, IFNAME_SIZE) == 0)
+			return (int32_t)i;
+	return -1;
+}
+
+/* policy_verdict_name - see policy.h. */
+const char *policy_verdict_name(uint32_t verdict, char *buf, size_t len)
+{
+	const char *name = names_verdict(verdict & 0xffff);
+
+	if (!name)
+		snprintf(buf, len, "verdict:%" PRIu32, verdict);
+	else if ((verdict & 0xffff) == NFQB_QUEUE)
+		snprintf(buf, len, "%s:%" PRIu32, name, verdict >> 16);
+	else
+		snprintf(buf, len, "%s", name);
+	return buf;
+}

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Policies are compiled once per (re)load into flat per-rule arrays plus a
+ * bitmask of the fields each rule tests (policy-int.h), which
+ * policy-eval.c matches with no allocation. Parsing goes on after an error
+ * so one `--check` run reports all of them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nfqb/queue.h>
+
+#include "jsonv.h"
+#include "names.h"
+#include "policy-int.h"
+
+/* ------------------------------------------------------------------ */
+/* Rule names by hash                                                 */
+/* ------------------------------------------------------------------ */
+
+
+/* FNV-1a: names are short, and a bad spread costs time, never results. */
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int name_index_init(struct name_index *t, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	t->slot = calloc(cap, sizeof(*t->slot));
+	t->mask = cap - 1;
+	return t->slot ? 0 : -ENOMEM;
+}
+
+static void name_index_free(struct name_index *t)
+{
+	free(t->slot);
+	t->slot = NULL;
+}
+
+/* The index of the rule of @rules named @name, or -1. */
+static long name_index_find(const struct name_index *t, const struct rule *rules,
+			    const char *name)
+{
+	for (size_t i = name_hash(name) & t->mask;; i = (i + 1) & t->mask) {
+		uint32_t v = t->slot[i];
+
+		if (!v)
+			return -1;
+		if (strcmp(rules[v - 1].name, name) == 0)
+			return (long)v - 1;
+	}
+}
+
+/* Add rules[@idx] (named, not in the table yet). */
+static void name_index_add(struct name_index *t, const struct rule *rules, size_t idx)
+{
+	size_t i = name_hash(rules[idx].name) & t->mask;
+
+	while (t->slot[i])
+		i = (i + 1) & t->mask;
+	t->slot[i] = (uint32_t)idx + 1;
+}
+
+static int carry_policy(struct policy *p, const struct policy *q)
+{
+	struct name_index t;
+
+	p->ctr->c[0] = q->ctr->c[0];
+	if (!q->n_rules || !p->n_rules)
+		return 0;
+	if (name_index_init(&t, q->n_rules) < 0)
+		return -ENOMEM;
+	for (size_t k = 0; k < q->n_rules; k++)
+		if (q->rules[k].name)
+			name_index_add(&t, q->rules, k);
+	for (size_t r = 0; r < p->n_rules; r++) {
+		long k = p->rules[r].name ? name_index_find(&t, q->rules, p->rules[r].name) : -1;
+
+		if (k >= 0)
+			p->ctr->c[r + 1] = q->ctr->c[k + 1];
+	}
+	name_index_free(&t);
+	return 0;
+}
+
+/* policy_set_carry_counters - see policy.h. */
+int policy_set_carry_counters(struct policy_set *to, const struct policy_set *from)
+{
+	int ret = 0;
+
+	if (!to || !from)
+		return 0;
+	for (size_t i = 0; i < to->n; i++) {
+		const struct policy *q = policy_set_find(from, to->pols[i]->name);
+
+		if (q && carry_policy(to->pols[i], q) < 0)
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Freeing                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Room for @n rules and the default. */
+static struct policy_counters *counters_new(size_t n)
+{
+	struct policy_counters *c = calloc(1, sizeof(*c) + (n + 1) * sizeof(c->c[0]));
+
+	if (c)
+		c->n = n + 1;
+	return c;
+}
+
+static void rule_release(struct rule *r)
+{
+	free(r->src);
+	free(r->dst);
+	free(r->sport);
+	free(r->dport);
+	free(r->indev);
+	free(r->outdev);
+	free(r->uid);
+	free(r->gid);
+	free(r->name);
+}
+
+static void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_rules; i++)
+		rule_release(&p->rules[i]);
+	free(p->rules);
+	free(p->ctr);
+	free(p->name);
+	free(p);
+}
+
+/* policy_set_free - free @s and every policy in it; NULL is a no-op. */
+void policy_set_free(struct policy_set *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		policy_free(s->pols[i]);
+	free(s->pols);
+	free(s->ifnames);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing helpers                                                    */
+/* ------------------------------------------------------------------ */
+
+/* policy_parse_num - see policy-int.h. */
+int policy_parse_num(const char *s, size_t len, bool hex, uint64_t *out)
+{
+	unsigned base = 10;
+	uint64_t v = 0;
+
+	if (hex && len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		len -= 2;
+	}
+	if (len == 0 || len > 16)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d;
+
+		if (s[i] >= '0' && s[i] <= '9')
+			d = (unsigned)(s[i] - '0');
+		else if (base == 16 && s[i] >= 'a' && s[i] <= 'f')
+			d = (unsigned)(s[i] - 'a' + 10);
+		else if (base == 16 && s[i] >= 'A' && s[i] <= 'F')
+			d = (unsigned)(s[i] - 'A' + 10);
+		else
+			return -EINVAL;
+		v = v * base + d;
+	}
+	*out = v;
+	return 0;
+}
+
+static bool valid_name(const char *s, size_t len)
+{
+	if (!s || len == 0 || len > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr("_-.:/", ch)))
+			return false;
+	}
+	return true;
+}
+
+#define NAME_RULES "(1-64 letters, digits, '_', '-', '.', ':', '/')"
+
+/* ------------------------------------------------------------------ */
+/* Rules and policies                                                 */
+/* ------------------------------------------------------------------ */
+
+static bool parse_verdict(json_object *o, const char *path, struct errs *e,
+			  uint32_t *verdict)
+{
+	char vb[VALBUF];
+	const char *s;
+	uint64_t q;
+	size_t len;
+
+	if (!json_object_is_type(o, json_type_string))
+		return jsonv_type_err(e, path, "a verdict string", o);
+	s = jsonv_str(o, &len);
+	if (s && names_verdict_by_name(s) >= 0) {
+		*verdict = (uint32_t)names_verdict_by_name(s);
+	} else if (s && strncmp(s, "queue:", 6) == 0) {
+		if (policy_parse_num(s + 6, len - 6, false, &q)) {
+			errs_add(e, path, "bad verdict %s (queue:N needs a number "
+				 "N 0-65535)", jsonv_text(o, vb, sizeof(vb)));
+			return false;
+		}
+		if (q > 65535) {
+			errs_add(e, path, "queue %" PRIu64 " out of range 0-65535", q);
+			return false;
+		}
+		*verdict = NFQB_QUEUE | (uint32_t)q << 16;
+	} else {
+		errs_add(e, path, "unknown verdict %s (accept, drop, repeat, queue:N)",
+			 jsonv_text(o, vb, sizeof(vb)));
+		return false;
+	}
+	return true;
+}
+
+/* Rule @idx of @p; @rpath is its path. Errors are reported, not returned. */
+static void parse_rule(json_object *o, const char *rpath, struct compile *c,
+		       struct policy *p, size_t idx)
+{
+	struct rule *r = &p->rules[idx];
+	struct json_object_iterator it, end;
+	char kpath[ERRS_PATH_MAX], vb[VALBUF];
+	bool has_verdict = false, has_name = false;
+	uint64_t v;
+	long dup;
+
+	if (!json_object_is_type(o, json_type_object)) {
+		jsonv_type_err(c->e, rpath, "a rule object", o);
+		return;
+	}
+	it = json_object_iter_begin(o);
+	end = json_object_iter_end(o);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *val = json_object_iter_peek_value(&it);
+
+		errs_path_key(kpath, sizeof(kpath), rpath, key);
+		if (strcmp(key, "name") == 0) {
+			const char *s;
+			size_t len;
+
+			has_name = true;
+			if (!json_object_is_type(val, json_type_string)) {
+				jsonv_type_err(c->e, kpath, "a rule name string", val);
+				continue;
+			}
+			s = jsonv_str(val, &len);
+			if (!valid_name(s, len)) {
+				errs_add(c->e, kpath, "bad rule name %s " NAME_RULES,
+					 jsonv_text(val, vb, sizeof(vb)));
+				continue;
+			}
+			dup = name_index_find(&c->names, p->rules, s);
+			if (dup >= 0)
+				errs_add(c->e, kpath, "duplicate rule name %s (also rules[%ld])",
+					 jsonv_text(val, vb, sizeof(vb)), dup);
+			r->name = strdup(s);
+			if (!r->name)
+				jsonv_nomem(c->e, kpath);
+			else if (dup < 0)
+				name_index_add(&c->names, p->rules, idx);
+		} else if (strcmp(key, "match") == 0) {
+			policy_keys_parse_match(val, kpath, c, r);
+		} else if (strcmp(key, "verdict") == 0) {
+			has_verdict = true;
+			parse_verdict(val, kpath, c->e, &r->act.verdict);
+		} else if (strcmp(key, "set_mark") == 0) {
+			if (!jsonv_is_number(val))
+				jsonv_type_err(c->e, kpath, "a number", val);
+			else if (jsonv_uint(val, kpath, c->e, "mark", 0, UINT32_MAX, &v))
+				r->act.mark = (uint32_t)v;
+			r->act.set_mark = true;
+		} else if (strcmp(key, "log") == 0) {
+			if (!json_object_is_type(val, json_type_boolean))
+				jsonv_type_err(c->e, kpath, "true or false", val);
+			else
+				r->act.log = json_object_get_boolean(val);
+		} else {
+			errs_add(c->e, kpath, "unknown key");
+		}
+	}
+	policy_keys_finish(r);
+	if (!has_name) {
+		errs_path_key(kpath, sizeof(kpath), rpath, "name");
+		errs_add(c->e, kpath, "required key missing");
+	}
+	if (!has_verdict) {
+		errs_path_key(kpath, sizeof(kpath), rpath, "verdict");
+		errs_add(c->e, kpath, "required key missing");
+	}
+}
+
+static void parse_rules(json_object *o, const char *path, struct compile *c,
+			struct policy *p)
+{
+	char rpath[ERRS_PATH_MAX];
+	size_t n;
+
+	if (!json_object_is_type(o, json_type_array)) {
+		jsonv_type_err(c->e, path, "an array of rules", o);
+		return;
+	}
+	n = json_object_array_length(o);
+	if (n > INT32_MAX) {
+		errs_add(c->e, path, "too many rules");
+		return;
+	}
+	p->rules = calloc(n ? n : 1, sizeof(*p->rules));
+	p->ctr = counters_new(n);
+	if (!p->rules || !p->ctr) {
+		jsonv_nomem(c->e, path);
+		return;
+	}
+	if (name_index_init(&c->names, n) < 0) {
+		jsonv_nomem(c->e, path);
+		return;
+	}
+	p->n_rules = n;
+	for (size_t i = 0; i < n; i++) {
+		errs_path_idx(rpath, sizeof(rpath), path, i);
+		parse_rule(json_object_array_get_idx(o, i), rpath, c, p, i);
+	}
+	name_index_free(&c->names);
+}
+
+/* Returns the policy, complete when no error was added; NULL on ENOMEM. */
+static struct policy *parse_policy(json_object *o, const char *name,
+				   const char *path, struct compile *c)
+{
+	struct json_object_iterator it, end;
+	char kpath[ERRS_PATH_MAX];
+	struct policy *p = calloc(1, sizeof(*p));
+
+	if (!p || !(p->name = strdup(name)))
+		goto fail;
+	p->def.verdict = NFQB_ACCEPT;
+	if (!json_object_is_type(o, json_type_object)) {
+		jsonv_type_err(c->e, path, "a policy object", o);
+		goto done;
+	}
+	it = json_object_iter_begin(o);
+	end = json_object_iter_end(o);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *val = json_object_iter_peek_value(&it);
+
+		errs_path_key(kpath, sizeof(kpath), path, key);
+		if (strcmp(key, "default") == 0)
+			parse_verdict(val, kpath, c->e, &p->def.verdict);
+		else if (strcmp(key, "rules") == 0)
+			parse_rules(val, kpath, c, p);
+		else
+			errs_add(c->e, kpath, "unknown key");
+	}
+done:
+	if (!p->ctr)
+		p->ctr = counters_new(0);
+	if (!p->ctr)
+		goto fail;
+	return p;
+fail:
+	jsonv_nomem(c->e, path);
+	policy_free(p);
+	return NULL;
+}
+
+/* policy_set_parse - see policy.h. */
+struct policy_set *policy_set_parse(json_object *obj, struct errs *e)
+{
+	struct json_object_iterator it, end;
+	char path[ERRS_PATH_MAX], vb[VALBUF];
+	struct compile c = { .e = e };
+	size_t n0 = e->n;
+	struct policy_set *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		jsonv_nomem(e, "policies");
+		return NULL;
+	}
+	c.set = s;
+	if (!obj) {
+		errs_add(e, "policies", "required key missing");
+		goto fail;
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		jsonv_type_err(e, "policies", "an object of named policies", obj);
+		goto fail;
+	}
+	s->pols = calloc((size_t)json_object_object_length(obj) + 1, sizeof(*s->pols));
+	if (!s->pols) {
+		jsonv_nomem(e, "policies");
+		goto fail;
+	}
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *name = json_object_iter_peek_name(&it);
+		struct policy *p;
+
+		if (!valid_name(name, strlen(name))) {
+			json_object *js = json_object_new_string(name);
+
+			errs_add(e, "policies", "bad policy name %s " NAME_RULES,
+				 js ? jsonv_text(js, vb, sizeof(vb)) : "?");
+			json_object_put(js);
+			continue;
+		}
+		errs_path_key(path, sizeof(path), "policies", name);
+		p = parse_policy(json_object_iter_peek_value(&it), name, path, &c);
+		if (p)
+			s->pols[s->n++] = p;
+	}
+	if (e->n != n0 || e->oom)
+		goto fail;
+	return s;
+fail:
+	policy_set_free(s);
+	return NULL;
+}
