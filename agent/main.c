@@ -265,10 +265,9 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 	};
 
 	for (;;) {
-		char buf[WIRE_MSG_MAX];
-		int fds[WIRE_MAX_FDS];
-		size_t nfds;
-		ssize_t n;
+		struct nfqb_lease_event ev;
+		char q[NFQB_LEASE_REASON_MAX + 3];
+		int r;
 
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -282,28 +281,29 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 		}
 		if (!p[0].revents)
 			continue;
-		n = wire_recv(a->lease, buf, sizeof(buf), fds, &nfds);
-		for (size_t i = 0; i < nfds; i++)
-			close(fds[i]);
-		if (n == -EAGAIN)
+		r = nfqb_agent_lease_wait(a->lease, 0, a->socks, (size_t)a->nsocks, &ev);
+		if (r == 0 || r == -EINTR)
 			continue;
-		if (n <= 0)
+		if (r < 0)
 			return LEASE_LOST;
-		if (wire_peek_type(buf, (size_t)n) == WIRE_REFUSE) {
-			struct wire_refuse *r = (struct wire_refuse *)buf;
-			bool retry = wire_refuse_flags(r) & WIRE_REFUSE_F_RETRY;
-			char q[WIRE_REASON_MAX + 3];
-
-			r->reason[sizeof(r->reason) - 1] = '\0';
+		switch (ev.kind) {
+		case NFQB_LEASE_CLOSED:
+			return LEASE_LOST;
+		case NFQB_LEASE_REFUSED:
 			logf_("event=refused name=%s reason=%s retry=%s", a->o.name,
-			      quote(r->reason, q, sizeof(q)), retry ? "true" : "false");
-			if (retry)
+			      quote(ev.reason, q, sizeof(q)), ev.retry ? "true" : "false");
+			if (ev.retry)
 				return LEASE_LOST;
-			fprintf(stderr, "nfq-agent: refused: %s\n", r->reason);
+			fprintf(stderr, "nfq-agent: refused: %s\n", ev.reason);
 			return LEASE_REFUSED;
+		case NFQB_LEASE_SOCKETS:
+			logf_("event=sockets_swapped name=%s", a->o.name);
+			break;
+		default:
+			logf_("event=ignored_message name=%s type=%d bytes=%zu", a->o.name,
+			      ev.msg_type, ev.msg_len);
+			break;
 		}
-		logf_("event=ignored_message name=%s type=%d bytes=%zd", a->o.name,
-		      wire_peek_type(buf, (size_t)n), n);
 	}
 }
 
