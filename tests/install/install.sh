@@ -23,6 +23,7 @@ sanflags=()
 [[ "$san" == none ]] || sanflags=("-fsanitize=$san")
 # shellcheck disable=SC2046 # pkg-config prints words on purpose
 cc "${sanflags[@]}" -o "$tmp/print_and_accept" "$SRC/examples/print_and_accept.c" \
+	"$SRC/examples/example-args.c" \
 	$(pkg-config --cflags --libs libnfqb) ||
 	{ echo "FAIL: example does not build through pkg-config"; exit 1; }
 LD_LIBRARY_PATH=$(dirname "$so") "$tmp/print_and_accept" --help >/dev/null ||
