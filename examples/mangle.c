@@ -179,19 +179,14 @@ static void on_signal(int sig)
 	got_signal = sig;
 }
 
-/* The command line (example-args.c, shared by the examples), then OLD NEW. */
-static int parse_args(int argc, char **argv, struct state *st, unsigned long *queue,
-		      unsigned long *timeout)
+/* [--count N] [--timeout SECONDS] QUEUE (example-args.c), then OLD NEW. */
+static int parse_args(int argc, char **argv, struct state *st, struct example_args *a)
 {
-	struct example_args a;
-
-	if (example_parse_args(argc, argv, "mangle", 2, "OLD NEW", usage, &a) < 0)
+	if (example_parse_args(argc, argv, "mangle", 2, "OLD NEW", usage, a) < 0)
 		return -1;
-	*queue = a.queue;
-	*timeout = a.timeout;
-	st->count = a.count;
-	st->old = a.rest[0];
-	st->new = a.rest[1];
+	st->count = a->count;
+	st->old = a->rest[0];
+	st->new = a->rest[1];
 	st->old_len = strlen(st->old);
 	st->new_len = strlen(st->new);
 	if (st->old_len == 0 || st->old_len > 1024 || st->new_len > 1024) {
@@ -235,11 +230,11 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct state st = { 0 };
-	unsigned long queue, timeout = 0;
+	struct example_args args;
 	int err, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv, &st, &queue, &timeout) < 0)
+	if (parse_args(argc, argv, &st, &args) < 0)
 		return 2;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -248,12 +243,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mangle: cannot open a netfilter socket: %s\n", strerror(errno));
 		return 1;
 	}
-	err = nfqb_queue_bind(st.q, (uint16_t)queue, on_packet, &st, NULL);
+	err = nfqb_queue_bind(st.q, (uint16_t)args.queue, on_packet, &st, NULL);
 	if (err < 0) {
 		fprintf(stderr, "mangle: bind: %s (%s)\n", nfqb_queue_errmsg(st.q), strerror(-err));
 		goto out;
 	}
-	err = serve(&st, timeout);
+	err = serve(&st, args.timeout);
 	if (err == -ETIMEDOUT && !st.count)
 		err = 0;
 	if (err == -ETIMEDOUT) {

@@ -82,20 +82,6 @@ static void on_packet(struct nfqb_packet *p, void *user)
 		nfqb_queue_stop(st->q);
 }
 
-/* The command line (example-args.c, shared by the examples). */
-static int parse_args(int argc, char **argv, unsigned long *queue,
-		      unsigned long *count, unsigned long *timeout)
-{
-	struct example_args a;
-
-	if (example_parse_args(argc, argv, "own_loop", 0, NULL, usage, &a) < 0)
-		return -1;
-	*queue = a.queue;
-	*count = a.count;
-	*timeout = a.timeout;
-	return 0;
-}
-
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -135,16 +121,18 @@ static int serve(struct nfqb_queue *q, int sigfd, struct state *st, unsigned lon
 
 int main(int argc, char **argv)
 {
-	unsigned long queue, timeout = 0;
 	struct state st = { 0 };
+	struct example_args args;
 	struct nfqb_queue_stats stats;
 	struct nfqb_queue *q = NULL;
 	sigset_t mask;
 	int sigfd = -1, err, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv, &queue, &st.count, &timeout) < 0)
+	/* [--count N] [--timeout SECONDS] QUEUE: example-args.c */
+	if (example_parse_args(argc, argv, "own_loop", 0, NULL, usage, &args) < 0)
 		return 2;
+	st.count = args.count;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -159,12 +147,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "own_loop: cannot open a netfilter socket: %s\n", strerror(errno));
 		goto out;
 	}
-	err = nfqb_queue_bind(q, (uint16_t)queue, on_packet, &st, NULL);
+	err = nfqb_queue_bind(q, (uint16_t)args.queue, on_packet, &st, NULL);
 	if (err < 0) {
 		fprintf(stderr, "own_loop: bind: %s (%s)\n", nfqb_queue_errmsg(q), strerror(-err));
 		goto out;
 	}
-	err = serve(q, sigfd, &st, timeout);
+	err = serve(q, sigfd, &st, args.timeout);
 	if (err == -ETIMEDOUT && !st.count)
 		err = 0;
 	if (err == -ETIMEDOUT)

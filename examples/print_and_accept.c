@@ -101,36 +101,24 @@ static void on_signal(int sig)
 	alarm(1);
 }
 
-/* The command line (example-args.c, shared by the examples). */
-static int parse_args(int argc, char **argv, unsigned long *queue,
-		      unsigned long *count, unsigned long *timeout)
-{
-	struct example_args a;
-
-	if (example_parse_args(argc, argv, "print_and_accept", 0, NULL, usage, &a) < 0)
-		return -1;
-	*queue = a.queue;
-	*count = a.count;
-	*timeout = a.timeout;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	unsigned long queue, timeout = 0;
 	struct state st = { 0 };
+	struct example_args args;
 	int err, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv, &queue, &st.count, &timeout) < 0)
+	/* [--count N] [--timeout SECONDS] QUEUE: example-args.c */
+	if (example_parse_args(argc, argv, "print_and_accept", 0, NULL, usage, &args) < 0)
 		return 2;
+	st.count = args.count;
 	st.q = nfqb_queue_open();
 	if (!st.q) {
 		fprintf(stderr, "print_and_accept: cannot open a netfilter socket: %s\n", strerror(errno));
 		return 1;
 	}
-	err = nfqb_queue_bind(st.q, (uint16_t)queue, print_and_accept, &st, NULL);
+	err = nfqb_queue_bind(st.q, (uint16_t)args.queue, print_and_accept, &st, NULL);
 	if (err < 0) {
 		fprintf(stderr, "print_and_accept: bind: %s (%s)\n", nfqb_queue_errmsg(st.q), strerror(-err));
 		goto out;
@@ -139,8 +127,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGALRM, &sa, NULL);
-	if (timeout)
-		alarm((unsigned)timeout);
+	if (args.timeout)
+		alarm((unsigned)args.timeout);
 	while (!got_signal && (!st.count || st.seen < st.count)) {
 		err = nfqb_queue_run(st.q, true);
 		if (err < 0 && err != -EINTR) {
