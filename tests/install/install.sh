@@ -34,6 +34,15 @@ deps=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/print_and_accept")
 grep -q "$(dirname "$so")/libnfqb.so" <<<"$deps" ||
 	{ echo "FAIL: example is not linked to the shared library"; echo "$deps"; exit 1; }
 
+# The in-tree programs and examples link the shared library too (a static
+# link would hide a missing export from them).
+for prog in broker/nfq-broker agent/nfq-agent examples/print_and_accept examples/own_loop \
+	examples/mangle; do
+	deps=$(ldd "$BUILD/$prog")
+	grep -q "libnfqb\.so" <<<"$deps" ||
+		{ echo "FAIL: $prog is not linked to the shared libnfqb"; echo "$deps"; exit 1; }
+done
+
 exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}')
 bad=$(grep -v '^nfqb_' <<<"$exported" || true)
 [[ -z "$bad" ]] || { echo "FAIL: exported symbols outside nfqb_*:"; echo "$bad"; exit 1; }
