@@ -181,10 +181,9 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 	};
 
 	for (;;) {
-		char buf[WIRE_MSG_MAX];
-		int fds[WIRE_MAX_FDS];
-		size_t nfds;
-		ssize_t n;
+		struct nfqb_lease_event ev;
+		char q[NFQB_LEASE_REASON_MAX + 3];
+		int r;
 
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -198,29 +197,30 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 		}
 		if (!p[0].revents)
 			continue;
-		n = wire_recv(a->lease, buf, sizeof(buf), fds, &nfds);
-		for (size_t i = 0; i < nfds; i++)
-			close(fds[i]);
-		if (n == -EAGAIN)
+		r = nfqb_agent_lease_wait(a->lease, 0, a->socks, (size_t)a->nsocks, &ev);
+		if (r == 0 || r == -EINTR)
 			continue;
-		if (n <= 0)
+		if (r < 0)
 			return LEASE_LOST;
-		if (wire_peek_type(buf, (size_t)n) == WIRE_REFUSE) {
-			struct wire_refuse *r = (struct wire_refuse *)buf;
-			bool retry = wire_refuse_flags(r) & WIRE_REFUSE_F_RETRY;
-			char q[WIRE_REASON_MAX + 3];
-
-			r->reason[sizeof(r->reason) - 1] = '\0';
-			log_event(retry ? LOGL_WARN : LOGL_ERROR, "refused",
+		switch (ev.kind) {
+		case NFQB_LEASE_CLOSED:
+			return LEASE_LOST;
+		case NFQB_LEASE_REFUSED:
+			log_event(ev.retry ? LOGL_WARN : LOGL_ERROR, "refused",
 				  "name=%s reason=%s retry=%s", a->o.name,
-				  log_value(q, sizeof(q), r->reason), retry ? "true" : "false");
-			if (retry)
+				  log_value(q, sizeof(q), ev.reason), ev.retry ? "true" : "false");
+			if (ev.retry)
 				return LEASE_LOST;
-			fprintf(stderr, "nfq-agent: refused: %s\n", r->reason);
+			fprintf(stderr, "nfq-agent: refused: %s\n", ev.reason);
 			return LEASE_REFUSED;
+		case NFQB_LEASE_SOCKETS:
+			log_event(LOGL_INFO, "sockets_swapped", "name=%s", a->o.name);
+			break;
+		default:
+			log_event(LOGL_WARN, "ignored_message", "name=%s type=%d bytes=%zu",
+				  a->o.name, ev.msg_type, ev.msg_len);
+			break;
 		}
-		log_event(LOGL_WARN, "ignored_message", "name=%s type=%d bytes=%zd", a->o.name,
-		      wire_peek_type(buf, (size_t)n), n);
 	}
 }
 

@@ -16,7 +16,6 @@
  * 1 runtime error (or --timeout before --count packets), 2 usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
@@ -37,6 +36,8 @@
 #include <libnetfilter_queue/pktbuff.h>
 
 #include <nfqb/queue.h>
+
+#include "example-args.h"
 
 struct state {
 	struct nfqb_queue *q;
@@ -178,61 +179,14 @@ static void on_signal(int sig)
 	got_signal = sig;
 }
 
-static int parse_num(const char *s, unsigned long max, unsigned long *out)
+/* [--count N] [--timeout SECONDS] QUEUE (example-args.c), then OLD NEW. */
+static int parse_args(int argc, char **argv, struct state *st, struct example_args *a)
 {
-	char *end;
-
-	if (*s < '0' || *s > '9')
+	if (example_parse_args(argc, argv, "mangle", 2, "OLD NEW", usage, a) < 0)
 		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end || *out > max ? -1 : 0;
-}
-
-static int parse_args(int argc, char **argv, struct state *st, unsigned long *queue,
-		      unsigned long *timeout)
-{
-	static const struct option lo[] = {
-		{ "count", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "c:t:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			if (parse_num(optarg, 1000000000, &st->count) < 0 || st->count == 0) {
-				fprintf(stderr, "mangle: --count: '%s' is not a number 1-1000000000\n", optarg);
-				return -1;
-			}
-			break;
-		case 't':
-			if (parse_num(optarg, 86400, timeout) < 0 || *timeout == 0) {
-				fprintf(stderr, "mangle: --timeout: '%s' is not a number of seconds 1-86400\n", optarg);
-				return -1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
-		}
-	}
-	if (argc - optind != 3) {
-		fprintf(stderr, "mangle: expected QUEUE OLD NEW\n");
-		usage(stderr);
-		return -1;
-	}
-	if (parse_num(argv[optind], 65535, queue) < 0) {
-		fprintf(stderr, "mangle: QUEUE: '%s' is not a number 0-65535\n", argv[optind]);
-		return -1;
-	}
-	st->old = argv[optind + 1];
-	st->new = argv[optind + 2];
+	st->count = a->count;
+	st->old = a->rest[0];
+	st->new = a->rest[1];
 	st->old_len = strlen(st->old);
 	st->new_len = strlen(st->new);
 	if (st->old_len == 0 || st->old_len > 1024 || st->new_len > 1024) {
@@ -276,11 +230,11 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct state st = { 0 };
-	unsigned long queue, timeout = 0;
+	struct example_args args;
 	int err, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv, &st, &queue, &timeout) < 0)
+	if (parse_args(argc, argv, &st, &args) < 0)
 		return 2;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -289,12 +243,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mangle: cannot open a netfilter socket: %s\n", strerror(errno));
 		return 1;
 	}
-	err = nfqb_queue_bind(st.q, (uint16_t)queue, on_packet, &st, NULL);
+	err = nfqb_queue_bind(st.q, (uint16_t)args.queue, on_packet, &st, NULL);
 	if (err < 0) {
 		fprintf(stderr, "mangle: bind: %s (%s)\n", nfqb_queue_errmsg(st.q), strerror(-err));
 		goto out;
 	}
-	err = serve(&st, timeout);
+	err = serve(&st, args.timeout);
 	if (err == -ETIMEDOUT && !st.count)
 		err = 0;
 	if (err == -ETIMEDOUT) {

@@ -17,7 +17,6 @@
  * 1 runtime error (or --timeout before --count packets), 2 usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +27,8 @@
 #include <unistd.h>
 
 #include <nfqb/queue.h>
+
+#include "example-args.h"
 
 struct state {
 	struct nfqb_queue *q;
@@ -81,62 +82,6 @@ static void on_packet(struct nfqb_packet *p, void *user)
 		nfqb_queue_stop(st->q);
 }
 
-static int parse_num(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end || *out > max ? -1 : 0;
-}
-
-static int parse_args(int argc, char **argv, unsigned long *queue,
-		      unsigned long *count, unsigned long *timeout)
-{
-	static const struct option lo[] = {
-		{ "count", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "c:t:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			if (parse_num(optarg, 1000000000, count) < 0 || *count == 0) {
-				fprintf(stderr, "own_loop: --count: '%s' is not a number 1-1000000000\n", optarg);
-				return -1;
-			}
-			break;
-		case 't':
-			if (parse_num(optarg, 86400, timeout) < 0 || *timeout == 0) {
-				fprintf(stderr, "own_loop: --timeout: '%s' is not a number of seconds 1-86400\n", optarg);
-				return -1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
-		}
-	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "own_loop: expected one QUEUE argument\n");
-		usage(stderr);
-		return -1;
-	}
-	if (parse_num(argv[optind], 65535, queue) < 0) {
-		fprintf(stderr, "own_loop: QUEUE: '%s' is not a number 0-65535\n", argv[optind]);
-		return -1;
-	}
-	return 0;
-}
-
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -176,16 +121,18 @@ static int serve(struct nfqb_queue *q, int sigfd, struct state *st, unsigned lon
 
 int main(int argc, char **argv)
 {
-	unsigned long queue, timeout = 0;
 	struct state st = { 0 };
+	struct example_args args;
 	struct nfqb_queue_stats stats;
 	struct nfqb_queue *q = NULL;
 	sigset_t mask;
 	int sigfd = -1, err, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv, &queue, &st.count, &timeout) < 0)
+	/* [--count N] [--timeout SECONDS] QUEUE: example-args.c */
+	if (example_parse_args(argc, argv, "own_loop", 0, NULL, usage, &args) < 0)
 		return 2;
+	st.count = args.count;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -200,12 +147,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "own_loop: cannot open a netfilter socket: %s\n", strerror(errno));
 		goto out;
 	}
-	err = nfqb_queue_bind(q, (uint16_t)queue, on_packet, &st, NULL);
+	err = nfqb_queue_bind(q, (uint16_t)args.queue, on_packet, &st, NULL);
 	if (err < 0) {
 		fprintf(stderr, "own_loop: bind: %s (%s)\n", nfqb_queue_errmsg(q), strerror(-err));
 		goto out;
 	}
-	err = serve(q, sigfd, &st, timeout);
+	err = serve(q, sigfd, &st, args.timeout);
 	if (err == -ETIMEDOUT && !st.count)
 		err = 0;
 	if (err == -ETIMEDOUT)

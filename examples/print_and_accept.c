@@ -27,7 +27,6 @@
  * 1 runtime error (or --timeout before --count packets), 2 usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,8 @@
 #include <unistd.h>
 
 #include <nfqb/queue.h>
+
+#include "example-args.h"
 
 struct state {
 	struct nfqb_queue *q;
@@ -100,78 +101,24 @@ static void on_signal(int sig)
 	alarm(1);
 }
 
-static int parse_num(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end || *out > max ? -1 : 0;
-}
-
-static int parse_args(int argc, char **argv, unsigned long *queue,
-		      unsigned long *count, unsigned long *timeout)
-{
-	static const struct option lo[] = {
-		{ "count", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "c:t:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			if (parse_num(optarg, 1000000000, count) < 0 || *count == 0) {
-				fprintf(stderr, "print_and_accept: --count: '%s' is not a number 1-1000000000\n", optarg);
-				return -1;
-			}
-			break;
-		case 't':
-			if (parse_num(optarg, 86400, timeout) < 0 || *timeout == 0) {
-				fprintf(stderr, "print_and_accept: --timeout: '%s' is not a number of seconds 1-86400\n", optarg);
-				return -1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
-		}
-	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "print_and_accept: expected one QUEUE argument\n");
-		usage(stderr);
-		return -1;
-	}
-	if (parse_num(argv[optind], 65535, queue) < 0) {
-		fprintf(stderr, "print_and_accept: QUEUE: '%s' is not a number 0-65535\n", argv[optind]);
-		return -1;
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	unsigned long queue, timeout = 0;
 	struct state st = { 0 };
+	struct example_args args;
 	int err, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv, &queue, &st.count, &timeout) < 0)
+	/* [--count N] [--timeout SECONDS] QUEUE: example-args.c */
+	if (example_parse_args(argc, argv, "print_and_accept", 0, NULL, usage, &args) < 0)
 		return 2;
+	st.count = args.count;
 	st.q = nfqb_queue_open();
 	if (!st.q) {
 		fprintf(stderr, "print_and_accept: cannot open a netfilter socket: %s\n", strerror(errno));
 		return 1;
 	}
-	err = nfqb_queue_bind(st.q, (uint16_t)queue, print_and_accept, &st, NULL);
+	err = nfqb_queue_bind(st.q, (uint16_t)args.queue, print_and_accept, &st, NULL);
 	if (err < 0) {
 		fprintf(stderr, "print_and_accept: bind: %s (%s)\n", nfqb_queue_errmsg(st.q), strerror(-err));
 		goto out;
@@ -180,8 +127,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGALRM, &sa, NULL);
-	if (timeout)
-		alarm((unsigned)timeout);
+	if (args.timeout)
+		alarm((unsigned)args.timeout);
 	while (!got_signal && (!st.count || st.seen < st.count)) {
 		err = nfqb_queue_run(st.q, true);
 		if (err < 0 && err != -EINTR) {

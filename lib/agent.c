@@ -479,11 +479,20 @@ static void swap_fds(int *fds, size_t n, int rfds[WIRE_MAX_FDS], size_t nr)
 			if (fds[i] >= 0)
 				close(fds[i]);
 			fds[i] = rfds[i];
-		} else {
+		} else if (rfds[i] >= 0) {
 			close(rfds[i]);
 		}
 		rfds[i] = -1;
 	}
+}
+
+/* Every socket the broker sent back is of the kind its slot holds. */
+static int fds_check(const int rfds[WIRE_MAX_FDS], size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (wire_fd_check(rfds[i], sock_protos[i], NULL, 0) < 0)
+			return -EPROTO;
+	return 0;
 }
 
 static int read_answer(int fd, int *fds, size_t n, int answer_ms, char *why,
@@ -531,12 +540,11 @@ static int read_answer(int fd, int *fds, size_t n, int answer_ms, char *why,
 	}
 	switch (wire_peek_type(u.buf, (size_t)len)) {
 	case WIRE_ACCEPT:
-		for (size_t i = 0; i < nr; i++)
-			if (wire_fd_check(rfds[i], sock_protos[i], NULL, 0) < 0) {
-				swap_fds(NULL, 0, rfds, nr);
-				wire_why(why, whylen, "broker sent back a socket of the wrong kind");
-				return -EPROTO;
-			}
+		if (fds_check(rfds, nr) < 0) {
+			swap_fds(NULL, 0, rfds, nr);
+			wire_why(why, whylen, "broker sent back a socket of the wrong kind");
+			return -EPROTO;
+		}
 		swap_fds(fds, n, rfds, nr);
 		return 0;
 	case WIRE_REFUSE:
@@ -661,6 +669,63 @@ int nfqb_agent_attach_swap(const char *broker_path, const char *name,
 			   int fds[], size_t n, char *why, size_t whylen)
 {
 	return attach(broker_path, name, fds, fds, n, why, whylen);
+}
+
+_Static_assert(NFQB_LEASE_REASON_MAX >= WIRE_REASON_MAX, "a reason fits the event");
+
+/* One record from the lease: what it means for the agent holding it. */
+static void lease_event(int *fds, size_t n, const void *buf, ssize_t len,
+			int rfds[WIRE_MAX_FDS], size_t nr, struct nfqb_lease_event *ev)
+{
+	const struct wire_accept *acc = buf;
+	int type = len > 0 ? wire_peek_type(buf, (size_t)len) : -1;
+
+	if (len <= 0) {
+		ev->kind = NFQB_LEASE_CLOSED;
+		ev->err = (int)len;
+	} else if (type == WIRE_REFUSE) {
+		ev->kind = NFQB_LEASE_REFUSED;
+		ev->retry = wire_refuse_flags(buf) & WIRE_REFUSE_F_RETRY;
+		copy_reason(buf, ev->reason, sizeof(ev->reason));
+	} else if (type == WIRE_ACCEPT && (size_t)len == sizeof(*acc) && nr > 0 &&
+		   (acc->flags & WIRE_ACCEPT_F_SOCKETS) && fds_check(rfds, nr) == 0) {
+		ev->kind = NFQB_LEASE_SOCKETS;
+		swap_fds(fds, n, rfds, nr);
+	} else {
+		ev->kind = NFQB_LEASE_OTHER;
+		ev->msg_type = type;
+		ev->msg_len = (size_t)len;
+	}
+	swap_fds(NULL, 0, rfds, nr);
+}
+
+int nfqb_agent_lease_wait(int lease_fd, int timeout_ms, int fds[], size_t n,
+			  struct nfqb_lease_event *ev)
+{
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_refuse refuse;
+		struct wire_accept accept;
+	} u;
+	int rfds[WIRE_MAX_FDS] = { -1, -1 };
+	struct pollfd p = { .fd = lease_fd, .events = POLLIN };
+	size_t nr = 0;
+	ssize_t len;
+	int r;
+
+	if (lease_fd < 0 || !ev || (n && !fds) || n > WIRE_MAX_FDS)
+		return -EINVAL;
+	memset(ev, 0, sizeof(*ev));
+	r = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return 0;
+	len = wire_recv(lease_fd, u.buf, sizeof(u.buf), rfds, &nr);
+	if (len == -EAGAIN)
+		return 0;
+	lease_event(fds, n, u.buf, len, rfds, nr, ev);
+	return 1;
 }
 
 void nfqb_agent_detach(int lease_fd)

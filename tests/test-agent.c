@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -29,20 +30,15 @@
 
 #include <nfqb/agent.h>
 #include "wire.h"
+#include "nfq-msg.h"
 
 #define NAME "test/pod-a"
 
 static int count_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
+	int n = tmsg_count_fds();
 
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
+	assert_true(n >= 0);
 	return n;
 }
 
@@ -737,6 +733,149 @@ static void test_attach_bad_args(void **state)
 	close_socks(fds);
 }
 
+/* ---- lease_wait ---- */
+
+/* A lease without a broker: the test writes the broker's end. */
+static void lease_pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+static void test_lease_wait_nothing(void **state)
+{
+	struct nfqb_lease_event ev;
+	int sv[2], before = count_fds();
+	struct timespec t0, t1;
+
+	(void)state;
+	lease_pair(sv);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 0, NULL, 0, &ev), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 50, NULL, 0, &ev), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 40);
+	assert_int_equal(nfqb_agent_lease_wait(-1, 0, NULL, 0, &ev), -EINVAL);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 0, NULL, 0, NULL), -EINVAL);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 0, NULL, 1, &ev), -EINVAL);
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_lease_wait_refused(void **state)
+{
+	struct nfqb_lease_event ev;
+	struct wire_refuse r;
+	int sv[2];
+
+	(void)state;
+	lease_pair(sv);
+	wire_refuse_init_flags(&r, "out of fds", WIRE_REFUSE_F_RETRY);
+	assert_int_equal(wire_send(sv[1], &r, sizeof(r), NULL, 0), 0);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, NULL, 0, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_REFUSED);
+	assert_true(ev.retry);
+	assert_string_equal(ev.reason, "out of fds");
+
+	/* A final refusal; a control character never reaches the caller. */
+	wire_refuse_init(&r, "policy removed");
+	r.reason[6] = '\x7f';
+	assert_int_equal(wire_send(sv[1], &r, sizeof(r), NULL, 0), 0);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, NULL, 0, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_REFUSED);
+	assert_false(ev.retry);
+	assert_string_equal(ev.reason, "policy?removed");
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_lease_wait_closed(void **state)
+{
+	struct nfqb_lease_event ev;
+	int sv[2];
+
+	(void)state;
+	lease_pair(sv);
+	close(sv[1]);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, NULL, 0, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_CLOSED);
+	assert_int_equal(ev.err, 0);
+	close(sv[0]);
+}
+
+static void test_lease_wait_other(void **state)
+{
+	struct nfqb_lease_event ev;
+	struct wire_bye bye;
+	char junk[7] = "garbage";
+	int sv[2], pipefd[2], before = count_fds();
+
+	(void)state;
+	lease_pair(sv);
+	wire_bye_init(&bye);
+	assert_int_equal(wire_send(sv[1], &bye, sizeof(bye), NULL, 0), 0);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, NULL, 0, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_OTHER);
+	assert_int_equal(ev.msg_type, WIRE_BYE);
+	assert_int_equal(ev.msg_len, sizeof(bye));
+
+	/* Garbage with an fd attached: reported, the fd not leaked. */
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(wire_send(sv[1], junk, sizeof(junk), &pipefd[0], 1), 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, NULL, 0, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_OTHER);
+	assert_int_equal(ev.msg_type, -1);
+	assert_int_equal(ev.msg_len, sizeof(junk));
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_lease_wait_sockets(void **state)
+{
+	struct nfqb_lease_event ev;
+	struct wire_accept acc;
+	struct sockaddr_nl sa;
+	socklen_t len = sizeof(sa);
+	int sv[2], mine[2], theirs[2], bad[2], before = count_fds();
+	uint32_t their_port;
+
+	(void)state;
+	lease_pair(sv);
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, mine), 2);
+	assert_int_equal(nfqb_agent_open_sockets(NULL, true, theirs), 2);
+	assert_int_equal(getsockname(theirs[0], (struct sockaddr *)&sa, &len), 0);
+	their_port = sa.nl_pid;
+	wire_accept_init(&acc, 0, 1);
+	acc.flags = WIRE_ACCEPT_F_SOCKETS;
+
+	/* Sockets of the wrong kind are closed, the caller's stay. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, bad), 0);
+	assert_int_equal(wire_send(sv[1], &acc, sizeof(acc), bad, 2), 0);
+	close(bad[0]);
+	close(bad[1]);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, mine, 2, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_OTHER);
+	assert_int_equal(ev.msg_type, WIRE_ACCEPT);
+	check_netlink(mine[0], NETLINK_NETFILTER, 0);
+
+	assert_int_equal(wire_send(sv[1], &acc, sizeof(acc), theirs, 2), 0);
+	close_socks(theirs);
+	assert_int_equal(nfqb_agent_lease_wait(sv[0], 1000, mine, 2, &ev), 1);
+	assert_int_equal(ev.kind, NFQB_LEASE_SOCKETS);
+	check_netlink(mine[0], NETLINK_NETFILTER, 0);
+	check_netlink(mine[1], NETLINK_ROUTE, RTMGRP_LINK);
+	len = sizeof(sa);
+	assert_int_equal(getsockname(mine[0], (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(sa.nl_pid, their_port);
+	close_socks(mine);
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -753,6 +892,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_attach_broken_broker, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_no_broker, fake_teardown),
 		cmocka_unit_test_teardown(test_attach_bad_args, fake_teardown),
+		cmocka_unit_test(test_lease_wait_nothing),
+		cmocka_unit_test(test_lease_wait_refused),
+		cmocka_unit_test(test_lease_wait_closed),
+		cmocka_unit_test(test_lease_wait_other),
+		cmocka_unit_test(test_lease_wait_sockets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

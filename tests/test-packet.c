@@ -34,6 +34,7 @@
 #include <linux/rtnetlink.h>
 
 #include "internal.h"
+#include "nfq-msg.h"
 
 #define QNUM 7
 
@@ -47,22 +48,11 @@ struct mbuf {
 /* Start a packet message at the end of @m with a PACKET_HDR for @id. */
 static struct nlmsghdr *pkt_begin(struct mbuf *m, uint16_t queue, uint32_t id)
 {
-	struct nfqnl_msg_packet_hdr h = {
-		.packet_id = htonl(id), .hw_protocol = htons(0x0800), .hook = NF_INET_LOCAL_IN,
-	};
-	struct nlmsghdr *nlh;
-	struct nfgenmsg *nfg;
-
 	assert_true(m->len + 1024 < sizeof(m->b));
-	nlh = mnl_nlmsg_put_header(m->b + m->len);
-	nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
-	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
-	nfg->version = NFNETLINK_V0;
-	nfg->res_id = htons(queue);
-	if (id != UINT32_MAX)
-		mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(h), &h);
-	return nlh;
+	/* id UINT32_MAX: no PACKET_HDR, for the malformed-message tests */
+	if (id == UINT32_MAX)
+		return tmsg_packet_header(m->b + m->len, queue);
+	return tmsg_packet_begin(m->b + m->len, queue, id, 0x0800, NF_INET_LOCAL_IN);
 }
 
 static void pkt_end(struct mbuf *m, struct nlmsghdr *nlh)
@@ -172,14 +162,12 @@ static void test_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb, void
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	int sv[2];
 
-	if (!f || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (!f)
 		return -1;
-	f->q = queue_new_unchecked(sv[0]);
+	f->q = tmsg_queue_pair(&f->peer, 0);
 	if (!f->q)
 		return -1;
-	f->peer = sv[1];
 	f->s.accept = true;
 	test_bind(f->q, QNUM, on_packet, &f->s);
 	*state = f;

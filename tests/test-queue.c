@@ -30,6 +30,7 @@
 #include <linux/netfilter/nfnetlink_queue.h>
 
 #include "internal.h"
+#include "nfq-msg.h"
 
 #define FAKE_QNUM 3
 
@@ -412,19 +413,7 @@ static void test_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb, void
 
 static size_t put_packet(uint8_t *buf, uint16_t queue, uint32_t id)
 {
-	struct nfqnl_msg_packet_hdr h = {
-		.packet_id = htonl(id), .hw_protocol = htons(0x0800), .hook = NF_INET_LOCAL_IN,
-	};
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct nfgenmsg *nfg;
-
-	nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
-	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
-	nfg->res_id = htons(queue);
-	mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(h), &h);
-	mnl_attr_put(nlh, NFQA_PAYLOAD, 4, "\x45\0\0\4");
-	return nlh->nlmsg_len;
+	return tmsg_packet(buf, queue, id, "\x45\0\0\4", 4);
 }
 
 struct loop_fx {
@@ -447,36 +436,21 @@ static void on_loop_packet(struct nfqb_packet *p, void *user)
 		nfqb_queue_stop(f->q);
 }
 
-/*
- * rx_once() drops records whose sender address has a non-zero nl_pid (not
- * from the kernel). An unnamed AF_UNIX peer leaves the address unwritten, so
- * the peer gets an abstract name whose bytes overlapping nl_pid are @pid,
- * followed by our pid to keep it unique. The whole address is exactly as
- * long as a sockaddr_nl: nothing is truncated on receipt.
- */
+/* rx_once() drops records whose sender has a non-zero nl_pid (not the kernel). */
 static void name_peer(int fd, uint32_t pid)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	uint32_t self = (uint32_t)getpid();
-
-	memcpy(sa.sun_path + 2, &pid, sizeof(pid));
-	memcpy(sa.sun_path + 6, &self, sizeof(self));
-	_Static_assert(offsetof(struct sockaddr_un, sun_path) + 10 == sizeof(struct sockaddr_nl),
-		       "peer name must fill a sockaddr_nl exactly");
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(struct sockaddr_nl)), 0);
+	assert_int_equal(tmsg_name_peer(fd, pid), 0);
 }
 
 static int loop_setup(void **state)
 {
 	struct loop_fx *f = calloc(1, sizeof(*f));
-	int sv[2];
 
-	if (!f || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (!f)
 		return -1;
-	f->q = queue_new_unchecked(sv[0]);
+	f->q = tmsg_queue_pair(&f->peer, 0);
 	if (!f->q)
 		return -1;
-	f->peer = sv[1];
 	test_bind(f->q, FAKE_QNUM, on_loop_packet, f);
 	*state = f;
 	return 0;

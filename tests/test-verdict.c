@@ -28,6 +28,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include "internal.h"
+#include "nfq-msg.h"
 
 #define QNUM 5
 #define QNUM2 6
@@ -42,20 +43,10 @@ struct mbuf {
 static void pkt(struct mbuf *m, uint16_t queue, uint32_t id)
 {
 	static const uint8_t pl[12] = { 0x45, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8 };
-	struct nfqnl_msg_packet_hdr h = {
-		.packet_id = htonl(id), .hw_protocol = htons(0x0800), .hook = NF_INET_LOCAL_OUT,
-	};
 	struct nlmsghdr *nlh;
-	struct nfgenmsg *nfg;
 
 	assert_true(m->len + 256 < sizeof(m->b));
-	nlh = mnl_nlmsg_put_header(m->b + m->len);
-	nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
-	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
-	nfg->version = NFNETLINK_V0;
-	nfg->res_id = htons(queue);
-	mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(h), &h);
+	nlh = tmsg_packet_begin(m->b + m->len, queue, id, 0x0800, NF_INET_LOCAL_OUT);
 	mnl_attr_put_u32(nlh, NFQA_MARK, htonl(0x10));
 	mnl_attr_put(nlh, NFQA_PAYLOAD, sizeof(pl), pl);
 	m->len += nlh->nlmsg_len;
@@ -202,15 +193,13 @@ static void test_bind(struct nfqb_queue *q, uint16_t num, nfqb_callback cb, void
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	int sv[2];
 
-	if (!f || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (!f)
 		return -1;
 	f->s.buf = malloc(SENT_BUF);
-	f->q = queue_new_unchecked(sv[0]);
+	f->q = tmsg_queue_pair(&f->peer, 0);
 	if (!f->q || !f->s.buf)
 		return -1;
-	f->peer = sv[1];
 	test_bind(f->q, QNUM, on_packet, f);
 	*state = f;
 	return 0;

@@ -92,6 +92,49 @@ int nfqb_agent_attach(const char *broker_path, const char *name,
 int nfqb_agent_attach_swap(const char *broker_path, const char *name,
 			   int fds[], size_t n, char *why, size_t whylen);
 
+/* Room for a refusal reason in struct nfqb_lease_event, NUL included. */
+#define NFQB_LEASE_REASON_MAX 256
+
+/* What nfqb_agent_lease_wait() saw on a lease. */
+enum nfqb_lease_kind {
+	NFQB_LEASE_CLOSED = 1,  /* the broker hung up (or the connection failed):
+				 * close the lease and attach again */
+	NFQB_LEASE_REFUSED,     /* the broker withdrew the namespace: @reason,
+				 * @retry; close the lease (attach again only if
+				 * @retry) */
+	NFQB_LEASE_SOCKETS,     /* an ACCEPT carrying the sockets that hold the
+				 * queues: they replaced the caller's (as with
+				 * nfqb_agent_attach_swap()); the lease goes on */
+	NFQB_LEASE_OTHER,       /* a record this library does not act on
+				 * (@msg_type, @msg_len); fds it carried are
+				 * closed; the lease goes on */
+};
+
+struct nfqb_lease_event {
+	int kind;               /* enum nfqb_lease_kind */
+	int err;                /* CLOSED: 0 for an orderly hang-up, else the
+				 * negative errno of the receive */
+	bool retry;             /* REFUSED: the refusal may pass */
+	int msg_type;           /* OTHER: the record's type, -1 if unreadable */
+	size_t msg_len;         /* OTHER: its length in bytes */
+	char reason[NFQB_LEASE_REASON_MAX]; /* REFUSED: one printable line */
+};
+
+/**
+ * nfqb_agent_lease_wait - wait up to @timeout_ms (-1: for ever, 0: only
+ * look) for what the broker sends on a lease from nfqb_agent_attach() and
+ * read one record of it into @ev: a later refusal with its reason and
+ * retry flag, a hang-up, or an ACCEPT carrying sockets, which replace
+ * @fds[0..n-1] (closing the caller's; n 0 closes them instead). Meant to be
+ * called when poll() says @lease_fd is readable, or as the blocking wait of
+ * a simple agent. Returns 1 with @ev filled, 0 when nothing arrived in
+ * time, -EINTR when a signal interrupted the wait, -EINVAL for bad
+ * arguments, or another negative errno from poll(). Never closes
+ * @lease_fd: after CLOSED or REFUSED the caller does.
+ */
+int nfqb_agent_lease_wait(int lease_fd, int timeout_ms, int fds[], size_t n,
+			  struct nfqb_lease_event *ev);
+
 /**
  * nfqb_agent_detach - end a lease at once (the broker frees the namespace
  * without waiting for its grace period) and close @lease_fd.

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "nfq-msg.h"
 #include "fuzz.h"
 
 /* Queue numbers with a callback; other numbers are "bound by someone else". */
@@ -143,13 +144,8 @@ static void on_packet(struct nfqb_packet *p, void *user)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-		abort();
-	q = queue_new_unchecked(sv[0]);
+	q = tmsg_queue_pair(&peer, SOCK_NONBLOCK);
 	FUZZ_CHECK(q);
-	peer = sv[1];
 	for (size_t i = 0; i < sizeof(bound) / sizeof(bound[0]); i++)
 		FUZZ_CHECK(binding_add(q, bound[i], on_packet, NULL, false) == 0);
 	return 0;

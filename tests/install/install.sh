@@ -23,6 +23,7 @@ sanflags=()
 [[ "$san" == none ]] || sanflags=("-fsanitize=$san")
 # shellcheck disable=SC2046 # pkg-config prints words on purpose
 cc "${sanflags[@]}" -o "$tmp/print_and_accept" "$SRC/examples/print_and_accept.c" \
+	"$SRC/examples/example-args.c" \
 	$(pkg-config --cflags --libs libnfqb) ||
 	{ echo "FAIL: example does not build through pkg-config"; exit 1; }
 LD_LIBRARY_PATH=$(dirname "$so") "$tmp/print_and_accept" --help >/dev/null ||
@@ -33,10 +34,20 @@ deps=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/print_and_accept")
 grep -q "$(dirname "$so")/libnfqb.so" <<<"$deps" ||
 	{ echo "FAIL: example is not linked to the shared library"; echo "$deps"; exit 1; }
 
+# The in-tree programs and examples link the shared library too (a static
+# link would hide a missing export from them).
+for prog in broker/nfq-broker agent/nfq-agent examples/print_and_accept examples/own_loop \
+	examples/mangle; do
+	deps=$(ldd "$BUILD/$prog")
+	grep -q "libnfqb\.so" <<<"$deps" ||
+		{ echo "FAIL: $prog is not linked to the shared libnfqb"; echo "$deps"; exit 1; }
+done
+
 exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}')
 bad=$(grep -v '^nfqb_' <<<"$exported" || true)
 [[ -z "$bad" ]] || { echo "FAIL: exported symbols outside nfqb_*:"; echo "$bad"; exit 1; }
-for sym in nfqb_queue_open nfqb_queue_bind nfqb_packet_accept nfqb_agent_attach nfqb_kstats_read; do
+for sym in nfqb_queue_open nfqb_queue_bind nfqb_packet_accept nfqb_agent_attach nfqb_agent_lease_wait \
+	nfqb_kstats_read; do
 	grep -qx "$sym" <<<"$exported" || { echo "FAIL: $sym not exported"; exit 1; }
 done
 for hdr in nfqb/queue.h nfqb/agent.h; do
