@@ -32,6 +32,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "ring.h"
 #include "watch.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -46,7 +47,7 @@ struct client {
 	uid_t uid;
 	char in[CONTROL_REQ_MAX];
 	size_t inlen;
-	struct watch_ring out;
+	struct ring out;
 	uint32_t mask;                /* epoll events currently asked for */
 	bool eof;                     /* the client will send nothing more */
 	bool closing;                 /* close once the output is sent */
@@ -116,8 +117,8 @@ static bool reply(struct client *cl, json_object *obj)
 {
 	size_t len = 0;
 	const char *s = obj ? json_object_to_json_string_length(obj, JSON_FLAGS, &len) : NULL;
-	bool ok = s && watch_ring_put(&cl->out, s, len) == 0 &&
-		  watch_ring_put(&cl->out, "\n", 1) == 0;
+	bool ok = s && ring_put(&cl->out, s, len) == 0 &&
+		  ring_put(&cl->out, "\n", 1) == 0;
 
 	json_object_put(obj);
 	if (!ok)
@@ -159,7 +160,7 @@ static void stall_over(struct loop *l, struct loop_timer *t, void *data)
 	char why[96];
 
 	snprintf(why, sizeof(why), "stalled: %zu bytes not read for %u ms",
-		 watch_ring_len(&cl->out), cl->c->stall_ms);
+		 ring_len(&cl->out), cl->c->stall_ms);
 	client_close(cl, why);
 }
 
@@ -169,7 +170,7 @@ static void idle_over(struct loop *l, struct loop_timer *t, void *data)
 	char why[96];
 
 	/* A watcher is streaming, and pending output is the stall timer's. */
-	if (cl->watching || watch_ring_len(&cl->out)) {
+	if (cl->watching || ring_len(&cl->out)) {
 		loop_timer_arm(l, &cl->idle, loop_now_ms() + cl->c->m->cfg->ctl.idle_ms);
 		return;
 	}
@@ -191,7 +192,7 @@ static bool client_flush(struct client *cl)
 	bool progress = false;
 	ssize_t n;
 
-	while ((n = watch_ring_send(&cl->out, cl->fd)) > 0)
+	while ((n = ring_send(&cl->out, cl->fd)) > 0)
 		progress = true;
 	if (n < 0 && n != -EAGAIN && n != -EINTR) {
 		char why[96];
@@ -200,7 +201,7 @@ static bool client_flush(struct client *cl)
 		client_close(cl, why);
 		return false;
 	}
-	if (!watch_ring_len(&cl->out))
+	if (!ring_len(&cl->out))
 		loop_timer_cancel(cl->c->loop, &cl->stall);
 	else if (progress || !loop_timer_armed(&cl->stall))
 		loop_timer_arm(cl->c->loop, &cl->stall, loop_now_ms() + cl->c->stall_ms);
@@ -214,7 +215,7 @@ static bool client_flush(struct client *cl)
  */
 static bool client_update(struct client *cl)
 {
-	size_t pending = watch_ring_len(&cl->out);
+	size_t pending = ring_len(&cl->out);
 	uint32_t want = 0;
 
 	if (cl->closing && !pending) {
@@ -255,18 +256,18 @@ static void watch_set(struct control *c)
 static void client_event(struct client *cl, const char *line, size_t n)
 {
 	char lb[48];
-	size_t ln = 0, pending = watch_ring_len(&cl->out);
+	size_t ln = 0, pending = ring_len(&cl->out);
 
 	if (cl->lost)
 		ln = watch_format_lost(lb, sizeof(lb), cl->lost);
 	if (pending + ln + n > CONTROL_WATCH_MAX ||
-	    (ln && watch_ring_put(&cl->out, lb, ln) < 0)) {
+	    (ln && ring_put(&cl->out, lb, ln) < 0)) {
 		cl->lost++;
 		cl->lost_total++;
 		return;
 	}
 	cl->lost = 0;
-	if (watch_ring_put(&cl->out, line, n) < 0) {
+	if (ring_put(&cl->out, line, n) < 0) {
 		cl->lost++;
 		cl->lost_total++;
 	} else {
@@ -723,7 +724,7 @@ static bool handle_line(struct client *cl, const char *line, size_t len)
  */
 static bool client_process(struct client *cl)
 {
-	while (!cl->closing && watch_ring_len(&cl->out) < CONTROL_READ_PAUSE) {
+	while (!cl->closing && ring_len(&cl->out) < CONTROL_READ_PAUSE) {
 		char *nl = memchr(cl->in, '\n', cl->inlen);
 		size_t len;
 
@@ -850,7 +851,7 @@ static void client_close(struct client *cl, const char *why)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	c->nclients--;
-	watch_ring_free(&cl->out);
+	ring_free(&cl->out);
 	free(cl);
 }
 
