@@ -14,6 +14,7 @@
 #include <linux/netlink.h>
 
 #include "attach.h"
+#include "unixsock.h"
 #include "log.h"
 
 /* A connection between accept() and its hello. */
@@ -516,156 +517,20 @@ static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 
 /* ------------------------------------------------------------ listener */
 
-static int mkdir_parents(const char *path, char *why, size_t whylen)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		int rc;
-
-		*p = '\0';
-		rc = mkdir(dir, 0755);
-		/* Agents of other uids must reach the socket whatever our umask. */
-		if (rc == 0)
-			rc = chmod(dir, 0755);
-		if (rc < 0 && errno != EEXIST) {
-			int err = errno;
-
-			snprintf(why, whylen, "cannot create directory %s: %s", dir, strerror(err));
-			return -err;
-		}
-		*p = saved;
-		if (!saved)
-			break;
-	}
-	return 0;
-}
-
-/* Whether a server answers at @path: 1 yes, 0 stale, negative errno. */
-static int socket_live(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS || errno == EPROTOTYPE)
-		rc = 1;   /* a full backlog or another socket type is alive too */
-	else
-		rc = errno == ECONNREFUSED ? 0 : -errno;
-	close(fd);
-	return rc;
-}
-
 int attach_prepare_path(const char *path, char *why, size_t whylen)
 {
-	struct stat st;
-	int rc;
+	int rc = unixsock_prepare_path(path, why, whylen);
 
-	rc = mkdir_parents(path, why, whylen);
-	if (rc < 0)
-		return rc;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		rc = -errno;
-		snprintf(why, whylen, "cannot use %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, whylen, "%s exists and is not a socket", path);
-		return -EEXIST;
-	}
-	rc = socket_live(path);
-	if (rc > 0) {
-		snprintf(why, whylen, "another process (a running broker?) listens on %s", path);
-		return -EADDRINUSE;
-	}
-	if (rc < 0) {
-		snprintf(why, whylen, "cannot probe %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	/* Left behind by a broker that died: nobody will ever answer there. */
-	if (unlink(path) < 0 && errno != ENOENT) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot remove stale socket %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", path);
-	return 0;
-}
-
-int attach_bind_path(const char *path, int type, mode_t mode, int backlog,
-		     dev_t *dev, ino_t *ino, char *why, size_t whylen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-	int fd, rc;
-
-	if (!path)
-		return -EINVAL;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(why, whylen, "socket path too long: %s", path);
-		return -ENAMETOOLONG;
-	}
-	rc = attach_prepare_path(path, why, whylen);
-	if (rc < 0)
-		return rc;
-	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "socket: %s", strerror(-rc));
-		return rc;
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	/* Never reachable with wider permissions than asked, not even briefly. */
-	old = umask(0777 & ~mode);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot bind %s: %s", path, strerror(-rc));
-		goto fail;
-	}
-	if (chmod(path, mode) < 0 || stat(path, &st) < 0 || listen(fd, backlog) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot set up %s: %s", path, strerror(-rc));
-		unlink(path);
-		goto fail;
-	}
-	*dev = st.st_dev;
-	*ino = st.st_ino;
-	return fd;
-fail:
-	close(fd);
-	return rc;
-}
-
-void attach_unlink_ours(const char *path, dev_t dev, ino_t ino)
-{
-	struct stat st;
-
-	if (ino && stat(path, &st) == 0 && st.st_ino == ino && st.st_dev == dev)
-		unlink(path);
+	if (rc > 0)
+		log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", path);
+	return rc < 0 ? rc : 0;
 }
 
 struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mode,
 			     char *why, size_t whylen)
 {
 	struct attach *a = calloc(1, sizeof(*a));
+	bool stale = false;
 	int rc;
 
 	if (!a) {
@@ -690,8 +555,10 @@ struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mod
 		goto fail;
 	}
 	snprintf(a->path, sizeof(a->path), "%s", path);
-	a->fd = attach_bind_path(path, SOCK_SEQPACKET, mode, SOMAXCONN, &a->dev, &a->ino,
-				 why, whylen);
+	a->fd = unixsock_bind_path(path, SOCK_SEQPACKET, mode, SOMAXCONN, &a->dev, &a->ino,
+				   &stale, why, whylen);
+	if (stale)
+		log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", path);
 	if (a->fd < 0) {
 		rc = a->fd;
 		goto fail;
@@ -722,7 +589,7 @@ void attach_free(struct attach *a)
 		loop_del(a->m->loop, a->fd);
 		close(a->fd);
 	}
-	attach_unlink_ours(a->path, a->dev, a->ino);
+	unixsock_unlink_ours(a->path, a->dev, a->ino);
 	free(a);
 }
 

@@ -27,12 +27,12 @@
 
 #include <json-c/json.h>
 
-#include "attach.h"
 #include "control.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "ring.h"
+#include "unixsock.h"
 #include "watch.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -1062,7 +1062,12 @@ static void kstats_tick(struct loop *l, struct loop_timer *t, void *data)
 
 static int control_bind(struct control *c, mode_t mode, char *why, size_t whylen)
 {
-	c->fd = attach_bind_path(c->path, SOCK_STREAM, mode, 64, &c->dev, &c->ino, why, whylen);
+	bool stale = false;
+
+	c->fd = unixsock_bind_path(c->path, SOCK_STREAM, mode, 64, &c->dev, &c->ino, &stale,
+				   why, whylen);
+	if (stale)
+		log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", c->path);
 	return c->fd < 0 ? c->fd : 0;
 }
 
@@ -1139,7 +1144,7 @@ void control_free(struct control *c)
 		loop_del(c->loop, c->fd);
 		close(c->fd);
 	}
-	attach_unlink_ours(c->path, c->dev, c->ino);
+	unixsock_unlink_ours(c->path, c->dev, c->ino);
 	free(c->path);
 	free(c->config_path);
 	free(c);
