@@ -20,8 +20,10 @@
 #include "attach.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "privs.h"
 #include "session.h"
 
@@ -35,6 +37,8 @@ struct broker {
 	struct session_mgr *mgr;
 	struct attach *listener;
 	struct control *control;
+	struct http *http;             /* broker.metrics_listen, optional */
+	struct metrics_tick *tick;
 	int sigfd;
 };
 
@@ -155,6 +159,8 @@ static int signals_open(void)
 static void broker_close(struct broker *b)
 {
 	control_free(b->control);
+	http_free(b->http);
+	metrics_tick_free(b->tick);
 	attach_free(b->listener);
 	session_mgr_free(b->mgr);
 	if (b->sigfd >= 0) {
@@ -197,6 +203,21 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 	if (!b->control) {
 		rc = -errno;
 		log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
+		return rc;
+	}
+	if (cfg->metrics_listen) {
+		b->http = http_new(b->mgr, cfg->metrics_listen, why, sizeof(why));
+		if (!b->http) {
+			rc = -errno;
+			log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
+			return rc;
+		}
+		control_set_http(b->control, b->http);
+	}
+	b->tick = metrics_tick_new(b->mgr);
+	if (!b->tick) {
+		rc = -errno;
+		log_event(LOGL_ERROR, "start", "error=\"ticks: %s\"", strerror(-rc));
 		return rc;
 	}
 	return 0;

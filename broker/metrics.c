@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "loop.h"
 #include "metrics.h"
 #include "session.h"
 
@@ -322,6 +323,71 @@ unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t
 			done++;
 		}
 	return done;
+}
+
+/* ------------------------------------------------------------ ticks */
+
+struct metrics_tick {
+	struct session_mgr *m;
+	struct loop_timer kstats;     /* refreshes the sessions' kernel statistics */
+	struct loop_timer overruns;   /* logs the sockets' new ENOBUFS */
+};
+
+static uint32_t kstats_period(const struct session_mgr *m)
+{
+	uint32_t r = m->cfg->ctl.metrics_refresh_ms;
+
+	return r && r < METRICS_KSTATS_TICK_MS ? r : METRICS_KSTATS_TICK_MS;
+}
+
+static void kstats_tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct metrics_tick *mt = data;
+	/* The period follows a reload of metrics_refresh_ms. */
+	uint32_t ms = kstats_period(mt->m);
+
+	metrics_kstats_refresh(mt->m, loop_now_ms(), ms);
+	loop_timer_arm(l, &mt->kstats, loop_now_ms() + ms);
+}
+
+static void overruns_tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct metrics_tick *mt = data;
+
+	session_mgr_log_overruns(mt->m);
+	loop_timer_arm(l, &mt->overruns, loop_now_ms() + METRICS_OVERRUN_TICK_MS);
+}
+
+struct metrics_tick *metrics_tick_new(struct session_mgr *m)
+{
+	struct metrics_tick *mt = calloc(1, sizeof(*mt));
+	int rc;
+
+	if (!mt)
+		return NULL;
+	mt->m = m;
+	loop_timer_init(&mt->kstats, kstats_tick, mt);
+	loop_timer_init(&mt->overruns, overruns_tick, mt);
+	/* Soon after start, so a broker restart shows its adopted queues quickly. */
+	rc = loop_timer_arm(m->loop, &mt->kstats, loop_now_ms() + 1);
+	if (rc == 0)
+		rc = loop_timer_arm(m->loop, &mt->overruns,
+				    loop_now_ms() + METRICS_OVERRUN_TICK_MS);
+	if (rc < 0) {
+		metrics_tick_free(mt);
+		errno = -rc;
+		return NULL;
+	}
+	return mt;
+}
+
+void metrics_tick_free(struct metrics_tick *mt)
+{
+	if (!mt)
+		return;
+	loop_timer_cancel(mt->m->loop, &mt->kstats);
+	loop_timer_cancel(mt->m->loop, &mt->overruns);
+	free(mt);
 }
 
 int metrics_cache_get(struct metrics_cache *mc, struct session_mgr *m, uint64_t now_ms,

@@ -59,6 +59,22 @@ unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_
  */
 unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t tick_ms);
 
+#define METRICS_KSTATS_TICK_MS 250u    /* kernel stats refresh tick (at most) */
+#define METRICS_OVERRUN_TICK_MS 1000u  /* socket overrun (ENOBUFS) log tick */
+
+/*
+ * The broker's periodic reads: every METRICS_KSTATS_TICK_MS (or
+ * metrics_refresh_ms when shorter) metrics_kstats_refresh(), every
+ * METRICS_OVERRUN_TICK_MS session_mgr_log_overruns().
+ */
+struct metrics_tick;
+
+/* metrics_tick_new - start the ticks on @m's loop; NULL with errno. */
+struct metrics_tick *metrics_tick_new(struct session_mgr *m);
+
+/* metrics_tick_free - stop the ticks. NULL is a no-op. */
+void metrics_tick_free(struct metrics_tick *mt);
+
 /*
  * The last rendered exposition and a per-second render budget: however
  * often an HTTP client scrapes, the text is rendered at most @per_s times

@@ -1013,6 +1013,30 @@ static void log_counters(const char *what, const char *fields,
 		  c->repeat, c->queue, c->errors);
 }
 
+/*
+ * The count logged so far lives in the session: nothing here is keyed by
+ * a pointer that may be freed and reused. A takeover brings a new socket
+ * whose count starts again below it.
+ */
+void session_mgr_log_overruns(struct session_mgr *m)
+{
+	for (struct session *s = m->head; s; s = s->next) {
+		char vb[LOG_VALUE_MAX];
+		struct nfqb_queue_stats st;
+
+		nfqb_queue_get_stats(s->q, &st);
+		if (st.enobufs < s->enobufs_logged)
+			s->enobufs_logged = 0;
+		if (st.enobufs > s->enobufs_logged)
+			log_event(LOGL_WARN, "enobufs", "name=%s overruns=%" PRIu64 " total=%"
+				  PRIu64 " hint=\"the socket's receive buffer overran and the "
+				  "kernel dropped queued packets: raise sock_len\"",
+				  log_value(vb, sizeof(vb), s->name),
+				  st.enobufs - s->enobufs_logged, st.enobufs);
+		s->enobufs_logged = st.enobufs;
+	}
+}
+
 void session_mgr_log_stats(struct session_mgr *m)
 {
 	char fields[1024], qb[256], nb[WIRE_NAME_MAX + 8];

@@ -158,6 +158,13 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e);
 /* session_mgr_log_stats - one event=stats line per session (SIGUSR1). */
 void session_mgr_log_stats(struct session_mgr *m);
 
+/*
+ * session_mgr_log_overruns - one event=enobufs line per namespace whose
+ * socket overran its receive buffer since the last call (a tick's work,
+ * never per packet).
+ */
+void session_mgr_log_overruns(struct session_mgr *m);
+
 /* session_find - the session of namespace (@dev, @ino), or NULL. */
 struct session *session_find(struct session_mgr *m, uint64_t dev, uint64_t ino);
 

@@ -31,7 +31,9 @@
 
 #include <json-c/json.h>
 
+#include "commands.h"
 #include "control.h"
+#include "ctlcmd.h"
 #include "internal.h"
 #include "session.h"
 #include "fake-session.h"
@@ -1175,9 +1177,32 @@ static void test_stuck_watcher_dropped(void **state)
 	tc_close(other);
 }
 
+/* Every command of the shared table has a handler here, and no handler is extra. */
+static void test_every_command_served(void **state)
+{
+	const char *names[] = { "status", "agents", "rules", "reload", "watch", "metrics" };
+	size_t served = 0;
+
+	for (size_t i = 0; i < ctlcmd_count(); i++) {
+		const struct ctlcmd *c = ctlcmd_at(i);
+
+		if (!commands_handler(c->name))
+			fail_msg("no handler for \"%s\" in broker/commands.c", c->name);
+		assert_ptr_equal(ctlcmd_find(c->name), c);
+		served++;
+	}
+	assert_int_equal(served, ctlcmd_count());
+	assert_null(ctlcmd_at(ctlcmd_count()));
+	assert_null(commands_handler("no-such-command"));
+	assert_null(ctlcmd_find("no-such-command"));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_non_null(ctlcmd_find(names[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_command_served),
 		cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
