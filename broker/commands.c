@@ -44,15 +44,14 @@ json_object *commands_reply_ok(void)
 	return o;
 }
 
+/* From session.c's counter table: a new counter shows up here by itself. */
 static json_object *verdicts_obj(const struct session_counters *sc)
 {
 	json_object *v = json_object_new_object();
 
-	jadd(v, "accept", json_object_new_uint64(sc->accept));
-	jadd(v, "drop", json_object_new_uint64(sc->drop));
-	jadd(v, "repeat", json_object_new_uint64(sc->repeat));
-	jadd(v, "queue", json_object_new_uint64(sc->queue));
-	jadd(v, "error", json_object_new_uint64(sc->errors));
+	for (size_t i = 0; i < session_verdict_ncounters; i++)
+		jadd(v, session_verdict_counters[i].name, json_object_new_uint64(
+			session_counter_get(sc, &session_verdict_counters[i])));
 	return v;
 }
 
@@ -73,23 +72,24 @@ static json_object *http_obj(const struct http *h)
 
 static json_object *cmd_status(struct cmd_req *r)
 {
-	struct session_mgr *m = r->m;
+	struct session_totals t;
 	struct control_info ci;
 	json_object *o = commands_reply_ok();
 	time_t now = time(NULL);
 
 	control_get_info(r->ctl, &ci);
+	session_mgr_totals(r->m, &t);
 
 	jadd(o, "version", json_object_new_string(NFQB_VERSION_STRING));
 	jadd(o, "pid", json_object_new_int(getpid()));
 	jadd(o, "uptime_s", json_object_new_uint64(
-		now > m->started ? (uint64_t)(now - m->started) : 0));
-	jadd(o, "namespaces", json_object_new_uint64(m->count));
-	jadd(o, "packets", json_object_new_uint64(m->total.packets));
-	jadd(o, "bytes", json_object_new_uint64(m->total.bytes));
-	jadd(o, "verdicts", verdicts_obj(&m->total));
-	jadd(o, "attaches", json_object_new_uint64(m->attaches));
-	jadd(o, "refusals", json_object_new_uint64(m->refusals));
+		now > t.started ? (uint64_t)(now - t.started) : 0));
+	jadd(o, "namespaces", json_object_new_uint64(t.namespaces));
+	jadd(o, "packets", json_object_new_uint64(t.c.packets));
+	jadd(o, "bytes", json_object_new_uint64(t.c.bytes));
+	jadd(o, "verdicts", verdicts_obj(&t.c));
+	jadd(o, "attaches", json_object_new_uint64(t.attaches));
+	jadd(o, "refusals", json_object_new_uint64(t.refusals));
 	jadd(o, "control_clients", json_object_new_uint64(ci.clients));
 	jadd(o, "watchers", json_object_new_uint64(ci.watchers));
 	jadd(o, "control_refused", json_object_new_uint64(ci.refused));
@@ -100,22 +100,22 @@ static json_object *cmd_status(struct cmd_req *r)
 	if (ci.http)
 		jadd(o, "http", http_obj(ci.http));
 	jadd(o, "access", json_object_new_string(
-		cfg_control_access(m->cfg, r->uid) == CONTROL_ADMIN ? "admin" : "read-only"));
+		cfg_control_access(session_mgr_cfg(r->m), r->uid) == CONTROL_ADMIN ? "admin" : "read-only"));
 	return o;
 }
 
-/* From the snapshot the control tick keeps (metrics_kstats_refresh): no setns here. */
-static json_object *kernel_arr(const struct session *s, json_object *agent)
+/* From the snapshot the metrics tick keeps (metrics_kstats_refresh): no setns here. */
+static json_object *kernel_arr(const struct session_view *v, json_object *agent)
 {
-	const struct nfqb_kstat *ks = s->ks.k;
+	const struct nfqb_kstat *ks = v->ks->k;
 	json_object *arr = json_object_new_array();
-	int n = s->ks.n;
+	int n = v->ks->n;
 
-	if (!s->ks.at_ms) {
+	if (!v->ks->at_ms) {
 		jadd(agent, "kernel_error", json_object_new_string("not read yet"));
 		return arr;
 	}
-	jadd(agent, "kernel_age_ms", json_object_new_uint64(loop_now_ms() - s->ks.at_ms));
+	jadd(agent, "kernel_age_ms", json_object_new_uint64(loop_now_ms() - v->ks->at_ms));
 	if (n < 0)
 		jadd(agent, "kernel_error", json_object_new_string(session_kstats_strerror(n)));
 	for (int i = 0; i < n; i++) {
@@ -124,8 +124,7 @@ static json_object *kernel_arr(const struct session *s, json_object *agent)
 		jadd(k, "queue", json_object_new_uint64(ks[i].queue));
 		jadd(k, "queued", json_object_new_uint64(ks[i].queued));
 		jadd(k, "dropped_full", json_object_new_uint64(ks[i].dropped_full));
-		jadd(k, "dropped_netlink",
-				       json_object_new_uint64(ks[i].dropped_netlink));
+		jadd(k, "dropped_netlink", json_object_new_uint64(ks[i].dropped_netlink));
 		jadd(k, "id_seq", json_object_new_uint64(ks[i].id_seq));
 		jadd(k, "portid", json_object_new_uint64(ks[i].portid));
 		jpush(arr, k);
@@ -133,58 +132,67 @@ static json_object *kernel_arr(const struct session *s, json_object *agent)
 	return arr;
 }
 
-static json_object *agent_obj(const struct session *s)
+static json_object *agent_obj(const struct session_view *v)
 {
 	json_object *a = json_object_new_object(), *q = json_object_new_array();
-	struct nfqb_queue_stats st;
 
-	nfqb_queue_get_stats(s->q, &st);
-	for (size_t i = 0; i < s->nqueues; i++)
-		jpush(q, json_object_new_uint64(s->queues[i]));
-	jadd(a, "name", json_object_new_string(s->name));
-	jadd(a, "state", json_object_new_string(session_state_name(s->state)));
-	jadd(a, "netns_inode", json_object_new_uint64(s->netns_ino));
-	jadd(a, "agent_pid", json_object_new_int(s->agent_pid));
-	jadd(a, "agent_uid", json_object_new_uint64(s->agent_uid));
-	jadd(a, "policy", json_object_new_string(policy_name(s->policy)));
+	for (size_t i = 0; i < v->nqueues; i++)
+		jpush(q, json_object_new_uint64(v->queues[i]));
+	jadd(a, "name", json_object_new_string(v->name));
+	jadd(a, "state", json_object_new_string(session_state_name(v->state)));
+	jadd(a, "netns_inode", json_object_new_uint64(v->netns_ino));
+	jadd(a, "agent_pid", json_object_new_int(v->agent_pid));
+	jadd(a, "agent_uid", json_object_new_uint64(v->agent_uid));
+	jadd(a, "policy", json_object_new_string(v->policy));
 	jadd(a, "queues", q);
-	jadd(a, "packets", json_object_new_uint64(s->c.packets));
-	jadd(a, "bytes", json_object_new_uint64(s->c.bytes));
-	jadd(a, "verdicts", verdicts_obj(&s->c));
-	jadd(a, "kernel", kernel_arr(s, a));
-	jadd(a, "overruns", json_object_new_uint64(st.enobufs));
-	jadd(a, "attached_at", json_object_new_int64(s->attached_at));
-	jadd(a, "takeovers", json_object_new_uint64(s->takeovers));
+	jadd(a, "packets", json_object_new_uint64(v->c.packets));
+	jadd(a, "bytes", json_object_new_uint64(v->c.bytes));
+	jadd(a, "verdicts", verdicts_obj(&v->c));
+	jadd(a, "kernel", kernel_arr(v, a));
+	jadd(a, "overruns", json_object_new_uint64(v->overruns));
+	jadd(a, "attached_at", json_object_new_int64(v->attached_at));
+	jadd(a, "takeovers", json_object_new_uint64(v->takeovers));
 	return a;
 }
 
 static int by_name(const void *a, const void *b)
 {
-	const struct session *const *x = a, *const *y = b;
+	const struct session_view *x = a, *y = b;
 
-	return strcmp((*x)->name, (*y)->name);
+	return strcmp(x->name, y->name);
+}
+
+struct views {
+	struct session_view *v;
+	size_t n, cap;
+};
+
+static void add_view(struct session *s, void *data)
+{
+	struct views *vs = data;
+
+	if (vs->n < vs->cap)
+		session_view(s, &vs->v[vs->n++]);
 }
 
 static json_object *cmd_agents(struct cmd_req *r)
 {
-	struct session_mgr *m = r->m;
-	const struct session **v = calloc(m->count ? m->count : 1, sizeof(*v));
+	size_t cap = session_mgr_count(r->m);
+	struct views vs = { .v = calloc(cap ? cap : 1, sizeof(*vs.v)), .cap = cap };
 	json_object *o, *arr;
-	size_t n = 0;
 
-	if (!v) {
+	if (!vs.v) {
 		snprintf(r->err, r->errlen, "out of memory");
 		return NULL;
 	}
-	for (const struct session *s = m->head; s && n < m->count; s = s->next)
-		v[n++] = s;
-	qsort(v, n, sizeof(*v), by_name);
+	session_mgr_foreach(r->m, add_view, &vs);
+	qsort(vs.v, vs.n, sizeof(*vs.v), by_name);
 	o = commands_reply_ok();
 	arr = json_object_new_array();
-	for (size_t i = 0; i < n; i++)
-		jpush(arr, agent_obj(v[i]));
+	for (size_t i = 0; i < vs.n; i++)
+		jpush(arr, agent_obj(&vs.v[i]));
 	jadd(o, "agents", arr);
-	free(v);
+	free(vs.v);
 	return o;
 }
 
@@ -202,7 +210,7 @@ static json_object *rule_obj(const struct policy *p, int idx)
 
 static json_object *cmd_rules(struct cmd_req *r)
 {
-	const struct policy_set *ps = r->m->cfg->policies;
+	const struct policy_set *ps = session_mgr_cfg(r->m)->policies;
 	json_object *o = commands_reply_ok(), *arr = json_object_new_array();
 
 	for (size_t i = 0; i < policy_set_count(ps); i++) {
@@ -234,7 +242,7 @@ static json_object *cmd_reload(struct cmd_req *r)
 	if (session_mgr_reload(r->m, ci.config_path, &e) == 0) {
 		errs_reset(&e);
 		o = commands_reply_ok();
-		jadd(o, "namespaces", json_object_new_uint64(r->m->count));
+		jadd(o, "namespaces", json_object_new_uint64(session_mgr_count(r->m)));
 		return o;
 	}
 	o = json_object_new_object();

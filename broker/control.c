@@ -80,6 +80,7 @@ struct control {
 	uint32_t stall_ms;
 	uint64_t dropped;
 	struct loop_timer tick;
+	int observer;                 /* session_mgr_observe() handle, -1: none */
 	struct ratelog refuse_log[2];  /* REFUSE_UID, REFUSE_LIMIT */
 	uint64_t refused;
 	const struct http *http;      /* main.c's, shown by "status" */
@@ -152,10 +153,10 @@ static void idle_over(struct loop *l, struct loop_timer *t, void *data)
 
 	/* A watcher is streaming, and pending output is the stall timer's. */
 	if (cl->watching || ring_len(&cl->out)) {
-		loop_timer_arm(l, &cl->idle, loop_now_ms() + cl->c->m->cfg->ctl.idle_ms);
+		loop_timer_arm(l, &cl->idle, loop_now_ms() + session_mgr_cfg(cl->c->m)->ctl.idle_ms);
 		return;
 	}
-	snprintf(why, sizeof(why), "idle: no request for %u ms", cl->c->m->cfg->ctl.idle_ms);
+	snprintf(why, sizeof(why), "idle: no request for %u ms", session_mgr_cfg(cl->c->m)->ctl.idle_ms);
 	client_close(cl, why);
 }
 
@@ -164,7 +165,7 @@ static void idle_rearm(struct control_client *cl)
 	if (cl->watching)
 		loop_timer_cancel(cl->c->loop, &cl->idle);
 	else
-		loop_timer_arm(cl->c->loop, &cl->idle, loop_now_ms() + cl->c->m->cfg->ctl.idle_ms);
+		loop_timer_arm(cl->c->loop, &cl->idle, loop_now_ms() + session_mgr_cfg(cl->c->m)->ctl.idle_ms);
 }
 
 /* Send what the socket takes; false when the client was closed. */
@@ -223,13 +224,12 @@ static bool client_update(struct control_client *cl)
 
 static void watch_set(struct control *c)
 {
-	/* Only ours to set: the session manager has one hook. */
-	if (c->nwatchers) {
-		c->m->watch = watch_hook;
-		c->m->watch_data = c;
-	} else if (c->m->watch == watch_hook) {
-		c->m->watch = NULL;
-		c->m->watch_data = NULL;
+	/* Observing only while someone watches: otherwise no call per packet. */
+	if (c->nwatchers && c->observer < 0) {
+		c->observer = session_mgr_observe(c->m, watch_hook, c);
+	} else if (!c->nwatchers && c->observer >= 0) {
+		session_mgr_unobserve(c->m, c->observer);
+		c->observer = -1;
 	}
 }
 
@@ -273,7 +273,7 @@ static void watch_hook(const struct session *s, const struct nfqb_packet *p,
 	for (struct control_client *cl = c->clients; cl; cl = cl->next) {
 		if (!cl->watching || cl->closing)
 			continue;
-		if (cl->ns_filter && strcmp(cl->ns, s->name) != 0)
+		if (cl->ns_filter && strcmp(cl->ns, session_name(s)) != 0)
 			continue;
 		if (!n)
 			n = watch_format(line, sizeof(line), s, p, m, rule, act, rc);
@@ -410,7 +410,7 @@ static bool handle_line(struct control_client *cl, const char *line, size_t len)
 		return reply_error(cl, "unknown key %s in a \"%s\" request", kb, cmd->name);
 	}
 	/* Asked each time: a reload may have changed who is allowed. */
-	access = cfg_control_access(cl->c->m->cfg, cl->uid);
+	access = cfg_control_access(session_mgr_cfg(cl->c->m), cl->uid);
 	if (access == CONTROL_NONE || (cmd->access == CTLCMD_ADMIN && access != CONTROL_ADMIN)) {
 		json_object_put(req);
 		log_event(LOGL_INFO, "control_deny", "client=%u pid=%d uid=%u cmd=%s", cl->id,
@@ -641,7 +641,7 @@ static void client_add(struct control *c, int fd)
 	/* No credentials: nobody we can vouch for (uid -1 is never allowed). */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len) < 0)
 		cred.uid = (uid_t)-1;
-	access = cfg_control_access(c->m->cfg, cred.uid);
+	access = cfg_control_access(session_mgr_cfg(c->m), cred.uid);
 	if (access == CONTROL_NONE) {
 		refuse_log(c, REFUSE_UID, "uid=%u pid=%d reason=\"not in broker.control_allow_uids\"",
 			   (unsigned)cred.uid, (int)cred.pid);
@@ -716,7 +716,7 @@ static void drop_unauthorized(struct control *c)
 
 	for (; cl; cl = next) {
 		next = cl->next;
-		if (cl->watching && cfg_control_access(c->m->cfg, cl->uid) != CONTROL_ADMIN)
+		if (cl->watching && cfg_control_access(session_mgr_cfg(c->m), cl->uid) != CONTROL_ADMIN)
 			client_close(cl, "watch needs an admin uid (broker.control_admin_uids)");
 	}
 }
@@ -754,8 +754,9 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 	if (!c)
 		goto fail;
 	c->m = m;
-	c->loop = m->loop;
+	c->loop = session_mgr_loop(m);
 	c->fd = -1;
+	c->observer = -1;
 	c->stall_ms = CONTROL_STALL_MS;
 	loop_timer_init(&c->tick, tick, c);
 	c->path = strdup(path);

@@ -241,7 +241,7 @@ static int give_listen_group(const struct cfg *cfg)
 /* Everything that needed root is done: keep only what serving needs. */
 static int drop_privileges(struct broker *b)
 {
-	const struct cfg *cfg = b->mgr->cfg;
+	const struct cfg *cfg = session_mgr_cfg(b->mgr);
 	struct privs_result res = { 0 };
 	char why[256], caps[256], vb[LOG_VALUE_MAX];
 	int rc;
@@ -288,10 +288,12 @@ static int run(const char *path, const struct privs_user *user)
 	if (rc == 0)
 		rc = drop_privileges(&b);
 	if (rc == 0) {
-		cfg = b.mgr->cfg;
+		const struct cfg *in_force = session_mgr_cfg(b.mgr);
+
 		log_event(LOGL_INFO, "start", "version=%s pid=%d config=%s listen=%s entries=%zu "
 			  "policies=%zu grace_ms=%u", NFQB_VERSION_STRING, (int)getpid(), path,
-			  cfg->listen, cfg->nns, policy_set_count(cfg->policies), cfg->grace_ms);
+			  in_force->listen, in_force->nns, policy_set_count(in_force->policies),
+			  in_force->grace_ms);
 		rc = loop_run(b.loop);
 		if (rc < 0)
 			log_event(LOGL_ERROR, "loop", "error=\"%s\"", strerror(-rc));

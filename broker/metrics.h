@@ -41,6 +41,13 @@ void metrics_buf_label(struct metrics_buf *b, const char *s);
  */
 int metrics_render(struct session_mgr *m, struct metrics_buf *b);
 
+/*
+ * metrics_count / metrics_name - the table metrics_render() renders, in
+ * order: the @i-th family's name (NULL past the end), its type and help.
+ */
+size_t metrics_count(void);
+const char *metrics_name(size_t i, const char **type, const char **help);
+
 /* Most namespaces whose kernel statistics one tick reads (a setns pair each). */
 #define METRICS_KSTATS_BUDGET 8
 

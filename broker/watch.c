@@ -142,7 +142,7 @@ static const char *hook_name(uint8_t hook)
 /* Interface name in the packet's namespace; the index when the name is unknown. */
 static void put_dev(struct out *o, const char *key, const struct session *s, uint32_t idx)
 {
-	const char *name = idx && s->links ? links_name(s->links, idx) : NULL;
+	const char *name = idx && session_links(s) ? links_name(session_links(s), idx) : NULL;
 	char nb[16];
 
 	if (!idx) {
@@ -180,7 +180,7 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	char pb[8], vb[POLICY_VERDICT_NAME_MAX];
 
 	put(&o, "{");
-	put_str(&o, "ns", s->name);
+	put_str(&o, "ns", session_name(s));
 	put_u64(&o, "queue", nfqb_packet_queue(p));
 	put_u64(&o, "id", nfqb_packet_id(p));
 	put_str(&o, "hook", hook_name(m->hook));
@@ -199,8 +199,8 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	put_dev(&o, "indev", s, nfqb_packet_indev(p));
 	put_dev(&o, "outdev", s, nfqb_packet_outdev(p));
 	put_u64(&o, "mark", act->set_mark ? act->mark : m->mark);
-	put_str(&o, "policy", policy_name(s->policy));
-	put_str(&o, "rule", policy_rule_name(s->policy, rule));
+	put_str(&o, "policy", policy_name(session_policy(s)));
+	put_str(&o, "rule", policy_rule_name(session_policy(s), rule));
 	put_str(&o, "verdict", policy_verdict_name(act->verdict, vb, sizeof(vb)));
 	if (rc < 0)
 		put_str(&o, "error", strerror(-rc));

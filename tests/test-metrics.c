@@ -27,7 +27,7 @@
 #include "http.h"
 #include "internal.h"
 #include "metrics.h"
-#include "session.h"
+#include "session-private.h"
 #include "fake-session.h"
 
 /* ------------------------------------------------------------ text parser */

@@ -27,7 +27,7 @@
 #include "internal.h"
 #include "log.h"
 #include "loop.h"
-#include "session.h"
+#include "session-private.h"
 
 /* ------------------------------------------------------------ loop */
 

@@ -24,6 +24,7 @@
 #include <linux/rtnetlink.h>
 
 #include "internal.h"
+#include "session-private.h"
 #include "watch.h"
 
 /* ------------------------------------------------------------ json strings */
