@@ -344,6 +344,37 @@ static void test_render_empty(void **state)
 	metrics_buf_free(&mb);
 }
 
+/*
+ * Every row of metrics.c's table is in the exposition, in table order, with
+ * its HELP line (the row's text) and TYPE; and no family is there that the
+ * table does not have.
+ */
+static void test_render_table(void **state)
+{
+	struct fx *f = *state;
+	struct metrics_buf mb = { 0 };
+	struct parsed p;
+
+	fake_session(f->m, "pod-a", "web", 1001);
+	assert_int_equal(metrics_render(f->m, &mb), 0);
+	parse_text(mb.data, &p);
+	assert_int_equal(p.nfam, metrics_count());
+	for (size_t i = 0; i < metrics_count(); i++) {
+		const char *type, *help, *name = metrics_name(i, &type, &help);
+		char line[512];
+
+		assert_non_null(name);
+		assert_string_equal(p.fam[i].name, name);
+		assert_string_equal(p.fam[i].type, type);
+		snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+		if (!strstr(mb.data, line))
+			fail_msg("no HELP/TYPE pair for %s", name);
+	}
+	assert_null(metrics_name(metrics_count(), NULL, NULL));
+	parsed_free(&p);
+	metrics_buf_free(&mb);
+}
+
 /* ------------------------------------------------------------ snapshots */
 
 static void test_kstats_budget(void **state)
@@ -689,6 +720,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_escapes_labels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_table, setup, teardown),
 		cmocka_unit_test(test_kstats_budget),
 		cmocka_unit_test_setup_teardown(test_kstats_refresh_spread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_from_snapshot, setup, teardown),
