@@ -111,7 +111,6 @@ static void test_parse_errors(void **state)
 	char names[CTLCMD_NAMES_MAX], msg[400];
 
 	ctlcmd_names(names, sizeof(names));
-	assert_string_equal(names, "status, agents, rules, reload, watch, metrics");
 	snprintf(msg, sizeof(msg), "missing command (%s)", names);
 	assert_usage_error(parse(NULL), msg);
 	snprintf(msg, sizeof(msg), "unknown command 'stats' (%s)", names);
