@@ -375,6 +375,32 @@ static void test_render_table(void **state)
 	metrics_buf_free(&mb);
 }
 
+/* docs/control.md's metric table names every family of the table. */
+static void test_doc_lists_every_metric(void **state)
+{
+	FILE *f = fopen(TEST_SRCDIR "/../docs/control.md", "r");
+	static char doc[1 << 17];
+	size_t n;
+	char *sec, *end;
+
+	assert_non_null(f);
+	n = fread(doc, 1, sizeof(doc) - 1, f);
+	fclose(f);
+	doc[n] = '\0';
+	sec = strstr(doc, "\n## Metrics\n");
+	assert_non_null(sec);
+	end = strstr(sec + 1, "\n## ");
+	if (end)
+		*end = '\0';
+	for (size_t i = 0; i < metrics_count(); i++) {
+		char quoted[140];
+
+		snprintf(quoted, sizeof(quoted), "`%s`", metrics_name(i, NULL, NULL));
+		if (!strstr(sec, quoted))
+			fail_msg("docs/control.md's Metrics section lacks %s", quoted);
+	}
+}
+
 /* ------------------------------------------------------------ snapshots */
 
 static void test_kstats_budget(void **state)
@@ -721,6 +747,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_escapes_labels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_table, setup, teardown),
+		cmocka_unit_test(test_doc_lists_every_metric),
 		cmocka_unit_test(test_kstats_budget),
 		cmocka_unit_test_setup_teardown(test_kstats_refresh_spread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_from_snapshot, setup, teardown),
