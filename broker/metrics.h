@@ -59,10 +59,10 @@ const char *metrics_name(size_t i, const char **type, const char **help);
 unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_ms);
 
 /*
- * metrics_kstats_refresh - one tick: read the kernel statistics of up to
- * metrics_kstats_budget() sessions whose snapshot is older than
- * m->cfg->ctl.metrics_refresh_ms (never read ones first) into s->ks.
- * Counts them in m->kstats_refreshes; returns how many were read.
+ * metrics_kstats_refresh - one tick: session_mgr_kstats_refresh() of up to
+ * metrics_kstats_budget() sessions whose snapshot is older than the
+ * config's metrics_refresh_ms (never read ones first). Returns how many
+ * were read (also counted in the totals' kstats_refreshes).
  */
 unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t tick_ms);
 

@@ -50,8 +50,8 @@ struct session {
 	struct loop_timer grace;
 	time_t attached_at;           /* wall clock of the first attach */
 	unsigned takeovers;           /* agents that took the session over */
-	struct session_kstats ks;     /* refreshed on the control tick, never per request */
-	uint64_t enobufs_logged;      /* overruns already logged by the control tick */
+	struct session_kstats ks;     /* refreshed on the metrics tick, never per request */
+	uint64_t enobufs_logged;      /* overruns already logged (session_mgr_log_overruns) */
 };
 
 struct session_mgr {
@@ -65,7 +65,7 @@ struct session_mgr {
 	struct session_observer obs[SESSION_OBSERVERS_MAX];
 	size_t nobs;                  /* slots in use at the front (hot path: a count test) */
 	int home_netns_fd;            /* the broker's own netns, to return from setns */
-	uint64_t kstats_refreshes;    /* session_kstats() reads by the control tick */
+	uint64_t kstats_refreshes;    /* session_kstats() reads by the metrics tick */
 	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
 	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
 };
