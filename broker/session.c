@@ -1061,15 +1061,22 @@ void session_mgr_log_stats(struct session_mgr *m)
 {
 	char fields[1024], qb[256], nb[WIRE_NAME_MAX + 8];
 
+	struct session_totals t;
+
+	/* Read as control and metrics read it: through the view and the totals. */
 	for (struct session *s = m->head; s; s = s->next) {
+		struct session_view v;
+
+		session_view(s, &v);
 		snprintf(fields, sizeof(fields), " netns_inode=%" PRIu64 " state=%s agent_pid=%d"
-			 " policy=%s queues=%s", s->netns_ino, session_state_name(s->state),
-			 (int)s->agent_pid, policy_name(s->policy), queues_str(s, qb, sizeof(qb)));
-		snprintf(nb, sizeof(nb), "name=%s", s->name);
-		log_counters(nb, fields, &s->c);
+			 " policy=%s queues=%s", v.netns_ino, session_state_name(v.state),
+			 (int)v.agent_pid, v.policy, queues_str(s, qb, sizeof(qb)));
+		snprintf(nb, sizeof(nb), "name=%s", v.name);
+		log_counters(nb, fields, &v.c);
 	}
-	snprintf(fields, sizeof(fields), " namespaces=%zu", m->count);
-	log_counters("scope=total", fields, &m->total);
+	session_mgr_totals(m, &t);
+	snprintf(fields, sizeof(fields), " namespaces=%zu", t.namespaces);
+	log_counters("scope=total", fields, &t.c);
 }
 
 /* ------------------------------------------------------------ reading */
