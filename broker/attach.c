@@ -14,6 +14,7 @@
 #include <linux/netlink.h>
 
 #include "attach.h"
+#include "unixsock.h"
 #include "log.h"
 
 /* A connection between accept() and its hello. */
@@ -97,7 +98,7 @@ static bool rl_allow(struct attach *a, enum rl_class k)
 	r->suppressed++;
 	/* The summary comes when the second is over, even if the flood is. */
 	if (!loop_timer_armed(&a->rl_flush))
-		(void)loop_timer_arm(a->m->loop, &a->rl_flush, (r->second + 1) * 1000);
+		(void)loop_timer_arm(session_mgr_loop(a->m), &a->rl_flush, (r->second + 1) * 1000);
 	return false;
 }
 
@@ -113,9 +114,9 @@ static void conn_free(struct conn *c)
 {
 	struct attach *a = c->a;
 
-	loop_timer_cancel(a->m->loop, &c->timeout);
+	loop_timer_cancel(session_mgr_loop(a->m), &c->timeout);
 	if (c->fd >= 0) {
-		loop_del(a->m->loop, c->fd);
+		loop_del(session_mgr_loop(a->m), c->fd);
 		close(c->fd);
 	}
 	if (c->prev)
@@ -156,7 +157,7 @@ static void refuse_fd(struct attach *a, int fd, enum rl_class k, const char *nam
 
 	wire_refuse_init_flags(&r, reason, retry ? WIRE_REFUSE_F_RETRY : 0);
 	(void)wire_send(fd, &r, sizeof(r), NULL, 0);
-	a->m->refusals++;
+	session_mgr_count_refusal(a->m);
 	if (!rl_allow(a, k))
 		return;
 	/* Even a peer refused before its credentials were checked is logged by pid. */
@@ -190,15 +191,6 @@ static void refuse(struct conn *c, const char *name, const struct ucred *cred,
 }
 
 /* Sessions of agents of @uid, against broker.max_sessions_per_uid. */
-static size_t uid_sessions(const struct session_mgr *m, uid_t uid)
-{
-	size_t n = 0;
-
-	for (const struct session *s = m->head; s; s = s->next)
-		n += s->agent_uid == uid;
-	return n;
-}
-
 /* fds[0] NETLINK_NETFILTER, fds[1] NETLINK_ROUTE, all in one namespace. */
 static int check_fds(const int fds[WIRE_MAX_FDS], size_t nfds, uint64_t *dev,
 		     uint64_t *ino, char *why, size_t whylen)
@@ -252,7 +244,7 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		refuse(c, name, NULL, fds, why);
 		return;
 	}
-	if (!cfg_uid_allowed(m->cfg, cred.uid)) {
+	if (!cfg_uid_allowed(session_mgr_cfg(m), cred.uid)) {
 		snprintf(why, sizeof(why), "uid %u is not in broker.allow_uids",
 			 (unsigned)cred.uid);
 		refuse(c, name, &cred, fds, why);
@@ -270,7 +262,7 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
 		return;
 	}
-	h.entry = cfg_match(m->cfg, name);
+	h.entry = cfg_match(session_mgr_cfg(m), name);
 	if (!h.entry) {
 		snprintf(why, sizeof(why), "no namespaces entry matches name \"%.160s\"", name);
 		refuse(c, name, &cred, fds, why);
@@ -281,16 +273,16 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		return;
 	}
 	/* A takeover or a replacement does not add a session. */
-	if (m->cfg->max_sessions_per_uid && !session_find(m, h.netns_dev, h.netns_ino) &&
-	    uid_sessions(m, cred.uid) >= m->cfg->max_sessions_per_uid) {
+	if (session_mgr_cfg(m)->max_sessions_per_uid && !session_find(m, h.netns_dev, h.netns_ino) &&
+	    session_mgr_uid_sessions(m, cred.uid) >= session_mgr_cfg(m)->max_sessions_per_uid) {
 		snprintf(why, sizeof(why), "uid %u holds %u sessions already "
 			 "(broker.max_sessions_per_uid)", (unsigned)cred.uid,
-			 m->cfg->max_sessions_per_uid);
+			 session_mgr_cfg(m)->max_sessions_per_uid);
 		refuse(c, name, &cred, fds, why);
 		return;
 	}
 	/* From here the session watches the connection as its lease. */
-	loop_del(m->loop, c->fd);
+	loop_del(session_mgr_loop(m), c->fd);
 	rc = session_attach(m, &h, &c->fd, fds, why, sizeof(why));
 	if (rc < 0) {
 		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
@@ -356,7 +348,7 @@ static size_t uid_pending(const struct attach *a, uid_t uid)
  */
 static bool admit(struct attach *a, int fd, const struct ucred *cred)
 {
-	const struct cfg *cfg = a->m->cfg;
+	const struct cfg *cfg = session_mgr_cfg(a->m);
 	char why[WIRE_REASON_MAX];
 	size_t mine;
 
@@ -434,8 +426,8 @@ static void accept_one(struct attach *a, int fd)
 		a->pending->prev = c;
 	a->pending = c;
 	a->npending++;
-	if (loop_add(a->m->loop, fd, EPOLLIN, conn_event, c) < 0 ||
-	    loop_timer_arm(a->m->loop, &c->timeout,
+	if (loop_add(session_mgr_loop(a->m), fd, EPOLLIN, conn_event, c) < 0 ||
+	    loop_timer_arm(session_mgr_loop(a->m), &c->timeout,
 			   loop_now_ms() + ATTACH_HELLO_TIMEOUT_MS) < 0) {
 		conn_free(c);
 		return;
@@ -444,7 +436,7 @@ static void accept_one(struct attach *a, int fd)
 		  a->npending);
 	/* An agent sends its hello right after connect(): most are judged
 	 * now and never hold a pending slot (c may be gone after this). */
-	conn_event(a->m->loop, fd, EPOLLIN, c);
+	conn_event(session_mgr_loop(a->m), fd, EPOLLIN, c);
 }
 
 /*
@@ -488,9 +480,9 @@ static void pause_listener(struct attach *a, int err)
 	if (rl_allow(a, RL_FDS))
 		log_event(LOGL_WARN, "accept", "error=\"%s\" paused_ms=%d", strerror(err),
 			  ATTACH_PAUSE_MS);
-	if (loop_mod(a->m->loop, a->fd, 0) == 0 &&
-	    loop_timer_arm(a->m->loop, &a->resume, loop_now_ms() + ATTACH_PAUSE_MS) < 0)
-		(void)loop_mod(a->m->loop, a->fd, EPOLLIN);
+	if (loop_mod(session_mgr_loop(a->m), a->fd, 0) == 0 &&
+	    loop_timer_arm(session_mgr_loop(a->m), &a->resume, loop_now_ms() + ATTACH_PAUSE_MS) < 0)
+		(void)loop_mod(session_mgr_loop(a->m), a->fd, EPOLLIN);
 }
 
 static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
@@ -516,156 +508,20 @@ static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 
 /* ------------------------------------------------------------ listener */
 
-static int mkdir_parents(const char *path, char *why, size_t whylen)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		int rc;
-
-		*p = '\0';
-		rc = mkdir(dir, 0755);
-		/* Agents of other uids must reach the socket whatever our umask. */
-		if (rc == 0)
-			rc = chmod(dir, 0755);
-		if (rc < 0 && errno != EEXIST) {
-			int err = errno;
-
-			snprintf(why, whylen, "cannot create directory %s: %s", dir, strerror(err));
-			return -err;
-		}
-		*p = saved;
-		if (!saved)
-			break;
-	}
-	return 0;
-}
-
-/* Whether a server answers at @path: 1 yes, 0 stale, negative errno. */
-static int socket_live(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS || errno == EPROTOTYPE)
-		rc = 1;   /* a full backlog or another socket type is alive too */
-	else
-		rc = errno == ECONNREFUSED ? 0 : -errno;
-	close(fd);
-	return rc;
-}
-
 int attach_prepare_path(const char *path, char *why, size_t whylen)
 {
-	struct stat st;
-	int rc;
+	int rc = unixsock_prepare_path(path, why, whylen);
 
-	rc = mkdir_parents(path, why, whylen);
-	if (rc < 0)
-		return rc;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		rc = -errno;
-		snprintf(why, whylen, "cannot use %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, whylen, "%s exists and is not a socket", path);
-		return -EEXIST;
-	}
-	rc = socket_live(path);
-	if (rc > 0) {
-		snprintf(why, whylen, "another process (a running broker?) listens on %s", path);
-		return -EADDRINUSE;
-	}
-	if (rc < 0) {
-		snprintf(why, whylen, "cannot probe %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	/* Left behind by a broker that died: nobody will ever answer there. */
-	if (unlink(path) < 0 && errno != ENOENT) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot remove stale socket %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", path);
-	return 0;
-}
-
-int attach_bind_path(const char *path, int type, mode_t mode, int backlog,
-		     dev_t *dev, ino_t *ino, char *why, size_t whylen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-	int fd, rc;
-
-	if (!path)
-		return -EINVAL;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(why, whylen, "socket path too long: %s", path);
-		return -ENAMETOOLONG;
-	}
-	rc = attach_prepare_path(path, why, whylen);
-	if (rc < 0)
-		return rc;
-	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "socket: %s", strerror(-rc));
-		return rc;
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	/* Never reachable with wider permissions than asked, not even briefly. */
-	old = umask(0777 & ~mode);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot bind %s: %s", path, strerror(-rc));
-		goto fail;
-	}
-	if (chmod(path, mode) < 0 || stat(path, &st) < 0 || listen(fd, backlog) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot set up %s: %s", path, strerror(-rc));
-		unlink(path);
-		goto fail;
-	}
-	*dev = st.st_dev;
-	*ino = st.st_ino;
-	return fd;
-fail:
-	close(fd);
-	return rc;
-}
-
-void attach_unlink_ours(const char *path, dev_t dev, ino_t ino)
-{
-	struct stat st;
-
-	if (ino && stat(path, &st) == 0 && st.st_ino == ino && st.st_dev == dev)
-		unlink(path);
+	if (rc > 0)
+		log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", path);
+	return rc < 0 ? rc : 0;
 }
 
 struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mode,
 			     char *why, size_t whylen)
 {
 	struct attach *a = calloc(1, sizeof(*a));
+	bool stale = false;
 	int rc;
 
 	if (!a) {
@@ -690,13 +546,15 @@ struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mod
 		goto fail;
 	}
 	snprintf(a->path, sizeof(a->path), "%s", path);
-	a->fd = attach_bind_path(path, SOCK_SEQPACKET, mode, SOMAXCONN, &a->dev, &a->ino,
-				 why, whylen);
+	a->fd = unixsock_bind_path(path, SOCK_SEQPACKET, mode, SOMAXCONN, &a->dev, &a->ino,
+				   &stale, why, whylen);
+	if (stale)
+		log_event(LOGL_INFO, "stale_socket", "path=%s removed=true", path);
 	if (a->fd < 0) {
 		rc = a->fd;
 		goto fail;
 	}
-	rc = loop_add(m->loop, a->fd, EPOLLIN, listener_event, a);
+	rc = loop_add(session_mgr_loop(m), a->fd, EPOLLIN, listener_event, a);
 	if (rc < 0) {
 		snprintf(why, whylen, "cannot watch the listener: %s", strerror(-rc));
 		goto fail;
@@ -714,15 +572,15 @@ void attach_free(struct attach *a)
 		return;
 	while (a->pending)
 		conn_free(a->pending);
-	loop_timer_cancel(a->m->loop, &a->rl_flush);
-	loop_timer_cancel(a->m->loop, &a->resume);
+	loop_timer_cancel(session_mgr_loop(a->m), &a->rl_flush);
+	loop_timer_cancel(session_mgr_loop(a->m), &a->resume);
 	if (a->reserve_fd >= 0)
 		close(a->reserve_fd);
 	if (a->fd >= 0) {
-		loop_del(a->m->loop, a->fd);
+		loop_del(session_mgr_loop(a->m), a->fd);
 		close(a->fd);
 	}
-	attach_unlink_ours(a->path, a->dev, a->ino);
+	unixsock_unlink_ours(a->path, a->dev, a->ino);
 	free(a);
 }
 

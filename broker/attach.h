@@ -51,24 +51,9 @@ void attach_free(struct attach *a);
 size_t attach_pending(const struct attach *a);
 
 /*
- * attach_prepare_path - mkdir -p the parent of @path (mode 0755) and deal
- * with an existing file there: a stale socket is removed, a live one is
- * -EADDRINUSE, anything else -EEXIST. Shared with the control socket.
+ * attach_prepare_path - unixsock_prepare_path(), logging event=stale_socket
+ * when a dead broker's socket was removed. Returns 0 or a negative errno.
  */
 int attach_prepare_path(const char *path, char *why, size_t whylen);
-
-/*
- * attach_bind_path - a listening unix socket of @type (SOCK_SEQPACKET for
- * agents, SOCK_STREAM for the control socket) at @path with @mode, never
- * reachable with wider permissions, after attach_prepare_path(). Returns
- * the non-blocking fd and the file's identity in @dev/@ino, or a negative
- * errno with a one-line reason in @why. Shared with the control socket.
- */
-int attach_bind_path(const char *path, int type, mode_t mode, int backlog,
-		     dev_t *dev, ino_t *ino, char *why, size_t whylen);
-
-/* attach_unlink_ours - remove @path only while it is still the socket file
- * we created (@dev/@ino), never a successor's. */
-void attach_unlink_ours(const char *path, dev_t dev, ino_t ino);
 
 #endif

@@ -129,7 +129,7 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 static void http_run(struct http *h)
 {
 	MHD_UNSIGNED_LONG_LONG to;
-	struct loop *l = h->m->loop;
+	struct loop *l = session_mgr_loop(h->m);
 	unsigned before = http_connections(h);
 	uint64_t now, next;
 
@@ -373,7 +373,7 @@ static int http_start(struct http *h, const char *listen, char *why, size_t whyl
 	h->epfd = info->epoll_fd;
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	format_addr(h, &ss, info ? info->port : 0);
-	rc = loop_add(h->m->loop, h->epfd, EPOLLIN, http_event, h);
+	rc = loop_add(session_mgr_loop(h->m), h->epfd, EPOLLIN, http_event, h);
 	if (rc < 0) {
 		h->epfd = -1;
 		snprintf(why, whylen, "cannot watch the HTTP server: %s", strerror(-rc));
@@ -412,10 +412,10 @@ void http_free(struct http *h)
 {
 	if (!h)
 		return;
-	loop_timer_cancel(h->m->loop, &h->timer);
+	loop_timer_cancel(session_mgr_loop(h->m), &h->timer);
 	/* The epoll fd is MHD's: forget it here, MHD closes it. */
 	if (h->epfd >= 0)
-		loop_del(h->m->loop, h->epfd);
+		loop_del(session_mgr_loop(h->m), h->epfd);
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	/* MHD said goodbye to each connection; anything left is not its any more. */

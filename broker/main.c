@@ -20,8 +20,10 @@
 #include "attach.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "privs.h"
 #include "session.h"
 
@@ -35,6 +37,8 @@ struct broker {
 	struct session_mgr *mgr;
 	struct attach *listener;
 	struct control *control;
+	struct http *http;             /* broker.metrics_listen, optional */
+	struct metrics_tick *tick;
 	int sigfd;
 };
 
@@ -155,6 +159,8 @@ static int signals_open(void)
 static void broker_close(struct broker *b)
 {
 	control_free(b->control);
+	http_free(b->http);
+	metrics_tick_free(b->tick);
 	attach_free(b->listener);
 	session_mgr_free(b->mgr);
 	if (b->sigfd >= 0) {
@@ -199,6 +205,21 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
 		return rc;
 	}
+	if (cfg->metrics_listen) {
+		b->http = http_new(b->mgr, cfg->metrics_listen, why, sizeof(why));
+		if (!b->http) {
+			rc = -errno;
+			log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
+			return rc;
+		}
+		control_set_http(b->control, b->http);
+	}
+	b->tick = metrics_tick_new(b->mgr);
+	if (!b->tick) {
+		rc = -errno;
+		log_event(LOGL_ERROR, "start", "error=\"ticks: %s\"", strerror(-rc));
+		return rc;
+	}
 	return 0;
 }
 
@@ -220,7 +241,7 @@ static int give_listen_group(const struct cfg *cfg)
 /* Everything that needed root is done: keep only what serving needs. */
 static int drop_privileges(struct broker *b)
 {
-	const struct cfg *cfg = b->mgr->cfg;
+	const struct cfg *cfg = session_mgr_cfg(b->mgr);
 	struct privs_result res = { 0 };
 	char why[256], caps[256], vb[LOG_VALUE_MAX];
 	int rc;
@@ -267,10 +288,12 @@ static int run(const char *path, const struct privs_user *user)
 	if (rc == 0)
 		rc = drop_privileges(&b);
 	if (rc == 0) {
-		cfg = b.mgr->cfg;
+		const struct cfg *in_force = session_mgr_cfg(b.mgr);
+
 		log_event(LOGL_INFO, "start", "version=%s pid=%d config=%s listen=%s entries=%zu "
 			  "policies=%zu grace_ms=%u", NFQB_VERSION_STRING, (int)getpid(), path,
-			  cfg->listen, cfg->nns, policy_set_count(cfg->policies), cfg->grace_ms);
+			  in_force->listen, in_force->nns, policy_set_count(in_force->policies),
+			  in_force->grace_ms);
 		rc = loop_run(b.loop);
 		if (rc < 0)
 			log_event(LOGL_ERROR, "loop", "error=\"%s\"", strerror(-rc));

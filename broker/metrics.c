@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "loop.h"
 #include "metrics.h"
 #include "session.h"
 
@@ -116,158 +117,240 @@ static void sample(struct metrics_buf *b, const char *name, const char *k1,
 	metrics_buf_printf(b, "%s %" PRIu64 "\n", k1 ? "}" : "", value);
 }
 
-static const char *const verdict_names[] = { "accept", "drop", "repeat", "queue", "error" };
+/* What a metric's emitter reads: taken once per render. */
+struct render {
+	struct metrics_buf *b;
+	const struct cfg *cfg;
+	struct session_totals t;
+	struct session_view *v;       /* every session, in the manager's order */
+	size_t nv;
+};
 
-static uint64_t verdict_count(const struct session_counters *c, size_t i)
+struct metric {
+	const char *name, *type, *help;
+	void (*emit)(const struct render *r, const struct metric *mt);
+	/* for emit_broker (@v NULL) and emit_ns */
+	uint64_t (*get)(const struct render *r, const struct session_view *v);
+};
+
+static void emit_broker(const struct render *r, const struct metric *mt)
 {
-	const uint64_t v[] = { c->accept, c->drop, c->repeat, c->queue, c->errors };
-
-	return v[i];
+	sample(r->b, mt->name, NULL, NULL, NULL, NULL, NULL, NULL, mt->get(r, NULL));
 }
 
-static void broker_families(struct session_mgr *m, struct metrics_buf *b)
+static void emit_ns(const struct render *r, const struct metric *mt)
+{
+	for (size_t i = 0; i < r->nv; i++)
+		sample(r->b, mt->name, "ns", r->v[i].name, NULL, NULL, NULL, NULL,
+		       mt->get(r, &r->v[i]));
+}
+
+static void emit_build_info(const struct render *r, const struct metric *mt)
+{
+	sample(r->b, mt->name, "version", NFQB_VERSION_STRING, NULL, NULL, NULL, NULL, 1);
+}
+
+/* One sample per verdict counter of session.c's table. */
+static void emit_verdicts(const struct render *r, const struct metric *mt,
+			  const char *ns, const struct session_counters *c)
+{
+	for (size_t i = 0; i < session_verdict_ncounters; i++) {
+		const struct session_counter_def *d = &session_verdict_counters[i];
+
+		if (ns)
+			sample(r->b, mt->name, "ns", ns, "verdict", d->name, NULL, NULL,
+			       session_counter_get(c, d));
+		else
+			sample(r->b, mt->name, "verdict", d->name, NULL, NULL, NULL, NULL,
+			       session_counter_get(c, d));
+	}
+}
+
+static void emit_broker_verdicts(const struct render *r, const struct metric *mt)
+{
+	emit_verdicts(r, mt, NULL, &r->t.c);
+}
+
+static void emit_ns_verdicts(const struct render *r, const struct metric *mt)
+{
+	for (size_t i = 0; i < r->nv; i++)
+		emit_verdicts(r, mt, r->v[i].name, &r->v[i].c);
+}
+
+static void emit_ns_info(const struct render *r, const struct metric *mt)
+{
+	for (size_t i = 0; i < r->nv; i++)
+		sample(r->b, mt->name, "ns", r->v[i].name, "state",
+		       session_state_name(r->v[i].state), "policy", r->v[i].policy, 1);
+}
+
+/* Sessions whose snapshot failed or was not read yet have no samples. */
+static void emit_queues(const struct render *r, const struct metric *mt)
+{
+	char qb[8];
+
+	for (size_t i = 0; i < r->nv; i++) {
+		const struct session_kstats *ks = r->v[i].ks;
+
+		for (int j = 0; j < ks->n; j++) {
+			const struct nfqb_kstat *k = &ks->k[j];
+
+			snprintf(qb, sizeof(qb), "%u", k->queue);
+			if (strcmp(mt->name, "nfqb_queue_dropped_total") == 0) {
+				sample(r->b, mt->name, "ns", r->v[i].name, "queue", qb,
+				       "reason", "full", k->dropped_full);
+				sample(r->b, mt->name, "ns", r->v[i].name, "queue", qb,
+				       "reason", "netlink", k->dropped_netlink);
+			} else {
+				sample(r->b, mt->name, "ns", r->v[i].name, "queue", qb, NULL, NULL,
+				       strcmp(mt->name, "nfqb_queue_depth") == 0 ? k->queued :
+				       k->id_seq);
+			}
+		}
+	}
+}
+
+static void emit_rules(const struct render *r, const struct metric *mt)
+{
+	const struct policy_set *ps = r->cfg->policies;
+	bool bytes = strcmp(mt->name, "nfqb_rule_bytes_total") == 0;
+
+	for (size_t i = 0; i < policy_set_count(ps); i++) {
+		const struct policy *p = policy_set_at(ps, i);
+		int nr = (int)policy_rule_count(p);
+
+		/* The default (-1) last, as the rules are evaluated. */
+		for (int k = 0; k <= nr; k++) {
+			int idx = k < nr ? k : -1;
+			const struct policy_counter *pc = policy_counter(p, idx);
+
+			sample(r->b, mt->name, "policy", policy_name(p), "rule",
+			       policy_rule_name(p, idx), NULL, NULL,
+			       bytes ? pc->bytes : pc->packets);
+		}
+	}
+}
+
+static uint64_t get_one(const struct render *r, const struct session_view *v)
+{
+	return 1;
+}
+
+static uint64_t get_uptime(const struct render *r, const struct session_view *v)
 {
 	time_t now = time(NULL);
 
-	family(b, "nfqb_up", "gauge", "Whether the broker answers (always 1 when scraped).");
-	sample(b, "nfqb_up", NULL, NULL, NULL, NULL, NULL, NULL, 1);
-	family(b, "nfqb_build_info", "gauge", "The broker's version.");
-	sample(b, "nfqb_build_info", "version", NFQB_VERSION_STRING, NULL, NULL, NULL,
-	       NULL, 1);
-	family(b, "nfqb_uptime_seconds", "gauge", "Seconds since the broker started.");
-	sample(b, "nfqb_uptime_seconds", NULL, NULL, NULL, NULL, NULL, NULL,
-	       now > m->started ? (uint64_t)(now - m->started) : 0);
-	family(b, "nfqb_namespaces", "gauge",
-	       "Namespaces served (attached or in their grace period).");
-	sample(b, "nfqb_namespaces", NULL, NULL, NULL, NULL, NULL, NULL, m->count);
-	family(b, "nfqb_agent_attaches_total", "counter", "Agents accepted.");
-	sample(b, "nfqb_agent_attaches_total", NULL, NULL, NULL, NULL, NULL, NULL,
-	       m->attaches);
-	family(b, "nfqb_agent_refusals_total", "counter", "Agents refused.");
-	sample(b, "nfqb_agent_refusals_total", NULL, NULL, NULL, NULL, NULL, NULL,
-	       m->refusals);
-	family(b, "nfqb_broker_packets_total", "counter",
-	       "Packets decided since the broker started, all namespaces.");
-	sample(b, "nfqb_broker_packets_total", NULL, NULL, NULL, NULL, NULL, NULL,
-	       m->total.packets);
-	family(b, "nfqb_broker_bytes_total", "counter",
-	       "Bytes (original packet lengths) decided since the broker started.");
-	sample(b, "nfqb_broker_bytes_total", NULL, NULL, NULL, NULL, NULL, NULL,
-	       m->total.bytes);
-	family(b, "nfqb_broker_verdicts_total", "counter",
-	       "Verdicts since the broker started (error: could not be sent).");
-	for (size_t i = 0; i < 5; i++)
-		sample(b, "nfqb_broker_verdicts_total", "verdict", verdict_names[i], NULL,
-		       NULL, NULL, NULL, verdict_count(&m->total, i));
-	family(b, "nfqb_kstats_refresh_total", "counter",
-	       "Reads of a namespace's kernel queue statistics (on a tick, not per scrape).");
-	sample(b, "nfqb_kstats_refresh_total", NULL, NULL, NULL, NULL, NULL, NULL,
-	       m->kstats_refreshes);
+	return now > r->t.started ? (uint64_t)(now - r->t.started) : 0;
 }
 
-static void namespace_families(struct session_mgr *m, struct metrics_buf *b)
+#define GETTER(fn, expr) \
+	static uint64_t fn(const struct render *r, const struct session_view *v) { return (expr); }
+GETTER(get_namespaces, r->t.namespaces)
+GETTER(get_attaches, r->t.attaches)
+GETTER(get_refusals, r->t.refusals)
+GETTER(get_packets, r->t.c.packets)
+GETTER(get_bytes, r->t.c.bytes)
+GETTER(get_kstats_refreshes, r->t.kstats_refreshes)
+GETTER(get_ns_packets, v->c.packets)
+GETTER(get_ns_bytes, v->c.bytes)
+GETTER(get_ns_overruns, v->overruns)
+
+/* The exposition, in this order: a new metric is one row (and its getter). */
+static const struct metric metrics[] = {
+	{ "nfqb_up", "gauge", "Whether the broker answers (always 1 when scraped).",
+	  emit_broker, get_one },
+	{ "nfqb_build_info", "gauge", "The broker's version.", emit_build_info, NULL },
+	{ "nfqb_uptime_seconds", "gauge", "Seconds since the broker started.",
+	  emit_broker, get_uptime },
+	{ "nfqb_namespaces", "gauge", "Namespaces served (attached or in their grace period).",
+	  emit_broker, get_namespaces },
+	{ "nfqb_agent_attaches_total", "counter", "Agents accepted.",
+	  emit_broker, get_attaches },
+	{ "nfqb_agent_refusals_total", "counter", "Agents refused.",
+	  emit_broker, get_refusals },
+	{ "nfqb_broker_packets_total", "counter",
+	  "Packets decided since the broker started, all namespaces.",
+	  emit_broker, get_packets },
+	{ "nfqb_broker_bytes_total", "counter",
+	  "Bytes (original packet lengths) decided since the broker started.",
+	  emit_broker, get_bytes },
+	{ "nfqb_broker_verdicts_total", "counter",
+	  "Verdicts since the broker started (error: could not be sent).",
+	  emit_broker_verdicts, NULL },
+	{ "nfqb_kstats_refresh_total", "counter",
+	  "Reads of a namespace's kernel queue statistics (on a tick, not per scrape).",
+	  emit_broker, get_kstats_refreshes },
+	{ "nfqb_namespace_info", "gauge", "One per namespace served: its state and policy.",
+	  emit_ns_info, NULL },
+	{ "nfqb_packets_total", "counter", "Packets decided, per namespace.",
+	  emit_ns, get_ns_packets },
+	{ "nfqb_bytes_total", "counter", "Bytes (original packet lengths) decided, per namespace.",
+	  emit_ns, get_ns_bytes },
+	{ "nfqb_verdicts_total", "counter", "Verdicts per namespace (error: could not be sent).",
+	  emit_ns_verdicts, NULL },
+	{ "nfqb_socket_overruns_total", "counter",
+	  "Receive buffer overruns (ENOBUFS) of a namespace's netlink socket.",
+	  emit_ns, get_ns_overruns },
+	{ "nfqb_queue_depth", "gauge", "Packets waiting in the kernel queue.",
+	  emit_queues, NULL },
+	{ "nfqb_queue_dropped_total", "counter",
+	  "Packets the kernel dropped: queue full, or the socket could not take them.",
+	  emit_queues, NULL },
+	{ "nfqb_queue_enqueued_total", "counter",
+	  "Packets the kernel queued (its id_seq; restarts when a queue is rebound).",
+	  emit_queues, NULL },
+	{ "nfqb_rule_hits_total", "counter",
+	  "Packets matched, per policy rule (\"(default)\": no rule matched).", emit_rules, NULL },
+	{ "nfqb_rule_bytes_total", "counter", "Bytes matched, per policy rule.",
+	  emit_rules, NULL },
+};
+
+size_t metrics_count(void)
 {
-	const struct session *s;
-
-	family(b, "nfqb_namespace_info", "gauge",
-	       "One per namespace served: its state and policy.");
-	for (s = m->head; s; s = s->next)
-		sample(b, "nfqb_namespace_info", "ns", s->name, "state",
-		       session_state_name(s->state), "policy", policy_name(s->policy), 1);
-	family(b, "nfqb_packets_total", "counter", "Packets decided, per namespace.");
-	for (s = m->head; s; s = s->next)
-		sample(b, "nfqb_packets_total", "ns", s->name, NULL, NULL, NULL, NULL,
-		       s->c.packets);
-	family(b, "nfqb_bytes_total", "counter",
-	       "Bytes (original packet lengths) decided, per namespace.");
-	for (s = m->head; s; s = s->next)
-		sample(b, "nfqb_bytes_total", "ns", s->name, NULL, NULL, NULL, NULL,
-		       s->c.bytes);
-	family(b, "nfqb_verdicts_total", "counter",
-	       "Verdicts per namespace (error: could not be sent).");
-	for (s = m->head; s; s = s->next)
-		for (size_t i = 0; i < 5; i++)
-			sample(b, "nfqb_verdicts_total", "ns", s->name, "verdict",
-			       verdict_names[i], NULL, NULL, verdict_count(&s->c, i));
-	family(b, "nfqb_socket_overruns_total", "counter",
-	       "Receive buffer overruns (ENOBUFS) of a namespace's netlink socket.");
-	for (s = m->head; s; s = s->next) {
-		struct nfqb_queue_stats st;
-
-		nfqb_queue_get_stats(s->q, &st);
-		sample(b, "nfqb_socket_overruns_total", "ns", s->name, NULL, NULL, NULL,
-		       NULL, st.enobufs);
-	}
+	return sizeof(metrics) / sizeof(metrics[0]);
 }
 
-/* Sessions whose snapshot failed or was not read yet have no samples here. */
-static void kernel_families(struct session_mgr *m, struct metrics_buf *b)
+const char *metrics_name(size_t i, const char **type, const char **help)
 {
-	char qb[8];
-	const struct session *s;
-
-	family(b, "nfqb_queue_depth", "gauge", "Packets waiting in the kernel queue.");
-	for (s = m->head; s; s = s->next)
-		for (int j = 0; j < s->ks.n; j++) {
-			snprintf(qb, sizeof(qb), "%u", s->ks.k[j].queue);
-			sample(b, "nfqb_queue_depth", "ns", s->name, "queue", qb, NULL,
-			       NULL, s->ks.k[j].queued);
-		}
-	family(b, "nfqb_queue_dropped_total", "counter",
-	       "Packets the kernel dropped: queue full, or the socket could not take them.");
-	for (s = m->head; s; s = s->next)
-		for (int j = 0; j < s->ks.n; j++) {
-			snprintf(qb, sizeof(qb), "%u", s->ks.k[j].queue);
-			sample(b, "nfqb_queue_dropped_total", "ns", s->name, "queue", qb,
-			       "reason", "full", s->ks.k[j].dropped_full);
-			sample(b, "nfqb_queue_dropped_total", "ns", s->name, "queue", qb,
-			       "reason", "netlink", s->ks.k[j].dropped_netlink);
-		}
-	family(b, "nfqb_queue_enqueued_total", "counter",
-	       "Packets the kernel queued (its id_seq; restarts when a queue is rebound).");
-	for (s = m->head; s; s = s->next)
-		for (int j = 0; j < s->ks.n; j++) {
-			snprintf(qb, sizeof(qb), "%u", s->ks.k[j].queue);
-			sample(b, "nfqb_queue_enqueued_total", "ns", s->name, "queue", qb,
-			       NULL, NULL, s->ks.k[j].id_seq);
-		}
+	if (i >= metrics_count())
+		return NULL;
+	if (type)
+		*type = metrics[i].type;
+	if (help)
+		*help = metrics[i].help;
+	return metrics[i].name;
 }
 
-static void rule_families(struct session_mgr *m, struct metrics_buf *b)
+struct collect {
+	struct session_view *v;
+	size_t n, cap;
+};
+
+static void collect_one(struct session *s, void *data)
 {
-	const struct policy_set *ps = m->cfg->policies;
-	size_t np = policy_set_count(ps);
+	struct collect *c = data;
 
-	for (int pass = 0; pass < 2; pass++) {
-		const char *name = pass ? "nfqb_rule_bytes_total" : "nfqb_rule_hits_total";
-
-		family(b, name, "counter", pass ? "Bytes matched, per policy rule." :
-		       "Packets matched, per policy rule (\"(default)\": no rule matched).");
-		for (size_t i = 0; i < np; i++) {
-			const struct policy *p = policy_set_at(ps, i);
-			int nr = (int)policy_rule_count(p);
-
-			for (int r = 0; r < nr; r++) {
-				const struct policy_counter *pc = policy_counter(p, r);
-
-				sample(b, name, "policy", policy_name(p), "rule",
-				       policy_rule_name(p, r), NULL, NULL,
-				       pass ? pc->bytes : pc->packets);
-			}
-			/* The default last, as the rules are evaluated. */
-			sample(b, name, "policy", policy_name(p), "rule", policy_rule_name(p, -1),
-			       NULL, NULL, pass ? policy_counter(p, -1)->bytes :
-			       policy_counter(p, -1)->packets);
-		}
-	}
+	if (c->n < c->cap)
+		session_view(s, &c->v[c->n++]);
 }
 
 int metrics_render(struct session_mgr *m, struct metrics_buf *b)
 {
-	broker_families(m, b);
-	namespace_families(m, b);
-	kernel_families(m, b);
-	rule_families(m, b);
+	size_t cap = session_mgr_count(m);
+	struct collect c = { .v = calloc(cap ? cap : 1, sizeof(*c.v)), .cap = cap };
+	struct render r = { .b = b, .cfg = session_mgr_cfg(m) };
+
+	if (!c.v)
+		return -ENOMEM;
+	session_mgr_totals(m, &r.t);
+	session_mgr_foreach(m, collect_one, &c);
+	r.v = c.v;
+	r.nv = c.n;
+	for (size_t i = 0; i < metrics_count(); i++) {
+		family(b, metrics[i].name, metrics[i].type, metrics[i].help);
+		metrics[i].emit(&r, &metrics[i]);
+	}
+	free(c.v);
 	if (!b->err && !b->data)
 		reserve(b, 0);
 	return b->err;
@@ -287,41 +370,78 @@ unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_
 	return n > METRICS_KSTATS_BUDGET ? METRICS_KSTATS_BUDGET : (unsigned)n;
 }
 
-/* A failed read is tried again within a second: the queues may just be bound. */
-#define KSTATS_RETRY_MS 1000u
-
-static bool kstats_stale(const struct session *s, uint64_t now_ms, uint32_t refresh_ms)
-{
-	if (s->ks.n < 0 && refresh_ms > KSTATS_RETRY_MS)
-		refresh_ms = KSTATS_RETRY_MS;
-	return !s->ks.at_ms || now_ms - s->ks.at_ms >= refresh_ms;
-}
-
-static void kstats_read(struct session_mgr *m, struct session *s, uint64_t now_ms)
-{
-	s->ks.n = session_kstats(s, s->ks.k, SESSION_KSTATS_MAX);
-	s->ks.at_ms = now_ms ? now_ms : 1;
-	m->kstats_refreshes++;
-}
-
 unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t tick_ms)
 {
-	uint32_t refresh = m->cfg->ctl.metrics_refresh_ms;
-	unsigned budget = metrics_kstats_budget(m->count, tick_ms, refresh), done = 0;
-	struct session *s;
+	uint32_t refresh = session_mgr_cfg(m)->ctl.metrics_refresh_ms;
 
-	/* New sessions first: an agent that just attached shows its queues soon. */
-	for (s = m->head; s && done < budget; s = s->next)
-		if (!s->ks.at_ms) {
-			kstats_read(m, s, now_ms);
-			done++;
-		}
-	for (s = m->head; s && done < budget; s = s->next)
-		if (kstats_stale(s, now_ms, refresh)) {
-			kstats_read(m, s, now_ms);
-			done++;
-		}
-	return done;
+	return session_mgr_kstats_refresh(m, now_ms,
+					  metrics_kstats_budget(session_mgr_count(m), tick_ms,
+								refresh), refresh);
+}
+
+/* ------------------------------------------------------------ ticks */
+
+struct metrics_tick {
+	struct session_mgr *m;
+	struct loop_timer kstats;     /* refreshes the sessions' kernel statistics */
+	struct loop_timer overruns;   /* logs the sockets' new ENOBUFS */
+};
+
+static uint32_t kstats_period(const struct session_mgr *m)
+{
+	uint32_t r = session_mgr_cfg(m)->ctl.metrics_refresh_ms;
+
+	return r && r < METRICS_KSTATS_TICK_MS ? r : METRICS_KSTATS_TICK_MS;
+}
+
+static void kstats_tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct metrics_tick *mt = data;
+	/* The period follows a reload of metrics_refresh_ms. */
+	uint32_t ms = kstats_period(mt->m);
+
+	metrics_kstats_refresh(mt->m, loop_now_ms(), ms);
+	loop_timer_arm(l, &mt->kstats, loop_now_ms() + ms);
+}
+
+static void overruns_tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct metrics_tick *mt = data;
+
+	session_mgr_log_overruns(mt->m);
+	loop_timer_arm(l, &mt->overruns, loop_now_ms() + METRICS_OVERRUN_TICK_MS);
+}
+
+struct metrics_tick *metrics_tick_new(struct session_mgr *m)
+{
+	struct metrics_tick *mt = calloc(1, sizeof(*mt));
+	int rc;
+
+	if (!mt)
+		return NULL;
+	mt->m = m;
+	loop_timer_init(&mt->kstats, kstats_tick, mt);
+	loop_timer_init(&mt->overruns, overruns_tick, mt);
+	/* Soon after start, so a broker restart shows its adopted queues quickly. */
+	rc = loop_timer_arm(session_mgr_loop(m), &mt->kstats, loop_now_ms() + 1);
+	if (rc == 0)
+		rc = loop_timer_arm(session_mgr_loop(m), &mt->overruns,
+				    loop_now_ms() + METRICS_OVERRUN_TICK_MS);
+	if (rc < 0) {
+		metrics_tick_free(mt);
+		errno = -rc;
+		return NULL;
+	}
+	return mt;
+}
+
+void metrics_tick_free(struct metrics_tick *mt)
+{
+	if (!mt)
+		return;
+	loop_timer_cancel(session_mgr_loop(mt->m), &mt->kstats);
+	loop_timer_cancel(session_mgr_loop(mt->m), &mt->overruns);
+	free(mt);
 }
 
 int metrics_cache_get(struct metrics_cache *mc, struct session_mgr *m, uint64_t now_ms,

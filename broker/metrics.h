@@ -41,6 +41,13 @@ void metrics_buf_label(struct metrics_buf *b, const char *s);
  */
 int metrics_render(struct session_mgr *m, struct metrics_buf *b);
 
+/*
+ * metrics_count / metrics_name - the table metrics_render() renders, in
+ * order: the @i-th family's name (NULL past the end), its type and help.
+ */
+size_t metrics_count(void);
+const char *metrics_name(size_t i, const char **type, const char **help);
+
 /* Most namespaces whose kernel statistics one tick reads (a setns pair each). */
 #define METRICS_KSTATS_BUDGET 8
 
@@ -52,12 +59,28 @@ int metrics_render(struct session_mgr *m, struct metrics_buf *b);
 unsigned metrics_kstats_budget(size_t count, uint32_t tick_ms, uint32_t refresh_ms);
 
 /*
- * metrics_kstats_refresh - one tick: read the kernel statistics of up to
- * metrics_kstats_budget() sessions whose snapshot is older than
- * m->cfg->ctl.metrics_refresh_ms (never read ones first) into s->ks.
- * Counts them in m->kstats_refreshes; returns how many were read.
+ * metrics_kstats_refresh - one tick: session_mgr_kstats_refresh() of up to
+ * metrics_kstats_budget() sessions whose snapshot is older than the
+ * config's metrics_refresh_ms (never read ones first). Returns how many
+ * were read (also counted in the totals' kstats_refreshes).
  */
 unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t tick_ms);
+
+#define METRICS_KSTATS_TICK_MS 250u    /* kernel stats refresh tick (at most) */
+#define METRICS_OVERRUN_TICK_MS 1000u  /* socket overrun (ENOBUFS) log tick */
+
+/*
+ * The broker's periodic reads: every METRICS_KSTATS_TICK_MS (or
+ * metrics_refresh_ms when shorter) metrics_kstats_refresh(), every
+ * METRICS_OVERRUN_TICK_MS session_mgr_log_overruns().
+ */
+struct metrics_tick;
+
+/* metrics_tick_new - start the ticks on @m's loop; NULL with errno. */
+struct metrics_tick *metrics_tick_new(struct session_mgr *m);
+
+/* metrics_tick_free - stop the ticks. NULL is a no-op. */
+void metrics_tick_free(struct metrics_tick *mt);
 
 /*
  * The last rendered exposition and a per-second render budget: however

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 #include <linux/sockios.h>
 
 #include "log.h"
-#include "session.h"
+#include "session-private.h"
 
 #define KSTATS_PATH "/proc/thread-self/net/netfilter/nfnetlink_queue"
 
@@ -103,6 +104,16 @@ static void meta_fill(struct pktmeta *m, const struct session *s,
 		pktmeta_parse_l3(m, l3, len);
 }
 
+const struct session_counter_def session_verdict_counters[] = {
+	{ "accept", "accept", offsetof(struct session_counters, accept) },
+	{ "drop", "drop", offsetof(struct session_counters, drop) },
+	{ "repeat", "repeat", offsetof(struct session_counters, repeat) },
+	{ "queue", "queue", offsetof(struct session_counters, queue) },
+	{ "error", "errors", offsetof(struct session_counters, errors) },
+};
+const size_t session_verdict_ncounters =
+	sizeof(session_verdict_counters) / sizeof(session_verdict_counters[0]);
+
 static void count(struct session_counters *c, uint32_t len, uint32_t verdict, int rc)
 {
 	c->packets++;
@@ -144,8 +155,9 @@ static void session_verdict(struct nfqb_packet *p, void *user)
 	count(&m->total, meta.len, act->verdict, rc);
 	if (act->log)
 		log_packet(s, p, &meta, rule, act, rc);
-	if (m->watch)
-		m->watch(s, p, &meta, rule, act, rc, m->watch_data);
+	for (size_t i = 0; i < m->nobs; i++)
+		if (m->obs[i].fn)
+			m->obs[i].fn(s, p, &meta, rule, act, rc, m->obs[i].data);
 }
 
 /* ------------------------------------------------------------ kernel stats */
@@ -1009,23 +1021,199 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 static void log_counters(const char *what, const char *fields,
 			 const struct session_counters *c)
 {
-	log_event(LOGL_INFO, "stats", "%s%s packets=%" PRIu64 " bytes=%" PRIu64
-		  " accept=%" PRIu64 " drop=%" PRIu64 " repeat=%" PRIu64 " queue=%" PRIu64
-		  " errors=%" PRIu64, what, fields, c->packets, c->bytes, c->accept, c->drop,
-		  c->repeat, c->queue, c->errors);
+	char vb[256];
+	size_t off = 0;
+
+	vb[0] = '\0';
+	for (size_t i = 0; i < session_verdict_ncounters && off < sizeof(vb); i++) {
+		const struct session_counter_def *d = &session_verdict_counters[i];
+
+		off += (size_t)snprintf(vb + off, sizeof(vb) - off, " %s=%" PRIu64, d->log_name,
+					session_counter_get(c, d));
+	}
+	log_event(LOGL_INFO, "stats", "%s%s packets=%" PRIu64 " bytes=%" PRIu64 "%s", what,
+		  fields, c->packets, c->bytes, vb);
+}
+
+/*
+ * The count logged so far lives in the session: nothing here is keyed by
+ * a pointer that may be freed and reused. A takeover brings a new socket
+ * whose count starts again below it.
+ */
+void session_mgr_log_overruns(struct session_mgr *m)
+{
+	for (struct session *s = m->head; s; s = s->next) {
+		char vb[LOG_VALUE_MAX];
+		struct nfqb_queue_stats st;
+
+		nfqb_queue_get_stats(s->q, &st);
+		if (st.enobufs < s->enobufs_logged)
+			s->enobufs_logged = 0;
+		if (st.enobufs > s->enobufs_logged)
+			log_event(LOGL_WARN, "enobufs", "name=%s overruns=%" PRIu64 " total=%"
+				  PRIu64 " hint=\"the socket's receive buffer overran and the "
+				  "kernel dropped queued packets: raise sock_len\"",
+				  log_value(vb, sizeof(vb), s->name),
+				  st.enobufs - s->enobufs_logged, st.enobufs);
+		s->enobufs_logged = st.enobufs;
+	}
 }
 
 void session_mgr_log_stats(struct session_mgr *m)
 {
 	char fields[1024], qb[256], nb[WIRE_NAME_MAX + 8];
 
+	struct session_totals t;
+
+	/* Read as control and metrics read it: through the view and the totals. */
 	for (struct session *s = m->head; s; s = s->next) {
+		struct session_view v;
+
+		session_view(s, &v);
 		snprintf(fields, sizeof(fields), " netns_inode=%" PRIu64 " state=%s agent_pid=%d"
-			 " policy=%s queues=%s", s->netns_ino, session_state_name(s->state),
-			 (int)s->agent_pid, policy_name(s->policy), queues_str(s, qb, sizeof(qb)));
-		snprintf(nb, sizeof(nb), "name=%s", s->name);
-		log_counters(nb, fields, &s->c);
+			 " policy=%s queues=%s", v.netns_ino, session_state_name(v.state),
+			 (int)v.agent_pid, v.policy, queues_str(s, qb, sizeof(qb)));
+		snprintf(nb, sizeof(nb), "name=%s", v.name);
+		log_counters(nb, fields, &v.c);
 	}
-	snprintf(fields, sizeof(fields), " namespaces=%zu", m->count);
-	log_counters("scope=total", fields, &m->total);
+	session_mgr_totals(m, &t);
+	snprintf(fields, sizeof(fields), " namespaces=%zu", t.namespaces);
+	log_counters("scope=total", fields, &t.c);
+}
+
+/* ------------------------------------------------------------ reading */
+
+void session_view(const struct session *s, struct session_view *v)
+{
+	struct nfqb_queue_stats st;
+
+	nfqb_queue_get_stats(s->q, &st);
+	*v = (struct session_view){
+		.name = s->name, .state = s->state, .netns_dev = s->netns_dev,
+		.netns_ino = s->netns_ino, .agent_pid = s->agent_pid, .agent_uid = s->agent_uid,
+		.policy = policy_name(s->policy), .queues = s->queues, .nqueues = s->nqueues,
+		.c = s->c, .ks = &s->ks, .overruns = st.enobufs, .attached_at = s->attached_at,
+		.takeovers = s->takeovers,
+	};
+}
+
+void session_mgr_totals(const struct session_mgr *m, struct session_totals *t)
+{
+	*t = (struct session_totals){
+		.c = m->total, .namespaces = m->count, .attaches = m->attaches,
+		.refusals = m->refusals, .kstats_refreshes = m->kstats_refreshes,
+		.started = m->started,
+	};
+}
+
+size_t session_mgr_count(const struct session_mgr *m)
+{
+	return m->count;
+}
+
+void session_mgr_foreach(struct session_mgr *m,
+			 void (*fn)(struct session *s, void *data), void *data)
+{
+	for (struct session *s = m->head; s; s = s->next)
+		fn(s, data);
+}
+
+const struct cfg *session_mgr_cfg(const struct session_mgr *m)
+{
+	return m->cfg;
+}
+
+struct loop *session_mgr_loop(const struct session_mgr *m)
+{
+	return m->loop;
+}
+
+void session_mgr_count_refusal(struct session_mgr *m)
+{
+	m->refusals++;
+}
+
+size_t session_mgr_uid_sessions(const struct session_mgr *m, uid_t uid)
+{
+	size_t n = 0;
+
+	for (const struct session *s = m->head; s; s = s->next)
+		n += s->agent_uid == uid;
+	return n;
+}
+
+const char *session_name(const struct session *s)
+{
+	return s->name;
+}
+
+const struct policy *session_policy(const struct session *s)
+{
+	return s->policy;
+}
+
+const struct links *session_links(const struct session *s)
+{
+	return s->links;
+}
+
+int session_mgr_observe(struct session_mgr *m, session_observer_fn fn, void *data)
+{
+	for (size_t i = 0; i < SESSION_OBSERVERS_MAX; i++) {
+		if (m->obs[i].fn)
+			continue;
+		m->obs[i] = (struct session_observer){ .fn = fn, .data = data };
+		if (m->nobs < i + 1)
+			m->nobs = i + 1;
+		return (int)i;
+	}
+	return -ENOSPC;
+}
+
+void session_mgr_unobserve(struct session_mgr *m, int handle)
+{
+	if (handle < 0 || handle >= SESSION_OBSERVERS_MAX)
+		return;
+	m->obs[handle] = (struct session_observer){ 0 };
+	while (m->nobs && !m->obs[m->nobs - 1].fn)
+		m->nobs--;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/* A failed read is tried again within a second: the queues may just be bound. */
+#define KSTATS_RETRY_MS 1000u
+
+static bool kstats_stale(const struct session *s, uint64_t now_ms, uint32_t refresh_ms)
+{
+	if (s->ks.n < 0 && refresh_ms > KSTATS_RETRY_MS)
+		refresh_ms = KSTATS_RETRY_MS;
+	return !s->ks.at_ms || now_ms - s->ks.at_ms >= refresh_ms;
+}
+
+static void kstats_read(struct session_mgr *m, struct session *s, uint64_t now_ms)
+{
+	s->ks.n = session_kstats(s, s->ks.k, SESSION_KSTATS_MAX);
+	s->ks.at_ms = now_ms ? now_ms : 1;
+	m->kstats_refreshes++;
+}
+
+unsigned session_mgr_kstats_refresh(struct session_mgr *m, uint64_t now_ms, unsigned budget,
+				    uint32_t refresh_ms)
+{
+	unsigned done = 0;
+	struct session *s;
+
+	/* New sessions first: an agent that just attached shows its queues soon. */
+	for (s = m->head; s && done < budget; s = s->next)
+		if (!s->ks.at_ms) {
+			kstats_read(m, s, now_ms);
+			done++;
+		}
+	for (s = m->head; s && done < budget; s = s->next)
+		if (kstats_stale(s, now_ms, refresh_ms)) {
+			kstats_read(m, s, now_ms);
+			done++;
+		}
+	return done;
 }

@@ -14,7 +14,11 @@
  * into the agents' copies of the sockets until a broker is back.
  *
  * The manager (struct session_mgr) is the broker's state: the current
- * config, the loop and the list of sessions. The control socket reads it.
+ * config, the loop and the list of sessions. It is opaque to the other
+ * modules (its fields are session-private.h): they read a session through
+ * session_view(), the totals through session_mgr_totals(), walk the
+ * sessions with session_mgr_foreach(), and see decided packets by
+ * registering an observer (session_mgr_observe()).
  */
 #ifndef BROKER_SESSION_H
 #define BROKER_SESSION_H
@@ -22,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <nfqb/queue.h>
 
@@ -54,6 +59,7 @@ enum session_state {
 /* How often a session checks that nobody connect()ed its sockets. */
 #define SESSION_CHECK_MS 1000u
 
+struct session;
 struct session_mgr;
 
 #define SESSION_KSTATS_MAX 64
@@ -65,68 +71,104 @@ struct session_kstats {
 	uint64_t at_ms;               /* loop_now_ms() of that read; 0: not read yet */
 };
 
-struct session {
-	struct session_mgr *mgr;
-	struct session *prev, *next;
-	char name[WIRE_NAME_MAX];     /* the agent's --name */
-	uint64_t netns_dev, netns_ino;/* nsfs identity of the namespace */
-	pid_t agent_pid;              /* SO_PEERCRED of the lease holder */
-	uid_t agent_uid;
-	int lease_fd;                 /* -1 during the grace period */
-	struct nfqb_queue *q;         /* owns the NETLINK_NETFILTER socket */
-	int rtnl_fd;                  /* -1 when the agent sent none */
-	struct links *links;
-	uint16_t *queues;             /* queue numbers bound on q */
-	size_t nqueues;
-	/* binding (SESSION_BINDING): the entry's queues, bound one after
-	 * another through the loop; the answer to the request in flight */
-	uint16_t *want;
-	size_t nwant;
-	struct nfqb_queue_opts qopts;
-	size_t entry_index;           /* namespaces[] index at the hello */
-	bool bind_answered;
-	int bind_err;
-	struct loop_timer bind_timer;
-	/* verdict sends failing (socket misbehaving): since when, last log */
-	uint64_t send_errors_seen;
-	uint64_t failing_since_ms;    /* 0: not failing */
-	uint64_t last_fail_ms;
-	uint64_t fail_logged_ms;
-	struct loop_timer check_timer;    /* SESSION_CHECK_MS health check */
-	size_t nadopted;              /* of those, found bound already (broker restart) */
-	const struct policy *policy;  /* in mgr->cfg's policy set */
-	struct session_counters c;
-	enum session_state state;
-	struct loop_timer grace;
-	time_t attached_at;           /* wall clock of the first attach */
-	unsigned takeovers;           /* agents that took the session over */
-	struct session_kstats ks;     /* refreshed on the control tick, never per request */
-	uint64_t enobufs_logged;      /* overruns already logged by the control tick */
+/*
+ * One row per packet counter of struct session_counters: its name (JSON
+ * key in "verdicts", the metrics' verdict label, and in the stats log line
+ * @log_name) and where it is. control, metrics and the stats log derive
+ * their output from this table: a new counter is the field, the place it
+ * is counted (count() in session.c) and one row here.
+ */
+struct session_counter_def {
+	const char *name;
+	const char *log_name;
+	size_t off;
 };
+
+/* The verdict counters (accept, drop, repeat, queue, error), in output order. */
+extern const struct session_counter_def session_verdict_counters[];
+extern const size_t session_verdict_ncounters;
+
+/* session_counter_get - the value of counter @d in @c. */
+static inline uint64_t session_counter_get(const struct session_counters *c,
+					   const struct session_counter_def *d)
+{
+	return *(const uint64_t *)((const char *)c + d->off);
+}
+
+/* What the other modules see of a session: filled by session_view(). */
+struct session_view {
+	const char *name;             /* the agent's --name */
+	enum session_state state;
+	uint64_t netns_dev, netns_ino;
+	pid_t agent_pid;
+	uid_t agent_uid;
+	const char *policy;           /* its policy's name */
+	const uint16_t *queues;       /* bound queue numbers */
+	size_t nqueues;
+	struct session_counters c;
+	const struct session_kstats *ks; /* last kernel-stat snapshot (the metrics tick's) */
+	uint64_t overruns;            /* ENOBUFS of its netlink socket */
+	time_t attached_at;           /* wall clock of the first attach */
+	unsigned takeovers;
+};
+
+/* session_view - fill @v from @s (pointers valid until the loop runs again). */
+void session_view(const struct session *s, struct session_view *v);
+
+/* The broker-wide figures: filled by session_mgr_totals(). */
+struct session_totals {
+	struct session_counters c;    /* every packet since start, forgotten sessions included */
+	size_t namespaces;            /* sessions now */
+	uint64_t attaches, refusals;
+	uint64_t kstats_refreshes;
+	time_t started;
+};
+
+/* session_mgr_totals - fill @t from @m. */
+void session_mgr_totals(const struct session_mgr *m, struct session_totals *t);
+
+/* session_mgr_count - the number of sessions. */
+size_t session_mgr_count(const struct session_mgr *m);
+
+/* session_mgr_foreach - call @fn for each session (none may be freed meanwhile). */
+void session_mgr_foreach(struct session_mgr *m,
+			 void (*fn)(struct session *s, void *data), void *data);
+
+/* session_mgr_cfg / session_mgr_loop - the config in force, the event loop. */
+const struct cfg *session_mgr_cfg(const struct session_mgr *m);
+struct loop *session_mgr_loop(const struct session_mgr *m);
+
+/* session_mgr_count_refusal - one more agent refused (the listener's count). */
+void session_mgr_count_refusal(struct session_mgr *m);
+
+/* session_mgr_uid_sessions - the sessions whose lease holder is @uid. */
+size_t session_mgr_uid_sessions(const struct session_mgr *m, uid_t uid);
+
+/* session_name / session_policy / session_links - for the per-packet observers. */
+const char *session_name(const struct session *s);
+const struct policy *session_policy(const struct session *s);
+const struct links *session_links(const struct session *s);
 
 /*
- * Called for every decided packet when set (the control socket's "watch");
- * @rule is the policy_eval() result, @rc the verdict's return code.
+ * Called for every decided packet by each registered observer (the
+ * control socket's "watch", the per-packet log); @rule is the
+ * policy_eval() result, @rc the verdict's return code. Runs in the
+ * verdict step: must not allocate or block.
  */
-typedef void (*session_watch_fn)(const struct session *s, const struct nfqb_packet *p,
-				 const struct pktmeta *m, int rule,
-				 const struct policy_action *act, int rc, void *data);
+typedef void (*session_observer_fn)(const struct session *s, const struct nfqb_packet *p,
+				    const struct pktmeta *m, int rule,
+				    const struct policy_action *act, int rc, void *data);
 
-struct session_mgr {
-	struct loop *loop;
-	struct cfg *cfg;              /* current config, owned */
-	struct session *head;
-	size_t count;
-	struct session_counters total;/* every packet since start, forgotten sessions included */
-	uint64_t attaches, refusals;  /* maintained by the listener */
-	time_t started;
-	session_watch_fn watch;
-	void *watch_data;
-	int home_netns_fd;            /* the broker's own netns, to return from setns */
-	uint64_t kstats_refreshes;    /* session_kstats() reads by the control tick */
-	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
-	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
-};
+#define SESSION_OBSERVERS_MAX 4
+
+/*
+ * session_mgr_observe - call @fn(..., @data) for every decided packet from
+ * now on. Returns a handle for session_mgr_unobserve(), or -ENOSPC.
+ */
+int session_mgr_observe(struct session_mgr *m, session_observer_fn fn, void *data);
+
+/* session_mgr_unobserve - forget observer @handle (negative: no-op). */
+void session_mgr_unobserve(struct session_mgr *m, int handle);
 
 /* What the listener verified about an agent before handing it over. */
 struct session_hello {
@@ -158,6 +200,13 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e);
 /* session_mgr_log_stats - one event=stats line per session (SIGUSR1). */
 void session_mgr_log_stats(struct session_mgr *m);
 
+/*
+ * session_mgr_log_overruns - one event=enobufs line per namespace whose
+ * socket overran its receive buffer since the last call (a tick's work,
+ * never per packet).
+ */
+void session_mgr_log_overruns(struct session_mgr *m);
+
 /* session_find - the session of namespace (@dev, @ino), or NULL. */
 struct session *session_find(struct session_mgr *m, uint64_t dev, uint64_t ino);
 
@@ -187,6 +236,14 @@ int session_attach(struct session_mgr *m, const struct session_hello *h, int *le
  * -ENODATA when the namespace's file could not be read, only another's.
  */
 int session_kstats(const struct session *s, struct nfqb_kstat *out, size_t max);
+
+/*
+ * session_mgr_kstats_refresh - read the kernel statistics of up to @budget
+ * sessions into their snapshots: never-read ones first, then those older
+ * than @refresh_ms (a failed read: than a second). Returns how many.
+ */
+unsigned session_mgr_kstats_refresh(struct session_mgr *m, uint64_t now_ms, unsigned budget,
+				    uint32_t refresh_ms);
 
 /* session_kstats_strerror - the reason for a session_kstats() error. */
 const char *session_kstats_strerror(int err);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "watch.h"
 
@@ -143,7 +142,7 @@ static const char *hook_name(uint8_t hook)
 /* Interface name in the packet's namespace; the index when the name is unknown. */
 static void put_dev(struct out *o, const char *key, const struct session *s, uint32_t idx)
 {
-	const char *name = idx && s->links ? links_name(s->links, idx) : NULL;
+	const char *name = idx && session_links(s) ? links_name(session_links(s), idx) : NULL;
 	char nb[16];
 
 	if (!idx) {
@@ -181,7 +180,7 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	char pb[8], vb[POLICY_VERDICT_NAME_MAX];
 
 	put(&o, "{");
-	put_str(&o, "ns", s->name);
+	put_str(&o, "ns", session_name(s));
 	put_u64(&o, "queue", nfqb_packet_queue(p));
 	put_u64(&o, "id", nfqb_packet_id(p));
 	put_str(&o, "hook", hook_name(m->hook));
@@ -200,8 +199,8 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	put_dev(&o, "indev", s, nfqb_packet_indev(p));
 	put_dev(&o, "outdev", s, nfqb_packet_outdev(p));
 	put_u64(&o, "mark", act->set_mark ? act->mark : m->mark);
-	put_str(&o, "policy", policy_name(s->policy));
-	put_str(&o, "rule", policy_rule_name(s->policy, rule));
+	put_str(&o, "policy", policy_name(session_policy(s)));
+	put_str(&o, "rule", policy_rule_name(session_policy(s), rule));
 	put_str(&o, "verdict", policy_verdict_name(act->verdict, vb, sizeof(vb)));
 	if (rc < 0)
 		put_str(&o, "error", strerror(-rc));
@@ -214,85 +213,4 @@ size_t watch_format_lost(char *buf, size_t len, uint64_t n)
 	int w = snprintf(buf, len, "{\"lost\":%" PRIu64 "}\n", n);
 
 	return w < 0 || (size_t)w >= len ? 0 : (size_t)w;
-}
-
-/* ------------------------------------------------------------ ring */
-
-void watch_ring_free(struct watch_ring *r)
-{
-	free(r->buf);
-	r->buf = NULL;
-	r->cap = r->head = r->len = 0;
-}
-
-static int ring_grow(struct watch_ring *r, size_t need)
-{
-	size_t cap = r->cap ? r->cap : 4096, first;
-	char *b;
-
-	while (cap < need) {
-		if (cap > SIZE_MAX / 2)
-			return -ENOMEM;
-		cap *= 2;
-	}
-	b = malloc(cap);
-	if (!b)
-		return -ENOMEM;
-	/* Unwrap the pending bytes to the start of the new buffer. */
-	first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
-	if (r->len) {
-		memcpy(b, r->buf + r->head, first);
-		memcpy(b + first, r->buf, r->len - first);
-	}
-	free(r->buf);
-	r->buf = b;
-	r->cap = cap;
-	r->head = 0;
-	return 0;
-}
-
-int watch_ring_put(struct watch_ring *r, const void *data, size_t n)
-{
-	size_t tail, first;
-
-	if (n > SIZE_MAX - r->len)
-		return -ENOMEM;
-	if (r->len + n > r->cap && ring_grow(r, r->len + n) < 0)
-		return -ENOMEM;
-	if (!n)
-		return 0;
-	tail = (r->head + r->len) % r->cap;
-	first = r->cap - tail < n ? r->cap - tail : n;
-	memcpy(r->buf + tail, data, first);
-	memcpy(r->buf, (const char *)data + first, n - first);
-	r->len += n;
-	return 0;
-}
-
-ssize_t watch_ring_send(struct watch_ring *r, int fd)
-{
-	struct iovec iov[2];
-	struct msghdr mh = { .msg_iov = iov };
-	size_t first;
-	ssize_t n;
-
-	if (!r->len)
-		return 0;
-	first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
-	iov[0].iov_base = r->buf + r->head;
-	iov[0].iov_len = first;
-	iov[1].iov_base = r->buf;
-	iov[1].iov_len = r->len - first;
-	mh.msg_iovlen = iov[1].iov_len ? 2 : 1;
-	n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	r->head = (r->head + (size_t)n) % r->cap;
-	r->len -= (size_t)n;
-	if (!r->len) {
-		r->head = 0;
-		if (r->cap > WATCH_RING_KEEP)
-			watch_ring_free(r);
-	}
-	return n;
 }

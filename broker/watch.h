@@ -2,8 +2,7 @@
 /*
  * The control socket's "watch" stream (INTERFACE.md §5): one JSON object
  * per decided packet, formatted into a caller's fixed buffer with no
- * allocation, and the byte ring that queues a control client's output
- * without ever blocking the event loop.
+ * allocation. The control client's output queue is broker/ring.h.
  */
 #ifndef BROKER_WATCH_H
 #define BROKER_WATCH_H
@@ -42,36 +41,5 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 
 /* watch_format_lost - the line {"lost":N} telling a watcher it missed N events. */
 size_t watch_format_lost(char *buf, size_t len, uint64_t n);
-
-/*
- * A byte ring: the pending output of one control client. It grows on
- * demand (the owner bounds it) and keeps its memory while in use, so a
- * watcher in steady state costs a memcpy per event and no allocation.
- */
-struct watch_ring {
-	char *buf;
-	size_t cap, head, len;
-};
-
-/* watch_ring_free - release the memory; the ring is empty and reusable. */
-void watch_ring_free(struct watch_ring *r);
-
-/* watch_ring_put - append @n bytes of @data; 0 or -ENOMEM (nothing added). */
-int watch_ring_put(struct watch_ring *r, const void *data, size_t n);
-
-/*
- * watch_ring_send - send as much as @fd takes (non-blocking, no SIGPIPE)
- * and drop it from the ring. Returns the bytes sent (0 when the ring is
- * empty), -EAGAIN when the socket is full, or another negative errno.
- * An emptied ring larger than WATCH_RING_KEEP gives its memory back.
- */
-ssize_t watch_ring_send(struct watch_ring *r, int fd);
-
-#define WATCH_RING_KEEP (512u << 10)
-
-static inline size_t watch_ring_len(const struct watch_ring *r)
-{
-	return r->len;
-}
 
 #endif

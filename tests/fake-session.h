@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "session.h"
+#include "session-private.h"
 
 static inline struct session *fake_session_queues(struct session_mgr *m, const char *name,
 						  const char *policy, uint64_t ino,

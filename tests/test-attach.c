@@ -40,7 +40,7 @@
 #include "attach.h"
 #include "log.h"
 #include "loop.h"
-#include "session.h"
+#include "session-private.h"
 
 /* ------------------------------------------------------------ clock */
 

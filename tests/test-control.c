@@ -31,9 +31,11 @@
 
 #include <json-c/json.h>
 
+#include "commands.h"
 #include "control.h"
+#include "ctlcmd.h"
 #include "internal.h"
-#include "session.h"
+#include "session-private.h"
 #include "fake-session.h"
 
 static const char config_a[] =
@@ -289,8 +291,9 @@ static void decide(struct session *s, uint8_t proto, uint16_t dport, uint32_t le
 		else
 			c->drop++;
 	}
-	if (m->watch)
-		m->watch(s, &p, &pm, rule, act, 0, m->watch_data);
+	for (size_t i = 0; i < m->nobs; i++)
+		if (m->obs[i].fn)
+			m->obs[i].fn(s, &p, &pm, rule, act, 0, m->obs[i].data);
 }
 
 /* ------------------------------------------------------------ fixture */
@@ -619,7 +622,7 @@ static void test_bad_requests(void **state)
 	assert_true(is_ok(o));
 	json_object_put(o);
 	assert_int_equal(control_watchers(f->c), 0);
-	assert_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 0);
 	tc_close(t);
 }
 
@@ -939,7 +942,7 @@ static void test_read_only(void **state)
 			    "watch needs an admin uid (broker.control_admin_uids)");
 	json_object_put(o);
 	assert_int_equal(control_watchers(f->c), 0);
-	assert_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 0);
 	/* bad requests are still answered as such, and the connection goes on */
 	o = request(f, t, "{\"cmd\":\"nope\"}\n");
 	assert_error(o, "unknown command");
@@ -962,7 +965,7 @@ static void test_watch_revoked(void **state)
 	set_access(f, root, 1, NULL, 0);
 	assert_closed(f, t);
 	assert_int_equal(control_watchers(f->c), 0);
-	assert_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 0);
 	tc_close(t);
 }
 
@@ -1016,12 +1019,12 @@ static void test_watch_filter(void **state)
 	json_object *o;
 	char *line;
 
-	assert_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 0);
 	o = request(f, all, "{\"cmd\":\"watch\"}\n");
 	assert_true(is_ok(o));
 	assert_true(json_object_is_type(get(o, "watch"), json_type_null));
 	json_object_put(o);
-	assert_non_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 1);
 	o = request(f, onlyb, "{\"cmd\":\"watch\",\"ns\":\"pod-b\"}\n");
 	assert_string_equal(json_object_get_string(get(o, "watch")), "pod-b");
 	json_object_put(o);
@@ -1066,7 +1069,7 @@ static void test_watch_filter(void **state)
 	tc_close(all);
 	pump(f, 20);
 	assert_int_equal(control_watchers(f->c), 1);
-	assert_non_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 1);
 	/* Half-closed after "watch": still a watcher until it hangs up. */
 	shutdown(onlyb->fd, SHUT_WR);
 	line = tc_line(f, onlyb);
@@ -1080,7 +1083,7 @@ static void test_watch_filter(void **state)
 	pump(f, 20);
 	assert_int_equal(control_watchers(f->c), 0);
 	/* Nobody watches: the verdict step pays nothing. */
-	assert_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 0);
 }
 
 static void test_watch_lost_events(void **state)
@@ -1169,16 +1172,39 @@ static void test_stuck_watcher_dropped(void **state)
 	}
 	assert_int_equal(control_clients(f->c), 1);
 	assert_int_equal(control_watchers(f->c), 0);
-	assert_null(f->m->watch);
+	assert_int_equal(f->m->nobs, 0);
 	assert_closed(f, t);
 	assert_ok_status(f, other);
 	tc_close(t);
 	tc_close(other);
 }
 
+/* Every command of the shared table has a handler here, and no handler is extra. */
+static void test_every_command_served(void **state)
+{
+	const char *names[] = { "status", "agents", "rules", "reload", "watch", "metrics" };
+	size_t served = 0;
+
+	for (size_t i = 0; i < ctlcmd_count(); i++) {
+		const struct ctlcmd *c = ctlcmd_at(i);
+
+		if (!commands_handler(c->name))
+			fail_msg("no handler for \"%s\" in broker/commands.c", c->name);
+		assert_ptr_equal(ctlcmd_find(c->name), c);
+		served++;
+	}
+	assert_int_equal(served, ctlcmd_count());
+	assert_null(ctlcmd_at(ctlcmd_count()));
+	assert_null(commands_handler("no-such-command"));
+	assert_null(ctlcmd_find("no-such-command"));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_non_null(ctlcmd_find(names[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_command_served),
 		cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agents, setup, teardown),

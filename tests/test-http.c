@@ -33,7 +33,7 @@
 #include "http.h"
 #include "loop.h"
 #include "metrics.h"
-#include "session.h"
+#include "session-private.h"
 
 static const char config[] =
 	"{\"namespaces\": [{\"name\": \"*\", \"queues\": [1], \"policy\": \"p\"}],"

@@ -27,7 +27,7 @@
 #include "http.h"
 #include "internal.h"
 #include "metrics.h"
-#include "session.h"
+#include "session-private.h"
 #include "fake-session.h"
 
 /* ------------------------------------------------------------ text parser */
@@ -342,6 +342,63 @@ static void test_render_empty(void **state)
 	assert_int_equal(value_of(mb.data, "nfqb_packets_total{ns=\"pod-a\"}"), -1);
 	parsed_free(&p);
 	metrics_buf_free(&mb);
+}
+
+/*
+ * Every row of metrics.c's table is in the exposition, in table order, with
+ * its HELP line (the row's text) and TYPE; and no family is there that the
+ * table does not have.
+ */
+static void test_render_table(void **state)
+{
+	struct fx *f = *state;
+	struct metrics_buf mb = { 0 };
+	struct parsed p;
+
+	fake_session(f->m, "pod-a", "web", 1001);
+	assert_int_equal(metrics_render(f->m, &mb), 0);
+	parse_text(mb.data, &p);
+	assert_int_equal(p.nfam, metrics_count());
+	for (size_t i = 0; i < metrics_count(); i++) {
+		const char *type, *help, *name = metrics_name(i, &type, &help);
+		char line[512];
+
+		assert_non_null(name);
+		assert_string_equal(p.fam[i].name, name);
+		assert_string_equal(p.fam[i].type, type);
+		snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+		if (!strstr(mb.data, line))
+			fail_msg("no HELP/TYPE pair for %s", name);
+	}
+	assert_null(metrics_name(metrics_count(), NULL, NULL));
+	parsed_free(&p);
+	metrics_buf_free(&mb);
+}
+
+/* docs/control.md's metric table names every family of the table. */
+static void test_doc_lists_every_metric(void **state)
+{
+	FILE *f = fopen(TEST_SRCDIR "/../docs/control.md", "r");
+	static char doc[1 << 17];
+	size_t n;
+	char *sec, *end;
+
+	assert_non_null(f);
+	n = fread(doc, 1, sizeof(doc) - 1, f);
+	fclose(f);
+	doc[n] = '\0';
+	sec = strstr(doc, "\n## Metrics\n");
+	assert_non_null(sec);
+	end = strstr(sec + 1, "\n## ");
+	if (end)
+		*end = '\0';
+	for (size_t i = 0; i < metrics_count(); i++) {
+		char quoted[140];
+
+		snprintf(quoted, sizeof(quoted), "`%s`", metrics_name(i, NULL, NULL));
+		if (!strstr(sec, quoted))
+			fail_msg("docs/control.md's Metrics section lacks %s", quoted);
+	}
 }
 
 /* ------------------------------------------------------------ snapshots */
@@ -689,6 +746,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_escapes_labels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_table, setup, teardown),
+		cmocka_unit_test(test_doc_lists_every_metric),
 		cmocka_unit_test(test_kstats_budget),
 		cmocka_unit_test_setup_teardown(test_kstats_refresh_spread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_from_snapshot, setup, teardown),

@@ -27,7 +27,8 @@
 #include "internal.h"
 #include "log.h"
 #include "loop.h"
-#include "session.h"
+#include "session-private.h"
+#include "fake-session.h"
 
 /* ------------------------------------------------------------ loop */
 
@@ -747,6 +748,109 @@ static void test_send_failures_release(void **state)
 	fixture_free(&f);
 }
 
+/* ------------------------------------------------------------ reading API */
+
+static int observed;
+
+static void observer(const struct session *s, const struct nfqb_packet *p,
+		     const struct pktmeta *m, int rule, const struct policy_action *act,
+		     int rc, void *data)
+{
+	observed += *(int *)data;
+}
+
+static void count_one(struct session *s, void *data)
+{
+	(*(size_t *)data)++;
+}
+
+/* What other modules may see: views, totals, iteration, observers. */
+static void test_reading_api(void **state)
+{
+	static const char cfgtext[] =
+		"{\"broker\": {\"listen\": \"/nonexistent/a.sock\"},"
+		" \"namespaces\": [{\"name\": \"*\", \"queues\": [1], \"policy\": \"p\"}],"
+		" \"policies\": {\"p\": {\"default\": \"accept\", \"rules\": []}}}";
+	static const uint16_t q[] = { 3, 4 };
+	struct errs e = { 0 };
+	struct loop *l = loop_new();
+	struct cfg *cfg = cfg_parse_string(cfgtext, &e);
+	struct session_mgr *m;
+	struct session *s;
+	struct session_view v;
+	struct session_totals t;
+	int one = 1, ten = 10, h1, h2, hs[SESSION_OBSERVERS_MAX];
+	size_t n = 0;
+
+	assert_non_null(l);
+	assert_non_null(cfg);
+	m = session_mgr_new(l, cfg);
+	assert_non_null(m);
+	s = fake_session_queues(m, "pod-a", "p", 77, q, 2);
+	s->agent_uid = 1000;
+	s->c.packets = 5;
+	s->c.drop = 2;
+	m->total.packets = 9;
+	m->attaches = 3;
+	session_mgr_count_refusal(m);
+
+	session_view(s, &v);
+	assert_string_equal(v.name, "pod-a");
+	assert_string_equal(v.policy, "p");
+	assert_int_equal(v.netns_ino, 77);
+	assert_int_equal(v.nqueues, 2);
+	assert_int_equal(v.queues[1], 4);
+	assert_int_equal(v.c.packets, 5);
+	assert_ptr_equal(v.ks, &s->ks);
+	assert_int_equal(v.state, SESSION_ATTACHED);
+	session_mgr_totals(m, &t);
+	assert_int_equal(t.c.packets, 9);
+	assert_int_equal(t.namespaces, 1);
+	assert_int_equal(t.attaches, 3);
+	assert_int_equal(t.refusals, 1);
+	session_mgr_foreach(m, count_one, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(session_mgr_count(m), 1);
+	assert_int_equal(session_mgr_uid_sessions(m, 1000), 1);
+	assert_int_equal(session_mgr_uid_sessions(m, 1001), 0);
+	assert_ptr_equal(session_mgr_cfg(m), cfg);
+	assert_ptr_equal(session_mgr_loop(m), l);
+
+	/* The verdict counter table: every counter, the error one logged as "errors". */
+	assert_int_equal(session_verdict_ncounters, 5);
+	assert_string_equal(session_verdict_counters[1].name, "drop");
+	assert_int_equal(session_counter_get(&s->c, &session_verdict_counters[1]), 2);
+	assert_string_equal(session_verdict_counters[4].log_name, "errors");
+
+	/* Observers: slots reused, the count shrinks when the last one goes. */
+	h1 = session_mgr_observe(m, observer, &one);
+	h2 = session_mgr_observe(m, observer, &ten);
+	assert_true(h1 >= 0 && h2 >= 0 && h1 != h2);
+	assert_int_equal(m->nobs, 2);
+	observed = 0;
+	for (size_t i = 0; i < m->nobs; i++)
+		if (m->obs[i].fn)
+			m->obs[i].fn(s, NULL, NULL, -1, NULL, 0, m->obs[i].data);
+	assert_int_equal(observed, 11);
+	session_mgr_unobserve(m, h1);
+	assert_int_equal(m->nobs, 2);      /* h2 still behind the hole */
+	assert_int_equal(session_mgr_observe(m, observer, &one), h1);
+	session_mgr_unobserve(m, h1);
+	session_mgr_unobserve(m, h2);
+	assert_int_equal(m->nobs, 0);
+	session_mgr_unobserve(m, -1);
+	session_mgr_unobserve(m, SESSION_OBSERVERS_MAX);
+	for (int i = 0; i < SESSION_OBSERVERS_MAX; i++)
+		assert_true((hs[i] = session_mgr_observe(m, observer, &one)) >= 0);
+	assert_int_equal(session_mgr_observe(m, observer, &one), -ENOSPC);
+	for (int i = 0; i < SESSION_OBSERVERS_MAX; i++)
+		session_mgr_unobserve(m, hs[i]);
+	assert_int_equal(m->nobs, 0);
+
+	session_mgr_free(m);
+	loop_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -754,6 +858,7 @@ int main(void)
 		cmocka_unit_test(test_loop_timers),
 		cmocka_unit_test(test_loop_many_timers),
 		cmocka_unit_test(test_log_value),
+		cmocka_unit_test(test_reading_api),
 		cmocka_unit_test(test_attach_release),
 		cmocka_unit_test(test_takeover),
 		cmocka_unit_test(test_bind_failure),

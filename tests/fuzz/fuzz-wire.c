@@ -27,7 +27,7 @@
 #include "config.h"
 #include "errs.h"
 #include "loop.h"
-#include "session.h"
+#include "session-private.h"
 #include "wire.h"
 #include "fuzz.h"
 

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The session manager's own state. Only session.c (and the unit tests
+ * that build sessions by hand, tests/fake-session.h) include this; every
+ * other module goes through session.h's functions: session_view(),
+ * session_mgr_totals(), session_mgr_foreach(), session_mgr_observe().
+ */
+#ifndef BROKER_SESSION_PRIVATE_H
+#define BROKER_SESSION_PRIVATE_H
+
+#include "session.h"
+
+struct session_observer {
+	session_observer_fn fn;
+	void *data;
+};
+
+struct session {
+	struct session_mgr *mgr;
+	struct session *prev, *next;
+	char name[WIRE_NAME_MAX];     /* the agent's --name */
+	uint64_t netns_dev, netns_ino;/* nsfs identity of the namespace */
+	pid_t agent_pid;              /* SO_PEERCRED of the lease holder */
+	uid_t agent_uid;
+	int lease_fd;                 /* -1 during the grace period */
+	struct nfqb_queue *q;         /* owns the NETLINK_NETFILTER socket */
+	int rtnl_fd;                  /* -1 when the agent sent none */
+	struct links *links;
+	uint16_t *queues;             /* queue numbers bound on q */
+	size_t nqueues;
+	/* binding (SESSION_BINDING): the entry's queues, bound one after
+	 * another through the loop; the answer to the request in flight */
+	uint16_t *want;
+	size_t nwant;
+	struct nfqb_queue_opts qopts;
+	size_t entry_index;           /* namespaces[] index at the hello */
+	bool bind_answered;
+	int bind_err;
+	struct loop_timer bind_timer;
+	/* verdict sends failing (socket misbehaving): since when, last log */
+	uint64_t send_errors_seen;
+	uint64_t failing_since_ms;    /* 0: not failing */
+	uint64_t last_fail_ms;
+	uint64_t fail_logged_ms;
+	struct loop_timer check_timer;    /* SESSION_CHECK_MS health check */
+	size_t nadopted;              /* of those, found bound already (broker restart) */
+	const struct policy *policy;  /* in mgr->cfg's policy set */
+	struct session_counters c;
+	enum session_state state;
+	struct loop_timer grace;
+	time_t attached_at;           /* wall clock of the first attach */
+	unsigned takeovers;           /* agents that took the session over */
+	struct session_kstats ks;     /* refreshed on the metrics tick, never per request */
+	uint64_t enobufs_logged;      /* overruns already logged (session_mgr_log_overruns) */
+};
+
+struct session_mgr {
+	struct loop *loop;
+	struct cfg *cfg;              /* current config, owned */
+	struct session *head;
+	size_t count;
+	struct session_counters total;/* every packet since start, forgotten sessions included */
+	uint64_t attaches, refusals;  /* maintained by the listener */
+	time_t started;
+	struct session_observer obs[SESSION_OBSERVERS_MAX];
+	size_t nobs;                  /* slots in use at the front (hot path: a count test) */
+	int home_netns_fd;            /* the broker's own netns, to return from setns */
+	uint64_t kstats_refreshes;    /* session_kstats() reads by the metrics tick */
+	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
+	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
+};
+
+#endif

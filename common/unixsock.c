@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A listening unix socket at a path is set up the same way for agents and
+ * for the control socket: parents created world-searchable, a stale socket
+ * of a dead process replaced, a live one never, the mode applied from the
+ * bind on, and only our own file removed at the end.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "unixsock.h"
+
+static int mkdir_parents(const char *path, char *why, size_t whylen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		int rc;
+
+		*p = '\0';
+		rc = mkdir(dir, 0755);
+		/* Agents of other uids must reach the socket whatever our umask. */
+		if (rc == 0)
+			rc = chmod(dir, 0755);
+		if (rc < 0 && errno != EEXIST) {
+			int err = errno;
+
+			snprintf(why, whylen, "cannot create directory %s: %s", dir, strerror(err));
+			return -err;
+		}
+		*p = saved;
+		if (!saved)
+			break;
+	}
+	return 0;
+}
+
+/* Whether a server answers at @path: 1 yes, 0 stale, negative errno. */
+static int socket_live(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS || errno == EPROTOTYPE)
+		rc = 1;   /* a full backlog or another socket type is alive too */
+	else
+		rc = errno == ECONNREFUSED ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+int unixsock_prepare_path(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	int rc;
+
+	rc = mkdir_parents(path, why, whylen);
+	if (rc < 0)
+		return rc;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		snprintf(why, whylen, "cannot use %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(why, whylen, "%s exists and is not a socket", path);
+		return -EEXIST;
+	}
+	rc = socket_live(path);
+	if (rc > 0) {
+		snprintf(why, whylen, "another process (a running broker?) listens on %s", path);
+		return -EADDRINUSE;
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot probe %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	/* Left behind by a broker that died: nobody will ever answer there. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot remove stale socket %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	return 1;
+}
+
+int unixsock_bind_path(const char *path, int type, mode_t mode, int backlog,
+		       dev_t *dev, ino_t *ino, bool *stale, char *why, size_t whylen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, rc;
+
+	if (!path)
+		return -EINVAL;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(why, whylen, "socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	rc = unixsock_prepare_path(path, why, whylen);
+	if (rc < 0)
+		return rc;
+	if (stale)
+		*stale = rc > 0;
+	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "socket: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	/* Never reachable with wider permissions than asked, not even briefly. */
+	old = umask(0777 & ~mode);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot bind %s: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if (chmod(path, mode) < 0 || stat(path, &st) < 0 || listen(fd, backlog) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot set up %s: %s", path, strerror(-rc));
+		unlink(path);
+		goto fail;
+	}
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+void unixsock_unlink_ours(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	if (ino && stat(path, &st) == 0 && st.st_ino == ino && st.st_dev == dev)
+		unlink(path);
+}
