@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The agent listener (INTERFACE.md §3): accepts connections on the
+ * The agent listener (docs/interface.md §3): accepts connections on the
  * broker.listen path socket — the peer's uid and the per-uid room for
  * connections waiting for their hello are judged at accept() — reads each
  * agent's hello with its sockets, checks everything it can check itself —

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's configuration (INTERFACE.md §2): parsed from JSON and
+ * The broker's configuration (docs/interface.md §2): parsed from JSON and
  * validated in full up front; every problem is reported with its JSON path.
  * The result holds no json-c objects and is immutable once loaded: a reload
  * builds a new struct cfg and swaps the pointer.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control socket (INTERFACE.md §5): a SOCK_STREAM unix socket at
+ * The control socket (docs/interface.md §5): a SOCK_STREAM unix socket at
  * broker.control speaking newline-delimited JSON — status, agents, rules,
  * reload, watch, metrics — served from the broker's event loop. Nothing a
  * client does can stall packet work: requests are bounded, output is

@@ -2,7 +2,7 @@
 /*
  * nfq-broker: receives NETLINK_NETFILTER sockets from per-namespace agents,
  * binds NFQUEUE queues on them and gives every packet the verdict of the
- * namespace's policy (INTERFACE.md §1-§4). One thread, one epoll loop.
+ * namespace's policy (docs/interface.md §1-§4). One thread, one epoll loop.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -197,7 +197,7 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		log_event(LOGL_ERROR, "start", "error=\"%s\"", why);
 		return rc;
 	}
-	/* The control socket (INTERFACE.md §5) reads its state from b->mgr. */
+	/* The control socket (docs/interface.md §5) reads its state from b->mgr. */
 	b->control = control_new(b->mgr, b->config_path, cfg->control, cfg->control_mode,
 				 why, sizeof(why));
 	if (!b->control) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Verdict policies (INTERFACE.md §2 "policies"): parsed from json-c and
+ * Verdict policies (docs/interface.md §2 "policies"): parsed from json-c and
  * validated up front, compiled into flat arrays that match a struct pktmeta
  * with no allocation. The runtime structures hold no json-c objects.
  */

@@ -6,7 +6,7 @@
  * lease connection, binds the configured queues, and decides every packet
  * in session_verdict() — the one place the rule engine plugs into.
  *
- * Lifetimes (INTERFACE.md §4): the lease connection closing starts a grace
+ * Lifetimes (docs/interface.md §4): the lease connection closing starts a grace
  * period of broker.grace_ms; a new agent for the same namespace (same nsfs
  * inode) takes the session over; when the grace period ends the queues are
  * unbound, every fd of the namespace closed and the session forgotten.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control socket's "watch" stream (INTERFACE.md §5): one JSON object
+ * The control socket's "watch" stream (docs/interface.md §5): one JSON object
  * per decided packet, formatted into a caller's fixed buffer with no
  * allocation. The control client's output queue is broker/ring.h.
  */

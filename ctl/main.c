@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nfq-ctl: command-line client of the broker's control socket
- * (INTERFACE.md §1, §5). Sends one request line, prints the reply: pretty
+ * (docs/interface.md §1, §5). Sends one request line, prints the reply: pretty
  * JSON on a terminal, compact JSON when piped; `metrics` prints the
  * Prometheus text itself; `watch` copies the event lines until a signal or
  * the end of the connection. The logic is ctl.c.

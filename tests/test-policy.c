@@ -905,7 +905,7 @@ static void test_carry_counters_many(void **state)
 
 static void test_interface_example(void **state)
 {
-	/* The "policies" of INTERFACE.md §2 as written there. */
+	/* The "policies" of docs/interface.md §2 as written there. */
 	struct policy_set *s = parse_ok(
 		"{\"default\": { \"default\": \"accept\", \"rules\": [] },"
 		" \"web\": { \"default\": \"drop\", \"rules\": ["

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# The lease (INTERFACE.md §4): an agent restarted inside grace_ms takes its
+# The lease (docs/interface.md §4): an agent restarted inside grace_ms takes its
 # namespace over without one packet lost; an agent killed for good makes
 # the broker unbind and close every fd of that namespace once grace_ms is
 # over — checked against the namespace's own netlink socket table, and by

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# Broker restarts (INTERFACE.md §4): the agents keep their sockets, so the
+# Broker restarts (docs/interface.md §4): the agents keep their sockets, so the
 # kernel keeps the queues and buffers packets while no broker runs; a new
 # broker replaces the stale socket file, the agents re-attach by
 # themselves, the new broker adopts the bound queues and every packet
