@@ -22,6 +22,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include "internal.h"
+#include "wire.h"
 
 #define MSG_PACKET ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)
 
@@ -92,27 +93,6 @@ static int sock_portid(int fd, uint32_t *portid)
 	return 0;
 }
 
-static int check_netfilter_fd(int fd)
-{
-	struct stat st;
-	int v;
-	socklen_t len = sizeof(v);
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return -EBADF;
-	if (!S_ISSOCK(st.st_mode))
-		return -ENOTSOCK;
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0)
-		return -errno;
-	if (v != AF_NETLINK)
-		return -EAFNOSUPPORT;
-	len = sizeof(v);
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0)
-		return -errno;
-	if (v != NETLINK_NETFILTER)
-		return -EPROTONOSUPPORT;
-	return 0;
-}
 
 struct nfqb_queue *nfqb_queue_open_fd(int sockfd)
 {
@@ -120,7 +100,8 @@ struct nfqb_queue *nfqb_queue_open_fd(int sockfd)
 	uint32_t portid = 0;
 	int err;
 
-	err = check_netfilter_fd(sockfd);
+	/* One check for library users and the broker's listener (proto/). */
+	err = wire_fd_check(sockfd, NETLINK_NETFILTER, NULL, 0);
 	if (err == 0)
 		err = sock_portid(sockfd, &portid);
 	if (err < 0) {
