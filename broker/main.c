@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "cli.h"
 #include "config.h"
 #include "control.h"
 #include "http.h"
@@ -63,19 +63,6 @@ static void usage(FILE *f)
 		"Signals: SIGHUP reloads FILE, SIGUSR1 logs per-namespace counters,\n"
 		"SIGTERM/SIGINT shut down (queues stay bound to the agents' sockets).\n"
 		"Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
-}
-
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nfq-broker: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'nfq-broker --help'.\n", stderr);
-	return EXIT_USAGE;
 }
 
 /* --check: every error one per line, or "ok". Opens nothing but the file. */
@@ -321,6 +308,7 @@ int main(int argc, char **argv)
 	bool check = false;
 	int opt;
 
+	cli_set_program("nfq-broker");
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:u:vhV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -343,19 +331,18 @@ int main(int argc, char **argv)
 			printf("nfq-broker %s\n", NFQB_VERSION_STRING);
 			return 0;
 		case ':':
-			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option(opt, argv);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (!config)
-		return usage_error("missing --config FILE");
+		return cli_usage_error("missing --config FILE");
 	if (!*config)
-		return usage_error("--config: empty path");
+		return cli_usage_error("--config: empty path");
 	/* An unknown --user is a usage error, with --check too. */
 	if (user_spec && privs_parse_user(user_spec, &user, why, sizeof(why)) < 0)
-		return usage_error("--user: %s", why);
+		return cli_usage_error("--user: %s", why);
 	return check ? check_config(config) : run(config, &user);
 }
