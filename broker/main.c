@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "privs.h"
 #include "session.h"
+#include "signals.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -127,21 +128,8 @@ static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
 	}
 }
 
-static int signals_open(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	/* A peer that vanished must not kill the broker mid-send. */
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
+/* The signals of the usage text, read from a signalfd in the loop. */
+static const int broker_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
 static void broker_close(struct broker *b)
 {
@@ -173,8 +161,10 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		cfg_free(cfg);
 		return -ENOMEM;
 	}
-	b->sigfd = signals_open();
-	if (b->sigfd < 0 || loop_add(b->loop, b->sigfd, EPOLLIN, signal_event, b) < 0) {
+	rc = signals_open(broker_signals, sizeof(broker_signals) / sizeof(broker_signals[0]),
+			  SFD_NONBLOCK);
+	b->sigfd = rc < 0 ? -1 : rc;
+	if (rc < 0 || loop_add(b->loop, b->sigfd, EPOLLIN, signal_event, b) < 0) {
 		log_event(LOGL_ERROR, "start", "error=\"signals: %s\"", strerror(errno));
 		return -EIO;
 	}
