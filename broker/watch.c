@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "escape.h"
+#include "names.h"
 #include "watch.h"
 
 size_t watch_json_str(char *buf, size_t len, const char *s)
@@ -71,15 +72,6 @@ static void put_null(struct out *o, const char *key)
 	put(o, "%s\"%s\":null", o->pos > 1 ? "," : "", key);
 }
 
-static const char *hook_name(uint8_t hook)
-{
-	static const char *const names[] = {
-		"prerouting", "input", "forward", "output", "postrouting"
-	};
-
-	return hook < sizeof(names) / sizeof(names[0]) ? names[hook] : NULL;
-}
-
 /* Interface name in the packet's namespace; the index when the name is unknown. */
 static void put_dev(struct out *o, const char *key, const struct session *s, uint32_t idx)
 {
@@ -124,7 +116,7 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	put_str(&o, "ns", session_name(s));
 	put_u64(&o, "queue", nfqb_packet_queue(p));
 	put_u64(&o, "id", nfqb_packet_id(p));
-	put_str(&o, "hook", hook_name(m->hook));
+	put_str(&o, "hook", names_hook(m->hook));
 	put_str(&o, "family", m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : NULL);
 	put_str(&o, "proto", m->family ? pktmeta_proto_name(m->proto, pb, sizeof(pb)) : NULL);
 	put_addr(&o, "src", m, m->src);
