@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,7 +21,7 @@
 /* A connection between accept() and its hello. */
 struct conn {
 	struct attach *a;
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	int fd;
 	uid_t uid;               /* SO_PEERCRED at accept() */
 	struct loop_timer timeout;
@@ -46,7 +47,7 @@ struct attach {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;               /* identity of the socket file we created */
 	ino_t ino;
-	struct conn *pending;
+	LIST_HEAD(, conn) pending;
 	size_t npending;
 	int reserve_fd;          /* given up on EMFILE to accept and refuse */
 	struct loop_timer resume;/* listener paused: out of fds, no reserve */
@@ -119,12 +120,7 @@ static void conn_free(struct conn *c)
 		loop_del(session_mgr_loop(a->m), c->fd);
 		close(c->fd);
 	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->pending = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	a->npending--;
 	free(c);
 }
@@ -334,9 +330,10 @@ static void conn_timeout(struct loop *l, struct loop_timer *t, void *data)
 /* Connections of @uid waiting for their hello. */
 static size_t uid_pending(const struct attach *a, uid_t uid)
 {
+	const struct conn *c;
 	size_t n = 0;
 
-	for (const struct conn *c = a->pending; c; c = c->next)
+	LIST_FOREACH(c, &a->pending, link)
 		n += c->uid == uid;
 	return n;
 }
@@ -421,10 +418,7 @@ static void accept_one(struct attach *a, int fd)
 	c->fd = fd;
 	c->uid = cred.uid;
 	loop_timer_init(&c->timeout, conn_timeout, c);
-	c->next = a->pending;
-	if (a->pending)
-		a->pending->prev = c;
-	a->pending = c;
+	LIST_INSERT_HEAD(&a->pending, c, link);
 	a->npending++;
 	if (loop_add(session_mgr_loop(a->m), fd, EPOLLIN, conn_event, c) < 0 ||
 	    loop_timer_arm(session_mgr_loop(a->m), &c->timeout,
@@ -531,6 +525,7 @@ struct attach *attach_listen(struct session_mgr *m, const char *path, mode_t mod
 	}
 	a->m = m;
 	a->fd = -1;
+	LIST_INIT(&a->pending);
 	loop_timer_init(&a->rl_flush, rl_flush, a);
 	loop_timer_init(&a->resume, resume_listener, a);
 	/* Opened first: the last fd we can count on when the table is full. */
@@ -570,8 +565,8 @@ void attach_free(struct attach *a)
 {
 	if (!a)
 		return;
-	while (a->pending)
-		conn_free(a->pending);
+	while (!LIST_EMPTY(&a->pending))
+		conn_free(LIST_FIRST(&a->pending));
 	loop_timer_cancel(session_mgr_loop(a->m), &a->rl_flush);
 	loop_timer_cancel(session_mgr_loop(a->m), &a->resume);
 	if (a->reserve_fd >= 0)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,7 +41,7 @@
 
 struct control_client {
 	struct control *c;
-	struct control_client *prev, *next;
+	LIST_ENTRY(control_client) link;
 	int fd;
 	unsigned id;
 	pid_t pid;
@@ -74,7 +75,7 @@ struct control {
 	int fd;
 	dev_t dev;
 	ino_t ino;
-	struct control_client *clients;
+	LIST_HEAD(, control_client) clients;
 	size_t nclients, nwatchers;
 	unsigned next_id;
 	uint32_t stall_ms;
@@ -267,10 +268,11 @@ static void watch_hook(const struct session *s, const struct nfqb_packet *p,
 		       int rc, void *data)
 {
 	struct control *c = data;
+	struct control_client *cl;
 	char line[WATCH_EVENT_MAX];
 	size_t n = 0;
 
-	for (struct control_client *cl = c->clients; cl; cl = cl->next) {
+	LIST_FOREACH(cl, &c->clients, link) {
 		if (!cl->watching || cl->closing)
 			continue;
 		if (cl->ns_filter && strcmp(cl->ns, session_name(s)) != 0)
@@ -558,12 +560,7 @@ static void client_close(struct control_client *cl, const char *why)
 		c->nwatchers--;
 		watch_set(c);
 	}
-	if (cl->prev)
-		cl->prev->next = cl->next;
-	else
-		c->clients = cl->next;
-	if (cl->next)
-		cl->next->prev = cl->prev;
+	LIST_REMOVE(cl, link);
 	c->nclients--;
 	ring_free(&cl->out);
 	free(cl);
@@ -618,6 +615,7 @@ static void refuse_client(int fd, const char *fmt, ...)
  */
 static const char *client_limit(const struct control *c, uid_t uid, int access)
 {
+	const struct control_client *cl;
 	size_t mine = 0;
 
 	if (c->nclients >= CONTROL_MAX_CLIENTS)
@@ -625,7 +623,7 @@ static const char *client_limit(const struct control *c, uid_t uid, int access)
 	if (access != CONTROL_ADMIN &&
 	    c->nclients >= CONTROL_MAX_CLIENTS - CONTROL_ADMIN_RESERVE)
 		return "too many control clients (the rest are kept for admin uids)";
-	for (const struct control_client *cl = c->clients; cl; cl = cl->next)
+	LIST_FOREACH(cl, &c->clients, link)
 		mine += cl->uid == uid;
 	return mine >= CONTROL_MAX_PER_UID ? "too many control clients of this uid" : NULL;
 }
@@ -678,10 +676,7 @@ static void client_add(struct control *c, int fd)
 		free(cl);
 		return;
 	}
-	cl->next = c->clients;
-	if (c->clients)
-		c->clients->prev = cl;
-	c->clients = cl;
+	LIST_INSERT_HEAD(&c->clients, cl, link);
 	c->nclients++;
 	idle_rearm(cl);
 	log_event(LOGL_DEBUG, "control_connect", "client=%u pid=%d uid=%u", cl->id,
@@ -712,10 +707,10 @@ static void listener_event(struct loop *l, int fd, uint32_t events, void *data)
 /* A reload may have taken watch away from a uid: its watchers stop. */
 static void drop_unauthorized(struct control *c)
 {
-	struct control_client *cl = c->clients, *next;
+	struct control_client *cl, *next;
 
-	for (; cl; cl = next) {
-		next = cl->next;
+	for (cl = LIST_FIRST(&c->clients); cl; cl = next) {
+		next = LIST_NEXT(cl, link);
 		if (cl->watching && cfg_control_access(session_mgr_cfg(c->m), cl->uid) != CONTROL_ADMIN)
 			client_close(cl, "watch needs an admin uid (broker.control_admin_uids)");
 	}
@@ -755,6 +750,7 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 		goto fail;
 	c->m = m;
 	c->loop = session_mgr_loop(m);
+	LIST_INIT(&c->clients);
 	c->fd = -1;
 	c->observer = -1;
 	c->stall_ms = CONTROL_STALL_MS;
@@ -793,8 +789,8 @@ void control_free(struct control *c)
 {
 	if (!c)
 		return;
-	while (c->clients)
-		client_close(c->clients, NULL);
+	while (!LIST_EMPTY(&c->clients))
+		client_close(LIST_FIRST(&c->clients), NULL);
 	watch_set(c);
 	loop_timer_cancel(c->loop, &c->tick);
 	if (c->fd >= 0) {

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "cli.h"
 #include "config.h"
 #include "control.h"
 #include "http.h"
@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "privs.h"
 #include "session.h"
+#include "signals.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -63,19 +64,6 @@ static void usage(FILE *f)
 		"Signals: SIGHUP reloads FILE, SIGUSR1 logs per-namespace counters,\n"
 		"SIGTERM/SIGINT shut down (queues stay bound to the agents' sockets).\n"
 		"Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
-}
-
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nfq-broker: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'nfq-broker --help'.\n", stderr);
-	return EXIT_USAGE;
 }
 
 /* --check: every error one per line, or "ok". Opens nothing but the file. */
@@ -140,21 +128,8 @@ static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
 	}
 }
 
-static int signals_open(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	/* A peer that vanished must not kill the broker mid-send. */
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
+/* The signals of the usage text, read from a signalfd in the loop. */
+static const int broker_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
 static void broker_close(struct broker *b)
 {
@@ -186,8 +161,10 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		cfg_free(cfg);
 		return -ENOMEM;
 	}
-	b->sigfd = signals_open();
-	if (b->sigfd < 0 || loop_add(b->loop, b->sigfd, EPOLLIN, signal_event, b) < 0) {
+	rc = signals_open(broker_signals, sizeof(broker_signals) / sizeof(broker_signals[0]),
+			  SFD_NONBLOCK);
+	b->sigfd = rc < 0 ? -1 : rc;
+	if (rc < 0 || loop_add(b->loop, b->sigfd, EPOLLIN, signal_event, b) < 0) {
 		log_event(LOGL_ERROR, "start", "error=\"signals: %s\"", strerror(errno));
 		return -EIO;
 	}
@@ -321,6 +298,7 @@ int main(int argc, char **argv)
 	bool check = false;
 	int opt;
 
+	cli_set_program("nfq-broker");
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:u:vhV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -343,19 +321,18 @@ int main(int argc, char **argv)
 			printf("nfq-broker %s\n", NFQB_VERSION_STRING);
 			return 0;
 		case ':':
-			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option(opt, argv);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (!config)
-		return usage_error("missing --config FILE");
+		return cli_usage_error("missing --config FILE");
 	if (!*config)
-		return usage_error("--config: empty path");
+		return cli_usage_error("--config: empty path");
 	/* An unknown --user is a usage error, with --check too. */
 	if (user_spec && privs_parse_user(user_spec, &user, why, sizeof(why)) < 0)
-		return usage_error("--user: %s", why);
+		return cli_usage_error("--user: %s", why);
 	return check ? check_config(config) : run(config, &user);
 }

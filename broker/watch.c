@@ -12,71 +12,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "escape.h"
+#include "names.h"
 #include "watch.h"
-
-/* watch_json_str, telling through @cut whether @s was cut short. */
-static size_t json_str(char *buf, size_t len, const char *s, bool *cut)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	*cut = true;
-
-	if (len < 3) {
-		if (len)
-			buf[0] = '\0';
-		return 0;
-	}
-	if (!s) {
-		if (len < 5) {
-			buf[0] = '\0';
-			return 0;
-		}
-		memcpy(buf, "null", 5);
-		*cut = false;
-		return 4;
-	}
-	buf[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[6];
-		size_t el = 2;
-
-		esc[0] = '\\';
-		switch (c) {
-		case '"':  esc[1] = '"';  break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n';  break;
-		case '\r': esc[1] = 'r';  break;
-		case '\t': esc[1] = 't';  break;
-		default:
-			if (c < 0x20 || c == 0x7f) {
-				memcpy(esc + 1, "u00", 3);
-				esc[4] = hex[c >> 4];
-				esc[5] = hex[c & 15];
-				el = 6;
-			} else {
-				esc[0] = (char)c;
-				el = 1;
-			}
-		}
-		/* Keep room for the closing quote and the NUL. */
-		if (n + el + 2 > len)
-			break;
-		memcpy(buf + n, esc, el);
-		n += el;
-	}
-	*cut = *s != '\0';
-	buf[n++] = '"';
-	buf[n] = '\0';
-	return n;
-}
 
 size_t watch_json_str(char *buf, size_t len, const char *s)
 {
-	bool cut;
-
-	return json_str(buf, len, s, &cut);
+	return escape_quote(buf, len, s, ESCAPE_JSON, NULL);
 }
 
 /* Appending into a fixed buffer; once something did not fit, it stays failed. */
@@ -113,7 +55,7 @@ static void put_str(struct out *o, const char *key, const char *val)
 	put(o, "%s\"%s\":", o->pos > 1 ? "," : "", key);
 	if (o->full)
 		return;
-	w = json_str(o->buf + o->pos, o->len - o->pos, val, &cut);
+	w = escape_quote(o->buf + o->pos, o->len - o->pos, val, ESCAPE_JSON, &cut);
 	if (w == 0 || cut)
 		o->full = true;
 	else
@@ -128,15 +70,6 @@ static void put_u64(struct out *o, const char *key, uint64_t v)
 static void put_null(struct out *o, const char *key)
 {
 	put(o, "%s\"%s\":null", o->pos > 1 ? "," : "", key);
-}
-
-static const char *hook_name(uint8_t hook)
-{
-	static const char *const names[] = {
-		"prerouting", "input", "forward", "output", "postrouting"
-	};
-
-	return hook < sizeof(names) / sizeof(names[0]) ? names[hook] : NULL;
 }
 
 /* Interface name in the packet's namespace; the index when the name is unknown. */
@@ -183,7 +116,7 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	put_str(&o, "ns", session_name(s));
 	put_u64(&o, "queue", nfqb_packet_queue(p));
 	put_u64(&o, "id", nfqb_packet_id(p));
-	put_str(&o, "hook", hook_name(m->hook));
+	put_str(&o, "hook", names_hook(m->hook));
 	put_str(&o, "family", m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : NULL);
 	put_str(&o, "proto", m->family ? pktmeta_proto_name(m->proto, pb, sizeof(pb)) : NULL);
 	put_addr(&o, "src", m, m->src);

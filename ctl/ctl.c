@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "ctlcmd.h"
 
@@ -119,14 +119,6 @@ static int send_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Read one line (the reply) into a new string. Bytes after the newline
  * (watch events already sent) are kept in @rest/@restlen. @quiet: no
@@ -137,14 +129,14 @@ static int read_line(int fd, const char *path, char **line, char **rest, size_t 
 {
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap), *nl = NULL;
-	long long deadline = now_ms() + REPLY_TIMEOUT_MS;
+	long long deadline = clock_now_ms() + REPLY_TIMEOUT_MS;
 	int rc;
 
 	if (!buf)
 		return fail("out of memory");
 	while (!nl) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_now_ms();
 		ssize_t n;
 
 		if (left <= 0) {

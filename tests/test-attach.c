@@ -40,6 +40,7 @@
 #include "attach.h"
 #include "log.h"
 #include "loop.h"
+#include "scm.h"
 #include "session-private.h"
 
 /* ------------------------------------------------------------ clock */
@@ -278,30 +279,10 @@ static void close_all(int *fds, size_t n)
 			close(fds[i]);
 }
 
-/* sendmsg of one record with any number of fds (wire_send caps them at 2). */
+/* One record with any number of fds (wire_send caps them at 2). */
 static void send_raw(int sock, const void *msg, size_t len, const int *fds, size_t nfds)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	assert_true(nfds <= 8);
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	assert_int_equal(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
+	assert_int_equal(tscm_send(sock, msg, len, fds, nfds), (ssize_t)len);
 }
 
 /*

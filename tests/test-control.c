@@ -37,6 +37,7 @@
 #include "internal.h"
 #include "session-private.h"
 #include "fake-session.h"
+#include "scm.h"
 
 static const char config_a[] =
 	"{\"broker\": {\"listen\": \"/nonexistent/a.sock\"},"
@@ -761,7 +762,6 @@ static struct tc *tc_connect_as_sending(struct fx *f, uid_t uid, const char *fir
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		int fd;
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
 		if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
 		    setresuid(uid, uid, uid) < 0)
@@ -771,11 +771,7 @@ static struct tc *tc_connect_as_sending(struct fx *f, uid_t uid, const char *fir
 			_exit(3);
 		if (first && send(fd, first, strlen(first), MSG_NOSIGNAL) != (ssize_t)strlen(first))
 			_exit(5);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-		_exit(sendmsg(sv[1], &mh, 0) == 1 ? 0 : 4);
+		_exit(tscm_send(sv[1], &b, 1, &fd, 1) == 1 ? 0 : 4);
 	}
 	close(sv[1]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);

@@ -42,6 +42,8 @@
 
 #include <nfqb/queue.h>
 
+#include "clock.h"
+
 #define MAX_QUEUES 8
 #define MAX_HOLD 64
 
@@ -117,14 +119,6 @@ static void report_err(struct probe *pr, const char *op, int err)
 static void check(const char *name, int ret)
 {
 	printf("check name=%s ret=%d err=%s\n", name, ret, ret < 0 ? ename(ret) : "0");
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int parse_u32(const char *s, uint32_t max, uint32_t *out)
@@ -667,7 +661,7 @@ static void sleep_ms(long ms)
 /* Returns 0 when --count was reached, 3 on timeout, 1 on error. */
 static int run(struct probe *pr)
 {
-	long deadline = now_ms() + pr->timeout_ms, left;
+	long deadline = clock_now_ms() + pr->timeout_ms, left;
 	struct pollfd pfd = { .fd = nfqb_queue_fd(pr->q), .events = POLLIN };
 	int n;
 
@@ -676,7 +670,7 @@ static int run(struct probe *pr)
 	while (!got_signal) {
 		if (pr->count >= 0 && pr->seen >= pr->count && pr->nheld == 0)
 			return 0;
-		left = deadline - now_ms();
+		left = deadline - clock_now_ms();
 		if (left <= 0)
 			return pr->count >= 0 ? 3 : 0;
 		n = poll(&pfd, 1, (int)left);

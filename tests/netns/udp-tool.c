@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define HDR_LEN 13              /* "seq=NNNNNNNN;" */
 #define MAX_DGRAM 65507
 #define MAX_TEXT 1024
@@ -232,14 +234,6 @@ static bool report(unsigned long n, const char *buf, size_t len, long *idx)
 	return ok;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int ready(const char *path)
 {
 	FILE *f;
@@ -257,7 +251,7 @@ static int ready(const char *path)
 static int do_recv(const struct opts *o, int fd, const struct sockaddr_storage *ss,
 		   socklen_t sslen)
 {
-	long deadline = now_ms() + (long)o->timeout_ms, left, idx;
+	long deadline = clock_now_ms() + (long)o->timeout_ms, left, idx;
 	unsigned long n = 0, bad = 0;
 	int rcvbuf = 4 << 20;
 	char *buf = malloc(MAX_DGRAM + 1);
@@ -278,7 +272,7 @@ static int do_recv(const struct opts *o, int fd, const struct sockaddr_storage *
 	}
 	if (ready(o->ready_file) < 0)
 		goto out;
-	while (n < o->count && (left = deadline - now_ms()) > 0) {
+	while (n < o->count && (left = deadline - clock_now_ms()) > 0) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 		if (poll(&pfd, 1, (int)left) <= 0)
