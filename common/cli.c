@@ -23,16 +23,34 @@ const char *cli_program(void)
 	return program;
 }
 
+static int vusage_error(FILE *f, const char *fmt, va_list ap)
+{
+	fprintf(f, "%s: ", program);
+	vfprintf(f, fmt, ap);
+	fprintf(f, "\nTry '%s --help'.\n", program);
+	return CLI_EXIT_USAGE;
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fprintf(stderr, "%s: ", program);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = vusage_error(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help'.\n", program);
-	return CLI_EXIT_USAGE;
+	return rc;
+}
+
+int cli_usage_error_to(FILE *f, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vusage_error(f, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int cli_bad_option(int c, char **argv)

@@ -24,6 +24,11 @@ const char *cli_program(void);
 __attribute__((format(printf, 1, 2)))
 int cli_usage_error(const char *fmt, ...);
 
+/* cli_usage_error_to - the same on @f (a program whose parser writes to a
+ * stream its caller chose, e.g. a unit test's memory stream). */
+__attribute__((format(printf, 2, 3)))
+int cli_usage_error_to(FILE *f, const char *fmt, ...);
+
 /*
  * cli_bad_option - the usage error for getopt_long's ':' (missing
  * argument) or '?' (unknown option) result @c, naming argv[optind - 1].

@@ -14,40 +14,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "unixsock.h"
 
+/* Agents of other uids must reach the socket whatever our umask. */
 static int mkdir_parents(const char *path, char *why, size_t whylen)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
+	int rc = fs_mkdir_parents(path, 0755, true, dir, sizeof(dir));
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		int rc;
-
-		*p = '\0';
-		rc = mkdir(dir, 0755);
-		/* Agents of other uids must reach the socket whatever our umask. */
-		if (rc == 0)
-			rc = chmod(dir, 0755);
-		if (rc < 0 && errno != EEXIST) {
-			int err = errno;
-
-			snprintf(why, whylen, "cannot create directory %s: %s", dir, strerror(err));
-			return -err;
-		}
-		*p = saved;
-		if (!saved)
-			break;
-	}
-	return 0;
+	if (rc < 0)
+		snprintf(why, whylen, "cannot create directory %s: %s", dir, strerror(-rc));
+	return rc;
 }
 
 /* Whether a server answers at @path: 1 yes, 0 stale, negative errno. */

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "clock.h"
 #include "ctl.h"
 #include "ctlcmd.h"
@@ -24,21 +25,6 @@
 #define REPLY_MAX (256u << 20)     /* a sanity bound, far above any real reply */
 
 volatile sig_atomic_t ctl_stop_signal;
-
-__attribute__((format(printf, 2, 3)))
-static int usage_error_to(FILE *f, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nfq-ctl: ", f);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'nfq-ctl --help'.\n", f);
-	return CTL_EXIT_USAGE;
-}
-
-#define usage_error(...) usage_error_to(stderr, __VA_ARGS__)
 
 __attribute__((format(printf, 1, 2)))
 static int fail(const char *fmt, ...)
@@ -88,7 +74,7 @@ static int ctl_connect(const char *path, int *fdp)
 	int fd, err;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return usage_error("--control: path longer than %zu bytes: %s",
+		return cli_usage_error("--control: path longer than %zu bytes: %s",
 				   sizeof(sa.sun_path) - 1, path);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -403,6 +389,7 @@ int ctl_parse_args(int argc, char **argv, struct ctl_args *a, FILE *out, FILE *e
 	int opt;
 
 	*a = (struct ctl_args){ .path = CTL_DEFAULT_SOCKET, .pretty = -1 };
+	cli_set_program("nfq-ctl");   /* usage errors say "nfq-ctl: ..." */
 	opterr = 0;
 	optind = 0;     /* glibc: start afresh (tests parse many argv) */
 	while ((opt = getopt_long(argc, argv, ":c:n:pChV", opts, NULL)) != -1) {
@@ -426,27 +413,27 @@ int ctl_parse_args(int argc, char **argv, struct ctl_args *a, FILE *out, FILE *e
 			fprintf(out, "nfq-ctl %s\n", NFQB_VERSION_STRING);
 			return 0;
 		case ':':
-			return usage_error_to(err, "option '%s' needs an argument",
+			return cli_usage_error_to(err, "option '%s' needs an argument",
 					      argv[optind - 1]);
 		default:
-			return usage_error_to(err, "unknown option '%s'", argv[optind - 1]);
+			return cli_usage_error_to(err, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	ctlcmd_names(names, sizeof(names));
 	if (optind >= argc)
-		return usage_error_to(err, "missing command (%s)", names);
+		return cli_usage_error_to(err, "missing command (%s)", names);
 	a->cmd = argv[optind];
 	c = ctlcmd_find(a->cmd);
 	if (!c)
-		return usage_error_to(err, "unknown command '%s' (%s)", a->cmd, names);
+		return cli_usage_error_to(err, "unknown command '%s' (%s)", a->cmd, names);
 	if (optind + 1 < argc)
-		return usage_error_to(err, "unexpected argument '%s'", argv[optind + 1]);
+		return cli_usage_error_to(err, "unexpected argument '%s'", argv[optind + 1]);
 	if (a->ns && !ctlcmd_accepts(c, "ns"))
-		return usage_error_to(err, "--ns applies to %s only",
+		return cli_usage_error_to(err, "--ns applies to %s only",
 				      commands_with("ns", names, sizeof(names)));
 	if (a->ns && !*a->ns)
-		return usage_error_to(err, "--ns: empty namespace name");
+		return cli_usage_error_to(err, "--ns: empty namespace name");
 	if (!*a->path)
-		return usage_error_to(err, "--control: empty path");
+		return cli_usage_error_to(err, "--control: empty path");
 	return -1;
 }

@@ -11,6 +11,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,6 +58,26 @@ static void test_usage_error(void **state)
 	assert_int_equal(rc, CLI_EXIT_USAGE);
 	assert_string_equal(got, "nfq-test: --name: longer than 63 bytes\n"
 			    "Try 'nfq-test --help'.\n");
+}
+
+/* The stream variant writes there and nowhere else. */
+static void test_usage_error_to(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int rc;
+
+	assert_non_null(f);
+	cli_set_program("nfq-test");
+	grab(STDERR_FILENO);
+	rc = cli_usage_error_to(f, "unknown command '%s'", "frob");
+	release(STDERR_FILENO);
+	fclose(f);
+	assert_int_equal(rc, CLI_EXIT_USAGE);
+	assert_string_equal(buf, "nfq-test: unknown command 'frob'\nTry 'nfq-test --help'.\n");
+	assert_string_equal(got, "");
+	free(buf);
 }
 
 static void test_bad_option(void **state)
@@ -133,6 +154,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_usage_error),
+		cmocka_unit_test(test_usage_error_to),
 		cmocka_unit_test(test_bad_option),
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_parse_uint),
