@@ -228,6 +228,7 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 	char why[WIRE_REASON_MAX];
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
+	struct session *held;
 	const char *name;
 	bool hello_ok;
 	int rc;
@@ -268,8 +269,11 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		refuse(c, name, &cred, fds, why);
 		return;
 	}
-	/* A takeover or a replacement does not add a session. */
-	if (session_mgr_cfg(m)->max_sessions_per_uid && !session_find(m, h.netns_dev, h.netns_ino) &&
+	/* Taking over or replacing a session this uid holds adds none; one of
+	 * another uid (in its grace period) would move it to this uid. */
+	held = session_find(m, h.netns_dev, h.netns_ino);
+	if (session_mgr_cfg(m)->max_sessions_per_uid &&
+	    !(held && session_agent_uid(held) == cred.uid) &&
 	    session_mgr_uid_sessions(m, cred.uid) >= session_mgr_cfg(m)->max_sessions_per_uid) {
 		snprintf(why, sizeof(why), "uid %u holds %u sessions already "
 			 "(broker.max_sessions_per_uid)", (unsigned)cred.uid,

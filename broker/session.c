@@ -173,9 +173,13 @@ static int kstats_read_in(struct session_mgr *m, int nsfd, struct nfqb_kstat *ou
 	if (setns(nsfd, CLONE_NEWNET) < 0)
 		return -errno;
 	n = nfqb_kstats_read(KSTATS_PATH, out, max);
-	if (setns(m->home_netns_fd, CLONE_NEWNET) < 0)
+	if (setns(m->home_netns_fd, CLONE_NEWNET) < 0) {
+		/* Every later stats read and socket would be in the agent's
+		 * namespace: no way to go on safely. */
 		log_event(LOGL_ERROR, "setns", "error=\"cannot return to the broker's "
-			  "own network namespace: %s\"", strerror(errno));
+			  "own network namespace: %s\" action=abort", strerror(errno));
+		abort();
+	}
 	return n;
 }
 
@@ -849,6 +853,7 @@ static int takeover(struct session *s, const struct session_hello *h, int *lease
 	s->agent_uid = h->uid;
 	s->state = SESSION_ATTACHED;
 	s->policy = h->entry->policy;
+	s->entry_index = h->entry->index;
 	s->takeovers++;
 	/* A restarted agent opened new sockets; the queues stay on the ones
 	 * the session holds, so not one packet is interrupted, and the agent
@@ -1145,6 +1150,11 @@ size_t session_mgr_uid_sessions(const struct session_mgr *m, uid_t uid)
 const char *session_name(const struct session *s)
 {
 	return s->name;
+}
+
+uid_t session_agent_uid(const struct session *s)
+{
+	return s->agent_uid;
 }
 
 const struct policy *session_policy(const struct session *s)

@@ -149,6 +149,9 @@ const char *session_name(const struct session *s);
 const struct policy *session_policy(const struct session *s);
 const struct links *session_links(const struct session *s);
 
+/* session_agent_uid - the uid of the agent holding (or last holding) @s. */
+uid_t session_agent_uid(const struct session *s);
+
 /*
  * Called for every decided packet by each registered observer (the
  * control socket's "watch", the per-packet log); @rule is the

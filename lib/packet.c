@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -369,9 +370,14 @@ static ssize_t rtnl_recv(int fd, char *buf, size_t len)
 	return n;
 }
 
+/* How long nfqb_packet_ifname() may wait for the kernel's answer in all. */
+#define RTNL_DEADLINE_MS 1000
+
 static int rtnl_ifname(int fd, uint32_t ifindex, char *buf)
 {
 	char req[256], rsp[32768];
+	struct timespec t0, now;
+	int left;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifi;
@@ -392,9 +398,15 @@ static int rtnl_ifname(int fd, uint32_t ifindex, char *buf)
 	err = nl_send_kernel(fd, &iov, 1, true);
 	if (err < 0)
 		return err;
-	/* Link notifications may be queued before our answer: skip them. */
+	/* Link notifications may be queued before our answer: skip them, all
+	 * within one deadline, so a process sharing the socket (reading our
+	 * answer, or sending filler) costs the caller 1 s at most. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int tries = 0; tries < 64; tries++) {
-		if (poll(&pfd, 1, 1000) <= 0)
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = RTNL_DEADLINE_MS - (int)((now.tv_sec - t0.tv_sec) * 1000 +
+						(now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, left) <= 0)
 			return -ETIMEDOUT;
 		n = rtnl_recv(fd, rsp, sizeof(rsp));
 		if (n == -EAGAIN || n == -EINTR)

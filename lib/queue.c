@@ -362,7 +362,7 @@ static int rx_once(struct nfqb_queue *q, int flags)
 	return (int)n;
 }
 
-int nfqb_queue_run(struct nfqb_queue *q, bool block)
+static int run_loop(struct nfqb_queue *q, bool block)
 {
 	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, n, err;
 	struct pollfd pfd;
@@ -404,6 +404,18 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 	q->stop = false;
 	err = verdict_flush(q);
 	return err < 0 ? err : total;
+}
+
+int nfqb_queue_run(struct nfqb_queue *q, bool block)
+{
+	int rc = run_loop(q, block);
+
+	/* A stop asked for by a callback belongs to this run, also when it
+	 * ended in an error; one asked for by a signal handler during poll
+	 * (-EINTR) still ends the next. */
+	if (rc < 0 && rc != -EINTR && rc != -EBADF)
+		q->stop = false;
+	return rc;
 }
 
 /* ---- configuration ------------------------------------------------ */
@@ -646,9 +658,11 @@ static void cfg_finish(struct nfqb_queue *q, int err)
 	q->cfg_seq = 0;
 	if (op.is_bind) {
 		b = queue_binding(q, op.num);
-		if (err < 0)
+		if (err < 0) {
+			/* Never bound: copies retained meanwhile decide nothing. */
 			binding_drop(q, op.num);
-		else if (b)
+			forget_copies(q, op.num);
+		} else if (b)
 			b->adopted = op.step == CFG_ADOPT;
 	}
 	if (err < 0)
