@@ -203,5 +203,22 @@ done
 bk_expect_traffic "$NS_P" 5001 20 20 "pinned namespace after the sessions cap"
 nt_ok
 
+# A namespace in its grace period, last held by another uid, is not a
+# way past the cap: taking it over would give uid 0 a fourth session.
+nt_sub "broker.max_sessions_per_uid: no takeover of another uid's namespace past the cap"
+nt_ns_new NS_E e
+BK_BROKER_EXTRA='"listen_mode": "0666", "allow_uids": [0, 65534], "max_sessions_per_uid": 3'
+write_config
+reload
+bk_agent_netns AG_E agent-e "$NS_E" pod-e --user nobody
+bk_wait_log 'event=attach name=pod-e .* uid=65534 '
+kill -KILL "$AG_E"
+bk_wait_log 'event=lease_lost name=pod-e '
+bk_agent_netns AG_E2 agent-e2 "$NS_E" pod-e
+bk_agent_expect_refusal agent-e2 "$AG_E2" \
+	"refused: uid 0 holds 3 sessions already \(broker.max_sessions_per_uid\)"
+nt_assert_nogrep "$BK_LOG" 'event=takeover name=pod-e ' "pod-e taken over by uid 0 past its cap"
+nt_ok
+
 bk_stop
 
