@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,6 +28,7 @@
 #include "control.h"
 #include "errs.h"
 #include "loop.h"
+#include "fuzz-loop.h"
 
 static const char config_text[] =
 	"{\"broker\": {\"listen\": \"/nonexistent/a.sock\"},"
@@ -44,22 +44,6 @@ static struct loop *loop;
 static struct session_mgr *mgr;
 static struct control *ctl;
 static int baseline_fds;
-
-/* An always-readable eventfd: the pump stops at its second round, after a
- * first round that dispatched everything ready when it started. */
-static int kick_fd = -1, kick_rounds;
-
-static void kick_cb(struct loop *l, int fd, uint32_t events, void *data)
-{
-	if (++kick_rounds >= 2)
-		loop_stop(l);
-}
-
-static void pump(void)
-{
-	kick_rounds = 0;
-	FUZZ_CHECK(loop_run(loop) == 0);
-}
 
 static void cleanup(void)
 {
@@ -87,9 +71,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(f && fputs(config_text, f) >= 0 && fclose(f) == 0);
 	loop = loop_new();
 	FUZZ_CHECK(loop);
-	kick_fd = eventfd(1, EFD_CLOEXEC);
-	FUZZ_CHECK(kick_fd >= 0);
-	FUZZ_CHECK(loop_add(loop, kick_fd, EPOLLIN, kick_cb, NULL) == 0);
+	fuzz_pump_init(loop);
 	cfg = cfg_load(cfg_path, &e);
 	FUZZ_CHECK(cfg);
 	mgr = session_mgr_new(loop, cfg);
@@ -151,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (off == size)
 				shutdown(sock, SHUT_WR);
 		}
-		pump();
+		fuzz_pump(loop);
 		n = read_replies(sock);
 		if (n < 0)
 			break;
@@ -160,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A watcher stays until it hangs up: then it is dropped too. */
 	close(sock);
 	for (int i = 0; i < 20 && control_clients(ctl); i++)
-		pump();
+		fuzz_pump(loop);
 	FUZZ_CHECK(control_clients(ctl) == 0);
 	FUZZ_CHECK(control_watchers(ctl) == 0);
 	FUZZ_CHECK(mgr->count == 2);

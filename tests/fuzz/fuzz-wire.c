@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +29,7 @@
 #include "session-private.h"
 #include "wire.h"
 #include "fuzz.h"
+#include "fuzz-loop.h"
 
 static struct loop *loop;
 static struct session_mgr *mgr;
@@ -44,26 +44,6 @@ static const char cfg_fmt[] =
 	"   {\"name\": \"fuzz-pinned\", \"netns\": \"/proc/self/ns/uts\", \"queues\": [21], \"policy\": \"p\"},"
 	"   {\"name\": \"pod-*\", \"netns\": \"%s/no-such-netns\", \"queues\": [22], \"policy\": \"p\"}],"
 	" \"policies\": {\"p\": {\"default\": \"accept\", \"rules\": []}}}";
-
-/*
- * An eventfd that is always readable: every round of the loop reports it
- * once. The pump stops at its second round, so the first round dispatched
- * everything that was ready when the pump started (a timer cannot do
- * this: re-armed for "now" it fires twice in one round).
- */
-static int kick_fd = -1, kick_rounds;
-
-static void kick_cb(struct loop *l, int fd, uint32_t events, void *data)
-{
-	if (++kick_rounds >= 2)
-		loop_stop(l);
-}
-
-static void pump(void)
-{
-	kick_rounds = 0;
-	FUZZ_CHECK(loop_run(loop) == 0);
-}
 
 /* The listener removes its socket file; the directory is ours. */
 static void cleanup(void)
@@ -87,9 +67,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(c);
 	loop = loop_new();
 	FUZZ_CHECK(loop);
-	kick_fd = eventfd(1, EFD_CLOEXEC);
-	FUZZ_CHECK(kick_fd >= 0);
-	FUZZ_CHECK(loop_add(loop, kick_fd, EPOLLIN, kick_cb, NULL) == 0);
+	fuzz_pump_init(loop);
 	mgr = session_mgr_new(loop, c);
 	FUZZ_CHECK(mgr);
 	att = attach_listen(mgr, path, 0600, text, sizeof(text));
@@ -136,7 +114,7 @@ static bool answered(int sock)
 	ssize_t n;
 
 	for (int i = 0; i < 200; i++) {
-		pump();
+		fuzz_pump(loop);
 		n = wire_recv(sock, buf, sizeof(buf), fds, &nfds);
 		if (n == -EAGAIN)
 			continue;
@@ -174,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(sock);
 	/* The connection is gone on the broker's side too, with its fds. */
 	for (int i = 0; i < 10 && attach_pending(att); i++)
-		pump();
+		fuzz_pump(loop);
 	FUZZ_CHECK(attach_pending(att) == 0);
 	FUZZ_CHECK(mgr->count == 0);
 	fuzz_check_fds(baseline_fds);
