@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Steering: which packets of a namespace reach its queues, decided by the
+ * broker's config (namespaces[].steer, docs/steering.md) and installed by
+ * the broker into nftables tables of its own in that namespace
+ * ("ip|ip6|inet nfq_broker"), never touching any other table.
+ *
+ * Two halves:
+ *   steer-parse.c  the config form: JSON -> struct steer_list, validated up
+ *                  front with JSON paths (no json-c objects kept);
+ *   steer.c        the kernel side: a steer_list -> one nf_tables batch built
+ *                  with libnftnl (replace all three tables atomically, or
+ *                  delete them), sent on a NETLINK_NETFILTER socket the broker
+ *                  opens inside the namespace; rule counters read back.
+ */
+#ifndef BROKER_STEER_H
+#define BROKER_STEER_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "errs.h"
+
+enum steer_hook {
+	STEER_HOOK_PREROUTING,
+	STEER_HOOK_INPUT,
+	STEER_HOOK_FORWARD,
+	STEER_HOOK_OUTPUT,
+	STEER_HOOK_POSTROUTING,
+};
+
+enum steer_family {
+	STEER_FAMILY_INET,            /* default: both IPv4 and IPv6 */
+	STEER_FAMILY_IP,
+	STEER_FAMILY_IP6,
+};
+
+/* An inclusive range of port numbers (a single port: lo == hi). */
+struct steer_range {
+	uint16_t lo, hi;
+};
+
+/* An address prefix: af 4 or 6, addr in network byte order (first 4 or 16 bytes). */
+struct steer_cidr {
+	uint8_t af;
+	uint8_t plen;
+	uint8_t addr[16];
+};
+
+/*
+ * The match of one item, in the policy's vocabulary. Lists are OR, keys
+ * AND (as in a policy rule). An empty list (n == 0) means "any".
+ */
+struct steer_match {
+	uint8_t af;                   /* "family": 0 any, 4 ipv4, 6 ipv6 */
+	uint8_t *protos;              /* "proto": IP protocol numbers */
+	size_t nprotos;
+	struct steer_range *sport, *dport;
+	size_t nsport, ndport;
+	struct steer_cidr *src, *dst;
+	size_t nsrc, ndst;
+	char (*indev)[IFNAMSIZ];      /* "indev" (alias "iif"): interface names */
+	char (*outdev)[IFNAMSIZ];     /* "outdev" (alias "oif") */
+	size_t nindev, noutdev;
+	bool has_mark;                /* "mark": value or "value/mask" */
+	uint32_t mark, mark_mask;
+};
+
+/* One steer[] item: packets at @hook of @family matching @m go to a queue. */
+struct steer_item {
+	size_t index;                 /* position in its list (for names, messages) */
+	enum steer_hook hook;
+	enum steer_family family;
+	int32_t priority;             /* base chain priority, default 0 */
+	struct steer_match m;
+	uint16_t queue_lo, queue_hi;  /* one queue, or a range spread by flow hash */
+	bool bypass;                  /* nobody bound: accept instead of drop */
+	bool fanout;                  /* spread a range by CPU instead of flow hash */
+};
+
+/* A steer list: namespaces[].steer, or a named one under "steering". */
+struct steer_list {
+	char *name;                   /* "steering" key it came from, or NULL (inline) */
+	struct steer_item *items;
+	size_t n;
+};
+
+/* ---------------------------------------------------------------- steer-parse.c */
+
+/*
+ * steer_parse - parse @v (the value of a "steer" key, or of one "steering"
+ * entry) at JSON path @path into a new list. @queues/@nqueues: the queues
+ * the namespace entry binds (a steered queue must be one of them), or NULL
+ * to skip that check (a named list is checked where it is used, with
+ * steer_check_queues). Every problem is added to @e with its path. Returns
+ * the list, or NULL when there was an error.
+ */
+struct steer_list *steer_parse(json_object *v, const char *path, const uint16_t *queues,
+			       size_t nqueues, struct errs *e);
+
+/*
+ * steer_check_queues - add an error at @path for every queue @l steers to
+ * that is not in @queues. Returns the number of errors added.
+ */
+size_t steer_check_queues(const struct steer_list *l, const char *path,
+			  const uint16_t *queues, size_t nqueues, struct errs *e);
+
+/* steer_list_free - NULL is a no-op. */
+void steer_list_free(struct steer_list *l);
+
+/* steer_list_equal - same items in the same order (names aside); NULL == empty. */
+bool steer_list_equal(const struct steer_list *a, const struct steer_list *b);
+
+/* Names as written in the config (and shown by nfq-ctl agents). */
+const char *steer_hook_name(enum steer_hook h);
+const char *steer_family_name(enum steer_family f);
+
+#endif
