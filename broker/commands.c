@@ -17,6 +17,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "steering.h"
 
 /* json-c's add on a NULL container (out of memory) would abort: skip it. */
 static void jadd(json_object *o, const char *key, json_object *v)
@@ -132,6 +133,76 @@ static json_object *kernel_arr(const struct session_view *v, json_object *agent)
 	return arr;
 }
 
+static void steer_queue_str(const struct steer_item *it, char *buf, size_t len)
+{
+	if (it->queue_lo == it->queue_hi)
+		snprintf(buf, len, "%u", (unsigned)it->queue_lo);
+	else
+		snprintf(buf, len, "%u-%u", (unsigned)it->queue_lo, (unsigned)it->queue_hi);
+}
+
+/* One steer[] item as installed, with the kernel's counters of its rules. */
+static json_object *steer_rule_obj(const struct steer_item *it, const struct steer_counter *c)
+{
+	json_object *o = json_object_new_object();
+	char q[16];
+
+	steer_queue_str(it, q, sizeof(q));
+	jadd(o, "index", json_object_new_uint64(it->index));
+	jadd(o, "hook", json_object_new_string(steer_hook_name(it->hook)));
+	jadd(o, "family", json_object_new_string(steer_family_name(it->family)));
+	jadd(o, "queue", json_object_new_string(q));
+	jadd(o, "bypass", json_object_new_boolean(it->bypass));
+	if (c) {
+		jadd(o, "kernel_rules", json_object_new_uint64(c->rules));
+		jadd(o, "packets", json_object_new_uint64(c->packets));
+		jadd(o, "bytes", json_object_new_uint64(c->bytes));
+	}
+	return o;
+}
+
+/*
+ * "steer": what the namespace's entry steers and what the kernel holds.
+ * The counters are read from the kernel now (one rule dump on the
+ * broker's own socket; nfnetlink fills it inside recv(), no waiting).
+ */
+static json_object *steer_obj(const struct session_view *sv)
+{
+	struct steer_counter local[32], *c = local;
+	struct steering_view v;
+	json_object *o, *rules;
+	int n = -ENOENT;
+
+	steering_view(sv->session, &v);
+	if (!v.list && !v.installed && !v.err)
+		return NULL;
+	o = json_object_new_object();
+	rules = json_object_new_array();
+	if (v.list && v.list->n > sizeof(local) / sizeof(local[0]))
+		c = calloc(v.list->n, sizeof(*c));
+	if (c && v.installed && !v.stale && v.list)
+		n = steering_counters(sv->session, c, v.list->n);
+	jadd(o, "installed", json_object_new_boolean(v.installed));
+	jadd(o, "table", json_object_new_string(STEER_TABLE));
+	jadd(o, "backend", v.installed ? json_object_new_string(steer_backend_name(v.backend))
+				       : NULL);
+	if (v.list && v.list->name)
+		jadd(o, "list", json_object_new_string(v.list->name));
+	if (v.stale)
+		jadd(o, "stale", json_object_new_boolean(true));
+	for (size_t i = 0; v.list && i < v.list->n; i++)
+		jpush(rules, steer_rule_obj(&v.list->items[i], n >= 0 ? &c[i] : NULL));
+	jadd(o, "rules", rules);
+	if (n < 0 && n != -ENOENT && v.installed && !v.stale)
+		jadd(o, "counters_error", json_object_new_string(strerror(-n)));
+	jadd(o, "error", v.err ? json_object_new_string(v.why) : NULL);
+	jadd(o, "changes", json_object_new_uint64(v.changes));
+	jadd(o, "failures", json_object_new_uint64(v.failures));
+	if (c != local)
+		free(c);
+	return o;
+}
+
 static json_object *agent_obj(const struct session_view *v)
 {
 	json_object *a = json_object_new_object(), *q = json_object_new_array();
@@ -152,6 +223,7 @@ static json_object *agent_obj(const struct session_view *v)
 	jadd(a, "overruns", json_object_new_uint64(v->overruns));
 	jadd(a, "attached_at", json_object_new_int64(v->attached_at));
 	jadd(a, "takeovers", json_object_new_uint64(v->takeovers));
+	jadd(a, "steer", steer_obj(v));
 	return a;
 }
 

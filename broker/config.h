@@ -18,6 +18,7 @@
 
 #include "errs.h"
 #include "policy.h"
+#include "steer.h"
 
 #define CFG_DEFAULT_LISTEN  "/run/nfq-broker/agent.sock"
 #define CFG_DEFAULT_CONTROL "/run/nfq-broker/control.sock"
@@ -48,6 +49,8 @@ struct cfg_ns {
 	char *policy_name;
 	const struct policy *policy;  /* in the same cfg's policy set */
 	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
+	const struct steer_list *steer; /* NULL: none */
+	struct steer_list *steer_own;
 };
 
 /* Who may use the control socket, and its timers. */

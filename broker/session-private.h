@@ -9,10 +9,23 @@
 #define BROKER_SESSION_PRIVATE_H
 
 #include "session.h"
+#include "steer.h"
 
 struct session_observer {
 	session_observer_fn fn;
 	void *data;
+};
+
+/* A session's steering (steering.c): what its namespace's kernel holds. */
+struct steering {
+	int fd;                       /* our own NETLINK_NETFILTER socket in the namespace, -1 */
+	const struct steer_list *list;/* installed (or wanted, after a failure), in mgr->cfg */
+	bool installed;               /* the kernel holds the broker's tables */
+	bool stale;                   /* they are an earlier config's: a replace failed */
+	int err;                      /* the last change's error, 0 */
+	char why[WIRE_REASON_MAX];    /* its reason */
+	enum steer_backend backend;
+	uint64_t changes, failures;
 };
 
 struct session {
@@ -52,6 +65,7 @@ struct session {
 	unsigned takeovers;           /* agents that took the session over */
 	struct session_kstats ks;     /* refreshed on the metrics tick, never per request */
 	uint64_t enobufs_logged;      /* overruns already logged (session_mgr_log_overruns) */
+	struct steering steer;
 };
 
 struct session_mgr {

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "session-private.h"
+#include "steering.h"
 
 #define KSTATS_PATH "/proc/thread-self/net/netfilter/nfnetlink_queue"
 
@@ -396,6 +397,8 @@ static void release(struct session *s, const char *reason)
 		  " bytes=%" PRIu64 " accept=%" PRIu64 " drop=%" PRIu64,
 		  s->name, s->netns_ino, log_value(rb, sizeof(rb), reason), s->c.packets,
 		  s->c.bytes, s->c.accept, s->c.drop);
+	/* Rules out before the queues go: nothing is queued to nobody. */
+	steering_release(s);
 	session_destroy(s, true);
 }
 
@@ -501,6 +504,7 @@ static void session_destroy(struct session *s, bool unbind)
 	loop_timer_cancel(m->loop, &s->grace);
 	loop_timer_cancel(m->loop, &s->bind_timer);
 	loop_timer_cancel(m->loop, &s->check_timer);
+	steering_close(s);
 	if (s->lease_fd >= 0) {
 		loop_del(m->loop, s->lease_fd);
 		close(s->lease_fd);
@@ -531,6 +535,7 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 	s->mgr = m;
 	s->lease_fd = -1;
 	s->rtnl_fd = -1;
+	s->steer.fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", h->name);
 	s->netns_dev = h->netns_dev;
 	s->netns_ino = h->netns_ino;
@@ -723,6 +728,8 @@ static void bind_complete(struct session *s)
 			  "queues without asking the broker\"", s->name, s->entry_index);
 	if (s->nadopted)
 		settle_adopted(s);
+	/* Queues first, then the rules that feed them: never queue to nobody. */
+	steering_attach(s);
 	send_accept(s, false);
 	log_attach(s, "attach");
 }
@@ -998,8 +1005,10 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 			  "start from 0\"");
 	for (s = m->head; s; s = next) {
 		next = s->next;
-		if (reresolve(s, n, why, sizeof(why)))
+		if (reresolve(s, n, why, sizeof(why))) {
+			steering_reload(s, n);
 			continue;
+		}
 		/* Still on the old policy: must go before the old config does.
 		 * The agent hears why on its lease (never blocking on it). */
 		if (s->lease_fd >= 0) {
@@ -1098,7 +1107,7 @@ void session_view(const struct session *s, struct session_view *v)
 		.netns_ino = s->netns_ino, .agent_pid = s->agent_pid, .agent_uid = s->agent_uid,
 		.policy = policy_name(s->policy), .queues = s->queues, .nqueues = s->nqueues,
 		.c = s->c, .ks = &s->ks, .overruns = st.enobufs, .attached_at = s->attached_at,
-		.takeovers = s->takeovers,
+		.takeovers = s->takeovers, .session = s,
 	};
 }
 

@@ -110,6 +110,7 @@ struct session_view {
 	uint64_t overruns;            /* ENOBUFS of its netlink socket */
 	time_t attached_at;           /* wall clock of the first attach */
 	unsigned takeovers;
+	const struct session *session;/* for steering_view()/steering_counters() */
 };
 
 /* session_view - fill @v from @s (pointers valid until the loop runs again). */

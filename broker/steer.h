@@ -119,4 +119,98 @@ bool steer_list_equal(const struct steer_list *a, const struct steer_list *b);
 const char *steer_hook_name(enum steer_hook h);
 const char *steer_family_name(enum steer_family f);
 
+/* ---------------------------------------------------------------- steer.c */
+
+/* The broker's tables, one per family it steers in. */
+#define STEER_TABLE "nfq_broker"
+
+/* What sends a packet to a queue in the installed rules. */
+enum steer_backend {
+	STEER_BACKEND_UNKNOWN,        /* nothing installed yet */
+	STEER_BACKEND_NFT_QUEUE,      /* nft's native "queue" expression (nft_queue) */
+	STEER_BACKEND_XT_NFQUEUE,     /* the xtables-compat NFQUEUE target, revision 3 */
+};
+
+/* steer_backend_name - "nft-queue", "xt-NFQUEUE" or "unknown". */
+const char *steer_backend_name(enum steer_backend b);
+
+/* steer_backend - what this kernel was found to take (UNKNOWN until a first install). */
+enum steer_backend steer_backend(void);
+
+/* steer_backend_reset - forget it (unit tests). */
+void steer_backend_reset(void);
+
+/* Which message of a batch a sequence number was, for error reports. */
+struct steer_tag {
+	uint32_t seq;
+	int item;                     /* steer[] index, -1 for tables and the batch */
+	const char *what;             /* "table", "chain", "set", "set elements", "rule" */
+};
+
+/* A built nf_tables batch: BEGIN, the messages, END. */
+struct steer_batch {
+	char *buf;
+	size_t len, cap;
+	uint32_t seq;                 /* the next message's */
+	uint32_t set_id;              /* the last anonymous set's id */
+	struct steer_tag *tags;       /* one per message, in order */
+	size_t ntags, captags;
+	int err;                      /* first failure while building */
+};
+
+/*
+ * steer_batch_build - fill @b with one transaction that removes the
+ * broker's tables in all three families and, for @l (NULL: nothing),
+ * creates them again with @l's chains, anonymous sets and rules (queue
+ * expression per @be). Sequence numbers start at @seq. 0 or -ENOMEM; on
+ * success the caller frees @b with steer_batch_free().
+ */
+int steer_batch_build(struct steer_batch *b, const struct steer_list *l,
+		      enum steer_backend be, uint32_t seq);
+
+/* steer_batch_free - release @b's buffers (NULL is a no-op). */
+void steer_batch_free(struct steer_batch *b);
+
+/* steer_batch_tag - the message of @b with sequence number @seq, or NULL. */
+const struct steer_tag *steer_batch_tag(const struct steer_batch *b, uint32_t seq);
+
+/* The outcome of steer_apply()/steer_remove(). */
+struct steer_result {
+	int err;                      /* 0 or the kernel's -errno */
+	const char *what;             /* which message the kernel refused */
+	int item;                     /* its steer[] index, -1 when none */
+	char msg[128];                /* the kernel's extended-ack text, if any */
+	size_t messages;              /* in the batch */
+	enum steer_backend backend;   /* the one used */
+	bool backend_found;           /* this call found out which the kernel takes */
+};
+
+/* steer_socket_setup - options for a NETLINK_NETFILTER socket @fd used here. */
+int steer_socket_setup(int fd);
+
+/*
+ * steer_apply - replace the broker's tables in @fd's namespace with @l in
+ * one transaction (NULL or empty: remove them). @fd: a NETLINK_NETFILTER
+ * socket nobody else reads. Never blocks: nfnetlink answers a batch
+ * before sendmsg() returns. Returns 0 or the first error (@res says which
+ * message and why); on error the namespace keeps what it had.
+ */
+int steer_apply(int fd, const struct steer_list *l, struct steer_result *res);
+
+/* steer_remove - steer_apply(fd, NULL, res). */
+int steer_remove(int fd, struct steer_result *res);
+
+/* Counters of one item, summed over its rules (an inet item may have two). */
+struct steer_counter {
+	uint64_t packets, bytes;
+	unsigned rules;               /* found in the kernel; 0: not installed */
+};
+
+/*
+ * steer_counters - read the broker's rules in @fd's namespace and sum
+ * their counters per item of @l into @out[0..n) (zeroed first). Returns
+ * the number of rules found, or a negative errno.
+ */
+int steer_counters(int fd, const struct steer_list *l, struct steer_counter *out, size_t n);
+
 #endif
