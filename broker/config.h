@@ -18,6 +18,7 @@
 
 #include "errs.h"
 #include "policy.h"
+#include "steer.h"
 
 #define CFG_DEFAULT_LISTEN  "/run/nfq-broker/agent.sock"
 #define CFG_DEFAULT_CONTROL "/run/nfq-broker/control.sock"
@@ -48,6 +49,10 @@ struct cfg_ns {
 	char *policy_name;
 	const struct policy *policy;  /* in the same cfg's policy set */
 	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
+	/* "steer" (docs/steering.md): an inline list (owned here) or a named
+	 * one (owned by cfg.steering). NULL: no steering ("steer" absent or []). */
+	const struct steer_list *steer;
+	struct steer_list *steer_own;
 };
 
 /* Who may use the control socket, and its timers. */
@@ -83,6 +88,8 @@ struct cfg {
 	struct cfg_ns *ns;
 	size_t nns;
 	struct policy_set *policies;
+	struct steer_list **steering; /* "steering": named steer lists, in file order */
+	size_t nsteering;
 };
 
 /*
@@ -106,6 +113,9 @@ void cfg_free(struct cfg *c);
  * a glob, fnmatch()es it; NULL when none does.
  */
 const struct cfg_ns *cfg_match(const struct cfg *c, const char *name);
+
+/* cfg_steering_find - the named steer list @name under "steering", or NULL. */
+const struct steer_list *cfg_steering_find(const struct cfg *c, const char *name);
 
 /* cfg_uid_allowed - whether @uid is in broker.allow_uids. */
 bool cfg_uid_allowed(const struct cfg *c, uid_t uid);

@@ -182,7 +182,13 @@ static bool valid_name(const char *s, size_t len)
 	return true;
 }
 
-#define NAME_RULES "(1-64 letters, digits, '_', '-', '.', ':', '/')"
+#define NAME_RULES POLICY_NAME_RULES
+
+/* policy_name_valid - see policy.h. */
+bool policy_name_valid(const char *s)
+{
+	return valid_name(s, s ? strlen(s) : 0);
+}
 
 /* ------------------------------------------------------------------ */
 /* Rules and policies                                                 */
