@@ -412,15 +412,102 @@ static void parse_ns_queues(json_object *arr, const char *path, struct cfg_ns *n
 	}
 }
 
+/* ------------------------------------------------------------ steering */
+
+/* "steering": {"NAME": [items...]}, named steer lists entries refer to. */
+static void parse_steering(json_object *obj, struct cfg *c, struct errs *e)
+{
+	char p[ERRS_PATH_MAX], vb[JSONV_TEXT_MAX];
+
+	if (!jsonv_want(obj, json_type_object, "steering", e))
+		return;
+	c->steering = calloc((size_t)json_object_object_length(obj) + 1,
+			     sizeof(*c->steering));
+	if (!c->steering) {
+		e->oom = 1;
+		return;
+	}
+	json_object_object_foreach(obj, name, v) {
+		struct steer_list *l;
+
+		if (!policy_name_valid(name)) {
+			json_object *js = json_object_new_string(name);
+
+			errs_add(e, "steering", "bad steering list name %s " POLICY_NAME_RULES,
+				 js ? jsonv_text(js, vb, sizeof(vb)) : "?");
+			json_object_put(js);
+			continue;
+		}
+		errs_path_key(p, sizeof(p), "steering", name);
+		l = steer_parse(v, p, NULL, 0, e);
+		if (!l)
+			continue;
+		l->name = strdup(name);
+		if (!l->name) {
+			e->oom = 1;
+			steer_list_free(l);
+			continue;
+		}
+		c->steering[c->nsteering++] = l;
+	}
+}
+
+const struct steer_list *cfg_steering_find(const struct cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->nsteering; i++)
+		if (strcmp(c->steering[i]->name, name) == 0)
+			return c->steering[i];
+	return NULL;
+}
+
+/*
+ * namespaces[].steer: an inline list, or the name of one under "steering".
+ * @queues is NULL when the entry's queues had errors: checking against
+ * them would only add noise. A name that is a key of "steering" but whose
+ * list had errors is not "unknown": those errors are reported already.
+ */
+static void parse_ns_steer(json_object *v, const char *path, struct cfg *c,
+			   json_object *steering, struct cfg_ns *ns, const uint16_t *queues,
+			   struct errs *e)
+{
+	const char *name;
+
+	if (json_object_is_type(v, json_type_array)) {
+		ns->steer_own = steer_parse(v, path, queues, ns->nqueues, e);
+		ns->steer = ns->steer_own && ns->steer_own->n ? ns->steer_own : NULL;
+		return;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		jsonv_type_err(e, path, "an array of steer items or the name of a "
+			       "\"steering\" list", v);
+		return;
+	}
+	name = json_object_get_string(v);
+	ns->steer = cfg_steering_find(c, name);
+	if (ns->steer) {
+		if (queues)
+			steer_check_queues(ns->steer, path, queues, ns->nqueues, e);
+		if (!ns->steer->n)
+			ns->steer = NULL;
+		return;
+	}
+	if (steering && !json_object_is_type(steering, json_type_object))
+		return;           /* "steering" itself is reported: every name would be noise */
+	if (!json_object_object_get_ex(steering, name, NULL))
+		errs_add(e, path, "unknown steering list \"%s\"", name);
+}
+
 static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
-			   struct cfg_ns *ns, struct errs *e)
+			   json_object *steering, struct cfg_ns *ns, struct errs *e)
 {
 	static const char *const keys[] = {
-		"name", "netns", "queues", "policy", "queue", NULL
+		"name", "netns", "queues", "policy", "queue", "steer", NULL
 	};
 	static const char *const required[] = { "name", "queues", "policy", NULL };
 	char p[ERRS_PATH_MAX];
+	bool queues_ok = false;
 	json_object *v;
+	size_t nerr;
 
 	ns->qopts = c->queue_defaults;
 	if (!jsonv_want(obj, json_type_object, path, e))
@@ -442,7 +529,9 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	}
 	if (json_object_object_get_ex(obj, "queues", &v)) {
 		errs_path_key(p, sizeof(p), path, "queues");
+		nerr = e->n;
 		parse_ns_queues(v, p, ns, e);
+		queues_ok = e->n == nerr && ns->queues;
 	}
 	if (json_object_object_get_ex(obj, "policy", &v)) {
 		errs_path_key(p, sizeof(p), path, "policy");
@@ -451,6 +540,10 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	if (json_object_object_get_ex(obj, "queue", &v)) {
 		errs_path_key(p, sizeof(p), path, "queue");
 		parse_queue(v, p, &ns->qopts, e);
+	}
+	if (json_object_object_get_ex(obj, "steer", &v)) {
+		errs_path_key(p, sizeof(p), path, "steer");
+		parse_ns_steer(v, p, c, steering, ns, queues_ok ? ns->queues : NULL, e);
 	}
 }
 
@@ -507,7 +600,8 @@ done:
 	free(first);
 }
 
-static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
+static void parse_namespaces(json_object *arr, struct cfg *c, json_object *steering,
+			     struct errs *e)
 {
 	char p[ERRS_PATH_MAX];
 	size_t n;
@@ -524,7 +618,7 @@ static void parse_namespaces(json_object *arr, struct cfg *c, struct errs *e)
 	for (size_t i = 0; i < n; i++) {
 		c->ns[i].index = i;
 		errs_path_idx(p, sizeof(p), "namespaces", i);
-		parse_ns_entry(json_object_array_get_idx(arr, i), p, c, &c->ns[i], e);
+		parse_ns_entry(json_object_array_get_idx(arr, i), p, c, steering, &c->ns[i], e);
 	}
 	check_duplicate_names(c, e);
 }
@@ -588,11 +682,11 @@ static int set_defaults(struct cfg *c)
 struct cfg *cfg_parse(json_object *root, struct errs *e)
 {
 	static const char *const keys[] = {
-		"broker", "queue_defaults", "namespaces", "policies", NULL
+		"broker", "queue_defaults", "namespaces", "policies", "steering", NULL
 	};
 	size_t nerr = e->n;
+	json_object *v, *steering = NULL;
 	struct cfg *c;
-	json_object *v;
 
 	c = calloc(1, sizeof(*c));
 	if (!c || set_defaults(c) < 0) {
@@ -609,8 +703,11 @@ struct cfg *cfg_parse(json_object *root, struct errs *e)
 	/* Entries inherit queue_defaults, so those come first. */
 	if (json_object_object_get_ex(root, "queue_defaults", &v))
 		parse_queue(v, "queue_defaults", &c->queue_defaults, e);
+	/* Entries refer to named steer lists, so those come first too. */
+	if (json_object_object_get_ex(root, "steering", &steering))
+		parse_steering(steering, c, e);
 	if (json_object_object_get_ex(root, "namespaces", &v))
-		parse_namespaces(v, c, e);
+		parse_namespaces(v, c, steering, e);
 	else
 		errs_add(e, "namespaces", "required key missing");
 	/* policy_set_parse reports a missing (NULL) "policies" itself. */
@@ -735,8 +832,12 @@ void cfg_free(struct cfg *c)
 		free(c->ns[i].netns);
 		free(c->ns[i].queues);
 		free(c->ns[i].policy_name);
+		steer_list_free(c->ns[i].steer_own);
 	}
 	free(c->ns);
+	for (size_t i = 0; i < c->nsteering; i++)
+		steer_list_free(c->steering[i]);
+	free(c->steering);
 	free(c->allow_uids);
 	free(c->ctl.allow_uids);
 	free(c->ctl.admin_uids);

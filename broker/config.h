@@ -49,7 +49,9 @@ struct cfg_ns {
 	char *policy_name;
 	const struct policy *policy;  /* in the same cfg's policy set */
 	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
-	const struct steer_list *steer; /* NULL: none */
+	/* "steer" (docs/steering.md): an inline list (owned here) or a named
+	 * one (owned by cfg.steering). NULL: no steering ("steer" absent or []). */
+	const struct steer_list *steer;
 	struct steer_list *steer_own;
 };
 
@@ -86,6 +88,8 @@ struct cfg {
 	struct cfg_ns *ns;
 	size_t nns;
 	struct policy_set *policies;
+	struct steer_list **steering; /* "steering": named steer lists, in file order */
+	size_t nsteering;
 };
 
 /*
@@ -109,6 +113,9 @@ void cfg_free(struct cfg *c);
  * a glob, fnmatch()es it; NULL when none does.
  */
 const struct cfg_ns *cfg_match(const struct cfg *c, const char *name);
+
+/* cfg_steering_find - the named steer list @name under "steering", or NULL. */
+const struct steer_list *cfg_steering_find(const struct cfg *c, const char *name);
 
 /* cfg_uid_allowed - whether @uid is in broker.allow_uids. */
 bool cfg_uid_allowed(const struct cfg *c, uid_t uid);

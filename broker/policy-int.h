@@ -144,11 +144,6 @@ struct compile {
 	struct name_index names;   /* of the policy being parsed */
 };
 
-/* policy_parse_num - strict decimal (or 0x hex when @hex): digits only, no
- * sign, no spaces. 0 ok, -EINVAL bad syntax. Values are capped far above
- * any field range. */
-int policy_parse_num(const char *s, size_t len, bool hex, uint64_t *out);
-
 /* policy_keys_parse_match - the "match" object @o of rule @r: each key
  * through its parser, an unknown key reported. */
 void policy_keys_parse_match(json_object *o, const char *path, struct compile *c,

@@ -12,188 +12,59 @@
 
 #include <nfqb/queue.h>
 
+#include "matchval.h"
 #include "names.h"
 #include "policy-int.h"
-
-/* "lo-hi" (a number alone is a JSON number, not a string). */
-static bool parse_range_str(json_object *o, const char *path, struct errs *e,
-			    const char *noun, uint64_t max, uint64_t *lo, uint64_t *hi)
-{
-	char vb[VALBUF];
-	const char *s, *dash;
-	size_t len;
-
-	s = jsonv_str(o, &len);
-	dash = s ? memchr(s, '-', len) : NULL;
-	if (!dash || policy_parse_num(s, (size_t)(dash - s), false, lo) ||
-	    policy_parse_num(dash + 1, len - (size_t)(dash - s) - 1, false, hi)) {
-		errs_add(e, path, "bad %s range %s (expected a number or \"lo-hi\")",
-			 noun, jsonv_text(o, vb, sizeof(vb)));
-		return false;
-	}
-	if (*lo > max || *hi > max) {
-		errs_add(e, path, "%s %" PRIu64 " out of range 0-%" PRIu64,
-			 noun, *lo > max ? *lo : *hi, max);
-		return false;
-	}
-	if (*lo > *hi) {
-		errs_add(e, path, "empty %s range %s", noun, jsonv_text(o, vb, sizeof(vb)));
-		return false;
-	}
-	return true;
-}
 
 /* ------------------------------------------------------------------ */
 /* List items                                                         */
 /* ------------------------------------------------------------------ */
-
-typedef bool (*item_fn)(json_object *o, const char *path, struct compile *c,
-			void *slot);
 
 /*
  * One item or a non-empty array of items into a new array of @size-byte
  * elements. Every bad item is reported; returns false when any was bad.
  */
 static bool parse_list(json_object *o, const char *path, struct compile *c,
-		       size_t size, item_fn fn, void **out, uint32_t *n)
+		       size_t size, mval_item_fn fn, void **out, uint32_t *n)
 {
-	char ipath[ERRS_PATH_MAX];
-	size_t len = 1;
-	bool ok = true;
-	char *arr;
+	size_t len = 0;
+	bool ok = mval_list(o, path, c->e, UINT32_MAX, size, fn, c, out, &len);
 
-	if (json_object_is_type(o, json_type_array)) {
-		len = json_object_array_length(o);
-		if (len == 0) {
-			errs_add(c->e, path, "empty list");
-			return false;
-		}
-		if (len > UINT32_MAX) {
-			errs_add(c->e, path, "list too long");
-			return false;
-		}
-	}
-	arr = calloc(len, size);
-	if (!arr) {
-		jsonv_nomem(c->e, path);
-		return false;
-	}
-	if (!json_object_is_type(o, json_type_array)) {
-		ok = fn(o, path, c, arr);
-	} else {
-		for (size_t i = 0; i < len; i++) {
-			errs_path_idx(ipath, sizeof(ipath), path, i);
-			if (!fn(json_object_array_get_idx(o, i), ipath, c,
-				arr + i * size))
-				ok = false;
-		}
-	}
-	*out = arr;
 	*n = (uint32_t)len;
 	return ok;
 }
 
-static bool item_cidr(json_object *o, const char *path, struct compile *c,
-		      void *slot)
+static bool item_cidr(json_object *o, const char *path, void *ctx, void *slot)
 {
+	struct compile *c = ctx;
 	struct cidr *ci = slot;
-	uint8_t addr[16] = { 0 }, mask[16] = { 0 };
-	char buf[INET6_ADDRSTRLEN + 8], vb[VALBUF], net[INET6_ADDRSTRLEN];
-	uint64_t plen, max;
-	const char *s;
-	char *slash;
-	size_t len;
-	bool hostbits = false;
-	int af;
+	struct mval_cidr m;
 
-	if (!json_object_is_type(o, json_type_string))
-		return jsonv_type_err(c->e, path, "an address or CIDR string", o);
-	s = jsonv_str(o, &len);
-	if (!s || len >= sizeof(buf))
-		goto bad;
-	memcpy(buf, s, len + 1);
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash = '\0';
-	af = strchr(buf, ':') ? AF_INET6 : AF_INET;
-	max = af == AF_INET ? 32 : 128;
-	if (inet_pton(af, buf, addr) != 1)
-		goto bad;
-	plen = max;
-	if (slash && (policy_parse_num(slash + 1, strlen(slash + 1), false, &plen) ||
-		      plen > max))
-		goto bad;
-	for (uint64_t i = 0; i < plen; i++)
-		mask[i / 8] |= (uint8_t)(0x80u >> (i % 8));
-	for (size_t i = 0; i < sizeof(addr); i++) {
-		hostbits |= (addr[i] & ~mask[i]) != 0;
-		addr[i] &= mask[i];
-	}
-	if (hostbits) {
-		inet_ntop(af, addr, net, sizeof(net));
-		errs_add(c->e, path, "CIDR %s has host bits set (network is %s/%" PRIu64 ")",
-			 jsonv_text(o, vb, sizeof(vb)), net, plen);
+	if (!mval_cidr(o, path, c->e, &m))
 		return false;
-	}
-	memcpy(ci->net, addr, sizeof(ci->net));
-	memcpy(ci->mask, mask, sizeof(ci->mask));
-	ci->family = af == AF_INET ? 4 : 6;
+	memcpy(ci->net, m.addr, sizeof(ci->net));
+	memcpy(ci->mask, m.mask, sizeof(ci->mask));
+	ci->family = m.af;
 	return true;
-bad:
-	errs_add(c->e, path, "bad address or CIDR %s", jsonv_text(o, vb, sizeof(vb)));
-	return false;
 }
 
-static bool item_port(json_object *o, const char *path, struct compile *c,
-		      void *slot)
+static bool item_port(json_object *o, const char *path, void *ctx, void *slot)
 {
+	struct compile *c = ctx;
 	struct range16 *r = slot;
-	uint64_t lo, hi;
 
-	if (json_object_is_type(o, json_type_string)) {
-		if (!parse_range_str(o, path, c->e, "port", 65535, &lo, &hi))
-			return false;
-	} else if (jsonv_is_number(o)) {
-		if (!jsonv_uint(o, path, c->e, "port", 0, 65535, &lo))
-			return false;
-		hi = lo;
-	} else {
-		return jsonv_type_err(c->e, path, "a port number or \"lo-hi\" range", o);
-	}
-	r->lo = (uint16_t)lo;
-	r->hi = (uint16_t)hi;
-	return true;
+	return mval_port(o, path, c->e, &r->lo, &r->hi);
 }
 
-static bool item_proto(json_object *o, const char *path, struct compile *c,
-		       void *slot)
+static bool item_proto(json_object *o, const char *path, void *ctx, void *slot)
 {
-	uint8_t *p = slot;
-	char vb[VALBUF];
-	uint64_t v;
-	int num;
-
-	if (jsonv_is_number(o)) {
-		if (!jsonv_uint(o, path, c->e, "protocol", 0, 255, &v))
-			return false;
-		*p = (uint8_t)v;
-		return true;
-	}
-	if (!json_object_is_type(o, json_type_string))
-		return jsonv_type_err(c->e, path, "a protocol name or number", o);
-	num = pktmeta_proto_by_name(json_object_get_string(o));
-	if (num >= 0) {
-		*p = (uint8_t)num;
-		return true;
-	}
-	errs_add(c->e, path, "unknown protocol %s (tcp, udp, icmp, icmpv6, sctp, "
-		 "udplite, gre, esp, ah, or a number 0-255)", jsonv_text(o, vb, sizeof(vb)));
-	return false;
+	struct compile *c = ctx;
+	return mval_proto(o, path, c->e, slot);
 }
 
-static bool item_hook(json_object *o, const char *path, struct compile *c,
-		      void *slot)
+static bool item_hook(json_object *o, const char *path, void *ctx, void *slot)
 {
+	struct compile *c = ctx;
 	uint8_t *h = slot;
 	char vb[VALBUF], lb[80];
 	int hook;
@@ -208,18 +79,6 @@ static bool item_hook(json_object *o, const char *path, struct compile *c,
 	errs_add(c->e, path, "unknown hook %s (%s)", jsonv_text(o, vb, sizeof(vb)),
 		 names_hook_list(lb, sizeof(lb)));
 	return false;
-}
-
-/* Mirrors the kernel's dev_valid_name(). */
-static bool valid_ifname(const char *s, size_t len)
-{
-	if (!s || len == 0 || len >= IFNAME_SIZE || !strcmp(s, ".") || !strcmp(s, ".."))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] == '/' || s[i] == ':' || s[i] == ' ' ||
-		    (s[i] >= '\t' && s[i] <= '\r'))
-			return false;
-	return true;
 }
 
 static int32_t intern_ifname(struct policy_set *s, const char *name)
@@ -241,22 +100,14 @@ static int32_t intern_ifname(struct policy_set *s, const char *name)
 	return (int32_t)s->n_ifnames++;
 }
 
-static bool item_ifname(json_object *o, const char *path, struct compile *c,
-			void *slot)
+static bool item_ifname(json_object *o, const char *path, void *ctx, void *slot)
 {
+	struct compile *c = ctx;
+	const char *s = mval_ifname(o, path, c->e);
 	int32_t *id = slot;
-	char vb[VALBUF];
-	const char *s;
-	size_t len;
 
-	if (!json_object_is_type(o, json_type_string))
-		return jsonv_type_err(c->e, path, "an interface name", o);
-	s = jsonv_str(o, &len);
-	if (!valid_ifname(s, len)) {
-		errs_add(c->e, path, "bad interface name %s (1-15 characters, "
-			 "no '/', ':' or whitespace)", jsonv_text(o, vb, sizeof(vb)));
+	if (!s)
 		return false;
-	}
 	*id = intern_ifname(c->set, s);
 	if (*id < 0) {
 		jsonv_nomem(c->e, path);
@@ -279,13 +130,15 @@ static bool item_id(json_object *o, const char *path, struct compile *c,
 	return true;
 }
 
-static bool item_uid(json_object *o, const char *path, struct compile *c, void *slot)
+static bool item_uid(json_object *o, const char *path, void *ctx, void *slot)
 {
+	struct compile *c = ctx;
 	return item_id(o, path, c, slot, "uid");
 }
 
-static bool item_gid(json_object *o, const char *path, struct compile *c, void *slot)
+static bool item_gid(json_object *o, const char *path, void *ctx, void *slot)
 {
+	struct compile *c = ctx;
 	return item_id(o, path, c, slot, "gid");
 }
 
@@ -296,21 +149,11 @@ static bool item_gid(json_object *o, const char *path, struct compile *c, void *
 static bool m_family(json_object *o, const char *path, struct compile *c,
 		     struct rule *r)
 {
-	char vb[VALBUF];
-	const char *s;
+	uint8_t af;
 
-	if (!json_object_is_type(o, json_type_string))
-		return jsonv_type_err(c->e, path, "\"ipv4\" or \"ipv6\"", o);
-	s = json_object_get_string(o);
-	if (strcmp(s, "ipv4") == 0) {
-		r->need |= PK_V4;
-	} else if (strcmp(s, "ipv6") == 0) {
-		r->need |= PK_V6;
-	} else {
-		errs_add(c->e, path, "unknown family %s (ipv4, ipv6)",
-			 jsonv_text(o, vb, sizeof(vb)));
+	if (!mval_family(o, path, c->e, &af))
 		return false;
-	}
+	r->need |= af == 4 ? PK_V4 : PK_V6;
 	return true;
 }
 
@@ -388,35 +231,7 @@ static bool m_gid(json_object *o, const char *path, struct compile *c, struct ru
 static bool m_mark(json_object *o, const char *path, struct compile *c,
 		   struct rule *r)
 {
-	char vb[VALBUF];
-	uint64_t val, mask = UINT32_MAX;
-	const char *s, *slash;
-	size_t len;
-
-	if (jsonv_is_number(o)) {
-		if (!jsonv_uint(o, path, c->e, "mark", 0, UINT32_MAX, &val))
-			return false;
-	} else if (json_object_is_type(o, json_type_string)) {
-		s = jsonv_str(o, &len);
-		slash = s ? memchr(s, '/', len) : NULL;
-		if (!slash || policy_parse_num(s, (size_t)(slash - s), true, &val) ||
-		    policy_parse_num(slash + 1, len - (size_t)(slash - s) - 1, true, &mask) ||
-		    val > UINT32_MAX || mask > UINT32_MAX) {
-			errs_add(c->e, path, "bad mark %s (expected a number or "
-				 "\"value/mask\", 32 bits each)", jsonv_text(o, vb, sizeof(vb)));
-			return false;
-		}
-		if (val & ~mask) {
-			errs_add(c->e, path, "mark value 0x%" PRIx64 " has bits outside "
-				 "mask 0x%" PRIx64 " and can never match", val, mask);
-			return false;
-		}
-	} else {
-		return jsonv_type_err(c->e, path, "a number or \"value/mask\" string", o);
-	}
-	r->mark_val = (uint32_t)val;
-	r->mark_mask = (uint32_t)mask;
-	return true;
+	return mval_mark(o, path, c->e, &r->mark_val, &r->mark_mask);
 }
 
 static bool m_length(json_object *o, const char *path, struct compile *c,
@@ -429,7 +244,7 @@ static bool m_length(json_object *o, const char *path, struct compile *c,
 			return false;
 		hi = lo;
 	} else if (json_object_is_type(o, json_type_string)) {
-		if (!parse_range_str(o, path, c->e, "length", LENGTH_MAX, &lo, &hi))
+		if (!mval_range_str(o, path, c->e, "length", LENGTH_MAX, &lo, &hi))
 			return false;
 	} else {
 		return jsonv_type_err(c->e, path, "a number or \"lo-hi\" string", o);

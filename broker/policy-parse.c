@@ -15,6 +15,7 @@
 #include <nfqb/queue.h>
 
 #include "jsonv.h"
+#include "matchval.h"
 #include "names.h"
 #include "policy-int.h"
 
@@ -167,36 +168,6 @@ void policy_set_free(struct policy_set *s)
 /* Parsing helpers                                                    */
 /* ------------------------------------------------------------------ */
 
-/* policy_parse_num - see policy-int.h. */
-int policy_parse_num(const char *s, size_t len, bool hex, uint64_t *out)
-{
-	unsigned base = 10;
-	uint64_t v = 0;
-
-	if (hex && len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s += 2;
-		len -= 2;
-	}
-	if (len == 0 || len > 16)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d;
-
-		if (s[i] >= '0' && s[i] <= '9')
-			d = (unsigned)(s[i] - '0');
-		else if (base == 16 && s[i] >= 'a' && s[i] <= 'f')
-			d = (unsigned)(s[i] - 'a' + 10);
-		else if (base == 16 && s[i] >= 'A' && s[i] <= 'F')
-			d = (unsigned)(s[i] - 'A' + 10);
-		else
-			return -EINVAL;
-		v = v * base + d;
-	}
-	*out = v;
-	return 0;
-}
-
 static bool valid_name(const char *s, size_t len)
 {
 	if (!s || len == 0 || len > NAME_MAX_LEN)
@@ -211,7 +182,13 @@ static bool valid_name(const char *s, size_t len)
 	return true;
 }
 
-#define NAME_RULES "(1-64 letters, digits, '_', '-', '.', ':', '/')"
+#define NAME_RULES POLICY_NAME_RULES
+
+/* policy_name_valid - see policy.h. */
+bool policy_name_valid(const char *s)
+{
+	return valid_name(s, s ? strlen(s) : 0);
+}
 
 /* ------------------------------------------------------------------ */
 /* Rules and policies                                                 */
@@ -231,7 +208,7 @@ static bool parse_verdict(json_object *o, const char *path, struct errs *e,
 	if (s && names_verdict_by_name(s) >= 0) {
 		*verdict = (uint32_t)names_verdict_by_name(s);
 	} else if (s && strncmp(s, "queue:", 6) == 0) {
-		if (policy_parse_num(s + 6, len - 6, false, &q)) {
+		if (mval_parse_num(s + 6, len - 6, false, &q)) {
 			errs_add(e, path, "bad verdict %s (queue:N needs a number "
 				 "N 0-65535)", jsonv_text(o, vb, sizeof(vb)));
 			return false;

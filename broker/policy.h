@@ -69,6 +69,12 @@ void policy_count(const struct policy *p, int idx, uint32_t len);
  */
 const char *policy_match_key(size_t i, const char **doc);
 
+/* What a policy's name may be; also the names under "steering" (config.c). */
+#define POLICY_NAME_RULES "(1-64 letters, digits, '_', '-', '.', ':', '/')"
+
+/* policy_name_valid - whether @s is a valid name by POLICY_NAME_RULES. */
+bool policy_name_valid(const char *s);
+
 /* policy_rule_name - name of rule @idx of @p ("(default)" for -1). */
 const char *policy_rule_name(const struct policy *p, int idx);
 size_t policy_rule_count(const struct policy *p);

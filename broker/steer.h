@@ -91,6 +91,12 @@ struct steer_list {
 
 /* ---------------------------------------------------------------- steer-parse.c */
 
+/* Limits of the config form: a rule per item, a set element per list entry. */
+#define STEER_ITEMS_MAX 256           /* items in one steer list */
+#define STEER_LIST_MAX 1024           /* elements in one match list (proto, dport, ...) */
+#define STEER_PRIORITY_MIN (-400)
+#define STEER_PRIORITY_MAX 400
+
 /*
  * steer_parse - parse @v (the value of a "steer" key, or of one "steering"
  * entry) at JSON path @path into a new list. @queues/@nqueues: the queues

@@ -657,6 +657,135 @@ static void test_control_keys(void **state)
 		   "broker.metrics_refresh_ms: expected an integer, got null");
 }
 
+/* ------------------------------------------------------------ steering */
+
+#define STEER_MIN "[{\"hook\": \"output\", \"family\": \"inet\", \"match\": " \
+	"{\"proto\": \"udp\", \"dport\": [8080, 9999]}, \"queue\": 1}]"
+
+static void test_steer_inline(void **state)
+{
+	struct cfg *c = expect_ok("{\"namespaces\": [{\"name\": \"pod-a\", \"queues\": [1],"
+				  " \"policy\": \"web\", \"steer\": " STEER_MIN "},"
+				  " {\"name\": \"pod-b\", \"queues\": [2], \"policy\": \"web\"},"
+				  " {\"name\": \"pod-c\", \"queues\": [3], \"policy\": \"web\","
+				  "  \"steer\": []}], " POLICIES "}");
+
+	(void)state;
+	assert_non_null(c->ns[0].steer);
+	assert_ptr_equal(c->ns[0].steer, c->ns[0].steer_own);
+	assert_null(c->ns[0].steer->name);
+	assert_int_equal(c->ns[0].steer->n, 1);
+	assert_int_equal(c->ns[0].steer->items[0].hook, STEER_HOOK_OUTPUT);
+	assert_int_equal(c->ns[0].steer->items[0].m.ndport, 2);
+	assert_int_equal(c->ns[0].steer->items[0].queue_lo, 1);
+	/* absent and [] both mean no steering */
+	assert_null(c->ns[1].steer);
+	assert_null(c->ns[1].steer_own);
+	assert_null(c->ns[2].steer);
+	assert_int_equal(c->nsteering, 0);
+	cfg_free(c);
+}
+
+static void test_steer_named(void **state)
+{
+	struct cfg *c = expect_ok(
+		"{\"steering\": {\"web\": [{\"hook\": \"input\", \"match\": {\"proto\": \"tcp\","
+		"  \"dport\": 80}, \"queue\": \"1-2\", \"bypass\": true}],"
+		"  \"none\": []},"
+		" \"namespaces\": [{\"name\": \"pod-a\", \"queues\": [1, 2], \"policy\": \"web\","
+		"  \"steer\": \"web\"},"
+		"  {\"name\": \"pod-*\", \"queues\": [2, 1, 3], \"policy\": \"web\", \"steer\": \"web\"},"
+		"  {\"name\": \"x\", \"queues\": [4], \"policy\": \"web\", \"steer\": \"none\"}], "
+		POLICIES "}");
+
+	(void)state;
+	assert_int_equal(c->nsteering, 2);
+	assert_ptr_equal(cfg_steering_find(c, "web"), c->ns[0].steer);
+	assert_ptr_equal(c->ns[0].steer, c->ns[1].steer);
+	assert_null(c->ns[0].steer_own);
+	assert_string_equal(c->ns[0].steer->name, "web");
+	assert_int_equal(c->ns[0].steer->items[0].queue_hi, 2);
+	assert_true(c->ns[0].steer->items[0].bypass);
+	assert_non_null(cfg_steering_find(c, "none"));
+	assert_null(c->ns[2].steer);
+	assert_null(cfg_steering_find(c, "nope"));
+	cfg_free(c);
+}
+
+static void test_steer_errors(void **state)
+{
+	(void)state;
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+		      " \"steer\": \"wbe\"}], " POLICIES "}",
+		      "namespaces[0].steer: unknown steering list \"wbe\"");
+	expect_errors("{\"steering\": {\"web\": []}, \"namespaces\": [{\"name\": \"a\","
+		      " \"queues\": [1], \"policy\": \"web\", \"steer\": \"wbe\"}], " POLICIES "}",
+		      "namespaces[0].steer: unknown steering list \"wbe\"");
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+		      " \"steer\": {\"hook\": \"input\"}}, {\"name\": \"b\", \"queues\": [1],"
+		      " \"policy\": \"web\", \"steer\": 1}], " POLICIES "}",
+		      "namespaces[0].steer: expected an array of steer items or the name of a "
+		      "\"steering\" list, got object {\"hook\":\"input\"}\n"
+		      "namespaces[1].steer: expected an array of steer items or the name of a "
+		      "\"steering\" list, got number 1");
+	expect_errors("{\"steering\": [], \"namespaces\": [{\"name\": \"a\", \"queues\": [1],"
+		      " \"policy\": \"web\", \"steer\": \"web\"}], " POLICIES "}",
+		      "steering: expected an object, got array []");
+	expect_errors("{\"steering\": {\"we b\": [], \"x\": {}}, \"namespaces\": [], " POLICIES "}",
+		      "steering: bad steering list name \"we b\" (1-64 letters, digits, '_', '-', "
+		      "'.', ':', '/')\n"
+		      "steering.x: expected an array, got object {}");
+	/* a named list with errors is not also "unknown" where it is used */
+	expect_errors("{\"steering\": {\"web\": [{\"hook\": \"in\", \"queue\": 1}]},"
+		      " \"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+		      " \"steer\": \"web\"}], " POLICIES "}",
+		      "steering.web[0].hook: unknown hook \"in\" (prerouting, input, forward, "
+		      "output, postrouting)");
+	/* an inline queue outside the entry's queues */
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+		      " \"steer\": [{\"hook\": \"input\", \"queue\": 7}]}], " POLICIES "}",
+		      "namespaces[0].steer[0].queue: queue 7 is not one of namespaces[0].queues");
+	/* a named list's queues, checked at every entry that uses it */
+	expect_errors("{\"steering\": {\"web\": [{\"hook\": \"input\", \"queue\": \"1-3\"}]},"
+		      " \"namespaces\": [{\"name\": \"a\", \"queues\": [1, 2, 3], \"policy\": \"web\","
+		      "  \"steer\": \"web\"},"
+		      " {\"name\": \"b\", \"queues\": [1], \"policy\": \"web\", \"steer\": \"web\"},"
+		      " {\"name\": \"c\", \"queues\": [2], \"policy\": \"web\", \"steer\": \"web\"}], "
+		      POLICIES "}",
+		      "namespaces[1].steer: queues 2-3 (steering.web[0].queue) are not among "
+		      "namespaces[1].queues\n"
+		      "namespaces[2].steer: queue 1 (steering.web[0].queue) is not one of "
+		      "namespaces[2].queues\n"
+		      "namespaces[2].steer: queue 3 (steering.web[0].queue) is not one of "
+		      "namespaces[2].queues");
+	/* the entry's own queues bad: no queue check on top */
+	expect_errors("{\"namespaces\": [{\"name\": \"a\", \"queues\": [70000], \"policy\": \"web\","
+		      " \"steer\": [{\"hook\": \"input\", \"queue\": 7}]}], " POLICIES "}",
+		      "namespaces[0].queues[0]: queue 70000 out of range 0-65535");
+	/* queue_defaults does not take steer (docs/steering.md) */
+	qd_err("{\"steer\": []}", "queue_defaults.steer: unknown key");
+}
+
+/* Steering errors come with every other error of the file, at once. */
+static void test_steer_all_at_once(void **state)
+{
+	(void)state;
+	expect_errors("{\"broker\": {\"grace_ms\": -1},"
+		      " \"steering\": {\"web\": [{\"hook\": \"output\", \"queue\": 1,"
+		      "  \"match\": {\"uid\": 0}}]},"
+		      " \"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\","
+		      "  \"steer\": [{\"hook\": \"output\", \"queue\": 1, \"match\": {\"indev\": \"x\"}}]},"
+		      " {\"name\": \"b\", \"queues\": [1], \"policy\": \"nope\", \"steer\": \"missing\"}], "
+		      POLICIES "}",
+		      "broker.grace_ms: grace_ms -1 out of range 0-86400000\n"
+		      "steering.web[0].match.uid: not available for steering (the kernel matches it "
+		      "only in the policy)\n"
+		      "namespaces[0].steer[0].match.indev: a packet has no input interface at hook "
+		      "\"output\" (only at prerouting, input and forward)\n"
+		      "namespaces[1].steer: unknown steering list \"missing\"\n"
+		      "namespaces[1].policy: unknown policy \"nope\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +807,10 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_identity_keys),
 		cmocka_unit_test(test_control_keys),
+		cmocka_unit_test(test_steer_inline),
+		cmocka_unit_test(test_steer_named),
+		cmocka_unit_test(test_steer_errors),
+		cmocka_unit_test(test_steer_all_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
