@@ -750,20 +750,56 @@ static bool chain_seen(const struct steer_list *l, size_t upto, enum steer_famil
 	return false;
 }
 
+/* A table-wide rule flush ("nft flush table"): no hook goes away. */
+static void flush_rules(struct steer_batch *b, uint8_t fam)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!r) {
+		b->err = -ENOMEM;
+		return;
+	}
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, fam);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, STEER_TABLE);
+	nlh = batch_hdr(b, NFT_MSG_DELRULE, fam, 0);
+	if (nlh) {
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		batch_commit(b, nlh, -1, "rule flush");
+	}
+	nftnl_rule_free(r);
+}
+
+/*
+ * One family's part of the transaction. Unregistering a hook makes
+ * nfnetlink_queue drop every packet waiting in the namespace's queues
+ * (nf_queue_nf_hook_drop), and while the broker reloads packets do wait:
+ * so a replace never deletes a base chain or a table. It flushes the
+ * rules of the tables that exist, creates what is missing, and writes
+ * the rules again; a chain no longer wanted stays, empty (policy accept),
+ * until the namespace is released (steer_remove deletes the tables).
+ */
 static void family_tables(struct steer_batch *b, const struct steer_list *l,
-			  enum steer_family f, enum steer_backend be, struct span *v)
+			  enum steer_family f, enum steer_backend be,
+			  const struct steer_installed *have, struct span *v)
 {
 	uint8_t fam = family_nfproto[f];
-	bool any = false;
+	bool any = false, exists = have && have->table[f];
 
-	/* Create-if-missing then delete: gone whether it was there or not. */
-	add_table(b, fam, NFT_MSG_NEWTABLE);
-	add_table(b, fam, NFT_MSG_DELTABLE);
 	for (size_t i = 0; l && i < l->n; i++)
 		any |= l->items[i].family == f;
+	if (!l) {
+		/* Removal: create-if-missing then delete, gone either way. */
+		add_table(b, fam, NFT_MSG_NEWTABLE);
+		add_table(b, fam, NFT_MSG_DELTABLE);
+		return;
+	}
+	if (any || exists)
+		add_table(b, fam, NFT_MSG_NEWTABLE);    /* create if missing */
+	if (exists)
+		flush_rules(b, fam);
 	if (!any)
 		return;
-	add_table(b, fam, NFT_MSG_NEWTABLE);
 	for (size_t i = 0; i < l->n; i++)
 		if (l->items[i].family == f && !chain_seen(l, i, f, &l->items[i]))
 			add_chain(b, fam, &l->items[i]);
@@ -773,7 +809,7 @@ static void family_tables(struct steer_batch *b, const struct steer_list *l,
 }
 
 int steer_batch_build(struct steer_batch *b, const struct steer_list *l,
-		      enum steer_backend be, uint32_t seq)
+		      enum steer_backend be, const struct steer_installed *have, uint32_t seq)
 {
 	static const enum steer_family order[] = { STEER_FAMILY_INET, STEER_FAMILY_IP,
 						   STEER_FAMILY_IP6 };
@@ -787,7 +823,7 @@ int steer_batch_build(struct steer_batch *b, const struct steer_list *l,
 	if ((p = batch_room(b)) != NULL)
 		batch_commit(b, nftnl_batch_begin(p, b->seq++), -1, "batch");
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-		family_tables(b, l, order[i], be, v);
+		family_tables(b, l, order[i], be, have, v);
 	if ((p = batch_room(b)) != NULL)
 		batch_commit(b, nftnl_batch_end(p, b->seq++), -1, "batch");
 	free(v);
@@ -841,6 +877,66 @@ static ssize_t nl_send(int fd, const void *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? n : -EMSGSIZE;
+}
+
+/*
+ * Run dump request @nlh on @fd, calling @cb for every answer. A dump is
+ * filled inside recv(), so every read finds data until NLMSG_DONE.
+ */
+static int nl_dump(int fd, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(4)));
+	uint32_t seq = nlh->nlmsg_seq;
+	int rc;
+
+	/* Whatever an earlier call left unread is not about this request. */
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
+	if (rc < 0)
+		return rc;
+	for (int round = 0; round < 100000; round++) {
+		ssize_t got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (got < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		rc = mnl_cb_run(buf, (size_t)got, seq, 0, cb, data);
+		if (rc == MNL_CB_STOP)
+			return 0;
+		if (rc < 0)
+			return errno == ENOENT ? 0 : -errno;
+	}
+	return -E2BIG;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct steer_installed *h = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (!t)
+		return MNL_CB_ERROR;
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
+	    strcmp(nftnl_table_get_str(t, NFTNL_TABLE_NAME), STEER_TABLE) == 0) {
+		uint32_t fam = nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY);
+
+		for (size_t f = 0; f < sizeof(family_nfproto); f++)
+			if (family_nfproto[f] == fam)
+				h->table[f] = true;
+	}
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+int steer_read_installed(int fd, struct steer_installed *have)
+{
+	char buf[512] __attribute__((aligned(4))) = { 0 };
+	struct nlmsghdr *nlh;
+
+	memset(have, 0, sizeof(*have));
+	/* NFPROTO_UNSPEC: every family's tables; ours picked by name. */
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_UNSPEC, NLM_F_DUMP, 0x7ab1e);
+	return nl_dump(fd, nlh, table_cb, have);
 }
 
 /* The kernel's text of an extended ack, if it sent one. */
@@ -898,12 +994,19 @@ static void collect_errors(int fd, const struct steer_batch *b, struct steer_res
 static int send_batch(int fd, const struct steer_list *l, enum steer_backend be,
 		      struct steer_result *res)
 {
+	struct steer_installed have;
 	struct steer_batch b;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	res->item = -1;
-	rc = steer_batch_build(&b, l, be, 1);
+	rc = steer_read_installed(fd, &have);
+	if (rc < 0) {
+		res->err = rc;
+		res->what = "reading the installed tables";
+		return rc;
+	}
+	rc = steer_batch_build(&b, l, be, &have, 1);
 	if (rc < 0) {
 		res->err = rc;
 		res->what = "building the batch";
@@ -934,10 +1037,13 @@ static bool no_native_queue(const struct steer_result *r)
 
 int steer_apply(int fd, const struct steer_list *l, struct steer_result *res)
 {
+	static const struct steer_list none = { 0 };
 	enum steer_backend be = backend_known;
 	bool any = l && l->n > 0;
 	int rc;
 
+	if (!l)
+		l = &none;      /* no rules; NULL to the builder means removal */
 	if (be == STEER_BACKEND_UNKNOWN && any)
 		be = STEER_BACKEND_NFT_QUEUE;
 	rc = send_batch(fd, l, be == STEER_BACKEND_UNKNOWN ? STEER_BACKEND_XT_NFQUEUE : be, res);
@@ -955,7 +1061,9 @@ int steer_apply(int fd, const struct steer_list *l, struct steer_result *res)
 
 int steer_remove(int fd, struct steer_result *res)
 {
-	return steer_apply(fd, NULL, res);
+	memset(res, 0, sizeof(*res));
+	res->backend = backend_known;
+	return send_batch(fd, NULL, STEER_BACKEND_XT_NFQUEUE, res);
 }
 
 /* ------------------------------------------------------------ counters */
@@ -1021,36 +1129,18 @@ out:
 int steer_counters(int fd, const struct steer_list *l, struct steer_counter *out, size_t n)
 {
 	struct dump_ctx d = { out, n, l ? l->name : NULL, 0 };
-	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(4)));
+	char buf[512] __attribute__((aligned(4))) = { 0 };
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	struct nlmsghdr *nlh;
-	uint32_t seq = 0x5e7;
-	int rc = -ENOMEM;
+	int rc;
 
 	memset(out, 0, n * sizeof(*out));
 	if (!r)
 		return -ENOMEM;
-	/* NFPROTO_UNSPEC: the rules of every family's table of that name. */
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_UNSPEC, NLM_F_DUMP, seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_UNSPEC, NLM_F_DUMP, 0x5e7);
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, STEER_TABLE);
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
-	while (recv(fd, buf + 8192, 64, MSG_DONTWAIT | MSG_TRUNC) > 0)
-		;
-	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
-	if (rc < 0)
-		return rc;
-	/* A dump is filled inside recv(): nothing to wait for. */
-	for (int round = 0; round < 100000; round++) {
-		ssize_t got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-		if (got < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		rc = mnl_cb_run(buf, (size_t)got, seq, 0, dump_rule_cb, &d);
-		if (rc == MNL_CB_STOP)
-			return (int)d.rules;
-		if (rc < 0)
-			return errno == ENOENT ? 0 : -errno;
-	}
-	return -E2BIG;
+	rc = nl_dump(fd, nlh, dump_rule_cb, &d);
+	return rc < 0 ? rc : (int)d.rules;
 }

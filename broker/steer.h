@@ -164,15 +164,32 @@ struct steer_batch {
 	int err;                      /* first failure while building */
 };
 
+/* The broker's tables found in a namespace (steer_read_installed). */
+struct steer_installed {
+	bool table[3];                /* by enum steer_family */
+};
+
 /*
- * steer_batch_build - fill @b with one transaction that removes the
- * broker's tables in all three families and, for @l (NULL: nothing),
- * creates them again with @l's chains, anonymous sets and rules (queue
- * expression per @be). Sequence numbers start at @seq. 0 or -ENOMEM; on
- * success the caller frees @b with steer_batch_free().
+ * steer_batch_build - fill @b with one transaction that makes the broker's
+ * tables hold exactly @l's rules (queue expression per @be): per family,
+ * a table @l uses is created if missing, an existing one (per @have; NULL:
+ * none) has its rules flushed, @l's chains are created if missing, then
+ * its sets and rules. No base chain or table is ever deleted here:
+ * unregistering a hook drops every packet waiting in the namespace's
+ * queues; a chain no longer wanted stays empty until removal.
+ * @l NULL: the removal transaction, every family's table deleted.
+ * Sequence numbers start at @seq. 0 or -ENOMEM; on success the caller
+ * frees @b with steer_batch_free().
  */
 int steer_batch_build(struct steer_batch *b, const struct steer_list *l,
-		      enum steer_backend be, uint32_t seq);
+		      enum steer_backend be, const struct steer_installed *have, uint32_t seq);
+
+/*
+ * steer_read_installed - which of the broker's tables exist in @fd's
+ * namespace, from a table dump (nfnetlink fills it inside recv(): never
+ * waits). 0 or -errno.
+ */
+int steer_read_installed(int fd, struct steer_installed *have);
 
 /* steer_batch_free - release @b's buffers (NULL is a no-op). */
 void steer_batch_free(struct steer_batch *b);
@@ -195,15 +212,15 @@ struct steer_result {
 int steer_socket_setup(int fd);
 
 /*
- * steer_apply - replace the broker's tables in @fd's namespace with @l in
- * one transaction (NULL or empty: remove them). @fd: a NETLINK_NETFILTER
+ * steer_apply - make the broker's tables in @fd's namespace hold @l's rules
+ * in one transaction (NULL or empty: no rules; the tables stay, empty). @fd: a NETLINK_NETFILTER
  * socket nobody else reads. Never blocks: nfnetlink answers a batch
  * before sendmsg() returns. Returns 0 or the first error (@res says which
  * message and why); on error the namespace keeps what it had.
  */
 int steer_apply(int fd, const struct steer_list *l, struct steer_result *res);
 
-/* steer_remove - steer_apply(fd, NULL, res). */
+/* steer_remove - delete the broker's tables (the namespace is released). */
 int steer_remove(int fd, struct steer_result *res);
 
 /* Counters of one item, summed over its rules (an inet item may have two). */

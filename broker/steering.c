@@ -79,11 +79,13 @@ static void result_why(const struct steer_result *r, const struct steer_list *l,
 }
 
 /*
- * Make the kernel hold @l (NULL: nothing). On success the kernel has
- * exactly @l; on failure it keeps what it had (one transaction).
+ * Make the kernel hold @l's rules (NULL: none, the tables stay empty), or
+ * with @event "steer_remove" delete the tables. On success the kernel has
+ * exactly that; on failure it keeps what it had (one transaction).
  */
 static int change(struct session *s, const struct steer_list *l, const char *event)
 {
+	bool remove = strcmp(event, "steer_remove") == 0;
 	struct steering *st = &s->steer;
 	struct steer_result r;
 	char wb[LOG_VALUE_MAX];
@@ -95,7 +97,7 @@ static int change(struct session *s, const struct steer_list *l, const char *eve
 			goto fail;
 		st->fd = rc;
 	}
-	rc = steer_apply(st->fd, l, &r);
+	rc = remove ? steer_remove(st->fd, &r) : steer_apply(st->fd, l, &r);
 	if (r.backend_found)
 		log_event(LOGL_INFO, "steer_backend", "backend=%s detail=\"%s\"",
 			  steer_backend_name(r.backend), r.backend == STEER_BACKEND_XT_NFQUEUE ?
@@ -110,7 +112,7 @@ static int change(struct session *s, const struct steer_list *l, const char *eve
 	st->why[0] = '\0';
 	st->list = l;
 	st->stale = false;
-	st->installed = l != NULL;
+	st->installed = l != NULL && !remove;
 	if (l)
 		st->backend = r.backend;
 	log_event(LOGL_INFO, event, "name=%s rules=%zu backend=%s messages=%zu", s->name,
@@ -128,14 +130,15 @@ void steering_attach(struct session *s)
 {
 	const struct steer_list *l = wanted(s, s->mgr->cfg);
 
-	/* A restarted broker finds its predecessor's tables: replacing them
+	/* A restarted broker finds its predecessor's tables: rewriting them
 	 * reconciles (one table, never two). Adopted queues are the one sign
-	 * that a predecessor served this namespace and may have left tables
-	 * the config no longer wants; otherwise an unsteered namespace costs
-	 * no socket. */
+	 * that a predecessor served this namespace and may have left rules
+	 * the config no longer wants: they are flushed, not the tables
+	 * deleted (that would drop the packets held while no broker ran).
+	 * Otherwise an unsteered namespace costs no socket. */
 	s->steer.list = NULL;
 	if (!l) {
-		if (s->nadopted && change(s, NULL, "steer_remove") == 0)
+		if (s->nadopted && change(s, NULL, "steer_clear") == 0)
 			steering_close(s);
 		return;
 	}
@@ -163,7 +166,7 @@ void steering_reload(struct session *s, const struct cfg *n)
 		st->why[0] = '\0';
 		return;
 	}
-	if (change(s, l, l ? "steer_replace" : "steer_remove") < 0) {
+	if (change(s, l, l ? "steer_replace" : "steer_clear") < 0) {
 		/* The kernel still holds the previous rules, whose list goes
 		 * with the old config: keep them marked, not described. */
 		st->stale = st->installed;
@@ -175,7 +178,8 @@ void steering_release(struct session *s)
 {
 	struct steering *st = &s->steer;
 
-	if (st->installed || st->stale)
+	/* A socket exists once anything was written (or tried) there. */
+	if (st->fd >= 0)
 		(void)change(s, NULL, "steer_remove");
 	steering_close(s);
 }

@@ -8,9 +8,12 @@
  *             a failure serves the namespace unsteered, with the reason
  *             logged and shown by nfq-ctl agents;
  *   reload    replace in one transaction when the entry's steering changed;
- *             a refused replace keeps the old rules (and says so);
- *   release   (bye, grace over, refused on reload) remove them first, then
- *             the queues are unbound;
+ *             a refused replace keeps the old rules (and says so); base
+ *             chains are never deleted here (that would drop the packets
+ *             waiting in the namespace's queues): no longer wanted, they
+ *             stay empty; "steer": [] flushes the rules;
+ *   release   (bye, grace over, refused on reload) delete the tables first,
+ *             then the queues are unbound;
  *   shutdown  leave them: the agents' copies keep the queues bound, and a
  *             restarted broker replaces the tables (never a second copy).
  *

@@ -113,7 +113,7 @@ static void test_remove_only(void **state)
 	struct walked w;
 
 	(void)state;
-	assert_int_equal(steer_batch_build(&b, NULL, STEER_BACKEND_XT_NFQUEUE, 10), 0);
+	assert_int_equal(steer_batch_build(&b, NULL, STEER_BACKEND_XT_NFQUEUE, NULL, 10), 0);
 	walk(&b, &w);
 	/* BEGIN, then create+delete in inet, ip, ip6, then END. */
 	assert_int_equal(w.n, 8);
@@ -145,7 +145,7 @@ static struct nftnl_rule *minimal_rule(enum steer_backend be, struct steer_item 
 	struct walked w;
 	size_t rules = 0;
 
-	assert_int_equal(steer_batch_build(&b, &l, be, 1), 0);
+	assert_int_equal(steer_batch_build(&b, &l, be, NULL, 1), 0);
 	walk(&b, &w);
 	for (size_t i = 0; i < w.n; i++) {
 		if (MSGTYPE(w.nlh[i]) == NFT_MSG_NEWCHAIN) {
@@ -275,7 +275,7 @@ static void test_port_intervals_merge(void **state)
 	(void)state;
 	it.m.dport = p;
 	it.m.ndport = 5;
-	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, 1), 0);
+	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, NULL, 1), 0);
 	n = set_elems(&b, keys, end, 16, &klen);
 	assert_int_equal(klen, 2);
 	/* [50,50] [100,301] [65535,65535]: 50, end 51, 100, end 302, 65535 (no end). */
@@ -317,7 +317,7 @@ static void test_inet_split_by_family(void **state)
 	it.m.nsrc = 3;
 	it.m.nprotos = 0;
 	it.m.ndport = 0;
-	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, 1), 0);
+	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, NULL, 1), 0);
 	walk(&b, &w);
 	for (size_t i = 0; i < w.n; i++) {
 		struct nftnl_rule *r;
@@ -355,7 +355,7 @@ static void test_families_and_chains(void **state)
 	it[1].family = STEER_FAMILY_IP;
 	it[1].priority = -150;
 	it[2].index = 2;                /* same chain as item 0 */
-	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, 1), 0);
+	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, NULL, 1), 0);
 	walk(&b, &w);
 	for (size_t i = 0; i < w.n; i++) {
 		if (MSGTYPE(w.nlh[i]) == NFT_MSG_NEWCHAIN) {
@@ -375,8 +375,51 @@ static void test_families_and_chains(void **state)
 			tables_ip++;
 	}
 	assert_int_equal(chains, 2);
-	/* ip: create, delete, create again (it has an item) */
-	assert_int_equal(tables_ip, 2);
+	/* ip: created if missing, never deleted (it has an item) */
+	assert_int_equal(tables_ip, 1);
+	steer_batch_free(&b);
+}
+
+/*
+ * A replace never deletes a base chain or a table (unregistering a hook
+ * makes the kernel drop every packet waiting in the queues): rules of the
+ * existing tables are flushed, a family no longer used keeps its (now
+ * empty) table, a family never used gets none. Removal deletes all three.
+ */
+static void test_replace_keeps_chains(void **state)
+{
+	struct steer_item it = minimal_item();             /* inet output */
+	struct steer_list l = { NULL, &it, 1 };
+	struct steer_installed have = { .table = { [STEER_FAMILY_INET] = true,
+						   [STEER_FAMILY_IP] = true } };
+	struct steer_batch b;
+	struct walked w;
+	size_t flush = 0, newtable = 0, deleted = 0;
+
+	(void)state;
+	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, &have, 1), 0);
+	walk(&b, &w);
+	for (size_t i = 0; i < w.n; i++) {
+		if (w.type[i] >> 8 != NFNL_SUBSYS_NFTABLES)
+			continue;
+		switch (MSGTYPE(w.nlh[i])) {
+		case NFT_MSG_DELRULE:
+			assert_int_not_equal(w.fam[i], NFPROTO_IPV6);
+			flush++;
+			break;
+		case NFT_MSG_NEWTABLE:
+			assert_int_not_equal(w.fam[i], NFPROTO_IPV6);
+			newtable++;
+			break;
+		case NFT_MSG_DELCHAIN:
+		case NFT_MSG_DELTABLE:
+			deleted++;
+			break;
+		}
+	}
+	assert_int_equal(flush, 2);        /* inet and ip */
+	assert_int_equal(newtable, 2);
+	assert_int_equal(deleted, 0);
 	steer_batch_free(&b);
 }
 
@@ -396,7 +439,7 @@ static void test_large_list_chunks(void **state)
 		p[i].lo = p[i].hi = (uint16_t)(2 * i + 1);   /* never adjacent */
 	it.m.dport = p;
 	it.m.ndport = 1000;
-	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, 1), 0);
+	assert_int_equal(steer_batch_build(&b, &l, STEER_BACKEND_XT_NFQUEUE, NULL, 1), 0);
 	walk(&b, &w);
 	for (size_t i = 0; i < w.n; i++)
 		if (MSGTYPE(w.nlh[i]) == NFT_MSG_NEWSETELEM)
@@ -426,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_port_intervals_merge),
 		cmocka_unit_test(test_inet_split_by_family),
 		cmocka_unit_test(test_families_and_chains),
+		cmocka_unit_test(test_replace_keeps_chains),
 		cmocka_unit_test(test_large_list_chunks),
 		cmocka_unit_test(test_names),
 	};

@@ -38,9 +38,11 @@ nt_ipt "$NS_S" -A OUTPUT -o lo -p udp --dport 5004 -m comment --comment user-500
 # nft -i session the test keeps open): the kernel refuses the broker's batch.
 OWNER_FIFO=$NT_TMP/owner.fifo
 mkfifo "$OWNER_FIFO"
-nt_spawn OWNER nft-owner nt_x "$NS_O" nft -i <"$OWNER_FIFO"
-exec {OWNER_FD}>"$OWNER_FIFO"
+# read-write: opening a fifo so never waits for the other end
+exec {OWNER_FD}<>"$OWNER_FIFO"
 nt_defer "exec $OWNER_FD>&-"
+# (a background job's stdin is /dev/null unless its own command redirects it)
+nt_spawn OWNER nft-owner bash -c 'exec ip netns exec "$1" nft -i <"$2"' - "$NS_O" "$OWNER_FIFO"
 echo 'add table inet nfq_broker { flags owner; }' >&"$OWNER_FD"
 owner_table() { nt_x "$NS_O" nft list tables 2>/dev/null | grep -q 'inet nfq_broker'; }
 nt_wait_for 5000 "the owner's table in pod-o" owner_table
@@ -95,7 +97,7 @@ nt_assert_eq "table inet nfq_broker" "$(tables "$NS_S")" "pod-s: the broker's on
 # the steering was in place before the agent heard ACCEPT
 nt_assert_lines "$(nt_err agent-s)" 'event=attached' 1 "agent attached once"
 nt_x "$NS_S" nft list table inet nfq_broker >"$NT_TMP/ruleset-s" 2>/dev/null
-nt_assert_grep "$NT_TMP/ruleset-s" 'oifname "lo" udp dport \{ 5001, 5002 \} counter .* queue num 1' "the rule as nft shows it"
+nt_assert_grep "$NT_TMP/ruleset-s" 'oifname "lo" udp dport \{ 5001-5002 \} counter .* queue num 1' "the rule as nft shows it (adjacent ports merged)"
 nt_ok
 
 # ---------------------------------------------------------------- traffic
@@ -137,7 +139,7 @@ bk_expect_stats pod-o unsteered packets=0
 bk_expect_traffic "$NS_S" 5002 3 0 "pod-s still steered"
 nt_assert_eq "table inet nfq_broker" "$(tables "$NS_S")" "pod-s: still one table"
 # once the owner is gone, a reload retries the failed install
-exec {OWNER_FD}>&-
+kill "$OWNER"
 nt_wait_pid "$OWNER" 5000
 owner_gone() { ! owner_table; }
 nt_wait_for 5000 "the owner's table to go" owner_gone
