@@ -25,8 +25,10 @@ static const struct {
 	  "every agent is refused (fd 0: cannot tell its network namespace)" },
 	{ CAP_SYS_ADMIN,
 	  "setns() into a namespace to read its kernel queue stats (nfq-ctl agents, "
-	  "metrics, settling after a restart)",
-	  "no kernel stats and no settling for --netns agents" },
+	  "metrics, settling after a restart) and to open the nf_tables socket that "
+	  "installs its steering",
+	  "no kernel stats and no settling for --netns agents; namespaces with a steer "
+	  "list are served unsteered" },
 	{ CAP_DAC_READ_SEARCH,
 	  "reading a namespace's /proc/net/netfilter/nfnetlink_queue (mode 0440, owned by "
 	  "the root of the user namespace owning it) when that is not the broker's uid or gid",
