@@ -402,6 +402,10 @@ static void parse_item(json_object *obj, const char *path, struct steer_item *it
 	bool hook_ok = false, queue_ok = false;
 	json_object *v;
 
+	/* An empty range until a queue is read: the queue check skips an item
+	 * whose queue is missing or was reported bad already. */
+	it->queue_lo = 1;
+	it->queue_hi = 0;
 	if (!jsonv_want(obj, json_type_object, path, e))
 		return;
 	jsonv_check_keys(obj, path, keys, e);
@@ -417,11 +421,6 @@ static void parse_item(json_object *obj, const char *path, struct steer_item *it
 		queue_ok = parse_queue(v, p, it, e);
 	else
 		errs_add(e, p, "required key missing");
-	if (!queue_ok) {
-		/* An empty range: the queue check skips what was reported already. */
-		it->queue_lo = 1;
-		it->queue_hi = 0;
-	}
 	if (get_key(obj, path, "bypass", p, &v))
 		jsonv_bool(v, p, &it->bypass, e);
 	if (get_key(obj, path, "fanout", p, &v) && jsonv_bool(v, p, &it->fanout, e) &&

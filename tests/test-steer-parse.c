@@ -423,6 +423,22 @@ static void test_list_errors(void **state)
 	bad("\"web\"", PATH ": expected an array, got string \"web\"");
 	bad("[1, null]", PATH "[0]: expected an object, got number 1\n"
 	    PATH "[1]: expected an object, got null");
+	/* an item that is not an object has no queue to check (queue 0 is
+	 * not in these queues: the check must not see a zeroed item) */
+	{
+		static const uint16_t q5[] = { 5 };
+		struct errs e = { 0 };
+		char *got;
+
+		assert_null(parse_q("[1, {\"hook\": \"input\"}, {\"hook\": \"input\", \"queue\": -1}]",
+				    q5, 1, &e));
+		got = errs_join(&e, "\n");
+		assert_string_equal(got, PATH "[0]: expected an object, got number 1\n"
+				    PATH "[1].queue: required key missing\n"
+				    PATH "[2].queue: queue -1 out of range 0-65535");
+		free(got);
+		errs_reset(&e);
+	}
 	json = malloc((STEER_ITEMS_MAX + 1) * 40 + 8);
 	assert_non_null(json);
 	off = (size_t)sprintf(json, "[");
