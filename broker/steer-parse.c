@@ -178,6 +178,12 @@ static const struct {
 	{ "outdev", MK_OUTDEV }, { "oif", MK_OUTDEV }, { "mark", MK_MARK },
 };
 
+/* steer_match_key - see steer.h. */
+const char *steer_match_key(size_t i)
+{
+	return i < NELEM(mkeys) ? mkeys[i].name : NULL;
+}
+
 static enum mkey mkey_of(const char *name)
 {
 	for (size_t i = 0; i < NELEM(mkeys); i++)
