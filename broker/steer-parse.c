@@ -178,6 +178,12 @@ static const struct {
 	{ "outdev", MK_OUTDEV }, { "oif", MK_OUTDEV }, { "mark", MK_MARK },
 };
 
+/* steer_match_key - see steer.h. */
+const char *steer_match_key(size_t i)
+{
+	return i < NELEM(mkeys) ? mkeys[i].name : NULL;
+}
+
 static enum mkey mkey_of(const char *name)
 {
 	for (size_t i = 0; i < NELEM(mkeys); i++)
@@ -402,6 +408,10 @@ static void parse_item(json_object *obj, const char *path, struct steer_item *it
 	bool hook_ok = false, queue_ok = false;
 	json_object *v;
 
+	/* An empty range until a queue is read: the queue check skips an item
+	 * whose queue is missing or was reported bad already. */
+	it->queue_lo = 1;
+	it->queue_hi = 0;
 	if (!jsonv_want(obj, json_type_object, path, e))
 		return;
 	jsonv_check_keys(obj, path, keys, e);
@@ -417,11 +427,6 @@ static void parse_item(json_object *obj, const char *path, struct steer_item *it
 		queue_ok = parse_queue(v, p, it, e);
 	else
 		errs_add(e, p, "required key missing");
-	if (!queue_ok) {
-		/* An empty range: the queue check skips what was reported already. */
-		it->queue_lo = 1;
-		it->queue_hi = 0;
-	}
 	if (get_key(obj, path, "bypass", p, &v))
 		jsonv_bool(v, p, &it->bypass, e);
 	if (get_key(obj, path, "fanout", p, &v) && jsonv_bool(v, p, &it->fanout, e) &&

@@ -121,6 +121,10 @@ void steer_list_free(struct steer_list *l);
 /* steer_list_equal - same items in the same order (names aside); NULL == empty. */
 bool steer_list_equal(const struct steer_list *a, const struct steer_list *b);
 
+/* steer_match_key - name @i (0, 1, ...) of the match keys steering takes,
+ * aliases included ("iif", "oif"); NULL past the last. For docs checks. */
+const char *steer_match_key(size_t i);
+
 /* Names as written in the config (and shown by nfq-ctl agents). */
 const char *steer_hook_name(enum steer_hook h);
 const char *steer_family_name(enum steer_family f);

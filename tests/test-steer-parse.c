@@ -423,6 +423,22 @@ static void test_list_errors(void **state)
 	bad("\"web\"", PATH ": expected an array, got string \"web\"");
 	bad("[1, null]", PATH "[0]: expected an object, got number 1\n"
 	    PATH "[1]: expected an object, got null");
+	/* an item that is not an object has no queue to check (queue 0 is
+	 * not in these queues: the check must not see a zeroed item) */
+	{
+		static const uint16_t q5[] = { 5 };
+		struct errs e = { 0 };
+		char *got;
+
+		assert_null(parse_q("[1, {\"hook\": \"input\"}, {\"hook\": \"input\", \"queue\": -1}]",
+				    q5, 1, &e));
+		got = errs_join(&e, "\n");
+		assert_string_equal(got, PATH "[0]: expected an object, got number 1\n"
+				    PATH "[1].queue: required key missing\n"
+				    PATH "[2].queue: queue -1 out of range 0-65535");
+		free(got);
+		errs_reset(&e);
+	}
 	json = malloc((STEER_ITEMS_MAX + 1) * 40 + 8);
 	assert_non_null(json);
 	off = (size_t)sprintf(json, "[");
@@ -642,6 +658,70 @@ static void test_check_queues(void **state)
 	steer_list_free(l);
 }
 
+/*
+ * docs/steering.md's match-key table ("| key | forms | matches when |") names
+ * exactly the keys steering takes, aliases included, each once; and its
+ * limits are the code's.
+ */
+static void test_docs(void **state)
+{
+	char line[1024], keys[32][16], want[64];
+	size_t nkeys = 0, nseen[32] = { 0 };
+	bool in_table = false, seen_table = false, seen_list = false, seen_items = false;
+	FILE *f = fopen(TEST_SRCDIR "/../docs/steering.md", "r");
+
+	(void)state;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *cell, *end;
+
+		snprintf(want, sizeof(want), "at most **%d**", STEER_LIST_MAX);
+		seen_list |= strstr(line, want) != NULL;
+		snprintf(want, sizeof(want), "at most **%d**", STEER_ITEMS_MAX);
+		seen_items |= strstr(line, want) != NULL;
+		if (strncmp(line, "| key | forms | matches when |", 30) == 0) {
+			in_table = seen_table = true;
+			continue;
+		}
+		if (!in_table || strncmp(line, "|---", 4) == 0)
+			continue;
+		if (line[0] != '|') {
+			in_table = false;
+			continue;
+		}
+		end = strchr(line + 1, '|');
+		assert_non_null(end);
+		*end = '\0';
+		for (cell = strchr(line, '`'); cell; cell = strchr(end + 1, '`')) {
+			end = strchr(cell + 1, '`');
+			assert_non_null(end);
+			assert_true(nkeys < 32 && end - cell - 1 < 16);
+			snprintf(keys[nkeys++], 16, "%.*s", (int)(end - cell - 1), cell + 1);
+		}
+	}
+	fclose(f);
+	assert_true(seen_table);
+	assert_true(seen_list);
+	assert_true(seen_items);
+	for (size_t k = 0; k < nkeys; k++) {
+		size_t i;
+
+		for (i = 0; steer_match_key(i); i++)
+			if (strcmp(steer_match_key(i), keys[k]) == 0)
+				break;
+		if (!steer_match_key(i))
+			print_error("docs/steering.md lists \"%s\", not a steer match key\n", keys[k]);
+		assert_non_null(steer_match_key(i));
+		nseen[i]++;
+	}
+	for (size_t i = 0; steer_match_key(i); i++) {
+		if (nseen[i] != 1)
+			print_error("docs/steering.md lists match key \"%s\" %zu times\n",
+				    steer_match_key(i), nseen[i]);
+		assert_int_equal(nseen[i], 1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_consistency_errors),
 		cmocka_unit_test(test_all_at_once),
 		cmocka_unit_test(test_check_queues),
+		cmocka_unit_test(test_docs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,32 @@ nt_assert_grep "$(nt_out checkbad)" '^queue_defaults\.colour: unknown key$' "--c
 nt_assert_grep "$(nt_out checkbad)" '^queue_defaults\.max_len: max_len 0 out of range 1-4294967295$' "--check error 2"
 nt_assert_grep "$(nt_out checkbad)" '^namespaces\[1\]\.queues\[1\]: queue 70000 out of range 0-65535$' "--check error 3"
 nt_assert_grep "$(nt_out checkbad)" '^namespaces\[1\]\.policy: unknown policy "nope"$' "--check error 4"
+# steering (docs/steering.md): the issue's minimal form passes, and a bad
+# steer list gets every error with its path
+cat >"$NT_TMP/steer-ok.json" <<'EOF'
+{"namespaces": [{"name": "a", "queues": [1], "policy": "p",
+  "steer": [{"hook": "output", "family": "inet", "match": {"proto": "udp", "dport": [8080, 9999]}, "queue": 1}]}],
+ "policies": {"p": {"default": "accept", "rules": []}}}
+EOF
+nt_run checksteer 5000 "$BK_BROKER" --config "$NT_TMP/steer-ok.json" --check
+nt_assert_eq 0 "$NT_RC" "--check on a steer list: exit status"
+nt_assert_eq ok "$(cat "$(nt_out checksteer)")" "--check on a steer list: output"
+cat >"$NT_TMP/steer-bad.json" <<'EOF'
+{"steering": {"web": [{"hook": "input", "queue": "1-2"}]},
+ "namespaces": [{"name": "a", "queues": [1], "policy": "p",
+  "steer": [{"hook": "output", "match": {"dport": 53, "uid": 0}, "queue": 7}]},
+  {"name": "b", "queues": [1], "policy": "p", "steer": "web"},
+  {"name": "c", "queues": [1], "policy": "p", "steer": "wbe"}],
+ "policies": {"p": {"default": "accept", "rules": []}}}
+EOF
+nt_run checksteerbad 5000 "$BK_BROKER" --config "$NT_TMP/steer-bad.json" --check
+nt_assert_eq 2 "$NT_RC" "--check on bad steering: exit status"
+nt_assert_lines "$(nt_out checksteerbad)" '.' 5 "--check on bad steering: one line per error"
+nt_assert_grep "$(nt_out checksteerbad)" '^namespaces\[0\]\.steer\[0\]\.match\.uid: not available for steering' "--check steer error 1"
+nt_assert_grep "$(nt_out checksteerbad)" '^namespaces\[0\]\.steer\[0\]\.match\.dport: ports need a "proto"' "--check steer error 2"
+nt_assert_grep "$(nt_out checksteerbad)" '^namespaces\[0\]\.steer\[0\]\.queue: queue 7 is not one of namespaces\[0\]\.queues$' "--check steer error 3"
+nt_assert_grep "$(nt_out checksteerbad)" '^namespaces\[1\]\.steer: queue 2 \(steering\.web\[0\]\.queue\) is not one of namespaces\[1\]\.queues$' "--check steer error 4"
+nt_assert_grep "$(nt_out checksteerbad)" '^namespaces\[2\]\.steer: unknown steering list "wbe"$' "--check steer error 5"
 nt_run checkmissing 5000 "$BK_BROKER" --config "$NT_TMP/nope.json" --check
 nt_assert_eq 2 "$NT_RC" "--check on a missing file: exit status"
 nt_assert_grep "$(nt_out checkmissing)" 'nope\.json: No such file or directory' "--check on a missing file: message"
