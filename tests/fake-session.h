@@ -31,6 +31,7 @@ static inline struct session *fake_session_queues(struct session_mgr *m, const c
 	s->mgr = m;
 	s->lease_fd = -1;
 	s->rtnl_fd = -1;
+	s->steer.fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->netns_ino = ino;
 	s->agent_pid = 4242;
