@@ -1129,18 +1129,26 @@ out:
 int steer_counters(int fd, const struct steer_list *l, struct steer_counter *out, size_t n)
 {
 	struct dump_ctx d = { out, n, l ? l->name : NULL, 0 };
-	char buf[512] __attribute__((aligned(4))) = { 0 };
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct nlmsghdr *nlh;
-	int rc;
 
 	memset(out, 0, n * sizeof(*out));
-	if (!r)
-		return -ENOMEM;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_UNSPEC, NLM_F_DUMP, 0x5e7);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, STEER_TABLE);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	rc = nl_dump(fd, nlh, dump_rule_cb, &d);
-	return rc < 0 ? rc : (int)d.rules;
+	/* One dump per family: with a table name, the kernel's dump stops
+	 * after the first table of that name, whatever the family. */
+	for (size_t f = 0; f < sizeof(family_nfproto); f++) {
+		char buf[512] __attribute__((aligned(4))) = { 0 };
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		struct nlmsghdr *nlh;
+		int rc;
+
+		if (!r)
+			return -ENOMEM;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, family_nfproto[f], NLM_F_DUMP,
+					    0x5e7 + (uint32_t)f);
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, STEER_TABLE);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nftnl_rule_free(r);
+		rc = nl_dump(fd, nlh, dump_rule_cb, &d);
+		if (rc < 0)
+			return rc;
+	}
+	return (int)d.rules;
 }

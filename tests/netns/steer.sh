@@ -49,10 +49,13 @@ nt_wait_for 5000 "the owner's table in pod-o" owner_table
 
 STEER='"steer": [ { "hook": "output", "family": "inet",
                    "match": { "proto": "udp", "dport": [5001, 5002], "outdev": "lo" },
-                   "queue": 1 } ]'
+                   "queue": 1 },
+                 { "hook": "output", "family": "ip", "priority": -5,
+                   "match": { "proto": "udp", "dport": "5006-5007", "dst": "127.0.0.0/8" },
+                   "queue": "1-2", "bypass": true } ]'
 bk_config "\"namespaces\": [
-    { \"name\": \"pod-s\", \"queues\": [1], \"policy\": \"web\", $STEER },
-    { \"name\": \"pod-o\", \"queues\": [1], \"policy\": \"web\", $STEER }
+    { \"name\": \"pod-s\", \"queues\": [1, 2], \"policy\": \"web\", $STEER },
+    { \"name\": \"pod-o\", \"queues\": [1, 2], \"policy\": \"web\", $STEER }
   ],
   \"policies\": {
     \"web\": { \"default\": \"accept\", \"rules\": [
@@ -92,12 +95,16 @@ bk_agent_nsenter AG_S agent-s "$NS_S" pod-s
 bk_wait_attach pod-s
 nt_wait_queue "$NS_S" 1
 nt_assert_grep "$BK_LOG" 'event=steer_backend backend=xt-NFQUEUE ' "backend found and logged"
-nt_assert_grep "$BK_LOG" 'event=steer_install name=pod-s rules=1 backend=xt-NFQUEUE ' "install logged"
-nt_assert_eq "table inet nfq_broker" "$(tables "$NS_S")" "pod-s: the broker's one table"
+nt_assert_grep "$BK_LOG" 'event=steer_install name=pod-s rules=2 backend=xt-NFQUEUE ' "install logged"
+nt_assert_eq "table inet nfq_broker
+table ip nfq_broker" "$(tables "$NS_S")" "pod-s: the broker's tables, one per family used"
 # the steering was in place before the agent heard ACCEPT
 nt_assert_lines "$(nt_err agent-s)" 'event=attached' 1 "agent attached once"
 nt_x "$NS_S" nft list table inet nfq_broker >"$NT_TMP/ruleset-s" 2>/dev/null
 nt_assert_grep "$NT_TMP/ruleset-s" 'oifname "lo" udp dport \{ 5001-5002 \} counter .* queue num 1' "the rule as nft shows it (adjacent ports merged)"
+nt_x "$NS_S" nft list table ip nfq_broker >"$NT_TMP/ruleset-s-ip" 2>/dev/null
+nt_assert_grep "$NT_TMP/ruleset-s-ip" 'hook output priority filter - 5' "the ip item's chain and priority"
+nt_assert_grep "$NT_TMP/ruleset-s-ip" 'ip daddr 127.0.0.0/8 udp dport 5006-5007 counter .* queue num 1-2 bypass' "a queue range with bypass, as nft shows it"
 nt_ok
 
 # ---------------------------------------------------------------- traffic
@@ -106,7 +113,8 @@ bk_expect_traffic "$NS_S" 5001 5 5 "steered, policy accepts"
 bk_expect_traffic "$NS_S" 5002 5 0 "steered, policy drops"
 bk_expect_traffic "$NS_S" 5003 5 5 "not steered (the user's nft table counts it)"
 bk_expect_traffic "$NS_S" 5004 5 5 "not steered (the user's iptables rule counts it)"
-bk_expect_stats pod-s traffic packets=10 accept=5 drop=5
+bk_expect_traffic "$NS_S" 5006 5 5 "steered to the queue range 1-2, policy accepts"
+bk_expect_stats pod-s traffic packets=15 accept=10 drop=5
 nt_ok
 
 # ---------------------------------------------------------------- the user's rules
@@ -120,6 +128,8 @@ nt_ok
 nt_sub visibility
 nt_assert_eq True "$(agent_steer pod-s 's["installed"]')" "agents: installed"
 nt_assert_eq xt-NFQUEUE "$(agent_steer pod-s 's["backend"]')" "agents: backend"
+nt_assert_eq "output ip 1-2 1" "$(agent_steer pod-s '" ".join(str(x) for x in (s["rules"][1]["hook"], s["rules"][1]["family"], s["rules"][1]["queue"], s["rules"][1]["kernel_rules"]))')" "agents: the range rule"
+nt_assert_eq 5 "$(agent_steer pod-s 's["rules"][1]["packets"]')" "agents: the range rule's counter"
 nt_assert_eq "output inet 1 1" "$(agent_steer pod-s '" ".join(str(x) for x in (s["rules"][0]["hook"], s["rules"][0]["family"], s["rules"][0]["queue"], s["rules"][0]["kernel_rules"]))')" "agents: the rule"
 nt_assert_eq 10 "$(agent_steer pod-s 's["rules"][0]["packets"]')" "agents: the rule's kernel counter"
 nt_assert_eq None "$(agent_steer pod-s 's["error"]')" "agents: no error"
@@ -137,14 +147,15 @@ bk_expect_traffic "$NS_O" 5002 3 3 "pod-o unsteered: port 5002 not queued, so no
 bk_expect_stats pod-o unsteered packets=0
 # pod-s did not notice
 bk_expect_traffic "$NS_S" 5002 3 0 "pod-s still steered"
-nt_assert_eq "table inet nfq_broker" "$(tables "$NS_S")" "pod-s: still one table"
+nt_assert_eq "table inet nfq_broker
+table ip nfq_broker" "$(tables "$NS_S")" "pod-s: still its tables, once each"
 # once the owner is gone, a reload retries the failed install
 kill "$OWNER"
 nt_wait_pid "$OWNER" 5000
 owner_gone() { ! owner_table; }
 nt_wait_for 5000 "the owner's table to go" owner_gone
 kill -HUP "$BK_PID"
-bk_wait_log 'event=steer_replace name=pod-o rules=1 ' 5000
+bk_wait_log 'event=steer_replace name=pod-o rules=2 ' 5000
 bk_expect_traffic "$NS_O" 5002 3 0 "pod-o steered after the reload"
 nt_ok
 
