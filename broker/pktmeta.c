@@ -36,6 +36,8 @@ static void read_ports(struct pktmeta *m, const uint8_t *l3, size_t len,
 	m->sport = (uint16_t)(l3[off] << 8 | l3[off + 1]);
 	m->dport = (uint16_t)(l3[off + 2] << 8 | l3[off + 3]);
 	m->has_ports = true;
+	if (m->proto == P_TCP && len - off >= 14)
+		m->tcp_flags = l3[off + 13];
 }
 
 static int parse_v4(struct pktmeta *m, const uint8_t *l3, size_t len)
