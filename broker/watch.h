@@ -16,8 +16,11 @@
 
 #include "session.h"
 
-/* Room for one event line: names are capped (ns 320, policy/rule 64). */
-#define WATCH_EVENT_MAX 2048
+/*
+ * Room for one event line: names are capped (ns 320, policy/rule 64) but
+ * a control byte escapes to 6, so the worst case is about 3.3 KiB.
+ */
+#define WATCH_EVENT_MAX 4096
 
 /*
  * watch_json_str - @s as a JSON string literal (quotes included) into
@@ -47,7 +50,7 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
  * match; unset fields match anything. Plain data, no json-c, so matching
  * in the verdict step allocates nothing.
  */
-#define WATCH_GLOB_MAX 256
+#define WATCH_GLOB_MAX 320           /* WIRE_NAME_MAX: an exact name always fits */
 struct watch_filter {
 	char ns[WATCH_GLOB_MAX];      /* fnmatch() glob on the namespace name, "" any */
 	char policy[WATCH_GLOB_MAX];  /* glob on the policy name, "" any */
