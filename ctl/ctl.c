@@ -332,7 +332,10 @@ struct watch_state {
 };
 #define WATCH_LINE_MAX 65536
 
-enum { WATCH_MORE = -1 };
+enum {
+	WATCH_MORE = -1,          /* go on; from a stream: the broker closed it */
+	WATCH_RETRY = -2,         /* no watch started (connect or reply failed, said unless quiet) */
+};
 
 /* One event line (no newline): printed as @a's output asks. */
 static int watch_line(struct watch_state *w, char *line, size_t n)
@@ -404,7 +407,10 @@ static void nap(unsigned ms)
 		nanosleep(&ts, NULL);
 }
 
-/* One watch connection: WATCH_MORE when the broker went away, else the status. */
+/*
+ * One watch connection: WATCH_MORE when the broker ended the stream,
+ * WATCH_RETRY when none began, else the exit status.
+ */
 static int watch_once(struct watch_state *w, json_object *req, bool quiet)
 {
 	char *line = NULL, *rest = NULL;
@@ -415,14 +421,14 @@ static int watch_once(struct watch_state *w, json_object *req, bool quiet)
 
 	rc = ctl_connect(w->a->path, &fd, quiet);
 	if (rc)
-		return WATCH_MORE;
+		return WATCH_RETRY;
 	s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
 	serr = send_all(fd, s, len);
 	if (serr == 0)
 		serr = send_all(fd, "\n", 1);
 	rc = read_line(fd, w->a->path, &line, &rest, &restlen, quiet);
 	if (rc) {
-		rc = WATCH_MORE;
+		rc = WATCH_RETRY;
 		goto out;
 	}
 	reply = json_tokener_parse(line);
@@ -463,21 +469,23 @@ static int run_watch(const struct ctl_args *a)
 	for (;;) {
 		w.len = 0;
 		rc = watch_once(&w, req, retrying);
-		if (rc != WATCH_MORE || ctl_stop_signal)
+		if ((rc != WATCH_MORE && rc != WATCH_RETRY) || ctl_stop_signal)
 			break;
 		if (!a->reconnect) {
-			rc = fail("watch: the broker closed the connection (%s)", a->path);
+			/* A failed start was reported already; a stream's end is news. */
+			rc = rc == WATCH_RETRY ? CTL_EXIT_RUNTIME :
+			     fail("watch: the broker closed the connection (%s)", a->path);
 			break;
 		}
 		if (!retrying)
-			fprintf(stderr, "nfq-ctl: watch: lost the broker at %s; reconnecting "
+			fprintf(stderr, "nfq-ctl: watch: no broker at %s; reconnecting "
 				"every second\n", a->path);
 		retrying = true;
 		nap(1000);
 		if (ctl_stop_signal)
 			break;
 	}
-	if (rc == WATCH_MORE)
+	if (rc == WATCH_MORE || rc == WATCH_RETRY)
 		rc = 0;          /* a signal while reconnecting */
 out:
 	json_object_put(req);

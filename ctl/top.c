@@ -361,7 +361,9 @@ static bool keys(long long deadline, enum top_sort *key, bool *redraw)
 		if (poll(&pfd, 1, (int)left) <= 0)
 			continue;
 		n = read(STDIN_FILENO, c, sizeof(c));
-		if (n == 0)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
 			return false;        /* the terminal went away */
 		for (ssize_t i = 0; i < n; i++) {
 			switch (c[i]) {

@@ -158,6 +158,11 @@ nt_expect_exit "$WG" 5000 1 "watch when the broker stops"
 nt_assert_grep "$(nt_err gone)" "^nfq-ctl: watch: the broker closed the connection \($CSOCK\)\$" \
 	"watch when the broker stops: message"
 nt_wait_for 3000 "the reconnect message" nt__file_has "$(nt_err again)" 'reconnecting every second'
+# no broker at all: the connect error alone, exit 1
+ctl nobroker watch
+nt_assert_eq 1 "$NT_RC" "watch without a broker: exit status"
+nt_assert_eq "nfq-ctl: cannot connect to $CSOCK: no such socket (is the broker running?)" \
+	"$(cat "$(nt_err nobroker)")" "watch without a broker: message"
 kill -0 "$WR" 2>/dev/null || nt_fail "watch --reconnect exited when the broker stopped"
 bk_start
 nt_wait_for 5000 "watch --reconnect back" nt__file_has "$BK_LOG" 'event=watch_start '
