@@ -6,7 +6,7 @@
 # 5001 accepted by rule p5001, udp 5002 dropped by p5002, tcp 5003
 # accepted by t5003, the rest dropped) and pod-b (policy "open": all
 # accepted by its default), one agent each, UDP/TCP to 127.0.0.1 through
-# NFQUEUE 1 on OUTPUT.
+# NFQUEUE 1 on OUTPUT; the queues ask for the sender's uid/gid.
 
 CTL=""
 CSOCK=""
@@ -24,6 +24,7 @@ ctl_setup() {
 	bk_queue_rule "$NS_B" 1 5001
 	nt_ipt "$NS_A" -A OUTPUT -o lo -p tcp --dport 5003 --syn -j NFQUEUE --queue-num 1
 	BK_BROKER_EXTRA='"metrics_refresh_ms": 100' bk_config "
+  \"queue_defaults\": { \"uid_gid\": true },
   \"namespaces\": [
     { \"name\": \"pod-a\", \"queues\": [1], \"policy\": \"web\" },
     { \"name\": \"pod-b\", \"queues\": [1], \"policy\": \"open\" }

@@ -80,6 +80,7 @@ assert sorted(map(key, full)) == sorted(
 tcp = [e for e in full if e["proto"] == "tcp"]
 assert tcp[0]["tcp_flags"] == "S", tcp
 assert all("tcp_flags" not in e for e in full if e["proto"] != "tcp"), full
+assert all(e["uid"] == 0 and e["gid"] == 0 for e in full), full   # sent by root
 assert ev("tcp") == tcp, ev("tcp")
 assert all(e["ns"] == "pod-b" for e in ev("ns-b"))
 assert all(e["verdict"] == "drop" for e in ev("drop"))
@@ -114,16 +115,16 @@ T=$(nt_out text)
 nt_assert_eq 6 "$(wc -l <"$T")" "text watch: 6 lines"
 nt_assert_eq 2 "$(wc -l <"$(nt_out json2)")" "json watch --count 2: 2 lines"
 TS='[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}'
-nt_assert_lines "$T" "^$TS pod-a udp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5001 len 128 policy=web rule=p5001 verdict=accept\$" 3 "text: accepted udp"
-nt_assert_lines "$T" "^$TS pod-a udp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5002 len 128 policy=web rule=p5002 verdict=drop\$" 2 "text: dropped udp"
-nt_assert_lines "$T" "^$TS pod-a tcp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5003 flags \[S\] len [0-9]+ policy=web rule=t5003 verdict=accept\$" 1 "text: the SYN"
+nt_assert_lines "$T" "^$TS pod-a udp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5001 len 128 uid=0 gid=0 policy=web rule=p5001 verdict=accept\$" 3 "text: accepted udp"
+nt_assert_lines "$T" "^$TS pod-a udp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5002 len 128 uid=0 gid=0 policy=web rule=p5002 verdict=drop\$" 2 "text: dropped udp"
+nt_assert_lines "$T" "^$TS pod-a tcp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5003 flags \[S\] len [0-9]+ uid=0 gid=0 policy=web rule=t5003 verdict=accept\$" 1 "text: the SYN"
 # on a terminal, text is the default
 nt_run tty 5000 script -qec "$CTL --control $CSOCK watch --ns pod-b --count 1" /dev/null &
 TTYPID=$!
 bk_wait_count 'event=watch_start ' $((${#WATCHERS[@]} + 3))
 send "$NS_B" 5001 1 100
 wait "$TTYPID" || true
-nt_assert_grep "$(nt_out tty)" "^$TS pod-b udp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5001 len 128 policy=open rule=\(default\) verdict=accept" \
+nt_assert_grep "$(nt_out tty)" "^$TS pod-b udp 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:5001 len 128 uid=0 gid=0 policy=open rule=\(default\) verdict=accept" \
 	"watch on a terminal: text lines"
 nt_ok
 
