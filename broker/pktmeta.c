@@ -95,6 +95,7 @@ int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len)
 	m->has_ports = false;
 	m->sport = 0;
 	m->dport = 0;
+	m->tcp_flags = 0;
 	memset(m->src, 0, sizeof(m->src));
 	memset(m->dst, 0, sizeof(m->dst));
 	if (!l3 || len < 1)

@@ -27,7 +27,7 @@ struct pktmeta {
 };
 
 /*
- * pktmeta_parse_l3 - fill family, proto, src, dst, ports and has_ports from
+ * pktmeta_parse_l3 - fill family, proto, src, dst, ports, has_ports and tcp_flags from
  * network-layer bytes @l3 of @len bytes (truncated captures allowed: what
  * is missing stays unset). IPv6 extension headers are walked to the
  * transport header; fragments other than the first carry no ports.
