@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # bash completion for nfq-ctl (installed by meson into bash-completion's
 # completionsdir as "nfq-ctl").
+# shellcheck disable=SC2207 # COMPREPLY=($(compgen ...)): words never have blanks here
 
 _nfq_ctl()
 {

@@ -137,7 +137,7 @@ NFQ_CTL_SOCKET=$NT_TMP/nowhere.sock nt_run env-bad 5000 "$CTL" status
 nt_assert_eq 1 "$NT_RC" "a wrong NFQ_CTL_SOCKET: exit status"
 nt_assert_grep "$(nt_err env-bad)" "^nfq-ctl: cannot connect to $NT_TMP/nowhere.sock: no such socket" \
 	"a wrong NFQ_CTL_SOCKET: message names it"
-NFQ_CTL_SOCKET= nt_run env-empty 5000 "$CTL" status
+NFQ_CTL_SOCKET='' nt_run env-empty 5000 "$CTL" status
 nt_assert_grep "$(nt_err env-empty)" "^nfq-ctl: cannot connect to /run/nfq-broker/control.sock" \
 	"an empty NFQ_CTL_SOCKET: the default"
 nt_ok

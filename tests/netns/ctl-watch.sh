@@ -165,7 +165,7 @@ nt_assert_eq 1 "$NT_RC" "watch without a broker: exit status"
 nt_assert_eq "nfq-ctl: cannot connect to $CSOCK: no such socket (is the broker running?)" \
 	"$(cat "$(nt_err nobroker)")" "watch without a broker: message"
 kill -0 "$WR" 2>/dev/null || nt_fail "watch --reconnect exited when the broker stopped"
-bk_start
+bk_start broker-again
 nt_wait_for 5000 "watch --reconnect back" nt__file_has "$BK_LOG" 'event=watch_start '
 ctl_agents
 send "$NS_A" 5001 1 100
