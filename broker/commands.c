@@ -333,27 +333,16 @@ static json_object *cmd_reload(struct cmd_req *r)
 
 static json_object *cmd_watch(struct cmd_req *r)
 {
-	json_object *ns = NULL, *o;
-	const char *name = NULL;
+	struct watch_filter f;
+	char fb[WATCH_GLOB_MAX * 4];
+	json_object *o;
 
-	if (json_object_object_get_ex(r->req, "ns", &ns) &&
-	    !json_object_is_type(ns, json_type_null)) {
-		if (!json_object_is_type(ns, json_type_string) ||
-		    json_object_get_string_len(ns) == 0) {
-			snprintf(r->err, r->errlen,
-				 "\"ns\" must be a namespace name (a non-empty string)");
-			return NULL;
-		}
-		if ((size_t)json_object_get_string_len(ns) >= WIRE_NAME_MAX) {
-			snprintf(r->err, r->errlen, "\"ns\" longer than %d bytes",
-				 WIRE_NAME_MAX - 1);
-			return NULL;
-		}
-		name = json_object_get_string(ns);
-	}
-	control_client_watch(r->cl, name);
+	if (watch_filter_parse(&f, r->req, r->err, r->errlen) < 0)
+		return NULL;
+	control_client_watch(r->cl, &f);
 	o = commands_reply_ok();
-	jadd(o, "watch", name ? json_object_new_string(name) : NULL);
+	jadd(o, "watch", f.ns[0] ? json_object_new_string(f.ns) : NULL);
+	jadd(o, "filter", json_object_new_string(watch_filter_describe(&f, fb, sizeof(fb))));
 	return o;
 }
 

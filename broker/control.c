@@ -53,8 +53,7 @@ struct control_client {
 	bool eof;                     /* the client will send nothing more */
 	bool closing;                 /* close once the output is sent */
 	bool watching;
-	bool ns_filter;
-	char ns[WIRE_NAME_MAX];
+	struct watch_filter filter;   /* which events this watcher gets */
 	uint64_t lost;                /* events lost since the last one delivered */
 	uint64_t lost_total, events;
 	struct loop_timer stall;
@@ -275,7 +274,7 @@ static void watch_hook(const struct session *s, const struct nfqb_packet *p,
 	LIST_FOREACH(cl, &c->clients, link) {
 		if (!cl->watching || cl->closing)
 			continue;
-		if (cl->ns_filter && strcmp(cl->ns, session_name(s)) != 0)
+		if (!watch_filter_match(&cl->filter, s, m, rule, act))
 			continue;
 		if (!n)
 			n = watch_format(line, sizeof(line), s, p, m, rule, act, rc);
@@ -825,21 +824,21 @@ void control_get_info(const struct control *c, struct control_info *out)
 				      .http = c->http };
 }
 
-void control_client_watch(struct control_client *cl, const char *ns)
+void control_client_watch(struct control_client *cl, const struct watch_filter *f)
 {
-	char vb[LOG_VALUE_MAX];
+	char fb[WATCH_GLOB_MAX * 4], vb[LOG_VALUE_MAX], nb[LOG_VALUE_MAX];
 
-	snprintf(cl->ns, sizeof(cl->ns), "%s", ns ? ns : "");
-	cl->ns_filter = ns != NULL;
+	cl->filter = *f;
 	if (!cl->watching) {
 		cl->watching = true;
 		cl->c->nwatchers++;
 		watch_set(cl->c);
 		loop_timer_cancel(cl->c->loop, &cl->idle);
 	}
-	/* The name comes from the client: quoted, so it cannot forge fields. */
-	log_event(LOGL_INFO, "watch_start", "client=%u pid=%d ns=%s", cl->id, (int)cl->pid,
-		  cl->ns_filter ? log_value(vb, sizeof(vb), cl->ns) : "*");
+	/* The filter comes from the client: quoted, so it cannot forge fields. */
+	log_event(LOGL_INFO, "watch_start", "client=%u pid=%d ns=%s filter=%s", cl->id,
+		  (int)cl->pid, f->ns[0] ? log_value(nb, sizeof(nb), f->ns) : "*",
+		  log_value(vb, sizeof(vb), watch_filter_describe(f, fb, sizeof(fb))));
 }
 
 void control_set_stall_ms(struct control *c, uint32_t ms)

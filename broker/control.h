@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "session.h"
+#include "watch.h"
 
 #define CONTROL_REQ_MAX     4096          /* one request line, newline included */
 #define CONTROL_MAX_CLIENTS 64
@@ -77,10 +78,10 @@ struct control_info {
 void control_get_info(const struct control *c, struct control_info *out);
 
 /*
- * control_client_watch - @cl streams the events of namespace @ns (NULL:
- * every namespace) from now on; called again, it changes the filter.
+ * control_client_watch - @cl streams the events that pass @f (copied)
+ * from now on; called again, it changes the filter.
  */
-void control_client_watch(struct control_client *cl, const char *ns);
+void control_client_watch(struct control_client *cl, const struct watch_filter *f);
 
 /* control_set_stall_ms - change CONTROL_STALL_MS (tests). */
 void control_set_stall_ms(struct control *c, uint32_t ms);

@@ -36,6 +36,8 @@ static void read_ports(struct pktmeta *m, const uint8_t *l3, size_t len,
 	m->sport = (uint16_t)(l3[off] << 8 | l3[off + 1]);
 	m->dport = (uint16_t)(l3[off + 2] << 8 | l3[off + 3]);
 	m->has_ports = true;
+	if (m->proto == P_TCP && len - off >= 14)
+		m->tcp_flags = l3[off + 13];
 }
 
 static int parse_v4(struct pktmeta *m, const uint8_t *l3, size_t len)
@@ -93,6 +95,7 @@ int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len)
 	m->has_ports = false;
 	m->sport = 0;
 	m->dport = 0;
+	m->tcp_flags = 0;
 	memset(m->src, 0, sizeof(m->src));
 	memset(m->dst, 0, sizeof(m->dst));
 	if (!l3 || len < 1)

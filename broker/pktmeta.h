@@ -16,6 +16,7 @@ struct pktmeta {
 	uint8_t hook;            /* NFQB_HOOK_* */
 	bool has_ports;          /* tcp/udp/udplite/sctp first fragment with ports present */
 	uint16_t sport, dport;   /* host order */
+	uint8_t tcp_flags;       /* TCP: the flags byte (FIN 0x01 .. CWR 0x80); 0 otherwise */
 	uint8_t src[16], dst[16];/* IPv4 in the first 4 bytes */
 	int32_t indev_id;        /* interned interface name id (policy_ifname_id), -1 none */
 	int32_t outdev_id;
@@ -26,7 +27,7 @@ struct pktmeta {
 };
 
 /*
- * pktmeta_parse_l3 - fill family, proto, src, dst, ports and has_ports from
+ * pktmeta_parse_l3 - fill family, proto, src, dst, ports, has_ports and tcp_flags from
  * network-layer bytes @l3 of @len bytes (truncated captures allowed: what
  * is missing stays unset). IPv6 extension headers are walked to the
  * transport header; fragments other than the first carry no ports.

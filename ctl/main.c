@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nfq-ctl: command-line client of the broker's control socket
- * (docs/interface.md §1, §5). Sends one request line, prints the reply: pretty
- * JSON on a terminal, compact JSON when piped; `metrics` prints the
- * Prometheus text itself; `watch` copies the event lines until a signal or
- * the end of the connection. The logic is ctl.c.
+ * (docs/interface.md §1, §5, docs/control.md). Sends one request line,
+ * prints the reply: tables (or pretty JSON) on a terminal, compact JSON when
+ * piped; `metrics` prints the Prometheus text itself; `watch` prints the
+ * events until a signal, --count or the end of the connection; `top` draws
+ * a live view. The logic is ctl.c, render.c, top.c.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@ static void on_signal(int sig)
 	ctl_stop_signal = sig;
 }
 
-/* SIGINT/SIGTERM end `watch` cleanly: the blocking read returns EINTR. */
+/* SIGINT/SIGTERM end `watch` and `top` cleanly: the blocking read returns EINTR. */
 static void signals_setup(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -35,8 +36,7 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (a.pretty < 0)
-		a.pretty = isatty(STDOUT_FILENO);
+	ctl_resolve_output(&a, isatty(STDOUT_FILENO));
 	signals_setup();
-	return ctl_run(a.path, a.cmd, a.ns, a.pretty);
+	return ctl_run(&a);
 }

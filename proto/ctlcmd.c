@@ -13,8 +13,10 @@ static const struct ctlcmd table[] = {
 	  "packets and bytes per policy rule" },
 	{ "reload", CTLCMD_ADMIN, { NULL }, "",
 	  "reload the broker's config file (errors are listed)" },
-	{ "watch", CTLCMD_ADMIN, { "ns", NULL }, "[--ns NAME]",
-	  "one JSON object per decided packet until interrupted" },
+	{ "watch", CTLCMD_ADMIN,
+	  { "ns", "verdict", "policy", "rule", "proto", "port", "addr", NULL }, "[FILTERS]",
+	  "one line per decided packet (filtered in the broker) until interrupted" },
+
 	{ "metrics", CTLCMD_READ, { NULL }, "",
 	  "the counters in Prometheus text format" },
 };

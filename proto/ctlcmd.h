@@ -18,7 +18,7 @@ enum ctlcmd_access {
 	CTLCMD_ADMIN,             /* changes the broker or shows every tenant's packets */
 };
 
-#define CTLCMD_KEYS_MAX 2
+#define CTLCMD_KEYS_MAX 8
 
 struct ctlcmd {
 	const char *name;

@@ -596,8 +596,8 @@ static void test_bad_requests(void **state)
 		{ "{\"cmd\":\"frobnicate\"}\n", "unknown command \"frobnicate\"" },
 		{ "{\"cmd\":\"a\\\"b\"}\n", "unknown command \"a\\\"b\"" },
 		{ "{\"cmd\":\"status\",\"ns\":\"x\"}\n", "unknown key \"ns\" in a \"status\" request" },
-		{ "{\"cmd\":\"watch\",\"ns\":5}\n", "\"ns\" must be a namespace name" },
-		{ "{\"cmd\":\"watch\",\"ns\":\"\"}\n", "\"ns\" must be a namespace name" },
+		{ "{\"cmd\":\"watch\",\"ns\":5}\n", "bad \"ns\" filter: not a string" },
+		{ "{\"cmd\":\"watch\",\"ns\":\"\"}\n", "bad \"ns\" filter: empty" },
 		{ "{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}\n", "malformed request" },
 		{ "{\"cmd\":\"status\"}\xff\n", "malformed request" },
 	};

@@ -155,6 +155,31 @@ static void test_v4_tcp(void **state)
 	check(&p, (struct want){ 4, 6, true, 1234, 80 });
 }
 
+/* The TCP flags byte (for watch), 0 when cut short or not TCP. */
+static void test_tcp_flags(void **state)
+{
+	struct pkt p = { .len = 0 };
+	struct pktmeta m;
+
+	v4(&p, 6, 5, 0);
+	l4ports(&p, 1234, 80);
+	p.b[20 + 13] = 0x12;            /* SYN|ACK */
+	memset(&m, 0xa5, sizeof(m));
+	assert_int_equal(parse_exact(&m, &p, p.len), 0);
+	assert_int_equal(m.tcp_flags, 0x12);
+	memset(&m, 0xa5, sizeof(m));
+	assert_int_equal(parse_exact(&m, &p, 20 + 13), 0);   /* the flags byte cut off */
+	assert_true(m.has_ports);
+	assert_int_equal(m.tcp_flags, 0);
+	p = (struct pkt){ .len = 0 };
+	v4(&p, 17, 5, 0);
+	l4ports(&p, 1234, 53);
+	p.b[20 + 13] = 0x12;
+	memset(&m, 0xa5, sizeof(m));
+	assert_int_equal(parse_exact(&m, &p, p.len), 0);
+	assert_int_equal(m.tcp_flags, 0);
+}
+
 static void test_v4_udp_options(void **state)
 {
 	struct pkt p = { .len = 0 };
@@ -427,6 +452,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_v4_tcp),
+		cmocka_unit_test(test_tcp_flags),
 		cmocka_unit_test(test_v4_udp_options),
 		cmocka_unit_test(test_v4_icmp),
 		cmocka_unit_test(test_v4_sctp_udplite),

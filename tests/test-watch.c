@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -287,6 +288,216 @@ static void test_format_ipv6_long_name(void **state)
 	assert_int_equal(watch_format(small, sizeof(small), &f->s, &p, &m, rule, act, 0), 0);
 }
 
+/* The worst-case names: every byte a control byte (escaped to 6), still one line. */
+static void test_format_worst_case(void **state)
+{
+	struct fx *f = *state;
+	struct nfqb_packet p = { .id = UINT32_MAX, .queue_num = 65535, .hook = NFQB_HOOK_INPUT };
+	struct pktmeta m = udp_meta();
+	const struct policy_action *act;
+	char line[WATCH_EVENT_MAX];
+	int rule;
+
+	memset(f->s.name, '\x01', sizeof(f->s.name) - 1);
+	f->s.name[sizeof(f->s.name) - 1] = '\0';
+	m.family = 6;
+	m.proto = 6;
+	m.tcp_flags = 0xff;
+	m.has_uid = m.has_gid = true;
+	m.uid = m.gid = UINT32_MAX;
+	rule = policy_eval(f->s.policy, &m, &act);
+	assert_true(watch_format(line, sizeof(line), &f->s, &p, &m, rule, act, -ENOBUFS) > 0);
+}
+
+/* ts (unix time with microseconds), tcp_flags as tcpdump writes them, uid/gid. */
+static void test_format_tcp_uid(void **state)
+{
+	struct fx *f = *state;
+	struct nfqb_packet p = { .id = 1, .queue_num = 1, .hook = NFQB_HOOK_OUTPUT };
+	struct pktmeta m = udp_meta();
+	const struct policy_action *act;
+	char line[WATCH_EVENT_MAX];
+	json_object *o, *ts;
+	struct timespec now;
+	int rule;
+	size_t n;
+
+	m.proto = 6;
+	m.tcp_flags = 0x12;          /* SYN|ACK */
+	m.has_uid = true;
+	m.uid = 1000;
+	rule = policy_eval(f->s.policy, &m, &act);
+	clock_gettime(CLOCK_REALTIME, &now);
+	n = watch_format(line, sizeof(line), &f->s, &p, &m, rule, act, 0);
+	o = parse_line(line, n);
+	assert_int_equal(strncmp(line, "{\"ts\":", 6), 0);
+	assert_true(json_object_object_get_ex(o, "ts", &ts));
+	assert_true(json_object_is_type(ts, json_type_double));
+	assert_true(json_object_get_double(ts) >= (double)now.tv_sec - 1 &&
+		    json_object_get_double(ts) <= (double)now.tv_sec + 2);
+	assert_string_equal(field(o, "tcp_flags"), "S.");
+	assert_string_equal(field(o, "uid"), "1000");
+	assert_false(json_object_object_get_ex(o, "gid", NULL));
+	json_object_put(o);
+
+	m.tcp_flags = 0x19;          /* FIN|PSH|ACK */
+	n = watch_format(line, sizeof(line), &f->s, &p, &m, rule, act, 0);
+	o = parse_line(line, n);
+	assert_string_equal(field(o, "tcp_flags"), "FP.");
+	json_object_put(o);
+	m.tcp_flags = 0;
+	n = watch_format(line, sizeof(line), &f->s, &p, &m, rule, act, 0);
+	o = parse_line(line, n);
+	assert_string_equal(field(o, "tcp_flags"), "-");
+	json_object_put(o);
+	/* UDP: no tcp_flags key at all. */
+	m = udp_meta();
+	rule = policy_eval(f->s.policy, &m, &act);
+	n = watch_format(line, sizeof(line), &f->s, &p, &m, rule, act, 0);
+	o = parse_line(line, n);
+	assert_false(json_object_object_get_ex(o, "tcp_flags", NULL));
+	assert_false(json_object_object_get_ex(o, "uid", NULL));
+	json_object_put(o);
+}
+
+/* ------------------------------------------------------------ filters */
+
+static int filter_of(const char *json, struct watch_filter *wf, char *err, size_t errlen)
+{
+	json_object *o = json_tokener_parse(json);
+	int rc;
+
+	assert_non_null(o);
+	err[0] = '\0';
+	rc = watch_filter_parse(wf, o, err, errlen);
+	json_object_put(o);
+	return rc;
+}
+
+static void test_filter_errors(void **state)
+{
+	static const struct { const char *json, *err; } cases[] = {
+		{ "{\"ns\":5}", "bad \"ns\" filter: not a string" },
+		{ "{\"ns\":\"\"}", "bad \"ns\" filter: empty" },
+		{ "{\"policy\":[1]}", "bad \"policy\" filter: not a string" },
+		{ "{\"rule\":\"\"}", "bad \"rule\" filter: empty" },
+		{ "{\"verdict\":\"allow\"}",
+		  "bad \"verdict\" filter: \"allow\" is not a verdict (accept, drop, repeat, queue)" },
+		{ "{\"verdict\":\"queue:3\"}",
+		  "bad \"verdict\" filter: \"queue:3\" is not a verdict (accept, drop, repeat, queue)" },
+		{ "{\"proto\":\"tcpp\"}", "bad \"proto\" filter: \"tcpp\" is not a protocol (tcp, "
+		  "udp, icmp, icmpv6, sctp, udplite, gre, esp, ah or 0-255)" },
+		{ "{\"proto\":\"256\"}", "bad \"proto\" filter: \"256\" is not a protocol (tcp, "
+		  "udp, icmp, icmpv6, sctp, udplite, gre, esp, ah or 0-255)" },
+		{ "{\"port\":70000}", "bad \"port\" filter: 70000 is not a port (0-65535)" },
+		{ "{\"port\":-1}", "bad \"port\" filter: -1 is not a port (0-65535)" },
+		{ "{\"port\":\"5x\"}", "bad \"port\" filter: \"5x\" is not a port (0-65535)" },
+		{ "{\"port\":\"\"}", "bad \"port\" filter: \"\" is not a port (0-65535)" },
+		{ "{\"port\":1.5}", "bad \"port\" filter: not a number" },
+		{ "{\"addr\":\"10.0.0.300\"}",
+		  "bad \"addr\" filter: \"10.0.0.300\" is not an IPv4 or IPv6 address" },
+		{ "{\"addr\":\"10.0.0.0/33\"}",
+		  "bad \"addr\" filter: \"/33\" is not a prefix length (0-32)" },
+		{ "{\"addr\":\"fd00::/129\"}",
+		  "bad \"addr\" filter: \"/129\" is not a prefix length (0-128)" },
+		{ "{\"addr\":\"10.0.0.0/\"}",
+		  "bad \"addr\" filter: \"/\" is not a prefix length (0-32)" },
+		{ "{\"addr\":\"10.0.0.0/-1\"}",
+		  "bad \"addr\" filter: \"/-1\" is not a prefix length (0-32)" },
+	};
+	struct watch_filter wf;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(filter_of(cases[i].json, &wf, err, sizeof(err)), -EINVAL);
+		if (strcmp(err, cases[i].err) != 0)
+			fail_msg("%s: got '%s', expected '%s'", cases[i].json, err, cases[i].err);
+	}
+	/* Too long a glob. */
+	{
+		char json[WATCH_GLOB_MAX + 32];
+
+		snprintf(json, sizeof(json), "{\"ns\":\"%0*d\"}", WATCH_GLOB_MAX, 0);
+		assert_int_equal(filter_of(json, &wf, err, sizeof(err)), -EINVAL);
+		assert_string_equal(err, "bad \"ns\" filter: longer than 319 bytes");
+	}
+}
+
+static bool matches(struct fx *f, const char *json, const struct pktmeta *m)
+{
+	const struct policy_action *act;
+	struct watch_filter wf;
+	char err[256];
+	int rule = policy_eval(f->s.policy, m, &act);
+
+	if (filter_of(json, &wf, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", json, err);
+	return watch_filter_match(&wf, &f->s, m, rule, act);
+}
+
+static void test_filter_match(void **state)
+{
+	struct fx *f = *state;
+	struct pktmeta m = udp_meta(), tcp = udp_meta(), v6 = udp_meta(), raw = { .len = 20 };
+	struct watch_filter wf;
+	char err[256], d[256];
+
+	tcp.proto = 6;
+	tcp.dport = 80;
+	v6.family = 6;
+	inet_pton(AF_INET6, "fd00::1", v6.src);
+	inet_pton(AF_INET6, "fd00:1::2", v6.dst);
+	/* m: pod-a, policy web, rule dns, accept, udp 10.1.0.1:40000 -> 10.1.0.2:53 */
+	assert_true(matches(f, "{}", &m));
+	assert_true(matches(f, "{\"ns\":null}", &m));
+	assert_true(matches(f, "{\"ns\":\"pod-a\"}", &m));
+	assert_true(matches(f, "{\"ns\":\"pod-*\"}", &m));
+	assert_false(matches(f, "{\"ns\":\"pod-b\"}", &m));
+	assert_false(matches(f, "{\"ns\":\"pod\"}", &m));
+	assert_true(matches(f, "{\"policy\":\"w?b\"}", &m));
+	assert_false(matches(f, "{\"policy\":\"open\"}", &m));
+	assert_true(matches(f, "{\"rule\":\"dns\"}", &m));
+	assert_false(matches(f, "{\"rule\":\"mark\"}", &m));
+	assert_true(matches(f, "{\"rule\":\"(default)\"}", &raw));
+	assert_true(matches(f, "{\"verdict\":\"accept\"}", &m));
+	assert_false(matches(f, "{\"verdict\":\"drop\"}", &m));
+	assert_true(matches(f, "{\"verdict\":\"drop\"}", &raw));
+	assert_true(matches(f, "{\"proto\":\"udp\"}", &m));
+	assert_true(matches(f, "{\"proto\":\"17\"}", &m));
+	assert_false(matches(f, "{\"proto\":\"tcp\"}", &m));
+	assert_true(matches(f, "{\"proto\":\"tcp\"}", &tcp));
+	assert_false(matches(f, "{\"proto\":\"0\"}", &raw));   /* not IP: no proto */
+	assert_true(matches(f, "{\"port\":53}", &m));
+	assert_true(matches(f, "{\"port\":\"40000\"}", &m));
+	assert_false(matches(f, "{\"port\":80}", &m));
+	assert_false(matches(f, "{\"port\":0}", &raw));
+	assert_true(matches(f, "{\"addr\":\"10.1.0.2\"}", &m));
+	assert_true(matches(f, "{\"addr\":\"10.1.0.1/32\"}", &m));
+	assert_true(matches(f, "{\"addr\":\"10.0.0.0/8\"}", &m));
+	assert_true(matches(f, "{\"addr\":\"10.1.0.0/30\"}", &m));
+	assert_false(matches(f, "{\"addr\":\"10.1.0.4/30\"}", &m));
+	assert_true(matches(f, "{\"addr\":\"0.0.0.0/0\"}", &m));
+	assert_false(matches(f, "{\"addr\":\"::/0\"}", &m));   /* other family */
+	assert_true(matches(f, "{\"addr\":\"fd00:1::/33\"}", &v6));
+	assert_false(matches(f, "{\"addr\":\"fd00:8000::/17\"}", &v6));
+	assert_true(matches(f, "{\"addr\":\"fd00::/15\"}", &v6));
+	assert_false(matches(f, "{\"addr\":\"10.0.0.0/8\"}", &raw));
+	/* Everything at once: all must hold. */
+	assert_true(matches(f, "{\"ns\":\"pod-?\",\"verdict\":\"accept\",\"policy\":\"web\","
+			    "\"rule\":\"dns\",\"proto\":\"udp\",\"port\":53,\"addr\":\"10.1.0.1\"}", &m));
+	assert_false(matches(f, "{\"ns\":\"pod-?\",\"verdict\":\"accept\",\"policy\":\"web\","
+			     "\"rule\":\"dns\",\"proto\":\"udp\",\"port\":54,\"addr\":\"10.1.0.1\"}", &m));
+
+	/* The description for the log line and the reply. */
+	assert_int_equal(filter_of("{}", &wf, err, sizeof(err)), 0);
+	assert_string_equal(watch_filter_describe(&wf, d, sizeof(d)), "*");
+	assert_int_equal(filter_of("{\"ns\":\"p*\",\"verdict\":\"queue\",\"proto\":\"6\","
+				   "\"port\":\"80\",\"addr\":\"fd00::1/64\",\"rule\":\"r\","
+				   "\"policy\":\"p\"}", &wf, err, sizeof(err)), 0);
+	assert_string_equal(watch_filter_describe(&wf, d, sizeof(d)),
+			    "ns=p* verdict=queue policy=p rule=r proto=tcp port=80 addr=fd00::1/64");
+}
+
 static void test_format_lost(void **state)
 {
 	char buf[48];
@@ -308,6 +519,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_format_mark_default_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_ipv6_long_name, setup, teardown),
 		cmocka_unit_test(test_format_lost),
+		cmocka_unit_test_setup_teardown(test_format_worst_case, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format_tcp_uid, setup, teardown),
+		cmocka_unit_test(test_filter_errors),
+		cmocka_unit_test_setup_teardown(test_filter_match, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
