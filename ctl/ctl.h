@@ -12,10 +12,12 @@
 
 #include <json-c/json.h>
 
+#include "paths.h"
+
 #define CTL_EXIT_RUNTIME 1
 #define CTL_EXIT_USAGE 2
 
-#define CTL_DEFAULT_SOCKET "/run/nfq-broker/control.sock"
+#define CTL_DEFAULT_SOCKET NFQB_PATH_CONTROL_SOCK
 /* The usage text's help column (after two spaces of indent). */
 #define CTL_HELP_COLUMN 17
 
