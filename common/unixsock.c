@@ -27,12 +27,17 @@ static size_t ninherited;
 
 int unixsock_inherit(const char *path, int fd)
 {
-	struct inherited *in;
+	struct inherited *in = NULL;
 	int fl;
 
-	if (ninherited == UNIXSOCK_INHERIT_MAX)
+	/* A claimed slot is free again. */
+	for (size_t i = 0; i < ninherited && !in; i++)
+		if (inherited[i].fd < 0)
+			in = &inherited[i];
+	if (!in && ninherited == UNIXSOCK_INHERIT_MAX)
 		return -ENOSPC;
-	in = &inherited[ninherited];
+	if (!in)
+		in = &inherited[ninherited];
 	if (strlen(path) >= sizeof(in->path))
 		return -ENAMETOOLONG;
 	fl = fcntl(fd, F_GETFL);
@@ -41,7 +46,8 @@ int unixsock_inherit(const char *path, int fd)
 		return -errno;
 	snprintf(in->path, sizeof(in->path), "%s", path);
 	in->fd = fd;
-	ninherited++;
+	if (in == &inherited[ninherited])
+		ninherited++;
 	return 0;
 }
 
@@ -55,6 +61,7 @@ size_t unixsock_inherit_close(void)
 			inherited[i].fd = -1;
 			n++;
 		}
+	ninherited = 0;
 	return n;
 }
 
