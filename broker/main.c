@@ -278,9 +278,9 @@ static int run(const char *path, const struct privs_user *user)
 	if (rc < 0) {
 		log_event(LOGL_ERROR, "start", "error=%s", log_value(vb, sizeof(vb), why));
 		cfg_free(cfg);
-		return EXIT_RUNTIME;
+	} else {
+		rc = broker_open(&b, cfg);
 	}
-	rc = broker_open(&b, cfg);
 	if (rc == 0)
 		rc = drop_privileges(&b);
 	if (rc == 0) {

@@ -118,6 +118,8 @@ bad() {   # NAME WANT_REGEX --listen/--no-names args...
 	nt_run "$name" 10000 python3 "$SDM" --timeout 8 "$@" -- "$BK_BROKER" --config "${CONF:-$BK_CONF}"
 	nt_assert_eq 1 "$NT_RC" "$name: exit status"
 	nt_assert_grep "$(nt_err "$name")" "$want" "$name: error"
+	nt_assert_grep "$(nt_err "$name")" 'event=exit code=1$' "$name: exit logged"
+	nt_assert_nogrep "$(nt_err "$name")" 'event=(control_listen|privileges) ' "$name: nothing set up"
 	nt_assert_nogrep "$(nt_err "$name")" 'sd-manager: socket .* GONE' "$name: socket file left alone"
 }
 bad wrongpath "error=\"socket activation: the agent socket is bound at $NT_TMP/other.sock but broker.listen is $BK_SOCK\"" \
