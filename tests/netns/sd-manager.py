@@ -5,9 +5,11 @@ messages are recorded one line each, and listening sockets it creates,
 holds and passes (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), across restarts.
 
   sd-manager.py --notify LOG [--listen NAME:TYPE:PATH[:MODE]]... [--no-names]
-                [--pidfile F] [--restarts N --trigger F] [--timeout S] -- CMD...
+                [--journal] [--pidfile F] [--restarts N --trigger F] [--timeout S]
+                -- CMD...
 
-Every message line goes to LOG as "RUN LINE" (RUN counts the daemon's starts
+--journal: the daemon's stderr (ours) is "the journal": JOURNAL_STREAM names
+its device:inode, as systemd sets it. Every message line goes to LOG as "RUN LINE" (RUN counts the daemon's starts
 from 1). After the daemon exits, with restarts left, it waits for the file F
 (--trigger) to appear, removes it and starts the daemon again on the same
 sockets. Exits with the last run's status (128+N for a signal), 124 on
@@ -43,6 +45,9 @@ def start(socks, names, notify_path, run):
         env = dict(os.environ)
         if notify_path:
             env["NOTIFY_SOCKET"] = notify_path
+        if ARGS.journal:
+            st = os.fstat(2)
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         if socks:
             # fds 3.. in order, without close-on-exec, as systemd passes them
             fds = [os.dup(s.fileno()) for _, s, _ in socks]
@@ -64,6 +69,7 @@ def main():
     p.add_argument("--notify")
     p.add_argument("--listen", action="append", default=[])
     p.add_argument("--no-names", action="store_true")
+    p.add_argument("--journal", action="store_true")
     p.add_argument("--pidfile")
     p.add_argument("--restarts", type=int, default=0)
     p.add_argument("--trigger")

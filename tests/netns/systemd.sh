@@ -4,7 +4,8 @@
 # nfq-broker under systemd, with this test playing systemd
 # (tests/netns/sd-manager.py): a notify socket receives READY=1, STATUS=
 # as an agent attaches, RELOADING=1/READY=1 around a SIGHUP reload and
-# STOPPING=1 at SIGTERM, in that order; the agent and control sockets are
+# STOPPING=1 at SIGTERM, in that order; log lines carry <N> priorities and
+# no timestamps when stderr is the journal; the agent and control sockets are
 # the manager's (LISTEN_FDS, named agent/control), an agent attaches
 # through them and its traffic is decided, and the broker leaves their
 # files alone at exit. An agent that reconnects while the broker restarts
@@ -47,7 +48,7 @@ ino() { stat -c %i "$1"; }
 
 # ---------------------------------------------------------------- activated start
 nt_sub activated
-nt_spawn SD sdm python3 "$SDM" --notify "$NOTE" --pidfile "$PIDS" \
+nt_spawn SD sdm python3 "$SDM" --notify "$NOTE" --pidfile "$PIDS" --journal \
 	--listen "agent:seqpacket:$BK_SOCK" --listen "control:stream:$CTL" \
 	--restarts 1 --trigger "$NT_TMP/restart" --timeout 50 -- \
 	"$BK_BROKER" --config "$BK_CONF" --verbose
@@ -57,12 +58,20 @@ bk_wait_log 'event=start '
 nt_assert_grep "$BK_LOG" "event=socket_activation name=agent fd=3 path=$BK_SOCK\$" "agent socket adopted"
 nt_assert_grep "$BK_LOG" "event=socket_activation name=control fd=4 path=$CTL\$" "control socket adopted"
 nt_assert_nogrep "$BK_LOG" 'event=stale_socket' "no socket replaced"
+# stderr is the journal (JOURNAL_STREAM): priorities, and the journal's time.
+nt_assert_grep "$BK_LOG" '^<6>level=info event=start version=' "journal priority prefix"
+nt_assert_nogrep "$BK_LOG" '^ts=' "no timestamps to the journal"
 AGENT_INO=$(ino "$BK_SOCK") CTL_INO=$(ino "$CTL")
 nt_wait_for 5000 "READY=1" note_has "1 READY=1"
 nt_assert_grep "$NOTE" '^1 STATUS=namespaces=0 agents=0 refusals=0$' "status with READY"
 
+# The agent too, as nfq-agent@.service runs it.
+: >"$(nt_err agent-a)"
+export JOURNAL_STREAM=$(stat -c %d:%i "$(nt_err agent-a)")
 bk_agent_netns AG_A agent-a "$NS_A" pod-a
+unset JOURNAL_STREAM
 bk_wait_attach pod-a
+nt_wait_file 5000 "$(nt_err agent-a)" '^<6>level=info event=attached name=pod-a '
 nt_wait_queue "$NS_A" 1
 bk_expect_traffic "$NS_A" 5001 3 3 "activated broker, accepted port"
 bk_expect_traffic "$NS_A" 5002 3 0 "activated broker, dropped port"
