@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "log.h"
+#include "paths.h"
 #include "signals.h"
 #include "wire.h"
 
@@ -55,13 +56,14 @@ struct agent {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: nfq-agent --broker SOCKET --name NAME [--netns PATH] [--no-rtnl]\n"
+		"Usage: nfq-agent --name NAME [--broker SOCKET] [--netns PATH] [--no-rtnl]\n"
 		"                 [--user USER[:GROUP]] [--verbose]\n"
 		"\n"
 		"Open the netlink sockets of a network namespace, drop every capability and\n"
 		"hand the sockets to nfq-broker; stay attached until SIGTERM.\n"
 		"\n"
-		"  -b, --broker SOCKET  the broker's agent socket (a path)\n"
+		"  -b, --broker SOCKET  the broker's agent socket (default\n"
+		"                       " NFQB_PATH_AGENT_SOCK ")\n"
 		"  -n, --name NAME      name the broker matches its namespaces against\n"
 		"      --netns PATH     namespace to open the sockets in (/run/netns/X,\n"
 		"                       /proc/PID/ns/net); default: the current one\n"
@@ -78,8 +80,6 @@ static int check_opts(struct opts *o)
 	struct wire_hello h;
 	char why[WIRE_REASON_MAX];
 
-	if (!o->broker)
-		return cli_usage_error("missing --broker SOCKET");
 	if (!*o->broker)
 		return cli_usage_error("--broker: empty path");
 	if (strlen(o->broker) >= sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -120,6 +120,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	o->rtnl = true;
+	o->broker = NFQB_PATH_AGENT_SOCK;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":b:n:u:vhV", longopts, NULL)) != -1) {
 		switch (c) {

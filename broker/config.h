@@ -17,11 +17,12 @@
 #include <nfqb/queue.h>
 
 #include "errs.h"
+#include "paths.h"
 #include "policy.h"
 #include "steer.h"
 
-#define CFG_DEFAULT_LISTEN  "/run/nfq-broker/agent.sock"
-#define CFG_DEFAULT_CONTROL "/run/nfq-broker/control.sock"
+#define CFG_DEFAULT_LISTEN  NFQB_PATH_AGENT_SOCK
+#define CFG_DEFAULT_CONTROL NFQB_PATH_CONTROL_SOCK
 #define CFG_DEFAULT_MODE    0600
 #define CFG_DEFAULT_GRACE_MS 5000u
 #define CFG_MAX_GRACE_MS    86400000u    /* one day */

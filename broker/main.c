@@ -24,9 +24,12 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "paths.h"
 #include "privs.h"
+#include "sdglue.h"
 #include "session.h"
 #include "signals.h"
+#include "unixsock.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -40,18 +43,19 @@ struct broker {
 	struct control *control;
 	struct http *http;             /* broker.metrics_listen, optional */
 	struct metrics_tick *tick;
+	struct sdglue *sd;             /* systemd's notifications */
 	int sigfd;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: nfq-broker --config FILE [--user USER[:GROUP]] [--check] [--verbose]\n"
+		"Usage: nfq-broker [--config FILE] [--user USER[:GROUP]] [--check] [--verbose]\n"
 		"\n"
 		"Receives the netfilter sockets of network namespaces from nfq-agent and\n"
 		"gives NFQUEUE verdicts in them by the policies of FILE (JSON).\n"
 		"\n"
-		"  -c, --config FILE  configuration file\n"
+		"  -c, --config FILE  configuration file (default " NFQB_PATH_CONFIG ")\n"
 		"  -u, --user USER[:GROUP]  once the sockets are bound, become USER (name\n"
 		"                     or uid) with GROUP (default: USER's) as its only\n"
 		"                     group, keeping the capabilities it needs; overrides\n"
@@ -63,6 +67,7 @@ static void usage(FILE *f)
 		"\n"
 		"Signals: SIGHUP reloads FILE, SIGUSR1 logs per-namespace counters,\n"
 		"SIGTERM/SIGINT shut down (queues stay bound to the agents' sockets).\n"
+		"Under systemd: Type=notify, and the sockets of nfq-broker.socket.\n"
 		"Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
 }
 
@@ -99,8 +104,11 @@ static void reload(struct broker *b)
 	struct errs e = { 0 };
 
 	log_event(LOGL_INFO, "reload_start", "config=%s", b->config_path);
+	sdglue_reloading(b->sd);
 	(void)session_mgr_reload(b->mgr, b->config_path, &e);
 	errs_reset(&e);
+	/* A rejected file leaves the old one in force: ready either way. */
+	sdglue_ready(b->sd);
 }
 
 static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
@@ -133,6 +141,7 @@ static const int broker_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
 static void broker_close(struct broker *b)
 {
+	sdglue_free(b->sd);
 	control_free(b->control);
 	http_free(b->http);
 	metrics_tick_free(b->tick);
@@ -161,6 +170,9 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		cfg_free(cfg);
 		return -ENOMEM;
 	}
+	b->sd = sdglue_new(b->mgr);
+	if (!b->sd)
+		return -ENOMEM;
 	rc = signals_open(broker_signals, sizeof(broker_signals) / sizeof(broker_signals[0]),
 			  SFD_NONBLOCK);
 	b->sigfd = rc < 0 ? -1 : rc;
@@ -250,7 +262,7 @@ static int run(const char *path, const struct privs_user *user)
 	struct broker b = { .config_path = path, .user = *user, .sigfd = -1 };
 	struct errs e = { 0 };
 	struct cfg *cfg = cfg_load(path, &e);
-	char vb[LOG_VALUE_MAX];
+	char vb[LOG_VALUE_MAX], why[512];
 	int rc;
 
 	if (!cfg) {
@@ -261,7 +273,14 @@ static int run(const char *path, const struct privs_user *user)
 		return EXIT_USAGE;
 	}
 	raise_nofile();
-	rc = broker_open(&b, cfg);
+	/* Before binding: the sockets systemd holds are used instead. */
+	rc = sdglue_sockets(cfg, why, sizeof(why));
+	if (rc < 0) {
+		log_event(LOGL_ERROR, "start", "error=%s", log_value(vb, sizeof(vb), why));
+		cfg_free(cfg);
+	} else {
+		rc = broker_open(&b, cfg);
+	}
 	if (rc == 0)
 		rc = drop_privileges(&b);
 	if (rc == 0) {
@@ -271,10 +290,14 @@ static int run(const char *path, const struct privs_user *user)
 			  "policies=%zu grace_ms=%u", NFQB_VERSION_STRING, (int)getpid(), path,
 			  in_force->listen, in_force->nns, policy_set_count(in_force->policies),
 			  in_force->grace_ms);
+		sdglue_ready(b.sd);
 		rc = loop_run(b.loop);
 		if (rc < 0)
 			log_event(LOGL_ERROR, "loop", "error=\"%s\"", strerror(-rc));
+		sdglue_stopping(b.sd);
 	}
+	/* An activated socket the configuration did not name: never used. */
+	unixsock_inherit_close();
 	broker_close(&b);
 	log_event(LOGL_INFO, "exit", "code=%d", rc < 0 ? EXIT_RUNTIME : 0);
 	return rc < 0 ? EXIT_RUNTIME : 0;
@@ -327,8 +350,10 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (!config && access(NFQB_PATH_CONFIG, F_OK) < 0 && errno == ENOENT)
+		return cli_usage_error("no --config FILE, and no " NFQB_PATH_CONFIG);
 	if (!config)
-		return cli_usage_error("missing --config FILE");
+		config = NFQB_PATH_CONFIG;
 	if (!*config)
 		return cli_usage_error("--config: empty path");
 	/* An unknown --user is a usage error, with --check too. */

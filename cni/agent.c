@@ -287,15 +287,23 @@ bool agent_log_last_line(const char *text, const char *prefix, char *out, size_t
 
 /*
  * The event name of the log line at @line: the daemons' one-line format
- * "ts=T level=L event=NAME ..." (common/log.h), or "event=NAME ..." as
- * agents before it wrote. Fields come after a space, so a quoted value
- * cannot pass for the event. Returns NULL for any other line.
+ * "ts=T level=L event=NAME ..." (common/log.h), the journal's
+ * "<N>level=L event=NAME ..." (an agent that took its runtime's journal
+ * for its stderr), or "event=NAME ..." as agents before it wrote. Fields
+ * come after a space, so a quoted value cannot pass for the event.
+ * Returns NULL for any other line.
  */
 static const char *line_event(const char *line)
 {
 	static const char *const lead[] = { "ts=", "level=" };
+	size_t first = 0;
 
-	for (size_t i = 0; i < 2 && strncmp(line, "event=", 6) != 0; i++) {
+	/* The journal keeps the time: no ts= after the priority. */
+	if (line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>') {
+		line += 3;
+		first = 1;
+	}
+	for (size_t i = first; i < 2 && strncmp(line, "event=", 6) != 0; i++) {
 		size_t n = strlen(lead[i]);
 
 		if (strncmp(line, lead[i], n) != 0)

@@ -17,12 +17,13 @@
 
 #include <json-c/json.h>
 
+#include "paths.h"
 #include "wire.h"
 
 #define NETCONF_MAX (1u << 20)
 #define STATE_MAX (64u << 10)
 #define LOG_READ_MAX (256u << 10)
-#define DEFAULT_BROKER "/run/nfq-broker/agent.sock"
+#define DEFAULT_BROKER NFQB_PATH_AGENT_SOCK
 #define DEFAULT_STATE_DIR "/run/nfq-broker/cni"
 #define DEFAULT_ATTACH_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 5000

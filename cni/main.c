@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "fsutil.h"
+#include "log.h"
 
 /* The agent exited during ADD: say why, from its exit status and log. */
 static int add_failed(const struct paths *p, const char *prog, int status, struct cni_err *e)
@@ -213,6 +214,20 @@ static int cmd_check(const struct conf *c, const struct env *v, struct cni_err *
 	return up ? 0 : -EINVAL;
 }
 
+/* The runtime gets the error object on stdout; the node's log (stderr,
+ * the journal under a systemd-run runtime) gets one line in the format of
+ * every other program. Success stays silent: runtimes show stderr. */
+static void log_failure(const struct env *v, const struct cni_err *e)
+{
+	char qc[160], qi[160], qm[LOG_VALUE_MAX], qd[LOG_VALUE_MAX];
+
+	log_event(LOGL_ERROR, "cni_error", "command=%s container=%s code=%d msg=%s%s%s",
+		  log_value(qc, sizeof(qc), v->command ? v->command : ""),
+		  log_value(qi, sizeof(qi), v->cid ? v->cid : ""), e->code,
+		  log_value(qm, sizeof(qm), e->msg), e->details[0] ? " details=" : "",
+		  e->details[0] ? log_value(qd, sizeof(qd), e->details) : "");
+}
+
 static void usage(void)
 {
 	printf("Usage: nfq-cni (run by a CNI runtime)\n"
@@ -271,6 +286,7 @@ int main(int argc, char **argv)
 	json_object_put(c.root);
 	return 0;
 fail:
+	log_failure(&v, &e);
 	cni_print_error(&e, c.version);
 	json_object_put(c.root);
 	return 1;

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "escape.h"
 #include "log.h"
 
 static bool verbose;
+/* -1: not decided yet; 0: a file, pipe or terminal; 1: the journal. */
+static int to_journal = -1;
 
 void log_set_verbose(bool on)
 {
@@ -32,6 +37,34 @@ static const char *level_name(enum log_level lvl)
 	return "info";
 }
 
+/* The syslog priority the journal files the line under (sd-daemon.h). */
+static int level_prio(enum log_level lvl)
+{
+	switch (lvl) {
+	case LOGL_DEBUG: return 7;
+	case LOGL_INFO:  return 6;
+	case LOGL_WARN:  return 4;
+	case LOGL_ERROR: return 3;
+	}
+	return 6;
+}
+
+bool log_detect(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	uintmax_t dev, ino;
+	struct stat st;
+	int end = 0;
+
+	/* systemd sets it for the service's stderr; a child whose stderr was
+	 * redirected (the CNI plugin's agents log to a file) inherits the
+	 * variable, but not the match. */
+	to_journal = js && sscanf(js, "%ju:%ju%n", &dev, &ino, &end) == 2 && js[end] == '\0' &&
+		     fstat(STDERR_FILENO, &st) == 0 && (uintmax_t)st.st_dev == dev &&
+		     (uintmax_t)st.st_ino == ino;
+	return to_journal;
+}
+
 static size_t put_ts(char *buf, size_t len)
 {
 	struct timespec ts;
@@ -41,7 +74,7 @@ static size_t put_ts(char *buf, size_t len)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(buf, len, "ts=%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	n += (size_t)snprintf(buf + n, len - n, ".%03ldZ ", ts.tv_nsec / 1000000);
 	return n < len ? n : len - 1;
 }
 
@@ -54,8 +87,14 @@ void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
 
 	if (lvl == LOGL_DEBUG && !verbose)
 		return;
-	n = put_ts(line, sizeof(line));
-	n += (size_t)snprintf(line + n, sizeof(line) - n, " level=%s event=%s",
+	if (to_journal < 0)
+		log_detect();
+	/* The journal stamps lines itself and files them by priority. */
+	if (to_journal)
+		n = (size_t)snprintf(line, sizeof(line), "<%d>", level_prio(lvl));
+	else
+		n = put_ts(line, sizeof(line));
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "level=%s event=%s",
 			      level_name(lvl), event);
 	if (n >= sizeof(line) - 2)
 		n = sizeof(line) - 2;

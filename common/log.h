@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Daemon logging: one line per event on stderr,
+ * The one logger of every program (broker, agent, CNI plugin): one line per
+ * event on stderr,
  *   ts=2024-05-01T12:00:00.123Z level=info event=attach name=pod-a ...
  * so that operators and tests can grep and parse it as key=value fields.
+ * When stderr is the systemd journal (JOURNAL_STREAM names stderr's
+ * device:inode) the journal keeps the time itself and wants the priority:
+ *   <6>level=info event=attach name=pod-a ...
  */
 #ifndef NFQB_COMMON_LOG_H
 #define NFQB_COMMON_LOG_H
@@ -17,7 +21,15 @@ void log_set_verbose(bool on);
 bool log_verbose(void);
 
 /*
- * log_event - print "ts=... level=... event=@event" followed by the
+ * log_detect - decide again whether stderr is the journal (JOURNAL_STREAM
+ * is "DEV:INO" and matches fstat(2) of fd 2). Done once on the first event;
+ * call it again after pointing stderr elsewhere. Returns whether it is.
+ */
+bool log_detect(void);
+
+/*
+ * log_event - print "ts=... level=... event=@event" (to the journal:
+ * "<N>level=... event=@event", N the syslog priority) followed by the
  * printf-formatted @fmt (more key=value fields, may be NULL), as one
  * write(2) so lines of one process never interleave.
  */

@@ -6,6 +6,7 @@
  * bind on, and only our own file removed at the end.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,66 @@
 
 #include "fsutil.h"
 #include "unixsock.h"
+
+/* Sockets passed by the service manager, by path; fd -1 once claimed. */
+static struct inherited {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int fd;
+} inherited[UNIXSOCK_INHERIT_MAX];
+static size_t ninherited;
+
+int unixsock_inherit(const char *path, int fd)
+{
+	struct inherited *in = NULL;
+	int fl;
+
+	/* A claimed slot is free again. */
+	for (size_t i = 0; i < ninherited && !in; i++)
+		if (inherited[i].fd < 0)
+			in = &inherited[i];
+	if (!in && ninherited == UNIXSOCK_INHERIT_MAX)
+		return -ENOSPC;
+	if (!in)
+		in = &inherited[ninherited];
+	if (strlen(path) >= sizeof(in->path))
+		return -ENAMETOOLONG;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	snprintf(in->path, sizeof(in->path), "%s", path);
+	in->fd = fd;
+	if (in == &inherited[ninherited])
+		ninherited++;
+	return 0;
+}
+
+size_t unixsock_inherit_close(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ninherited; i++)
+		if (inherited[i].fd >= 0) {
+			close(inherited[i].fd);
+			inherited[i].fd = -1;
+			n++;
+		}
+	ninherited = 0;
+	return n;
+}
+
+/* The inherited socket for @path, handed over; -1 when there is none. */
+static int inherit_claim(const char *path)
+{
+	for (size_t i = 0; i < ninherited; i++)
+		if (inherited[i].fd >= 0 && strcmp(inherited[i].path, path) == 0) {
+			int fd = inherited[i].fd;
+
+			inherited[i].fd = -1;
+			return fd;
+		}
+	return -1;
+}
 
 /* Agents of other uids must reach the socket whatever our umask. */
 static int mkdir_parents(const char *path, char *why, size_t whylen)
@@ -97,6 +158,25 @@ int unixsock_bind_path(const char *path, int type, mode_t mode, int backlog,
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(why, whylen, "socket path too long: %s", path);
 		return -ENAMETOOLONG;
+	}
+	/* Its mode and owner are the service manager's (SocketMode=); the
+	 * file outlives us, so it has no identity to unlink by. */
+	fd = inherit_claim(path);
+	if (fd >= 0) {
+		int t = 0;
+		socklen_t tl = sizeof(t);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &tl) < 0 || t != type) {
+			snprintf(why, whylen, "the socket passed for %s is not a %s socket", path,
+				 type == SOCK_SEQPACKET ? "SOCK_SEQPACKET" : "SOCK_STREAM");
+			close(fd);
+			return -EPROTOTYPE;
+		}
+		if (stale)
+			*stale = false;
+		*dev = 0;
+		*ino = 0;
+		return fd;
 	}
 	rc = unixsock_prepare_path(path, why, whylen);
 	if (rc < 0)

@@ -29,6 +29,21 @@ int unixsock_prepare_path(const char *path, char *why, size_t whylen);
 int unixsock_bind_path(const char *path, int type, mode_t mode, int backlog,
 		       dev_t *dev, ino_t *ino, bool *stale, char *why, size_t whylen);
 
+/*
+ * unixsock_inherit - from now on unixsock_bind_path(@path) returns @fd, a
+ * listening socket the service manager bound (socket activation), instead
+ * of binding one: made non-blocking and close-on-exec, handed over to that
+ * caller, with a zero identity so unixsock_unlink_ours() never removes the
+ * file (it is not ours). 0, -ENOSPC when UNIXSOCK_INHERIT_MAX are held,
+ * -ENAMETOOLONG, or the errno of fcntl.
+ */
+int unixsock_inherit(const char *path, int fd);
+#define UNIXSOCK_INHERIT_MAX 4
+
+/* unixsock_inherit_close - close the inherited sockets no bind claimed;
+ * returns how many there were. */
+size_t unixsock_inherit_close(void);
+
 /* unixsock_unlink_ours - remove @path only while it is still the socket file
  * we created (@dev/@ino), never a successor's. */
 void unixsock_unlink_ours(const char *path, dev_t dev, ino_t ino);

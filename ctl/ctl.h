@@ -14,10 +14,12 @@
 
 #include <json-c/json.h>
 
+#include "paths.h"
+
 #define CTL_EXIT_RUNTIME 1
 #define CTL_EXIT_USAGE 2
 
-#define CTL_DEFAULT_SOCKET "/run/nfq-broker/control.sock"
+#define CTL_DEFAULT_SOCKET NFQB_PATH_CONTROL_SOCK
 /* The socket when no --control is given; -c wins over it. */
 #define CTL_SOCKET_ENV "NFQ_CTL_SOCKET"
 /* The usage text's help column (after two spaces of indent). */

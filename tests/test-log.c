@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
@@ -109,6 +110,9 @@ static int setup(void **state)
 	setenv("TZ", "XYZ-7", 1);
 	tzset();
 	log_set_verbose(false);
+	/* Under a systemd unit the runner's stderr may be the journal. */
+	unsetenv("JOURNAL_STREAM");
+	log_detect();
 	return 0;
 }
 
@@ -404,6 +408,93 @@ static void test_value_truncation_property(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ journal */
+
+/* JOURNAL_STREAM as systemd sets it: the device:inode of @fd. */
+static void set_journal_stream(int fd)
+{
+	struct stat st;
+	char v[64];
+
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(v, sizeof(v), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+	assert_int_equal(setenv("JOURNAL_STREAM", v, 1), 0);
+}
+
+static void test_journal_prefix(void **state)
+{
+	bool detected, after;
+
+	log_set_verbose(true);
+	cap_begin();
+	set_journal_stream(STDERR_FILENO);
+	detected = log_detect();
+	log_event(LOGL_DEBUG, "conn", "fd=%d", 7);
+	log_event(LOGL_INFO, "attach", "name=%s", "pod-a");
+	log_event(LOGL_WARN, "refuse", "reason=x");
+	log_event(LOGL_ERROR, "fatal", NULL);
+	cap_end();
+	log_set_verbose(false);
+	assert_true(detected);
+	assert_int_equal(cap.n, 4);
+	/* No timestamp: the journal keeps its own. */
+	assert_string_equal(cap.rec[0], "<7>level=debug event=conn fd=7\n");
+	assert_string_equal(cap.rec[1], "<6>level=info event=attach name=pod-a\n");
+	assert_string_equal(cap.rec[2], "<4>level=warn event=refuse reason=x\n");
+	assert_string_equal(cap.rec[3], "<3>level=error event=fatal\n");
+
+	/* stderr moved on (cap_end restored it): plain lines again once re-detected. */
+	after = log_detect();
+	unsetenv("JOURNAL_STREAM");
+	assert_false(after);
+	cap_begin();
+	log_event(LOGL_INFO, "stop", NULL);
+	cap_end();
+	assert_int_equal(cap.n, 1);
+	check_line(0, "level=info event=stop\n");
+}
+
+/* A JOURNAL_STREAM inherited by a child whose stderr is elsewhere (the CNI
+ * plugin's agents log to a file): timestamps, no prefix. */
+static void test_journal_other_stream(void **state)
+{
+	int p[2];
+	bool detected;
+
+	assert_int_equal(pipe(p), 0);
+	cap_begin();
+	set_journal_stream(p[0]);
+	detected = log_detect();
+	log_event(LOGL_WARN, "retry", "attempt=%d", 1);
+	cap_end();
+	close(p[0]);
+	close(p[1]);
+	unsetenv("JOURNAL_STREAM");
+	log_detect();
+	assert_false(detected);
+	assert_int_equal(cap.n, 1);
+	check_line(0, "level=warn event=retry attempt=1\n");
+}
+
+static void test_journal_malformed(void **state)
+{
+	static const char *const bad[] = { "", "12", "12:", ":34", "12:34x", "x:y", "12:34:56" };
+	struct stat st;
+	char v[80];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(setenv("JOURNAL_STREAM", bad[i], 1), 0);
+		assert_false(log_detect());
+	}
+	/* The right inode on the wrong device is not a match either. */
+	assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+	snprintf(v, sizeof(v), "%ju:%ju", (uintmax_t)st.st_dev + 1, (uintmax_t)st.st_ino);
+	assert_int_equal(setenv("JOURNAL_STREAM", v, 1), 0);
+	assert_false(log_detect());
+	unsetenv("JOURNAL_STREAM");
+	assert_false(log_detect());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +507,9 @@ int main(void)
 		cmocka_unit_test(test_value_plain_and_quoted),
 		cmocka_unit_test(test_value_small_buffers),
 		cmocka_unit_test(test_value_truncation_property),
+		cmocka_unit_test(test_journal_prefix),
+		cmocka_unit_test(test_journal_other_stream),
+		cmocka_unit_test(test_journal_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

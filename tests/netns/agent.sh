@@ -112,8 +112,7 @@ cli() { # cli WANT_RC WANT_TEXT ARGS...
 	grep -qF -- "$text" "$(nt_out cli)" "$(nt_err cli)" ||
 		nt_fail "nfq-agent $* did not say '$text': $(cat "$(nt_out cli)" "$(nt_err cli)")"
 }
-cli 2 "missing --broker"
-cli 2 "missing --broker" --name x
+cli 2 "missing --name"
 cli 2 "missing --name" --broker "$SOCK"
 cli 2 "unknown option '--bogus'" --broker "$SOCK" --name x --bogus
 cli 2 "option '--broker' needs an argument" --name x --broker
@@ -123,7 +122,7 @@ cli 2 "--name: name has invalid character 0x3d" --broker "$SOCK" --name "a=b"
 cli 2 "--broker: empty path" --broker "" --name x
 cli 2 "unexpected argument 'extra'" --broker "$SOCK" --name x extra
 cli 0 "nfq-agent 0.1.0" --version
-cli 0 "Usage: nfq-agent --broker SOCKET --name NAME" --help
+cli 0 "Usage: nfq-agent --name NAME [--broker SOCKET]" --help
 # a runtime failure (the namespace path is missing) is exit 1, not 2
 cli 1 "op=open_sockets" --broker "$SOCK" --name x --netns "$NT_TMP/no-such-netns"
 [[ ! -e "$SOCK" ]] || nt_fail "a failed agent created $SOCK"

@@ -57,10 +57,14 @@ nt_assert_eq 0 "$NT_RC" "--version exit status"
 nt_assert_eq "nfq-broker 0.1.0" "$(cat "$(nt_out version)")" "--version output"
 nt_run help 5000 "$BK_BROKER" --help
 nt_assert_eq 0 "$NT_RC" "--help exit status"
-nt_assert_grep "$(nt_out help)" '^Usage: nfq-broker --config FILE' "--help text"
-nt_run noargs 5000 "$BK_BROKER"
-nt_assert_eq 2 "$NT_RC" "no arguments: exit status"
-nt_assert_grep "$(nt_err noargs)" 'missing --config FILE' "no arguments: message"
+nt_assert_grep "$(nt_out help)" '^Usage: nfq-broker \[--config FILE\]' "--help text"
+# Without --config: /etc/nfq-broker/config.json, named when it is missing.
+if [[ ! -e /etc/nfq-broker/config.json ]]; then
+	nt_run noargs 5000 "$BK_BROKER" --check
+	nt_assert_eq 2 "$NT_RC" "no --config, no default file: exit status"
+	nt_assert_grep "$(nt_err noargs)" 'no --config FILE, and no /etc/nfq-broker/config.json' \
+		"no --config, no default file: message"
+fi
 nt_run badopt 5000 "$BK_BROKER" --config "$BK_CONF" --frobnicate
 nt_assert_eq 2 "$NT_RC" "unknown option: exit status"
 nt_assert_grep "$(nt_err badopt)" "unknown option '--frobnicate'" "unknown option: message"
