@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <nfqb/version.h>
 #include <unistd.h>
 
 #include "commands.h"
