@@ -40,4 +40,13 @@ for page in "$@"; do
 	[[ $bad -eq 0 ]] || { fail=1; continue; }
 	echo "ok: $name ($(wc -l <"$tmp/out") lines, $width columns)"
 done
+
+# libnfqb(3) names every function the public headers declare.
+if [[ -n "${SRC:-}" ]]; then
+	for fn in $(grep -ohE '\bnfqb_[a-z0-9_]+\(' "$SRC"/include/nfqb/*.h "$SRC"/include/nfqb/*.h.in |
+		tr -d '(' | sort -u); do
+		grep -qE "\b$fn\*?\(\)" "$SRC/man/libnfqb.3.scd" ||
+			{ echo "FAIL: libnfqb(3) does not name $fn()"; fail=1; }
+	done
+fi
 exit $fail
