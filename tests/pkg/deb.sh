@@ -16,7 +16,8 @@ for tool in dpkg-buildpackage dh lintian cc; do
 		pkg_skip "$tool not installed (apt-get install dpkg-dev debhelper lintian dh-python build-essential)"
 done
 # Build-Depends that are missing: the build would stop with a list of them.
-missing=$(cd "$SRC" && dpkg-checkbuilddeps -B -P nocheck 2>&1 | sed -n 's/.*Unmet build dependencies: //p')
+missing=$(cd "$SRC" && { dpkg-checkbuilddeps -B -P nocheck 2>&1 || true; } |
+	sed -n 's/.*Unmet build dependencies: //p')
 [[ -z "$missing" ]] || pkg_skip "unmet build dependencies: $missing"
 
 pkg_tmp deb
@@ -52,7 +53,8 @@ grep '^[EW]:' "$TMPD/lintian.log" | sed 's/^/  /' || true
 
 # The Python package must not shadow Debian's netfilterqueue silently.
 py_deb=$(compgen -G "$TMPD/python3-netfilterqueue-nfqb_*.deb")
-dpkg-deb -f "$py_deb" Conflicts | grep -qw python3-netfilterqueue ||
+conflicts=$(dpkg-deb -f "$py_deb" Conflicts)
+grep -qw python3-netfilterqueue <<<"$conflicts" ||
 	pkg_fail "python3-netfilterqueue-nfqb does not conflict with python3-netfilterqueue"
 
 root=$TMPD/root
@@ -83,7 +85,9 @@ grep -q "$libdir/libnfqb.so.1" <<<"$deps" ||
 "$TMPD/print_and_accept" --help >/dev/null || pkg_fail "the example does not run"
 read -r hver rver < <("$TMPD/ver") || pkg_fail "header and library versions differ"
 [[ "$rver" == "$mver" ]] || pkg_fail "nfqb_version() is $rver, meson.build says $mver"
-objdump -T "$libdir/libnfqb.so.1" | grep -q 'NFQB_1\.2 *nfqb_version$' ||
+# The whole output first: grep -q stopping early would SIGPIPE objdump (pipefail).
+dynsyms=$(objdump -T "$libdir/libnfqb.so.1")
+grep -qE 'NFQB_1\.2 +nfqb_version$' <<<"$dynsyms" ||
 	pkg_fail "nfqb_version is not in version node NFQB_1.2"
 
 bin=$root/usr/bin
