@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nfqb/version.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "http.h"
