@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nfqb/version.h>
+
 #include "commands.h"
 #include "http.h"
 #include "log.h"

@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("nfq-broker %s\n", NFQB_VERSION_STRING);
+			cli_print_version();
 			return 0;
 		case ':':
 		default:

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <nfqb/version.h>
+
 #include "loop.h"
 #include "metrics.h"
 #include "session.h"

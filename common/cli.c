@@ -7,10 +7,6 @@
 
 #include "cli.h"
 
-#ifndef NFQB_VERSION_STRING
-#define NFQB_VERSION_STRING "unknown"
-#endif
-
 static const char *program = "nfq";
 
 void cli_set_program(const char *name)

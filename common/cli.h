@@ -9,6 +9,8 @@
 
 #include <stdio.h>
 
+#include <nfqb/version.h>  /* NFQB_VERSION_STRING: the one version, from meson.build */
+
 enum { CLI_EXIT_OK = 0, CLI_EXIT_RUNTIME = 1, CLI_EXIT_USAGE = 2 };
 
 /* cli_set_program - the name messages start with (e.g. "nfq-agent"). */

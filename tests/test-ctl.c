@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nfqb/version.h>
+
 #include <json-c/json.h>
 
 #include "ctl.h"

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <nfqb/version.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,7 +33,8 @@ extern "C" {
  * the exported interface (the version script then keeps it to nfqb_*). */
 #pragma GCC visibility push(default)
 
-#define NFQB_VERSION "0.1.0"
+/* Kept for programs written against 0.1: <nfqb/version.h> has the parts. */
+#define NFQB_VERSION NFQB_VERSION_STRING
 
 struct nfqb_queue;
 struct nfqb_packet;

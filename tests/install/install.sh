@@ -46,11 +46,11 @@ done
 exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}')
 bad=$(grep -v '^nfqb_' <<<"$exported" || true)
 [[ -z "$bad" ]] || { echo "FAIL: exported symbols outside nfqb_*:"; echo "$bad"; exit 1; }
-for sym in nfqb_queue_open nfqb_queue_bind nfqb_packet_accept nfqb_agent_attach nfqb_agent_lease_wait \
+for sym in nfqb_queue_open nfqb_queue_bind nfqb_packet_accept nfqb_agent_attach nfqb_agent_lease_wait nfqb_version \
 	nfqb_kstats_read; do
 	grep -qx "$sym" <<<"$exported" || { echo "FAIL: $sym not exported"; exit 1; }
 done
-for hdr in nfqb/queue.h nfqb/agent.h; do
+for hdr in nfqb/queue.h nfqb/agent.h nfqb/version.h; do
 	[[ -n $(find "$tmp/root" -path "*include/$hdr") ]] || { echo "FAIL: $hdr not installed"; exit 1; }
 done
 echo "install: $(wc -l <<<"$exported") nfqb_* symbols exported, example built via pkg-config"

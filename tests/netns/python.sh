@@ -5,13 +5,14 @@
 # inside a namespace created here, with a veth peer namespace for traffic
 # that crosses an interface and a third namespace for the upstream README
 # examples, which run unchanged. The built module is found under
-# $BUILD/python. Skipped (77) only when /usr/bin/python3 has no pytest.
+# $BUILD/python. PYTHON (set by meson) is the interpreter the module was
+# built for. Skipped (77) only when it has no pytest.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 nt_init python
 
-PY=/usr/bin/python3
-[[ -x $PY ]] || nt_skip "$PY not installed"
+PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null || nt_skip "$PY not installed"
 $PY -c 'import pytest' 2>/dev/null ||
 	nt_skip "pytest is not installed for $PY (apt-get install python3-pytest)"
 

@@ -5,10 +5,13 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 
-PY = "/usr/bin/python3"
+# Helper processes run under the interpreter pytest runs under (the one
+# tests/netns/python.sh chose), never a pinned path.
+PY = sys.executable
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 
 

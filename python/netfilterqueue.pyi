@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: MIT
+# Type stubs for the netfilterqueue extension module (python/netfilterqueue.c):
+# python-netfilterqueue 1.1's API, as its own stubs describe it, plus the
+# extras libnfqb adds (keyword-only bind flags, interface names, uid/gid,
+# security context, stats, requeue, the namespace options of the constructor).
+import socket
+from typing import Callable, Dict, Optional, Tuple
+
+VERSION: Tuple[int, int, int]
+__version__: str
+LIBNFQB_VERSION: str
+
+COPY_NONE: int
+COPY_META: int
+COPY_PACKET: int
+
+PROTOCOLS: Dict[int, str]
+
+class Packet:
+    """A packet received from NetfilterQueue."""
+
+    id: int
+    hw_protocol: int
+    hook: int
+    mark: int
+    indev: int
+    outdev: int
+    physindev: int
+    physoutdev: int
+    # extras
+    cap_len: int
+    queue_num: int
+    @property
+    def uid(self) -> Optional[int]: ...
+    @property
+    def gid(self) -> Optional[int]: ...
+    @property
+    def skb_info(self) -> Optional[int]: ...
+    @property
+    def secctx(self) -> Optional[str]: ...
+    @property
+    def indev_name(self) -> Optional[str]: ...
+    @property
+    def outdev_name(self) -> Optional[str]: ...
+    @property
+    def physindev_name(self) -> Optional[str]: ...
+    @property
+    def physoutdev_name(self) -> Optional[str]: ...
+
+    def get_hw(self) -> Optional[bytes]: ...
+    def get_payload(self) -> bytes: ...
+    def get_payload_len(self) -> int: ...
+    def get_timestamp(self) -> float: ...
+    def get_mark(self) -> int: ...
+    def set_payload(self, payload: Optional[bytes]) -> None: ...
+    def set_mark(self, mark: int) -> None: ...
+    def retain(self) -> None: ...
+    def accept(self) -> None: ...
+    def drop(self) -> None: ...
+    def repeat(self) -> None: ...
+    def requeue(self, queue_num: int) -> None: ...
+
+class NetfilterQueue:
+    def __init__(
+        self,
+        *,
+        af: int = ...,
+        sockfd: int = ...,
+        rtnl_sockfd: int = ...,
+        netns: Optional[str] = ...,
+    ) -> None: ...
+    def bind(
+        self,
+        queue_num: int,
+        user_callback: Callable[[Packet], object],
+        max_len: int = ...,
+        mode: int = ...,
+        range: int = ...,
+        sock_len: int = ...,
+        *,
+        fail_open: bool = ...,
+        uid_gid: bool = ...,
+        gso: bool = ...,
+        secctx: bool = ...,
+        conntrack: bool = ...,
+    ) -> None: ...
+    def unbind(self) -> None: ...
+    def get_fd(self) -> int: ...
+    def run(self, block: bool = ...) -> None: ...
+    def run_socket(self, s: socket.socket) -> None: ...
+    def get_stats(self) -> Dict[str, int]: ...
+    @property
+    def queue_num(self) -> Optional[int]: ...
