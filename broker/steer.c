@@ -338,11 +338,10 @@ struct span {
 	uint8_t lo[16], hi[16];
 };
 
-static size_t span_klen;    /* qsort's comparator has no context argument */
-
-static int span_cmp(const void *a, const void *b)
+static int span_cmp(const void *a, const void *b, void *klen)
 {
-	return memcmp(((const struct span *)a)->lo, ((const struct span *)b)->lo, span_klen);
+	return memcmp(((const struct span *)a)->lo, ((const struct span *)b)->lo,
+		      *(const size_t *)klen);
 }
 
 /* @k + 1 in place; false when it wrapped (the interval reaches the end). */
@@ -359,8 +358,7 @@ static size_t spans_merge(struct span *v, size_t n, size_t klen)
 {
 	size_t out = 0;
 
-	span_klen = klen;
-	qsort(v, n, sizeof(*v), span_cmp);
+	qsort_r(v, n, sizeof(*v), span_cmp, &klen);
 	for (size_t i = 0; i < n; i++) {
 		if (out > 0) {
 			uint8_t next[16];
