@@ -114,6 +114,7 @@ static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
 		case SIGINT:
 			log_event(LOGL_INFO, "shutdown", "signal=%s",
 				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
+			session_mgr_set_ready(b->mgr, false);
 			loop_stop(l);
 			return;
 		case SIGHUP:
@@ -271,6 +272,8 @@ static int run(const char *path, const struct privs_user *user)
 			  "policies=%zu grace_ms=%u", NFQB_VERSION_STRING, (int)getpid(), path,
 			  in_force->listen, in_force->nns, policy_set_count(in_force->policies),
 			  in_force->grace_ms);
+		/* Config loaded, every socket listening: the loop now serves. */
+		session_mgr_set_ready(b.mgr, true);
 		rc = loop_run(b.loop);
 		if (rc < 0)
 			log_event(LOGL_ERROR, "loop", "error=\"%s\"", strerror(-rc));

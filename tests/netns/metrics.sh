@@ -213,7 +213,7 @@ done
 nt_assert_grep "$(nt_out check)" 'is not an IPv4 address' "--check with localhost: reason"
 write_config 10.1.2.3:80
 nt_run check 5000 "$BK_BROKER" --config "$BK_CONF" --check
-nt_assert_eq "broker.metrics_listen: 10.1.2.3 is not a loopback address (127.0.0.0/8 or [::1])" \
+nt_assert_eq "broker.metrics_listen: 10.1.2.3 is not a loopback address (127.0.0.0/8 or [::1]; broker.metrics_public allows it)" \
 	"$(cat "$(nt_out check)")" "--check: non-loopback message"
 # a port already in use: the start fails and says where
 python3 - "$NT_TMP/port" <<'EOF' &
