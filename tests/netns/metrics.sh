@@ -395,6 +395,10 @@ EOF
 parse "$NT_TMP/http.txt" "$NT_TMP/http.json"
 check_values "$NT_TMP/http.json" "HTTP scrape"
 hists "$NT_TMP/http.txt" 4
+# the examples' alert rules and dashboard name only series this scrape has
+SRC=$(cd "$(dirname "$0")/../.." && pwd) nt_run examples 20000 bash "$(dirname "$0")/../examples/metrics-examples.sh" "$NT_TMP/http.txt"
+[[ "$NT_RC" == 0 || "$NT_RC" == 77 ]] || nt_fail "examples against a real scrape: $(cat "$(nt_err examples)")"
+nt_assert_grep "$(nt_out examples)" "metric names used by the examples, all in the scrape" "examples checked"
 # the probes: served, from the loop
 python3 - "$ADDR" <<'EOF' || nt_fail "/healthz or /readyz"
 import sys, urllib.request
