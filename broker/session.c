@@ -243,6 +243,8 @@ const char *session_kstats_strerror(int err)
 /* Bounds the drain of an adopted socket while traffic keeps coming. */
 #define ADOPT_DRAIN_ROUNDS 1024
 
+static void observe_latency(struct session *s, uint64_t t0, uint64_t packets_before);
+
 /*
  * A restarted broker adopted queues the previous one had bound. Packets
  * whose messages still wait in the socket are simply read and decided
@@ -255,15 +257,24 @@ static void settle_adopted(struct session *s)
 {
 	struct nfqb_kstat ks[64];
 	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
+	uint64_t t0, before;
+	int ran;
 
 	if (n < 0) {
 		log_event(LOGL_WARN, "adopt", "name=%s error=\"kernel queue stats: %s\"",
 			  s->name, session_kstats_strerror(n));
 		return;
 	}
-	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++)
-		if (nfqb_queue_run(s->q, false) <= 0)
+	/* Packets decided in the drain are latency observations too: the
+	 * histogram's count stays the packets decided. */
+	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++) {
+		t0 = hist_now_ns();
+		before = s->c.packets;
+		ran = nfqb_queue_run(s->q, false);
+		observe_latency(s, t0, before);
+		if (ran <= 0)
 			break;
+	}
 	for (size_t i = 0; i < s->nqueues; i++) {
 		uint16_t num = s->queues[i];
 
