@@ -782,6 +782,45 @@ static void pump(struct loop *l, unsigned ms)
 	loop_timer_cancel(l, &t);
 }
 
+static void block_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	usleep(200 * 1000);
+}
+
+/*
+ * The loop-lag tick: an idle loop runs it about on time; a callback that blocks the loop for 200 ms makes
+ * the next tick at least 100 ms late.
+ */
+static void test_loop_lag_tick(void **state)
+{
+	struct fx *f = *state;
+	struct metrics_tick *mt = metrics_tick_new(f->m);
+	struct loop_timer blocker;
+	struct session_totals t;
+	uint64_t late = 0, n0;
+
+	assert_non_null(mt);
+	pump(f->loop, 350);
+	session_mgr_totals(f->m, &t);
+	assert_true(t.loop_lag.count >= 1 && t.loop_lag.count <= 4);
+	/* idle: well under 250 ms each, even on a loaded test machine */
+	for (int i = 9; i <= HIST_BOUNDS; i++)
+		assert_int_equal(t.loop_lag.bucket[i], 0);
+	n0 = t.loop_lag.count;
+	loop_timer_init(&blocker, block_cb, NULL);
+	assert_int_equal(loop_timer_arm(f->loop, &blocker, loop_now_ms() + 10), 0);
+	pump(f->loop, 400);
+	session_mgr_totals(f->m, &t);
+	assert_true(t.loop_lag.count > n0);
+	/* observations above 50 ms (hist_lag_bounds.ns[6]) */
+	for (int i = 7; i <= HIST_BOUNDS; i++)
+		late += t.loop_lag.bucket[i];
+	assert_true(late >= 1);
+	assert_true(t.loop_lag.sum_ns >= 100000000u);
+	metrics_tick_free(mt);
+	metrics_tick_free(NULL);
+}
+
 /* One HTTP/1.0 exchange with the server at @addr; the whole response. */
 static char *http_get(struct loop *l, const char *addr, const char *req)
 {
@@ -906,6 +945,7 @@ int main(void)
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_config_key),
 		cmocka_unit_test_setup_teardown(test_http_scrape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_lag_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_errors, setup, teardown),
 	};
 
