@@ -143,8 +143,8 @@ static void close_fds(int fds[WIRE_MAX_FDS])
  * loses the answer, not our time), log it within the class's rate, count
  * it. @name may be NULL, @cred too (then read from the socket).
  */
-static void refuse_fd(struct attach *a, int fd, enum rl_class k, const char *name,
-		      const struct ucred *cred, bool retry, const char *reason)
+static void refuse_fd(struct attach *a, int fd, enum rl_class k, enum session_refusal why,
+		      const char *name, const struct ucred *cred, bool retry, const char *reason)
 {
 	char nb[LOG_VALUE_MAX], rb[LOG_VALUE_MAX];
 	struct wire_refuse r;
@@ -153,7 +153,7 @@ static void refuse_fd(struct attach *a, int fd, enum rl_class k, const char *nam
 
 	wire_refuse_init_flags(&r, reason, retry ? WIRE_REFUSE_F_RETRY : 0);
 	(void)wire_send(fd, &r, sizeof(r), NULL, 0);
-	session_mgr_count_refusal(a->m);
+	session_mgr_count_refusal(a->m, why);
 	if (!rl_allow(a, k))
 		return;
 	/* Even a peer refused before its credentials were checked is logged by pid. */
@@ -170,20 +170,20 @@ static void refuse_fd(struct attach *a, int fd, enum rl_class k, const char *nam
  * connection. Nothing else is touched: other agents never notice. @retry
  * marks a reason that may pass (the agent tries again later).
  */
-static void refuse_as(struct conn *c, enum rl_class k, const char *name,
-		      const struct ucred *cred, int fds[WIRE_MAX_FDS], bool retry,
-		      const char *reason)
+static void refuse_as(struct conn *c, enum rl_class k, enum session_refusal why,
+		      const char *name, const struct ucred *cred, int fds[WIRE_MAX_FDS],
+		      bool retry, const char *reason)
 {
-	refuse_fd(c->a, c->fd, k, name, cred, retry, reason);
+	refuse_fd(c->a, c->fd, k, why, name, cred, retry, reason);
 	if (fds)
 		close_fds(fds);
 	conn_free(c);
 }
 
-static void refuse(struct conn *c, const char *name, const struct ucred *cred,
-		   int fds[WIRE_MAX_FDS], const char *reason)
+static void refuse(struct conn *c, enum session_refusal why, const char *name,
+		   const struct ucred *cred, int fds[WIRE_MAX_FDS], const char *reason)
 {
-	refuse_as(c, RL_HELLO, name, cred, fds, false, reason);
+	refuse_as(c, RL_HELLO, why, name, cred, fds, false, reason);
 }
 
 /* Sessions of agents of @uid, against broker.max_sessions_per_uid. */
@@ -238,17 +238,17 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 	name = hello_ok ? hello->name : NULL;
 	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
 		snprintf(why, sizeof(why), "cannot read peer credentials: %s", strerror(errno));
-		refuse(c, name, NULL, fds, why);
+		refuse(c, REFUSAL_AGENT_HELLO, name, NULL, fds, why);
 		return;
 	}
 	if (!cfg_uid_allowed(session_mgr_cfg(m), cred.uid)) {
 		snprintf(why, sizeof(why), "uid %u is not in broker.allow_uids",
 			 (unsigned)cred.uid);
-		refuse(c, name, &cred, fds, why);
+		refuse(c, REFUSAL_AGENT_UID, name, &cred, fds, why);
 		return;
 	}
 	if (!hello_ok) {
-		refuse(c, NULL, &cred, fds, why);
+		refuse(c, REFUSAL_AGENT_HELLO, NULL, &cred, fds, why);
 		return;
 	}
 	h.name = name;
@@ -256,17 +256,17 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 	h.uid = cred.uid;
 	rc = check_fds(fds, nfds, &h.netns_dev, &h.netns_ino, why, sizeof(why));
 	if (rc < 0) {
-		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
+		refuse_as(c, RL_HELLO, REFUSAL_AGENT_HELLO, name, &cred, fds, passing(rc), why);
 		return;
 	}
 	h.entry = cfg_match(session_mgr_cfg(m), name);
 	if (!h.entry) {
 		snprintf(why, sizeof(why), "no namespaces entry matches name \"%.160s\"", name);
-		refuse(c, name, &cred, fds, why);
+		refuse(c, REFUSAL_AGENT_NO_MATCH, name, &cred, fds, why);
 		return;
 	}
 	if (cfg_ns_pin_check(h.entry, h.netns_dev, h.netns_ino, why, sizeof(why)) < 0) {
-		refuse(c, name, &cred, fds, why);
+		refuse(c, REFUSAL_AGENT_PIN, name, &cred, fds, why);
 		return;
 	}
 	/* Taking over or replacing a session this uid holds adds none; one of
@@ -278,14 +278,14 @@ static void handle_hello(struct conn *c, const struct wire_hello *hello, size_t 
 		snprintf(why, sizeof(why), "uid %u holds %u sessions already "
 			 "(broker.max_sessions_per_uid)", (unsigned)cred.uid,
 			 session_mgr_cfg(m)->max_sessions_per_uid);
-		refuse(c, name, &cred, fds, why);
+		refuse(c, REFUSAL_AGENT_SESSION_CAP, name, &cred, fds, why);
 		return;
 	}
 	/* From here the session watches the connection as its lease. */
 	loop_del(session_mgr_loop(m), c->fd);
 	rc = session_attach(m, &h, &c->fd, fds, why, sizeof(why));
 	if (rc < 0) {
-		refuse_as(c, RL_HELLO, name, &cred, fds, passing(rc), why);
+		refuse_as(c, RL_HELLO, REFUSAL_AGENT_ATTACH, name, &cred, fds, passing(rc), why);
 		return;
 	}
 	/* The session answers (and counts the attach) once its queues are bound. */
@@ -308,12 +308,13 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *data)
 	if (n == -EAGAIN)
 		return;
 	if (n == -EMFILE) {
-		refuse_as(c, RL_FDS, NULL, NULL, NULL, true, ATTACH_NO_FDS);
+		refuse_as(c, RL_FDS, REFUSAL_AGENT_FDS, NULL, NULL, NULL, true, ATTACH_NO_FDS);
 		return;
 	}
 	if (n == -EBADMSG) {
 		/* wire_recv closed whatever fds arrived */
-		refuse(c, NULL, NULL, NULL, "message or its fds truncated, or more than 2 fds");
+		refuse(c, REFUSAL_AGENT_HELLO, NULL, NULL, NULL,
+		       "message or its fds truncated, or more than 2 fds");
 		return;
 	}
 	if (n <= 0) {
@@ -328,7 +329,7 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *data)
 
 static void conn_timeout(struct loop *l, struct loop_timer *t, void *data)
 {
-	refuse(data, NULL, NULL, NULL, "no hello within 5 s");
+	refuse(data, REFUSAL_AGENT_HELLO, NULL, NULL, NULL, "no hello within 5 s");
 }
 
 /* Connections of @uid waiting for their hello. */
@@ -356,20 +357,20 @@ static bool admit(struct attach *a, int fd, const struct ucred *cred)
 	if (!cfg_uid_allowed(cfg, cred->uid)) {
 		snprintf(why, sizeof(why), "uid %u is not in broker.allow_uids",
 			 (unsigned)cred->uid);
-		refuse_fd(a, fd, RL_UID, NULL, cred, false, why);
+		refuse_fd(a, fd, RL_UID, REFUSAL_AGENT_UID, NULL, cred, false, why);
 		return false;
 	}
 	if (a->npending >= ATTACH_MAX_PENDING) {
 		snprintf(why, sizeof(why), "%zu connections already wait for their hello",
 			 a->npending);
-		refuse_fd(a, fd, RL_PENDING, NULL, cred, true, why);
+		refuse_fd(a, fd, RL_PENDING, REFUSAL_AGENT_PENDING, NULL, cred, true, why);
 		return false;
 	}
 	mine = uid_pending(a, cred->uid);
 	if (mine >= cfg->max_pending_per_uid) {
 		snprintf(why, sizeof(why), "uid %u has %zu connections waiting for their hello "
 			 "(broker.max_pending_per_uid)", (unsigned)cred->uid, mine);
-		refuse_fd(a, fd, RL_PENDING, NULL, cred, true, why);
+		refuse_fd(a, fd, RL_PENDING, REFUSAL_AGENT_PENDING, NULL, cred, true, why);
 		return false;
 	}
 	return true;
@@ -452,7 +453,7 @@ static bool shed_one(struct attach *a, int lfd)
 	a->reserve_fd = -1;
 	cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd >= 0) {
-		refuse_fd(a, cfd, RL_FDS, NULL, NULL, true, ATTACH_NO_FDS);
+		refuse_fd(a, cfd, RL_FDS, REFUSAL_AGENT_FDS, NULL, NULL, true, ATTACH_NO_FDS);
 		drain(cfd);
 		close(cfd);
 	}

@@ -160,7 +160,8 @@ static void parse_queue(json_object *obj, const char *path, struct nfqb_queue_op
 
 /* ------------------------------------------------------------ broker */
 
-/* Loopback only: the metrics are for a local scraper, not the network. */
+/* Loopback only, unless broker.metrics_public (parsed first) says otherwise:
+ * the metrics are for a local scraper, not the network. */
 static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c,
 				 struct errs *e)
 {
@@ -171,7 +172,7 @@ static void parse_metrics_listen(json_object *v, const char *path, struct cfg *c
 
 	if (!jsonv_string(v, path, &s, e))
 		return;
-	if (metrics_parse_listen(s, &ss, &sslen, why, sizeof(why)) < 0) {
+	if (metrics_parse_address(s, c->metrics_public, &ss, &sslen, why, sizeof(why)) < 0) {
 		errs_add(e, path, "%s", why);
 		free(s);
 		return;
@@ -314,7 +315,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 		"user", "listen_group",
 		"max_pending_per_uid", "max_sessions_per_uid",
 		"control_allow_uids", "control_admin_uids", "control_idle_ms",
-		"metrics_refresh_ms",
+		"metrics_refresh_ms", "metrics_public",
 		NULL
 	};
 	const char *path = "broker";
@@ -340,6 +341,8 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 		if (jsonv_uint(v, p, e, "grace_ms", 0, CFG_MAX_GRACE_MS, &n))
 			c->grace_ms = (uint32_t)n;
 	}
+	if (json_object_object_get_ex(obj, "metrics_public", &v))
+		jsonv_bool(v, "broker.metrics_public", &c->metrics_public, e);
 	if (json_object_object_get_ex(obj, "metrics_listen", &v))
 		parse_metrics_listen(v, "broker.metrics_listen", c, e);
 	parse_identity(obj, c, e);

@@ -70,6 +70,7 @@ struct cfg {
 	char *listen;
 	char *control;
 	char *metrics_listen;         /* broker.metrics_listen ("127.0.0.1:9101"), NULL = off */
+	bool metrics_public;          /* broker.metrics_public: metrics_listen may be any address */
 	mode_t listen_mode;
 	mode_t control_mode;
 	uid_t *allow_uids;

@@ -578,6 +578,8 @@ static void refuse_log(struct control *c, int kind, const char *fmt, ...)
 	va_list ap;
 
 	c->refused++;
+	session_mgr_count_refusal(c->m, kind == REFUSE_UID ? REFUSAL_CONTROL_UID :
+				  REFUSAL_CONTROL_LIMIT);
 	if (rl->at_ms && now - rl->at_ms < 1000) {
 		rl->suppressed++;
 		return;

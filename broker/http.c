@@ -68,6 +68,7 @@ struct http {
 	struct metrics_cache cache;
 	char addr[64];
 	char lasterr[256];
+	bool public;                  /* not a loopback address (broker.metrics_public) */
 };
 
 bool http_available(void)
@@ -158,6 +159,7 @@ static void refuse_log(struct http *h, const char *why)
 	uint64_t now = loop_now_ms();
 
 	h->refused++;
+	session_mgr_count_refusal(h->m, REFUSAL_HTTP_LIMIT);
 	if (h->refuse_log_ms && now - h->refuse_log_ms < 1000) {
 		h->refuse_suppressed++;
 		return;
@@ -310,9 +312,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				    "only GET and HEAD are served here\n");
+	/* Answered from the loop thread: a stuck loop answers nothing, and
+	 * the probe's own timeout fails it. */
+	if (strcmp(url, "/healthz") == 0)
+		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+	if (strcmp(url, "/readyz") == 0)
+		return session_mgr_ready(h->m) ?
+		       respond_text(conn, MHD_HTTP_OK, "ready\n") :
+		       respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "not ready: starting or shutting down\n");
 	if (strcmp(url, "/metrics") != 0)
 		return respond_text(conn, MHD_HTTP_NOT_FOUND,
-				    "not found: nfq-broker serves GET /metrics\n");
+				    "not found: nfq-broker serves GET /metrics, /healthz, "
+				    "/readyz\n");
 	if (metrics_cache_get(&h->cache, h->m, loop_now_ms(), HTTP_RENDERS_PER_S) < 0)
 		return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				    "out of memory rendering the metrics\n");
@@ -342,9 +354,11 @@ static int http_start(struct http *h, const char *listen, char *why, size_t whyl
 	socklen_t sslen;
 	int rc;
 
-	rc = metrics_parse_listen(listen, &ss, &sslen, why, whylen);
+	rc = metrics_parse_address(listen, session_mgr_cfg(h->m)->metrics_public, &ss, &sslen,
+				   why, whylen);
 	if (rc < 0)
 		return rc;
+	h->public = !metrics_addr_loopback(&ss);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
@@ -405,6 +419,9 @@ struct http *http_new(struct session_mgr *m, const char *listen, char *why, size
 		return NULL;
 	}
 	log_event(LOGL_INFO, "http_listen", "addr=%s path=/metrics", h->addr);
+	if (h->public)
+		log_event(LOGL_WARN, "http_listen", "addr=%s warning=\"metrics exposed on a "
+			  "non-loopback address\"", h->addr);
 	return h;
 }
 
@@ -465,7 +482,8 @@ struct http *http_new(struct session_mgr *m, const char *listen, char *why, size
 	int rc;
 
 	/* A bad address is reported as such, with or without libmicrohttpd. */
-	rc = metrics_parse_listen(listen, &ss, &sslen, why, whylen);
+	rc = metrics_parse_address(listen, session_mgr_cfg(m)->metrics_public, &ss, &sslen,
+				   why, whylen);
 	if (rc < 0) {
 		errno = -rc;
 		return NULL;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Optional HTTP endpoint for a Prometheus scrape: GET /metrics on
- * broker.metrics_listen (a loopback address), served by libmicrohttpd
+ * broker.metrics_listen (a loopback address unless broker.metrics_public),
+ * and the probes GET /healthz (200 whenever the loop answers) and
+ * /readyz (200 once session_mgr_ready(), 503 before), served by libmicrohttpd
  * driven from the broker's own event loop (MHD's epoll fd registered in
  * it, MHD's timeout as a loop timer; no thread). Built only when
  * libmicrohttpd was found; otherwise http_new() fails with ENOTSUP.
@@ -18,7 +20,8 @@ struct http;
 
 /*
  * http_new - listen on @listen ("127.0.0.1:9101", "[::1]:0") and serve
- * metrics_render(@m). Returns the server, or NULL with errno and a
+ * metrics_render(@m). A non-loopback address (allowed by @m's config's
+ * metrics_public) is logged as a warning. Returns the server, or NULL with errno and a
  * one-line reason in @why.
  */
 struct http *http_new(struct session_mgr *m, const char *listen, char *why, size_t whylen);

@@ -122,6 +122,7 @@ static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
 		case SIGINT:
 			log_event(LOGL_INFO, "shutdown", "signal=%s",
 				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
+			session_mgr_set_ready(b->mgr, false);
 			loop_stop(l);
 			return;
 		case SIGHUP:
@@ -291,6 +292,8 @@ static int run(const char *path, const struct privs_user *user)
 			  in_force->listen, in_force->nns, policy_set_count(in_force->policies),
 			  in_force->grace_ms);
 		sdglue_ready(b.sd);
+		/* Config loaded, every socket listening: the loop now serves. */
+		session_mgr_set_ready(b.mgr, true);
 		rc = loop_run(b.loop);
 		if (rc < 0)
 			log_event(LOGL_ERROR, "loop", "error=\"%s\"", strerror(-rc));

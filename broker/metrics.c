@@ -8,6 +8,7 @@
  * at a time and a render (however many scrapes ask) only reads those.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <nfqb/version.h>
@@ -94,6 +96,26 @@ void metrics_buf_label(struct metrics_buf *b, const char *s)
 	b->data[b->len + n++] = '"';
 	b->len += n;
 	b->data[b->len] = '\0';
+}
+
+/* ------------------------------------------------------------ histograms */
+
+const struct hist_bounds hist_latency_bounds = { {
+	10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000, 100000000,
+} };
+
+const struct hist_bounds hist_lag_bounds = { {
+	500000, 1000000, 2500000, 5000000, 10000000, 25000000,
+	50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000u,
+} };
+
+uint64_t hist_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ------------------------------------------------------------ families */
@@ -212,6 +234,94 @@ static void emit_queues(const struct render *r, const struct metric *mt)
 	}
 }
 
+/*
+ * name_bucket{[ns=..,]le=..} cumulative, then name_sum (seconds) and
+ * name_count; @ns NULL: no ns label.
+ */
+static void hist_samples(struct metrics_buf *b, const char *name, const char *ns,
+			 const struct hist *h, const struct hist_bounds *hb)
+{
+	uint64_t cum = 0;
+
+	for (int i = 0; i <= HIST_BOUNDS; i++) {
+		cum += h->bucket[i];
+		metrics_buf_printf(b, "%s_bucket{", name);
+		if (ns) {
+			metrics_buf_printf(b, "ns=");
+			metrics_buf_label(b, ns);
+			metrics_buf_printf(b, ",");
+		}
+		if (i < HIST_BOUNDS)
+			metrics_buf_printf(b, "le=\"%g\"} %" PRIu64 "\n",
+					   (double)hb->ns[i] / 1e9, cum);
+		else
+			metrics_buf_printf(b, "le=\"+Inf\"} %" PRIu64 "\n", cum);
+	}
+	for (int k = 0; k < 2; k++) {
+		metrics_buf_printf(b, "%s_%s", name, k ? "count" : "sum");
+		if (ns) {
+			metrics_buf_printf(b, "{ns=");
+			metrics_buf_label(b, ns);
+			metrics_buf_printf(b, "}");
+		}
+		if (k)
+			metrics_buf_printf(b, " %" PRIu64 "\n", h->count);
+		else
+			metrics_buf_printf(b, " %.9f\n", (double)h->sum_ns / 1e9);
+	}
+}
+
+static void emit_broker_latency(const struct render *r, const struct metric *mt)
+{
+	hist_samples(r->b, mt->name, NULL, &r->t.latency, &hist_latency_bounds);
+}
+
+static void emit_ns_latency(const struct render *r, const struct metric *mt)
+{
+	for (size_t i = 0; i < r->nv; i++)
+		hist_samples(r->b, mt->name, r->v[i].name, r->v[i].latency, &hist_latency_bounds);
+}
+
+static void emit_loop_lag(const struct render *r, const struct metric *mt)
+{
+	hist_samples(r->b, mt->name, NULL, &r->t.loop_lag, &hist_lag_bounds);
+}
+
+static void emit_reloads(const struct render *r, const struct metric *mt)
+{
+	sample(r->b, mt->name, "result", "success", NULL, NULL, NULL, NULL, r->t.reloads_ok);
+	sample(r->b, mt->name, "result", "failure", NULL, NULL, NULL, NULL,
+	       r->t.reloads_failed);
+}
+
+/* Every reason, zeros included: rate() needs the series before the first one. */
+static void emit_refusals(const struct render *r, const struct metric *mt)
+{
+	for (int i = 0; i < REFUSAL_N; i++)
+		sample(r->b, mt->name, "listener", session_refusal_listener(i), "reason",
+		       session_refusal_reason(i), NULL, NULL, r->t.refused[i]);
+}
+
+/*
+ * /proc/self/fd lists the open fds. After the broker switched to another
+ * user the kernel may make it unreadable (not dumpable): then the family
+ * has no sample rather than a wrong one.
+ */
+static void emit_open_fds(const struct render *r, const struct metric *mt)
+{
+	DIR *d = opendir("/proc/self/fd");
+	uint64_t n = 0;
+
+	if (!d)
+		return;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	/* ".", ".." and the directory's own fd */
+	n = n >= 3 ? n - 3 : 0;
+	sample(r->b, mt->name, NULL, NULL, NULL, NULL, NULL, NULL, n);
+}
+
 static void emit_rules(const struct render *r, const struct metric *mt)
 {
 	const struct policy_set *ps = r->cfg->policies;
@@ -245,6 +355,15 @@ static uint64_t get_uptime(const struct render *r, const struct session_view *v)
 	return now > r->t.started ? (uint64_t)(now - r->t.started) : 0;
 }
 
+static uint64_t get_max_fds(const struct render *r, const struct session_view *v)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	return (uint64_t)rl.rlim_cur;
+}
+
 #define GETTER(fn, expr) \
 	static uint64_t fn(const struct render *r, const struct session_view *v) { return (expr); }
 GETTER(get_namespaces, r->t.namespaces)
@@ -256,6 +375,10 @@ GETTER(get_kstats_refreshes, r->t.kstats_refreshes)
 GETTER(get_ns_packets, v->c.packets)
 GETTER(get_ns_bytes, v->c.bytes)
 GETTER(get_ns_overruns, v->overruns)
+GETTER(get_ready, r->t.ready)
+GETTER(get_reload_ok, r->t.last_reload_ok)
+GETTER(get_reload_ok_at, (uint64_t)r->t.last_reload_ok_at)
+GETTER(get_started, (uint64_t)r->t.started)
 
 /* The exposition, in this order: a new metric is one row (and its getter). */
 static const struct metric metrics[] = {
@@ -305,6 +428,36 @@ static const struct metric metrics[] = {
 	  "Packets matched, per policy rule (\"(default)\": no rule matched).", emit_rules, NULL },
 	{ "nfqb_rule_bytes_total", "counter", "Bytes matched, per policy rule.",
 	  emit_rules, NULL },
+	{ "nfqb_ready", "gauge",
+	  "1 once the config is loaded, every socket listens and the loop runs (/readyz).",
+	  emit_broker, get_ready },
+	{ "nfqb_config_last_reload_successful", "gauge",
+	  "Whether the last config load (start, SIGHUP or nfq-ctl reload) succeeded.",
+	  emit_broker, get_reload_ok },
+	{ "nfqb_config_last_reload_success_timestamp_seconds", "gauge",
+	  "Unix time of the last successful config load (the start counts).",
+	  emit_broker, get_reload_ok_at },
+	{ "nfqb_config_reloads_total", "counter",
+	  "Config reloads since the broker started, by result (the start's load not counted).",
+	  emit_reloads, NULL },
+	{ "nfqb_refusals_total", "counter",
+	  "Connections refused, by listener (agent, control, http) and reason.",
+	  emit_refusals, NULL },
+	{ "nfqb_broker_verdict_latency_seconds", "histogram",
+	  "Receive to verdict sent, all namespaces: the dispatch round's duration, per packet.",
+	  emit_broker_latency, NULL },
+	{ "nfqb_verdict_latency_seconds", "histogram",
+	  "Receive to verdict sent, per namespace: the dispatch round's duration, per packet.",
+	  emit_ns_latency, NULL },
+	{ "nfqb_loop_lag_seconds", "histogram",
+	  "How late the event loop ran a timer due every 100 ms (a busy or blocked loop).",
+	  emit_loop_lag, NULL },
+	{ "process_start_time_seconds", "gauge", "Start time of the process since unix epoch.",
+	  emit_broker, get_started },
+	{ "process_open_fds", "gauge", "Number of open file descriptors.",
+	  emit_open_fds, NULL },
+	{ "process_max_fds", "gauge", "Maximum number of open file descriptors (RLIMIT_NOFILE).",
+	  emit_broker, get_max_fds },
 };
 
 size_t metrics_count(void)
@@ -387,6 +540,7 @@ struct metrics_tick {
 	struct session_mgr *m;
 	struct loop_timer kstats;     /* refreshes the sessions' kernel statistics */
 	struct loop_timer overruns;   /* logs the sockets' new ENOBUFS */
+	struct loop_timer lag;        /* measures how late the loop runs timers */
 };
 
 static uint32_t kstats_period(const struct session_mgr *m)
@@ -404,6 +558,19 @@ static void kstats_tick(struct loop *l, struct loop_timer *t, void *data)
 
 	metrics_kstats_refresh(mt->m, loop_now_ms(), ms);
 	loop_timer_arm(l, &mt->kstats, loop_now_ms() + ms);
+}
+
+/*
+ * A timer with no work of its own: how late it runs is how long the loop
+ * was busy elsewhere (a long dispatch round, a blocking call) when it
+ * was due.
+ */
+static void lag_tick(struct loop *l, struct loop_timer *t, void *data)
+{
+	struct metrics_tick *mt = data;
+
+	session_mgr_loop_lag(mt->m, t->deadline, hist_now_ns());
+	loop_timer_arm(l, &mt->lag, loop_now_ms() + METRICS_LAG_TICK_MS);
 }
 
 static void overruns_tick(struct loop *l, struct loop_timer *t, void *data)
@@ -424,11 +591,15 @@ struct metrics_tick *metrics_tick_new(struct session_mgr *m)
 	mt->m = m;
 	loop_timer_init(&mt->kstats, kstats_tick, mt);
 	loop_timer_init(&mt->overruns, overruns_tick, mt);
+	loop_timer_init(&mt->lag, lag_tick, mt);
 	/* Soon after start, so a broker restart shows its adopted queues quickly. */
 	rc = loop_timer_arm(session_mgr_loop(m), &mt->kstats, loop_now_ms() + 1);
 	if (rc == 0)
 		rc = loop_timer_arm(session_mgr_loop(m), &mt->overruns,
 				    loop_now_ms() + METRICS_OVERRUN_TICK_MS);
+	if (rc == 0)
+		rc = loop_timer_arm(session_mgr_loop(m), &mt->lag,
+				    loop_now_ms() + METRICS_LAG_TICK_MS);
 	if (rc < 0) {
 		metrics_tick_free(mt);
 		errno = -rc;
@@ -443,6 +614,7 @@ void metrics_tick_free(struct metrics_tick *mt)
 		return;
 	loop_timer_cancel(session_mgr_loop(mt->m), &mt->kstats);
 	loop_timer_cancel(session_mgr_loop(mt->m), &mt->overruns);
+	loop_timer_cancel(session_mgr_loop(mt->m), &mt->lag);
 	free(mt);
 }
 
@@ -499,6 +671,12 @@ static int parse_port(const char *s, uint16_t *port)
 int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen,
 			 char *why, size_t whylen)
 {
+	return metrics_parse_address(s, false, ss, sslen, why, whylen);
+}
+
+int metrics_parse_address(const char *s, bool public_ok, struct sockaddr_storage *ss,
+			  socklen_t *sslen, char *why, size_t whylen)
+{
 	char host[64];
 	const char *colon, *hs = s;
 	size_t hl;
@@ -534,9 +712,9 @@ int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *
 				 "[::1]:PORT)", host);
 			return -EINVAL;
 		}
-		if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
+		if (!public_ok && (ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
 			snprintf(why, whylen, "%s is not a loopback address (127.0.0.0/8 or "
-				 "[::1])", host);
+				 "[::1]; broker.metrics_public allows it)", host);
 			return -EINVAL;
 		}
 		sin->sin_family = AF_INET;
@@ -549,9 +727,9 @@ int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *
 			snprintf(why, whylen, "\"%s\" is not an IPv6 address", host);
 			return -EINVAL;
 		}
-		if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
+		if (!public_ok && !IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
 			snprintf(why, whylen, "%s is not a loopback address (127.0.0.0/8 or "
-				 "[::1])", host);
+				 "[::1]; broker.metrics_public allows it)", host);
 			return -EINVAL;
 		}
 		sin6->sin6_family = AF_INET6;
@@ -559,4 +737,11 @@ int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *
 		*sslen = sizeof(*sin6);
 	}
 	return 0;
+}
+
+bool metrics_addr_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
 }

@@ -68,11 +68,13 @@ unsigned metrics_kstats_refresh(struct session_mgr *m, uint64_t now_ms, uint32_t
 
 #define METRICS_KSTATS_TICK_MS 250u    /* kernel stats refresh tick (at most) */
 #define METRICS_OVERRUN_TICK_MS 1000u  /* socket overrun (ENOBUFS) log tick */
+#define METRICS_LAG_TICK_MS 100u       /* loop lag probe (nfqb_loop_lag_seconds) */
 
 /*
  * The broker's periodic reads: every METRICS_KSTATS_TICK_MS (or
  * metrics_refresh_ms when shorter) metrics_kstats_refresh(), every
- * METRICS_OVERRUN_TICK_MS session_mgr_log_overruns().
+ * METRICS_OVERRUN_TICK_MS session_mgr_log_overruns(), every
+ * METRICS_LAG_TICK_MS how late the loop ran that timer (session_mgr_loop_lag()).
  */
 struct metrics_tick;
 
@@ -116,5 +118,15 @@ void metrics_cache_free(struct metrics_cache *mc);
  */
 int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen,
 			 char *why, size_t whylen);
+
+/*
+ * metrics_parse_address - metrics_parse_listen(), any address when
+ * @public_ok (broker.metrics_public): "0.0.0.0:9101", "[::]:9101".
+ */
+int metrics_parse_address(const char *s, bool public_ok, struct sockaddr_storage *ss,
+			  socklen_t *sslen, char *why, size_t whylen);
+
+/* metrics_addr_loopback - whether @ss is a loopback address. */
+bool metrics_addr_loopback(const struct sockaddr_storage *ss);
 
 #endif

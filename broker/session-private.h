@@ -66,6 +66,7 @@ struct session {
 	struct session_kstats ks;     /* refreshed on the metrics tick, never per request */
 	uint64_t enobufs_logged;      /* overruns already logged (session_mgr_log_overruns) */
 	struct steering steer;
+	struct hist latency;          /* receive to verdict sent, per dispatch round */
 };
 
 struct session_mgr {
@@ -75,6 +76,13 @@ struct session_mgr {
 	size_t count;
 	struct session_counters total;/* every packet since start, forgotten sessions included */
 	uint64_t attaches, refusals;  /* maintained by the listener */
+	uint64_t refused[REFUSAL_N];  /* session_mgr_count_refusal() */
+	struct hist latency;          /* every session's, forgotten ones included */
+	struct hist loop_lag;         /* session_mgr_loop_lag() */
+	uint64_t reloads_ok, reloads_failed;
+	bool last_reload_ok;
+	time_t last_reload_ok_at;
+	bool ready;
 	time_t started;
 	struct session_observer obs[SESSION_OBSERVERS_MAX];
 	size_t nobs;                  /* slots in use at the front (hot path: a count test) */

@@ -244,6 +244,8 @@ const char *session_kstats_strerror(int err)
 /* Bounds the drain of an adopted socket while traffic keeps coming. */
 #define ADOPT_DRAIN_ROUNDS 1024
 
+static void observe_latency(struct session *s, uint64_t t0, uint64_t packets_before);
+
 /*
  * A restarted broker adopted queues the previous one had bound. Packets
  * whose messages still wait in the socket are simply read and decided
@@ -256,15 +258,24 @@ static void settle_adopted(struct session *s)
 {
 	struct nfqb_kstat ks[64];
 	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
+	uint64_t t0, before;
+	int ran;
 
 	if (n < 0) {
 		log_event(LOGL_WARN, "adopt", "name=%s error=\"kernel queue stats: %s\"",
 			  s->name, session_kstats_strerror(n));
 		return;
 	}
-	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++)
-		if (nfqb_queue_run(s->q, false) <= 0)
+	/* Packets decided in the drain are latency observations too: the
+	 * histogram's count stays the packets decided. */
+	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++) {
+		t0 = hist_now_ns();
+		before = s->c.packets;
+		ran = nfqb_queue_run(s->q, false);
+		observe_latency(s, t0, before);
+		if (ran <= 0)
 			break;
+	}
 	for (size_t i = 0; i < s->nqueues; i++) {
 		uint16_t num = s->queues[i];
 
@@ -348,10 +359,29 @@ static bool check_sends(struct session *s, int rc)
 	return true;
 }
 
+/*
+ * Every packet of a dispatch round was received after @t0 and had its
+ * verdict sent (the run flushes them) by now: the round's duration is each
+ * one's latency, at most. Two clock reads per round, none per packet.
+ */
+static void observe_latency(struct session *s, uint64_t t0, uint64_t packets_before)
+{
+	uint64_t n = s->c.packets - packets_before, dt;
+
+	if (!n)
+		return;
+	dt = hist_now_ns() - t0;
+	hist_add(&s->latency, &hist_latency_bounds, dt, n);
+	hist_add(&s->mgr->latency, &hist_latency_bounds, dt, n);
+}
+
 static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct session *s = data;
+	uint64_t t0 = hist_now_ns(), before = s->c.packets;
 	int rc = nfqb_queue_run(s->q, false);
+
+	observe_latency(s, t0, before);
 
 	/* The answer to a bind step arrived during the run (which stopped
 	 * there): take the next step now, outside the library. */
@@ -674,7 +704,7 @@ static void bind_refuse(struct session *s, const char *why)
 	log_event(LOGL_WARN, "refuse", "name=%s agent_pid=%d uid=%d reason=%s",
 		  log_value(nb, sizeof(nb), s->name), (int)s->agent_pid,
 		  (int)s->agent_uid, log_value(rb, sizeof(rb), why));
-	s->mgr->refusals++;
+	session_mgr_count_refusal(s->mgr, REFUSAL_AGENT_ATTACH);
 	session_destroy(s, true);
 }
 
@@ -920,6 +950,9 @@ struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
 	m->loop = loop;
 	m->cfg = cfg;
 	m->started = time(NULL);
+	/* The start's load is the first successful one. */
+	m->last_reload_ok = true;
+	m->last_reload_ok_at = m->started;
 	m->bind_ms = SESSION_BIND_MS;
 	m->send_fail_ms = SESSION_SEND_FAIL_MS;
 	/* Kernel queue stats are read from inside each namespace; this is
@@ -996,6 +1029,8 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 	size_t ended = 0;
 
 	if (!n) {
+		m->reloads_failed++;
+		m->last_reload_ok = false;
 		log_event(LOGL_ERROR, "reload", "ok=false errors=%zu config=old", e->n);
 		log_config_errors(e);
 		return -EINVAL;
@@ -1027,6 +1062,9 @@ int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
 			  "take effect at the next start\"");
 	m->cfg = n;
 	cfg_free(old);
+	m->reloads_ok++;
+	m->last_reload_ok = true;
+	m->last_reload_ok_at = time(NULL);
 	log_event(LOGL_INFO, "reload", "ok=true entries=%zu policies=%zu sessions=%zu ended=%zu",
 		  n->nns, policy_set_count(n->policies), m->count, ended);
 	return 0;
@@ -1107,7 +1145,7 @@ void session_view(const struct session *s, struct session_view *v)
 		.netns_ino = s->netns_ino, .agent_pid = s->agent_pid, .agent_uid = s->agent_uid,
 		.policy = policy_name(s->policy), .queues = s->queues, .nqueues = s->nqueues,
 		.c = s->c, .ks = &s->ks, .overruns = st.enobufs, .attached_at = s->attached_at,
-		.takeovers = s->takeovers, .session = s,
+		.takeovers = s->takeovers, .session = s, .latency = &s->latency,
 	};
 }
 
@@ -1116,8 +1154,12 @@ void session_mgr_totals(const struct session_mgr *m, struct session_totals *t)
 	*t = (struct session_totals){
 		.c = m->total, .namespaces = m->count, .attaches = m->attaches,
 		.refusals = m->refusals, .kstats_refreshes = m->kstats_refreshes,
-		.started = m->started,
+		.started = m->started, .latency = m->latency, .loop_lag = m->loop_lag,
+		.reloads_ok = m->reloads_ok, .reloads_failed = m->reloads_failed,
+		.last_reload_ok = m->last_reload_ok, .last_reload_ok_at = m->last_reload_ok_at,
+		.ready = m->ready,
 	};
+	memcpy(t->refused, m->refused, sizeof(t->refused));
 }
 
 size_t session_mgr_count(const struct session_mgr *m)
@@ -1142,9 +1184,56 @@ struct loop *session_mgr_loop(const struct session_mgr *m)
 	return m->loop;
 }
 
-void session_mgr_count_refusal(struct session_mgr *m)
+static const struct {
+	const char *listener, *reason;
+} refusal_names[REFUSAL_N] = {
+	[REFUSAL_AGENT_UID] = { "agent", "uid" },
+	[REFUSAL_AGENT_PENDING] = { "agent", "pending" },
+	[REFUSAL_AGENT_FDS] = { "agent", "fds" },
+	[REFUSAL_AGENT_HELLO] = { "agent", "hello" },
+	[REFUSAL_AGENT_NO_MATCH] = { "agent", "no_match" },
+	[REFUSAL_AGENT_PIN] = { "agent", "pin" },
+	[REFUSAL_AGENT_SESSION_CAP] = { "agent", "session_cap" },
+	[REFUSAL_AGENT_ATTACH] = { "agent", "attach" },
+	[REFUSAL_CONTROL_UID] = { "control", "uid" },
+	[REFUSAL_CONTROL_LIMIT] = { "control", "limit" },
+	[REFUSAL_HTTP_LIMIT] = { "http", "limit" },
+};
+
+const char *session_refusal_listener(enum session_refusal r)
 {
-	m->refusals++;
+	return r < REFUSAL_N ? refusal_names[r].listener : "?";
+}
+
+const char *session_refusal_reason(enum session_refusal r)
+{
+	return r < REFUSAL_N ? refusal_names[r].reason : "?";
+}
+
+void session_mgr_count_refusal(struct session_mgr *m, enum session_refusal why)
+{
+	if (why >= REFUSAL_N)
+		return;
+	m->refused[why]++;
+	if (why <= REFUSAL_AGENT_ATTACH)
+		m->refusals++;
+}
+
+void session_mgr_loop_lag(struct session_mgr *m, uint64_t due_ms, uint64_t now_ns)
+{
+	uint64_t due_ns = due_ms * 1000000u;
+
+	hist_add(&m->loop_lag, &hist_lag_bounds, now_ns > due_ns ? now_ns - due_ns : 0, 1);
+}
+
+void session_mgr_set_ready(struct session_mgr *m, bool ready)
+{
+	m->ready = ready;
+}
+
+bool session_mgr_ready(const struct session_mgr *m)
+{
+	return m->ready;
 }
 
 size_t session_mgr_uid_sessions(const struct session_mgr *m, uid_t uid)

@@ -31,6 +31,7 @@
 #include <nfqb/queue.h>
 
 #include "config.h"
+#include "hist.h"
 #include "links.h"
 #include "loop.h"
 #include "pktmeta.h"
@@ -111,18 +112,50 @@ struct session_view {
 	time_t attached_at;           /* wall clock of the first attach */
 	unsigned takeovers;
 	const struct session *session;/* for steering_view()/steering_counters() */
+	const struct hist *latency;   /* receive to verdict sent (hist_latency_bounds) */
 };
 
 /* session_view - fill @v from @s (pointers valid until the loop runs again). */
 void session_view(const struct session *s, struct session_view *v);
 
+/*
+ * Why a connection was refused, by listener: the agent socket (attach.c,
+ * and a session whose queues could not be bound), the control socket and
+ * the HTTP endpoint. The metrics' nfqb_refusals_total{listener,reason}.
+ */
+enum session_refusal {
+	REFUSAL_AGENT_UID,            /* uid not in broker.allow_uids */
+	REFUSAL_AGENT_PENDING,        /* too many connections waiting for their hello */
+	REFUSAL_AGENT_FDS,            /* the broker is out of file descriptors */
+	REFUSAL_AGENT_HELLO,          /* no, a bad or a late hello; bad fds */
+	REFUSAL_AGENT_NO_MATCH,       /* no namespaces entry matches the name */
+	REFUSAL_AGENT_PIN,            /* the entry is pinned to another namespace */
+	REFUSAL_AGENT_SESSION_CAP,    /* broker.max_sessions_per_uid */
+	REFUSAL_AGENT_ATTACH,         /* the session could not start or bind its queues */
+	REFUSAL_CONTROL_UID,          /* not in broker.control_allow_uids */
+	REFUSAL_CONTROL_LIMIT,        /* the control socket's client limits */
+	REFUSAL_HTTP_LIMIT,           /* the HTTP endpoint's connection limit */
+	REFUSAL_N
+};
+
+/* The listener ("agent", "control", "http") and reason label of @r. */
+const char *session_refusal_listener(enum session_refusal r);
+const char *session_refusal_reason(enum session_refusal r);
+
 /* The broker-wide figures: filled by session_mgr_totals(). */
 struct session_totals {
 	struct session_counters c;    /* every packet since start, forgotten sessions included */
 	size_t namespaces;            /* sessions now */
-	uint64_t attaches, refusals;
+	uint64_t attaches, refusals;  /* refusals: of agents, all reasons */
+	uint64_t refused[REFUSAL_N];  /* by listener and reason */
 	uint64_t kstats_refreshes;
 	time_t started;
+	struct hist latency;          /* every verdict's, forgotten sessions included */
+	struct hist loop_lag;         /* session_mgr_loop_lag() */
+	uint64_t reloads_ok, reloads_failed;
+	bool last_reload_ok;          /* the start's load counts as a success */
+	time_t last_reload_ok_at;     /* wall clock of the last successful load */
+	bool ready;                   /* session_mgr_set_ready() */
 };
 
 /* session_mgr_totals - fill @t from @m. */
@@ -139,8 +172,26 @@ void session_mgr_foreach(struct session_mgr *m,
 const struct cfg *session_mgr_cfg(const struct session_mgr *m);
 struct loop *session_mgr_loop(const struct session_mgr *m);
 
-/* session_mgr_count_refusal - one more agent refused (the listener's count). */
-void session_mgr_count_refusal(struct session_mgr *m);
+/*
+ * session_mgr_count_refusal - one more connection refused for @why (agent
+ * reasons also count in the totals' refusals).
+ */
+void session_mgr_count_refusal(struct session_mgr *m, enum session_refusal why);
+
+/*
+ * session_mgr_loop_lag - record that a timer due at @due_ms fired at
+ * @now_ns (hist_now_ns()): how late the loop got to it.
+ */
+void session_mgr_loop_lag(struct session_mgr *m, uint64_t due_ms, uint64_t now_ns);
+
+/*
+ * session_mgr_set_ready - whether the broker serves (config loaded, every
+ * socket listening, the loop running): /readyz. False until set.
+ */
+void session_mgr_set_ready(struct session_mgr *m, bool ready);
+
+/* session_mgr_ready - what session_mgr_set_ready() said last. */
+bool session_mgr_ready(const struct session_mgr *m);
 
 /* session_mgr_uid_sessions - the sessions whose lease holder is @uid. */
 size_t session_mgr_uid_sessions(const struct session_mgr *m, uid_t uid);

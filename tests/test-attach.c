@@ -972,6 +972,9 @@ static void test_uid_not_allowed(void **state)
 	wire_hello_init(&h, "pod-a", (uint32_t)getpid(), 1);
 	expect_refusal(f, &h, sizeof(h), &nf, 1, want);
 	expect_refusal(f, "abcd", 4, NULL, 0, want);
+	/* both judged at accept, by uid, before any hello */
+	assert_int_equal(f->m->refused[REFUSAL_AGENT_UID], 2);
+	assert_int_equal(f->m->refused[REFUSAL_AGENT_HELLO], 0);
 	close(nf);
 }
 
@@ -1044,6 +1047,9 @@ static void test_hello_timeout(void **state)
 	/* nothing fires twice */
 	pump_warped(f->l, 3 * ATTACH_HELLO_TIMEOUT_MS);
 	assert_int_equal(f->m->refusals, 2);
+	/* by reason: the talker's name matched no entry, the silent one timed out */
+	assert_int_equal(f->m->refused[REFUSAL_AGENT_NO_MATCH], 1);
+	assert_int_equal(f->m->refused[REFUSAL_AGENT_HELLO], 1);
 	close(silent);
 	close(talker);
 	close(nf);
@@ -1105,6 +1111,7 @@ static void test_max_pending(void **state)
 		pump(f->l, 10);
 	assert_int_equal(attach_pending(f->a), ATTACH_MAX_PENDING - 10 + 1);
 	assert_int_equal(f->m->refusals, 1);
+	assert_int_equal(f->m->refused[REFUSAL_AGENT_PENDING], 1);
 	for (int i = 10; i < N; i++)
 		close(c[i]);
 	for (int i = 0; i < 100 && attach_pending(f->a); i++)
@@ -1210,6 +1217,8 @@ static void test_refusal_flood_rate_limited(void **state)
 	if (!strstr(log, want))
 		fail_msg("no \"%s\" in the log", want);
 	assert_int_equal(f->m->refusals, N);
+	/* counted by reason, logged or not */
+	assert_int_equal(f->m->refused[REFUSAL_AGENT_UID], N);
 	/* every one was told why, and closed */
 	snprintf(want, sizeof(want), "uid %u is not in broker.allow_uids", (unsigned)getuid());
 	for (int i = 0; i < N; i++) {

@@ -786,9 +786,47 @@ static void test_steer_all_at_once(void **state)
 		      "namespaces[1].policy: unknown policy \"nope\"");
 }
 
+/* broker.metrics_public: off by default; on, metrics_listen may be any address */
+static void test_metrics_public(void **state)
+{
+	struct cfg *c;
+	char *s;
+
+	s = doc(NULL, NULL, NULL);
+	c = expect_ok(s);
+	free(s);
+	assert_false(c->metrics_public);
+	cfg_free(c);
+	s = doc("{\"metrics_public\": true, \"metrics_listen\": \"0.0.0.0:9101\"}", NULL, NULL);
+	c = expect_ok(s);
+	free(s);
+	assert_true(c->metrics_public);
+	assert_string_equal(c->metrics_listen, "0.0.0.0:9101");
+	cfg_free(c);
+	s = doc("{\"metrics_public\": true, \"metrics_listen\": \"[::]:9101\"}", NULL, NULL);
+	c = expect_ok(s);
+	free(s);
+	cfg_free(c);
+	broker_err("{\"metrics_public\": false, \"metrics_listen\": \"10.0.0.1:9101\"}",
+		   "broker.metrics_listen: 10.0.0.1 is not a loopback address (127.0.0.0/8 or "
+		   "[::1]; broker.metrics_public allows it)");
+	broker_err("{\"metrics_public\": \"yes\"}",
+		   "broker.metrics_public: expected a boolean, got string \"yes\"");
+	/* a bad flag and a non-loopback address: both reported */
+	broker_err("{\"metrics_public\": 1, \"metrics_listen\": \"10.0.0.1:80\"}",
+		   "broker.metrics_public: expected a boolean, got number 1\n"
+		   "broker.metrics_listen: 10.0.0.1 is not a loopback address (127.0.0.0/8 or "
+		   "[::1]; broker.metrics_public allows it)");
+	/* public or not, the address must still be one */
+	broker_err("{\"metrics_public\": true, \"metrics_listen\": \"localhost:80\"}",
+		   "broker.metrics_listen: \"localhost\" is not an IPv4 address (write IPv6 as "
+		   "[::1]:PORT)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_metrics_public),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_no_catch_all),

@@ -854,6 +854,7 @@ static void test_too_many_clients(void **state)
 	extra = tc_connect(f);
 	assert_refused(f, extra, "too many control clients (at most 64, 16 per uid)");
 	tc_close(extra);
+	assert_true(f->m->refused[REFUSAL_CONTROL_LIMIT] >= 1);
 	/* The others are served as before. */
 	assert_ok_status(f, t[0]);
 	assert_ok_status(f, t[CONTROL_MAX_CLIENTS - 1]);
@@ -888,6 +889,10 @@ static void test_uid_not_allowed(void **state)
 	o = request(f, t, "{\"cmd\":\"status\"}\n");
 	assert_int_equal(get_int(o, "control_refused"), 2);
 	assert_string_equal(json_object_get_string(get(o, "access")), "admin");
+	/* and in the metrics' refusals, by reason; the agents' count untouched */
+	assert_int_equal(f->m->refused[REFUSAL_CONTROL_UID], 2);
+	assert_int_equal(f->m->refused[REFUSAL_CONTROL_LIMIT], 0);
+	assert_int_equal(f->m->refusals, 0);
 	json_object_put(o);
 	/* a reload that takes root's grant away: the next request is refused, the end */
 	set_access(f, NULL, 0, NULL, 0);

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -66,6 +67,23 @@ static struct family *fam_find(struct parsed *p, const char *name, size_t n)
 		if (strlen(p->fam[i].name) == n && strncmp(p->fam[i].name, name, n) == 0)
 			return &p->fam[i];
 	return NULL;
+}
+
+/* Whether the sample name @n (@len bytes) belongs to family @f: a histogram's
+ * samples are its _bucket, _sum and _count series. */
+static bool sample_of(const struct family *f, const char *n, size_t len)
+{
+	static const char *const sfx[] = { "_bucket", "_sum", "_count" };
+	size_t fl = strlen(f->name);
+
+	if (len < fl || strncmp(n, f->name, fl) != 0)
+		return false;
+	if (len == fl)
+		return strcmp(f->type, "histogram") != 0;
+	for (size_t i = 0; i < 3 && strcmp(f->type, "histogram") == 0; i++)
+		if (len - fl == strlen(sfx[i]) && strncmp(n + fl, sfx[i], len - fl) == 0)
+			return true;
+	return false;
 }
 
 /* Labels: {name="value",...}; returns the position after '}' or NULL. */
@@ -140,7 +158,8 @@ static void parse_text(const char *text, struct parsed *p)
 			assert_int_equal(sscanf(buf + 7, "%127s %31s", name, type), 2);
 			assert_non_null(cur);
 			assert_string_equal(name, cur->name);
-			assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0);
+			assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
+				    strcmp(type, "histogram") == 0);
 			if (strcmp(type, "counter") == 0 &&
 			    (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total") != 0))
 				fail_msg("counter without _total: %s", name);
@@ -153,8 +172,7 @@ static void parse_text(const char *text, struct parsed *p)
 		s = buf;
 		while (isalnum((unsigned char)*s) || *s == '_' || *s == ':')
 			s++;
-		if (!cur || !cur->type[0] || strlen(cur->name) != (size_t)(s - buf) ||
-		    strncmp(cur->name, buf, (size_t)(s - buf)) != 0)
+		if (!cur || !cur->type[0] || !sample_of(cur, buf, (size_t)(s - buf)))
 			fail_msg("sample outside its family block: %s", buf);
 		s = parse_labels(s);
 		if (!s || *s != ' ')
@@ -313,6 +331,136 @@ static void test_render_counts(void **state)
 	assert_non_null(fam_find(&p, "nfqb_uptime_seconds", 19));
 	parsed_free(&p);
 	metrics_buf_free(&mb);
+}
+
+/* The value of @series as a double (sums are fractional), or -1. */
+static double fvalue_of(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, series, n) == 0 && l[n] == ' ')
+			return strtod(l + n + 1, NULL);
+	return -1;
+}
+
+static bool near(double a, double b)
+{
+	return a - b < 1e-9 && b - a < 1e-9;
+}
+
+/*
+ * Histograms: buckets cumulative, +Inf equal to _count, _sum in seconds;
+ * per namespace and for the whole broker. Also the reload, refusal,
+ * readiness and process families.
+ */
+static void test_render_histograms(void **state)
+{
+	struct fx *f = *state;
+	struct session *a = fake_session(f->m, "pod-a", "web", 1001);
+	struct metrics_buf mb = { 0 };
+	struct parsed p;
+	long long prev = 0;
+	char series[128];
+
+	/* 3 packets decided in a 20 µs round, 1 in a 3 ms one, 2 in a 1 s one */
+	hist_add(&a->latency, &hist_latency_bounds, 20000, 3);
+	hist_add(&a->latency, &hist_latency_bounds, 3000000, 1);
+	hist_add(&a->latency, &hist_latency_bounds, 1000000000, 2);
+	f->m->latency = a->latency;
+	session_mgr_loop_lag(f->m, 1000, 1000u * 1000000u + 700000u);   /* 0.7 ms late */
+	session_mgr_loop_lag(f->m, 1000, 999u * 1000000u);              /* early: 0 */
+	session_mgr_count_refusal(f->m, REFUSAL_AGENT_NO_MATCH);
+	session_mgr_count_refusal(f->m, REFUSAL_HTTP_LIMIT);
+	session_mgr_count_refusal(f->m, REFUSAL_HTTP_LIMIT);
+	assert_int_equal(metrics_render(f->m, &mb), 0);
+	parse_text(mb.data, &p);
+	for (int i = 0; i < HIST_BOUNDS; i++) {
+		long long v;
+
+		snprintf(series, sizeof(series), "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+			 "le=\"%g\"}", (double)hist_latency_bounds.ns[i] / 1e9);
+		v = value_of(mb.data, series);
+		assert_true(v >= prev);
+		prev = v;
+	}
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+				  "le=\"1e-05\"}"), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+				  "le=\"2.5e-05\"}"), 3);
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+				  "le=\"0.0025\"}"), 3);
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+				  "le=\"0.005\"}"), 4);
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+				  "le=\"0.1\"}"), 4);
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_bucket{ns=\"pod-a\","
+				  "le=\"+Inf\"}"), 6);
+	assert_int_equal(value_of(mb.data, "nfqb_verdict_latency_seconds_count{ns=\"pod-a\"}"), 6);
+	assert_true(near(fvalue_of(mb.data, "nfqb_verdict_latency_seconds_sum{ns=\"pod-a\"}"),
+			 2.00306));
+	assert_int_equal(value_of(mb.data, "nfqb_broker_verdict_latency_seconds_bucket{"
+				  "le=\"+Inf\"}"), 6);
+	assert_int_equal(value_of(mb.data, "nfqb_broker_verdict_latency_seconds_count"), 6);
+	assert_int_equal(value_of(mb.data, "nfqb_loop_lag_seconds_bucket{le=\"0.0005\"}"), 1);
+	assert_int_equal(value_of(mb.data, "nfqb_loop_lag_seconds_bucket{le=\"0.001\"}"), 2);
+	assert_int_equal(value_of(mb.data, "nfqb_loop_lag_seconds_count"), 2);
+	assert_true(near(fvalue_of(mb.data, "nfqb_loop_lag_seconds_sum"), 0.0007));
+	/* refusals: every reason present, zeros included */
+	assert_int_equal(value_of(mb.data, "nfqb_refusals_total{listener=\"agent\","
+				  "reason=\"no_match\"}"), 1);
+	assert_int_equal(value_of(mb.data, "nfqb_refusals_total{listener=\"http\","
+				  "reason=\"limit\"}"), 2);
+	assert_int_equal(value_of(mb.data, "nfqb_refusals_total{listener=\"control\","
+				  "reason=\"uid\"}"), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_agent_refusals_total"), 1);
+	/* the start's load: successful, no reload yet */
+	assert_int_equal(value_of(mb.data, "nfqb_config_last_reload_successful"), 1);
+	assert_int_equal(value_of(mb.data, "nfqb_config_last_reload_success_timestamp_seconds"),
+			 (long long)f->m->started);
+	assert_int_equal(value_of(mb.data, "nfqb_config_reloads_total{result=\"failure\"}"), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_ready"), 0);
+	assert_int_equal(value_of(mb.data, "process_start_time_seconds"), (long long)f->m->started);
+	assert_true(value_of(mb.data, "process_open_fds") >= 3);
+	assert_true(value_of(mb.data, "process_max_fds") >= value_of(mb.data, "process_open_fds"));
+	parsed_free(&p);
+	metrics_buf_free(&mb);
+}
+
+/* A failed reload shows until the next good one; the counts by result. */
+static void test_render_reloads(void **state)
+{
+	struct fx *f = *state;
+	char path[] = "/tmp/test-metrics-reload.XXXXXX";
+	struct metrics_buf mb = { 0 };
+	struct errs e = { 0 };
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{", 1), 1);
+	close(fd);
+	assert_int_equal(session_mgr_reload(f->m, path, &e), -EINVAL);
+	errs_reset(&e);
+	assert_int_equal(metrics_render(f->m, &mb), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_config_last_reload_successful"), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_config_reloads_total{result=\"failure\"}"), 1);
+	assert_int_equal(value_of(mb.data, "nfqb_config_reloads_total{result=\"success\"}"), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_config_last_reload_success_timestamp_seconds"),
+			 (long long)f->m->started);
+	metrics_buf_free(&mb);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, config, strlen(config)), (ssize_t)strlen(config));
+	close(fd);
+	f->m->started -= 100;      /* so the success's timestamp is a later one */
+	assert_int_equal(session_mgr_reload(f->m, path, &e), 0);
+	assert_int_equal(metrics_render(f->m, &mb), 0);
+	assert_int_equal(value_of(mb.data, "nfqb_config_last_reload_successful"), 1);
+	assert_int_equal(value_of(mb.data, "nfqb_config_reloads_total{result=\"success\"}"), 1);
+	assert_true(value_of(mb.data, "nfqb_config_last_reload_success_timestamp_seconds") >
+		    (long long)f->m->started);
+	metrics_buf_free(&mb);
+	unlink(path);
 }
 
 static void test_render_escapes_labels(void **state)
@@ -606,7 +754,7 @@ static void test_config_key(void **state)
 	assert_null(cfg_parse_string(text, &e));
 	assert_int_equal(e.n, 1);
 	assert_string_equal(e.lines[0], "broker.metrics_listen: 0.0.0.0 is not a loopback "
-			    "address (127.0.0.0/8 or [::1])");
+			    "address (127.0.0.0/8 or [::1]; broker.metrics_public allows it)");
 	errs_reset(&e);
 
 	snprintf(text, sizeof(text), tmpl, "\"metrics_listen\": 9101");
@@ -632,6 +780,45 @@ static void pump(struct loop *l, unsigned ms)
 	loop_timer_arm(l, &t, loop_now_ms() + ms);
 	assert_int_equal(loop_run(l), 0);
 	loop_timer_cancel(l, &t);
+}
+
+static void block_cb(struct loop *l, struct loop_timer *t, void *data)
+{
+	usleep(200 * 1000);
+}
+
+/*
+ * The loop-lag tick: an idle loop runs it about on time; a callback that blocks the loop for 200 ms makes
+ * the next tick at least 100 ms late.
+ */
+static void test_loop_lag_tick(void **state)
+{
+	struct fx *f = *state;
+	struct metrics_tick *mt = metrics_tick_new(f->m);
+	struct loop_timer blocker;
+	struct session_totals t;
+	uint64_t late = 0, n0;
+
+	assert_non_null(mt);
+	pump(f->loop, 350);
+	session_mgr_totals(f->m, &t);
+	assert_true(t.loop_lag.count >= 1 && t.loop_lag.count <= 4);
+	/* idle: well under 250 ms each, even on a loaded test machine */
+	for (int i = 9; i <= HIST_BOUNDS; i++)
+		assert_int_equal(t.loop_lag.bucket[i], 0);
+	n0 = t.loop_lag.count;
+	loop_timer_init(&blocker, block_cb, NULL);
+	assert_int_equal(loop_timer_arm(f->loop, &blocker, loop_now_ms() + 10), 0);
+	pump(f->loop, 400);
+	session_mgr_totals(f->m, &t);
+	assert_true(t.loop_lag.count > n0);
+	/* observations above 50 ms (hist_lag_bounds.ns[6]) */
+	for (int i = 7; i <= HIST_BOUNDS; i++)
+		late += t.loop_lag.bucket[i];
+	assert_true(late >= 1);
+	assert_true(t.loop_lag.sum_ns >= 100000000u);
+	metrics_tick_free(mt);
+	metrics_tick_free(NULL);
 }
 
 /* One HTTP/1.0 exchange with the server at @addr; the whole response. */
@@ -744,6 +931,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_render_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_histograms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_reloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_escapes_labels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_table, setup, teardown),
@@ -756,6 +945,7 @@ int main(void)
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_config_key),
 		cmocka_unit_test_setup_teardown(test_http_scrape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_lag_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_errors, setup, teardown),
 	};
 

@@ -792,7 +792,9 @@ static void test_reading_api(void **state)
 	s->c.drop = 2;
 	m->total.packets = 9;
 	m->attaches = 3;
-	session_mgr_count_refusal(m);
+	session_mgr_count_refusal(m, REFUSAL_AGENT_PIN);
+	session_mgr_count_refusal(m, REFUSAL_CONTROL_UID);
+	session_mgr_count_refusal(m, REFUSAL_N);
 
 	session_view(s, &v);
 	assert_string_equal(v.name, "pod-a");
@@ -807,7 +809,20 @@ static void test_reading_api(void **state)
 	assert_int_equal(t.c.packets, 9);
 	assert_int_equal(t.namespaces, 1);
 	assert_int_equal(t.attaches, 3);
+	/* control refusals are not the agents' */
 	assert_int_equal(t.refusals, 1);
+	assert_int_equal(t.refused[REFUSAL_AGENT_PIN], 1);
+	assert_int_equal(t.refused[REFUSAL_CONTROL_UID], 1);
+	assert_int_equal(t.refused[REFUSAL_HTTP_LIMIT], 0);
+	assert_string_equal(session_refusal_listener(REFUSAL_CONTROL_UID), "control");
+	assert_string_equal(session_refusal_reason(REFUSAL_AGENT_SESSION_CAP), "session_cap");
+	/* the start's load counts as the last successful one, not as a reload */
+	assert_true(t.last_reload_ok);
+	assert_int_equal(t.last_reload_ok_at, m->started);
+	assert_int_equal(t.reloads_ok + t.reloads_failed, 0);
+	assert_false(t.ready);
+	session_mgr_set_ready(m, true);
+	assert_true(session_mgr_ready(m));
 	session_mgr_foreach(m, count_one, &n);
 	assert_int_equal(n, 1);
 	assert_int_equal(session_mgr_count(m), 1);

@@ -9,6 +9,11 @@
 # Also: receive-buffer overruns (ENOBUFS) are logged and counted; a stuck
 # HTTP client does not hold up verdicts; metrics_listen must be loopback
 # (config error with its path) and a port already taken fails the start.
+# Issue 15: the latency and loop-lag histograms (cumulative buckets, _count
+# equal to the packets decided), reload status after a rejected and a good
+# SIGHUP, refusals by reason, process_* fds, /healthz and /readyz, idle
+# connections at the HTTP limit (taken over, refused with a log line and a
+# count), and metrics_public in a namespace of the test's own (warning).
 set -euo pipefail
 # The scrape server needs libmicrohttpd at build time (scripts/test installs
 # it); a broker built without it cannot serve this test's half.
@@ -112,6 +117,14 @@ for n, line in enumerate(text[:-1].split("\n"), 1):
         if not m:
             fail(n, line, "bad metric name")
         name, i = m.group(0), m.end()
+        sample_name = name
+        # a histogram's samples are its _bucket, _sum and _count series
+        for sfx in ("_bucket", "_sum", "_count"):
+            base = name[:-len(sfx)]
+            if name.endswith(sfx) and families.get(base, {}).get("TYPE") == "histogram":
+                name = base
+        if families.get(name, {}).get("TYPE") == "histogram" and sample_name == name:
+            fail(n, line, "a histogram's sample without _bucket, _sum or _count")
         lab = ""
         if i < len(line) and line[i] == "{":
             lab, i = labels(n, line, line, i)
@@ -133,7 +146,9 @@ for n, line in enumerate(text[:-1].split("\n"), 1):
         if fam["TYPE"] == "counter" and (not name.endswith("_total") or v < 0 or math.isnan(v)):
             fail(n, line, "counter not named _total or negative")
         fam["samples"] = True
-        key = name + ("{" + lab + "}" if lab else "")
+        if sample_name.endswith("_bucket") and name != sample_name and "le=" not in lab:
+            fail(n, line, "a bucket without le")
+        key = sample_name + ("{" + lab + "}" if lab else "")
         if key in samples:
             fail(n, line, "series twice")
         samples[key] = v
@@ -141,6 +156,47 @@ for n, line in enumerate(text[:-1].split("\n"), 1):
         fail(n, line, "line ends early")
 print(json.dumps(samples))
 EOF
+
+# Every histogram of a text exposition: per series (labels without le),
+# buckets in ascending le, cumulative (never decreasing), +Inf last and
+# equal to _count. Prints the number of histogram series checked.
+cat >"$NT_TMP/histcheck.py" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+hists = set(re.findall(r"^# TYPE (\S+) histogram$", text, re.M))
+series = {}
+for line in text.splitlines():
+    if line.startswith("#"):
+        continue
+    m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+    name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+    for h in hists:
+        if name in (h + "_bucket", h + "_count", h + "_sum"):
+            le = re.search(r'le="([^"]*)"', labels)
+            rest = re.sub(r',?le="[^"]*"', "", labels).replace("{,", "{").replace("{}", "")
+            s = series.setdefault((h, rest), {"b": []})
+            if le:
+                s["b"].append((float(le.group(1).replace("+Inf", "inf")), value))
+            else:
+                s[name[len(h) + 1:]] = value
+for (h, labels), s in series.items():
+    les = [b[0] for b in s["b"]]
+    vals = [b[1] for b in s["b"]]
+    what = h + labels
+    assert les == sorted(les) and les[-1] == float("inf"), what + ": le order " + str(les)
+    assert all(a <= b for a, b in zip(vals, vals[1:])), what + ": not cumulative " + str(vals)
+    assert vals[-1] == s["count"], what + ": +Inf %s != _count %s" % (vals[-1], s["count"])
+    assert s["sum"] >= 0, what + ": _sum"
+print(len(series))
+EOF
+
+# hists FILE MIN - every histogram of FILE is sound (histcheck.py), at least MIN series.
+hists() {
+	local n
+	n=$(python3 "$NT_TMP/histcheck.py" "$1" 2>"$NT_TMP/histcheck.err") ||
+		nt_fail "histograms of $1: $(tail -n 3 "$NT_TMP/histcheck.err")"
+	nt_assert_ge "$2" "$n" "histogram series in $1"
+}
 
 # parse FILE OUT - strict-parse FILE into OUT (JSON), promtool too if there.
 parse() {
@@ -213,7 +269,7 @@ done
 nt_assert_grep "$(nt_out check)" 'is not an IPv4 address' "--check with localhost: reason"
 write_config 10.1.2.3:80
 nt_run check 5000 "$BK_BROKER" --config "$BK_CONF" --check
-nt_assert_eq "broker.metrics_listen: 10.1.2.3 is not a loopback address (127.0.0.0/8 or [::1])" \
+nt_assert_eq "broker.metrics_listen: 10.1.2.3 is not a loopback address (127.0.0.0/8 or [::1]; broker.metrics_public allows it)" \
 	"$(cat "$(nt_out check)")" "--check: non-loopback message"
 # a port already in use: the start fails and says where
 python3 - "$NT_TMP/port" <<'EOF' &
@@ -285,6 +341,16 @@ check_values() {   # JSON WHAT
 	nt_assert_eq 0 "$(val "$j" 'nfqb_queue_dropped_total{ns="pod-a",queue="1",reason="full"}')" "$w: pod-a dropped full"
 	nt_assert_eq 0 "$(val "$j" 'nfqb_queue_dropped_total{ns="pod-b",queue="4",reason="netlink"}')" "$w: pod-b dropped netlink"
 	nt_assert_eq 0 "$(val "$j" 'nfqb_socket_overruns_total{ns="pod-a"}')" "$w: pod-a overruns"
+	# every packet decided is one latency observation, in its namespace and in all
+	nt_assert_eq 9 "$(val "$j" 'nfqb_verdict_latency_seconds_count{ns="pod-a"}')" "$w: pod-a latency count"
+	nt_assert_eq 8 "$(val "$j" 'nfqb_verdict_latency_seconds_count{ns="pod-b"}')" "$w: pod-b latency count"
+	nt_assert_eq 17 "$(val "$j" 'nfqb_broker_verdict_latency_seconds_count')" "$w: latency count"
+	nt_assert_eq 17 "$(val "$j" 'nfqb_broker_verdict_latency_seconds_bucket{le="+Inf"}')" "$w: latency +Inf"
+	nt_assert_ge 1 "$(val "$j" 'nfqb_loop_lag_seconds_count')" "$w: loop lag observed"
+	nt_assert_eq 1 "$(val "$j" 'nfqb_ready')" "$w: ready"
+	nt_assert_eq 1 "$(val "$j" 'nfqb_config_last_reload_successful')" "$w: config loaded"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_config_reloads_total{result="failure"}')" "$w: no failed reload"
+	nt_assert_eq 0 "$(val "$j" 'nfqb_refusals_total{listener="agent",reason="no_match"}')" "$w: no refusal"
 }
 
 # ---------------------------------------------------------------- nfq-ctl
@@ -295,6 +361,15 @@ nt_assert_eq $((9 * 128)) $(( $(nt_x "$NS_A" iptables -w 5 -L OUTPUT -v -x -n | 
 ctl metrics metrics
 parse "$(nt_out metrics)" "$NT_TMP/ctl.json"
 check_values "$NT_TMP/ctl.json" "nfq-ctl metrics"
+hists "$(nt_out metrics)" 4
+# process_*: the broker's own fds and limit, its start within its uptime
+FDS=$(val "$NT_TMP/ctl.json" process_open_fds)
+NOW_FDS=$(find "/proc/$BK_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
+(( FDS >= NOW_FDS - 2 && FDS <= NOW_FDS + 2 )) || nt_fail "process_open_fds $FDS, /proc says $NOW_FDS"
+nt_assert_eq "$(awk '/^Max open files/ { print $4 }' "/proc/$BK_PID/limits")" \
+	"$(val "$NT_TMP/ctl.json" process_max_fds)" "process_max_fds"
+START=$(val "$NT_TMP/ctl.json" process_start_time_seconds)
+(( START <= $(date +%s) && START >= $(date +%s) - 60 )) || nt_fail "process_start_time_seconds $START"
 nt_assert_grep "$(nt_out metrics)" '^# TYPE nfqb_queue_depth gauge$' "queue depth is a gauge"
 nt_assert_grep "$(nt_out metrics)" '^# TYPE nfqb_packets_total counter$' "packets is a counter"
 nt_ok
@@ -319,6 +394,18 @@ for path, method, code in (("/", "GET", 404), ("/metricsx", "GET", 404), ("/metr
 EOF
 parse "$NT_TMP/http.txt" "$NT_TMP/http.json"
 check_values "$NT_TMP/http.json" "HTTP scrape"
+hists "$NT_TMP/http.txt" 4
+# the examples' alert rules and dashboard name only series this scrape has
+SRC=$(cd "$(dirname "$0")/../.." && pwd) nt_run examples 20000 bash "$(dirname "$0")/../examples/metrics-examples.sh" "$NT_TMP/http.txt"
+[[ "$NT_RC" == 0 || "$NT_RC" == 77 ]] || nt_fail "examples against a real scrape: $(cat "$(nt_err examples)")"
+nt_assert_grep "$(nt_out examples)" "metric names used by the examples, all in the scrape" "examples checked"
+# the probes: served, from the loop
+python3 - "$ADDR" <<'EOF' || nt_fail "/healthz or /readyz"
+import sys, urllib.request
+for path, body in (("/healthz", b"ok\n"), ("/readyz", b"ready\n")):
+    r = urllib.request.urlopen("http://%s%s" % (sys.argv[1], path), timeout=5)
+    assert r.status == 200 and r.read() == body, path
+EOF
 # A client that connects and never finishes its request holds nothing up.
 python3 - "$ADDR" <<'EOF' &
 import socket, sys, time
@@ -336,6 +423,100 @@ nt_assert_grep "$(nt_out status2)" '"packets":22,' "status with a half-open HTTP
 python3 -c 'import sys, urllib.request; assert b"nfqb_up 1" in urllib.request.urlopen("http://%s/metrics" % sys.argv[1], timeout=5).read()' "$ADDR" ||
 	nt_fail "second scrape with a half-open HTTP client"
 nt_kill "$SLOW"
+nt_ok
+
+# ---------------------------------------------------------------- idle HTTP
+nt_sub idle
+# 16 connections that never send a byte take every slot. They used to
+# stall scrapes silently: now a scrape takes the oldest one's slot over
+# (held > 250 ms) and is answered; a newcomer while every slot is young
+# is refused, logged (rate-limited) and counted.
+python3 - "$ADDR" "$NT_TMP/idle.out" <<'EOF' || nt_fail "idle connections: $(cat "$NT_TMP/idle.out" 2>/dev/null)"
+import socket, sys, time, urllib.request
+host, port = sys.argv[1].rsplit(":", 1)
+out = open(sys.argv[2], "w")
+idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(16)]
+time.sleep(0.5)
+t0 = time.monotonic()
+body = urllib.request.urlopen("http://%s/metrics" % sys.argv[1], timeout=5).read()
+assert b"nfqb_up 1" in body
+out.write("scrape with 16 idle: %.3f s\n" % (time.monotonic() - t0))
+out.flush()
+assert time.monotonic() - t0 < 2, "scrape stalled"
+for s in idle:
+    s.close()
+time.sleep(0.3)
+# 16 fresh ones, then one more at once: no slot is old enough to give up
+fresh = [socket.create_connection((host, int(port)), timeout=5) for _ in range(16)]
+time.sleep(0.05)
+extra = socket.create_connection((host, int(port)), timeout=5)
+extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+extra.settimeout(2)
+try:
+    got = extra.recv(100)
+except (ConnectionResetError, socket.timeout):
+    got = b""
+out.write("17th connection got %r\n" % got)
+assert got == b"", "the 17th connection was answered"
+for s in fresh:
+    s.close()
+EOF
+bk_wait_log 'level=warn event=http_refuse reason="connection limit: no slot held long enough to be taken over" max=16 ' 3000
+nt_assert_grep "$BK_LOG" 'event=http_drop reason="connection limit: the oldest slot' "idle slot taken over"
+ctl metrics3 metrics
+parse "$(nt_out metrics3)" "$NT_TMP/ctl3.json"
+nt_assert_ge 1 "$(val "$NT_TMP/ctl3.json" 'nfqb_refusals_total{listener="http",reason="limit"}')" \
+	"HTTP refusals counted"
+nt_ok
+
+# ---------------------------------------------------------------- reloads
+nt_sub reload
+T0=$(date +%s)
+cp "$BK_CONF" "$NT_TMP/good.json"
+echo '{ "broker": ' >"$BK_CONF"
+kill -HUP "$BK_PID"
+bk_wait_log 'event=reload ok=false '
+ctl metrics4 metrics
+parse "$(nt_out metrics4)" "$NT_TMP/ctl4.json"
+nt_assert_eq 0 "$(val "$NT_TMP/ctl4.json" nfqb_config_last_reload_successful)" "after a rejected reload"
+nt_assert_eq 1 "$(val "$NT_TMP/ctl4.json" 'nfqb_config_reloads_total{result="failure"}')" "failed reloads"
+nt_assert_eq 0 "$(val "$NT_TMP/ctl4.json" 'nfqb_config_reloads_total{result="success"}')" "good reloads"
+# the start's load is the last success so far
+nt_assert_eq "$(val "$NT_TMP/ctl4.json" process_start_time_seconds)" \
+	"$(val "$NT_TMP/ctl4.json" nfqb_config_last_reload_success_timestamp_seconds)" "last success: the start"
+# the old config still serves
+bk_expect_traffic "$NS_B" 5001 2 2 "pod-b after a rejected reload"
+sleep 1    # a success timestamp that must be later than T0
+cp "$NT_TMP/good.json" "$BK_CONF"
+kill -HUP "$BK_PID"
+bk_wait_log 'event=reload ok=true '
+ctl metrics5 metrics
+parse "$(nt_out metrics5)" "$NT_TMP/ctl5.json"
+nt_assert_eq 1 "$(val "$NT_TMP/ctl5.json" nfqb_config_last_reload_successful)" "after a good reload"
+nt_assert_eq 1 "$(val "$NT_TMP/ctl5.json" 'nfqb_config_reloads_total{result="success"}')" "good reloads"
+nt_assert_ge $((T0 + 1)) "$(val "$NT_TMP/ctl5.json" nfqb_config_last_reload_success_timestamp_seconds)" \
+	"last success timestamp"
+# the latency count still equals the packets decided (2 more to pod-b)
+nt_assert_eq "$(val "$NT_TMP/ctl5.json" 'nfqb_packets_total{ns="pod-b"}')" \
+	"$(val "$NT_TMP/ctl5.json" 'nfqb_verdict_latency_seconds_count{ns="pod-b"}')" "pod-b latency count"
+nt_assert_eq "$(val "$NT_TMP/ctl5.json" nfqb_broker_packets_total)" \
+	"$(val "$NT_TMP/ctl5.json" nfqb_broker_verdict_latency_seconds_count)" "broker latency count"
+hists "$(nt_out metrics5)" 4
+nt_ok
+
+# ---------------------------------------------------------------- refusals
+nt_sub refusals
+# an agent whose name no entry matches: refused, counted by reason; pod-b unharmed
+nt_ns_new NS_C c
+bk_agent_netns AG_C agent-c "$NS_C" nomatch-c
+bk_agent_expect_refusal agent-c "$AG_C" 'no namespaces entry matches'
+ctl metrics6 metrics
+parse "$(nt_out metrics6)" "$NT_TMP/ctl6.json"
+nt_assert_eq 1 "$(val "$NT_TMP/ctl6.json" 'nfqb_refusals_total{listener="agent",reason="no_match"}')" \
+	"no_match refusals"
+nt_assert_eq 1 "$(val "$NT_TMP/ctl6.json" nfqb_agent_refusals_total)" "agent refusals"
+nt_assert_eq 0 "$(val "$NT_TMP/ctl6.json" 'nfqb_refusals_total{listener="agent",reason="uid"}')" "uid refusals"
+bk_expect_traffic "$NS_B" 5001 2 2 "pod-b after a refused agent"
 nt_ok
 
 # ---------------------------------------------------------------- overruns
@@ -358,6 +539,37 @@ nt_assert_eq 0 "$(val "$NT_TMP/ctl2.json" 'nfqb_socket_overruns_total{ns="pod-b"
 # decided + dropped by the kernel = sent
 DECIDED=$(( $(val "$NT_TMP/ctl2.json" 'nfqb_packets_total{ns="pod-a"}') - 9 ))
 nt_assert_eq 400 $((DECIDED + DROPPED)) "pod-a: decided + dropped_netlink"
+nt_ok
+
+# ---------------------------------------------------------------- public
+nt_sub public
+# metrics_public: a wildcard address, in a namespace of the test's own
+# (so nothing is exposed on the host): accepted, warned about, served.
+mkdir -p "$NT_TMP/pub"
+cat >"$NT_TMP/public.json" <<EOF
+{ "broker": { "listen": "$NT_TMP/pub/agent.sock", "control": "$NT_TMP/pub/control.sock",
+              "metrics_listen": "0.0.0.0:0", "metrics_public": true },
+  "namespaces": [ { "name": "x", "queues": [9], "policy": "open" } ],
+  "policies": { "open": { "default": "accept", "rules": [] } } }
+EOF
+nt_x "$NS_C" ip link set lo up
+nt_spawn PUB public nt_x "$NS_C" "$BK_BROKER" --config "$NT_TMP/public.json"
+nt_wait_ready "$PUB" "$(nt_err public)" 'event=start '
+nt_assert_grep "$(nt_err public)" \
+	'level=warn event=http_listen addr=0\.0\.0\.0:[0-9]+ warning="metrics exposed on a non-loopback address"' \
+	"non-loopback warning"
+PADDR=$(nt_field "$(nt_err public)" 'event=http_listen .*path=' addr)
+nt_x "$NS_C" python3 -c 'import sys, urllib.request
+assert urllib.request.urlopen("http://127.0.0.1:%s/readyz" % sys.argv[1], timeout=5).read() == b"ready\n"' \
+	"${PADDR##*:}" || nt_fail "public endpoint /readyz"
+# the same without metrics_public: a config error naming the key
+sed -i 's/"metrics_public": true/"metrics_public": false/' "$NT_TMP/public.json"
+nt_run pubcheck 5000 "$BK_BROKER" --config "$NT_TMP/public.json" --check
+nt_assert_eq 2 "$NT_RC" "--check without metrics_public"
+nt_assert_eq "broker.metrics_listen: 0.0.0.0 is not a loopback address (127.0.0.0/8 or [::1]; broker.metrics_public allows it)" \
+	"$(cat "$(nt_out pubcheck)")" "--check without metrics_public: message"
+kill -TERM "$PUB"
+nt_expect_exit "$PUB" 5000 0 "public broker after SIGTERM"
 nt_ok
 
 nt_sub shutdown
