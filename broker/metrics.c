@@ -23,6 +23,7 @@
 
 #include "loop.h"
 #include "metrics.h"
+#include "steering.h"
 #include "session.h"
 
 /* ------------------------------------------------------------ buffer */
@@ -343,6 +344,25 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 	}
 }
 
+/*
+ * Steering state of the namespaces that have a steer list (no sample for
+ * the others). No kernel read here: the rule counters are nfq-ctl agents'.
+ */
+static void emit_steer(const struct render *r, const struct metric *mt)
+{
+	bool failures = strcmp(mt->name, "nfqb_steer_failures_total") == 0;
+
+	for (size_t i = 0; i < r->nv; i++) {
+		struct steering_view sv;
+
+		steering_view(r->v[i].session, &sv);
+		if (!sv.list && !sv.installed && !sv.err)
+			continue;
+		sample(r->b, mt->name, "ns", r->v[i].name, NULL, NULL, NULL, NULL,
+		       failures ? sv.failures : (sv.installed && !sv.stale && !sv.err));
+	}
+}
+
 static uint64_t get_one(const struct render *r, const struct session_view *v)
 {
 	return 1;
@@ -428,6 +448,12 @@ static const struct metric metrics[] = {
 	  "Packets matched, per policy rule (\"(default)\": no rule matched).", emit_rules, NULL },
 	{ "nfqb_rule_bytes_total", "counter", "Bytes matched, per policy rule.",
 	  emit_rules, NULL },
+	{ "nfqb_steer_installed", "gauge",
+	  "1 when a namespace's steer list is in the kernel as configured (0: unsteered, "
+	  "or an earlier config's rules after a failed replace).", emit_steer, NULL },
+	{ "nfqb_steer_failures_total", "counter",
+	  "Steering installs, replaces or removals the kernel refused, per namespace.",
+	  emit_steer, NULL },
 	{ "nfqb_ready", "gauge",
 	  "1 once the config is loaded, every socket listens and the loop runs (/readyz).",
 	  emit_broker, get_ready },

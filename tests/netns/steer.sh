@@ -144,6 +144,10 @@ nt_assert_grep "$BK_LOG" 'event=steer_unsteered name=pod-o ' "served unsteered, 
 nt_assert_eq False "$(agent_steer pod-o 's["installed"]')" "agents: pod-o not installed"
 nt_assert_eq True "$(agent_steer pod-o '"Operation not permitted" in s["error"]')" "agents: pod-o's error"
 bk_expect_traffic "$NS_O" 5002 3 3 "pod-o unsteered: port 5002 not queued, so not dropped"
+ctl metrics-refused metrics
+nt_assert_grep "$(nt_out metrics-refused)" '^nfqb_steer_installed\{ns="pod-o"\} 0$' "metrics: pod-o not steered"
+nt_assert_grep "$(nt_out metrics-refused)" '^nfqb_steer_failures_total\{ns="pod-o"\} 1$' "metrics: pod-o's failure counted"
+nt_assert_grep "$(nt_out metrics-refused)" '^nfqb_steer_installed\{ns="pod-s"\} 1$' "metrics: pod-s steered"
 bk_expect_stats pod-o unsteered packets=0
 # pod-s did not notice
 bk_expect_traffic "$NS_S" 5002 3 0 "pod-s still steered"
