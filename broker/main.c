@@ -104,11 +104,10 @@ static void reload(struct broker *b)
 	struct errs e = { 0 };
 
 	log_event(LOGL_INFO, "reload_start", "config=%s", b->config_path);
-	sdglue_reloading(b->sd);
+	/* systemd hears RELOADING/READY through the manager's reload hook
+	 * (sdglue.c), so that nfq-ctl reload says so too. */
 	(void)session_mgr_reload(b->mgr, b->config_path, &e);
 	errs_reset(&e);
-	/* A rejected file leaves the old one in force: ready either way. */
-	sdglue_ready(b->sd);
 }
 
 static void signal_event(struct loop *l, int fd, uint32_t events, void *data)

@@ -212,6 +212,16 @@ static void status_tick(struct loop *l, struct loop_timer *t, void *data)
 	loop_timer_arm(l, t, loop_now_ms() + SDGLUE_STATUS_MS);
 }
 
+/* Every reload, SIGHUP or nfq-ctl's: RELOADING=1 before, READY=1 after
+ * (a rejected file leaves the old one in force: ready either way). */
+static void reload_hook(void *data, bool done)
+{
+	if (done)
+		sdglue_ready(data);
+	else
+		sdglue_reloading(data);
+}
+
 struct sdglue *sdglue_new(struct session_mgr *m)
 {
 	struct sdglue *g = calloc(1, sizeof(*g));
@@ -219,6 +229,7 @@ struct sdglue *sdglue_new(struct session_mgr *m)
 	if (!g)
 		return NULL;
 	g->m = m;
+	session_mgr_on_reload(m, reload_hook, g);
 	loop_timer_init(&g->status_tick, status_tick, g);
 	g->notify = sdglue_built() && getenv("NOTIFY_SOCKET");
 	return g;
@@ -229,6 +240,7 @@ void sdglue_free(struct sdglue *g)
 	if (!g)
 		return;
 	loop_timer_cancel(session_mgr_loop(g->m), &g->status_tick);
+	session_mgr_on_reload(g->m, NULL, NULL);
 	free(g);
 }
 

@@ -70,6 +70,8 @@ struct session {
 };
 
 struct session_mgr {
+	void (*reload_hook)(void *data, bool done); /* session_mgr_on_reload() */
+	void *reload_data;
 	struct loop *loop;
 	struct cfg *cfg;              /* current config, owned */
 	struct session *head;

@@ -1021,7 +1021,21 @@ static bool reresolve(struct session *s, const struct cfg *n, char *why, size_t 
 	return true;
 }
 
+static int reload_apply(struct session_mgr *m, const char *path, struct errs *e);
+
 int session_mgr_reload(struct session_mgr *m, const char *path, struct errs *e)
+{
+	int rc;
+
+	if (m->reload_hook)
+		m->reload_hook(m->reload_data, false);
+	rc = reload_apply(m, path, e);
+	if (m->reload_hook)
+		m->reload_hook(m->reload_data, true);
+	return rc;
+}
+
+static int reload_apply(struct session_mgr *m, const char *path, struct errs *e)
 {
 	struct cfg *n = cfg_load(path, e), *old = m->cfg;
 	struct session *s, *next;
@@ -1224,6 +1238,13 @@ void session_mgr_loop_lag(struct session_mgr *m, uint64_t due_ms, uint64_t now_n
 	uint64_t due_ns = due_ms * 1000000u;
 
 	hist_add(&m->loop_lag, &hist_lag_bounds, now_ns > due_ns ? now_ns - due_ns : 0, 1);
+}
+
+void session_mgr_on_reload(struct session_mgr *m, void (*fn)(void *data, bool done),
+			   void *data)
+{
+	m->reload_hook = fn;
+	m->reload_data = data;
 }
 
 void session_mgr_set_ready(struct session_mgr *m, bool ready)

@@ -190,6 +190,14 @@ void session_mgr_loop_lag(struct session_mgr *m, uint64_t due_ms, uint64_t now_n
  */
 void session_mgr_set_ready(struct session_mgr *m, bool ready);
 
+/*
+ * session_mgr_on_reload - call @fn(@data, false) when a reload starts and
+ * @fn(@data, true) when it is over (applied or rejected), whoever asked
+ * for it (SIGHUP or nfq-ctl reload). One hook; NULL removes it.
+ */
+void session_mgr_on_reload(struct session_mgr *m, void (*fn)(void *data, bool done),
+			   void *data);
+
 /* session_mgr_ready - what session_mgr_set_ready() said last. */
 bool session_mgr_ready(const struct session_mgr *m);
 

@@ -3,7 +3,8 @@
 #
 # nfq-broker under systemd, with this test playing systemd
 # (tests/netns/sd-manager.py): a notify socket receives READY=1, STATUS=
-# as an agent attaches, RELOADING=1/READY=1 around a SIGHUP reload and
+# as an agent attaches, RELOADING=1/READY=1 around a SIGHUP reload and an
+# nfq-ctl reload, and
 # STOPPING=1 at SIGTERM, in that order; log lines carry <N> priorities and
 # no timestamps when stderr is the journal; the agent and control sockets are
 # the manager's (LISTEN_FDS, named agent/control), an agent attaches
@@ -86,12 +87,16 @@ kill -HUP "$(broker_pid)"
 bk_wait_log 'event=reload ok=true'
 nt_wait_for 5000 "READY=1 after the reload" bash -c "[[ \$(grep -c '^1 READY=1\$' '$NOTE') -ge 2 ]]"
 nt_assert_grep "$NOTE" '^1 MONOTONIC_USEC=[0-9]+$' "reload carries MONOTONIC_USEC"
+# nfq-ctl reload tells systemd the same
+nt_run ctl-reload 5000 "$CTL_BIN" --control "$CTL" reload
+nt_assert_eq 0 "$NT_RC" "nfq-ctl reload"
+nt_wait_for 5000 "READY=1 after nfq-ctl reload" bash -c "[[ \$(grep -c '^1 READY=1\$' '$NOTE') -ge 3 ]]"
 BPID=$(broker_pid)
 kill -TERM "$BPID"
 nt_wait_for 5000 "broker $BPID to exit" gone "$BPID"
 nt_assert_grep "$NOTE" '^1 STOPPING=1$' "STOPPING=1"
 order=$(grep -E '^1 (READY|RELOADING|STOPPING)=1$' "$NOTE" | cut -d' ' -f2 | tr '\n' ' ')
-nt_assert_eq "READY=1 RELOADING=1 READY=1 STOPPING=1 " "$order" "notification order"
+nt_assert_eq "READY=1 RELOADING=1 READY=1 RELOADING=1 READY=1 STOPPING=1 " "$order" "notification order (SIGHUP, then nfq-ctl reload)"
 # The files are the manager's: still there, the same ones.
 [[ -S "$BK_SOCK" && -S "$CTL" ]] || nt_fail "the broker removed an activated socket file"
 nt_assert_eq "$AGENT_INO $CTL_INO" "$(ino "$BK_SOCK") $(ino "$CTL")" "socket files untouched"
