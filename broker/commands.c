@@ -192,6 +192,7 @@ static json_object *steer_obj(const struct session_view *sv)
 		jadd(o, "list", json_object_new_string(v.list->name));
 	if (v.stale)
 		jadd(o, "stale", json_object_new_boolean(true));
+	jadd(o, "pending", json_object_new_boolean(v.pending));
 	for (size_t i = 0; v.list && i < v.list->n; i++)
 		jpush(rules, steer_rule_obj(&v.list->items[i], n >= 0 ? &c[i] : NULL));
 	jadd(o, "rules", rules);

@@ -356,7 +356,8 @@ static void emit_steer(const struct render *r, const struct metric *mt)
 		struct steering_view sv;
 
 		steering_view(r->v[i].session, &sv);
-		if (!sv.list && !sv.installed && !sv.err)
+		/* Configured, or an earlier config's rules still there. */
+		if (!sv.list && !sv.stale)
 			continue;
 		sample(r->b, mt->name, "ns", r->v[i].name, NULL, NULL, NULL, NULL,
 		       failures ? sv.failures : (sv.installed && !sv.stale && !sv.err));

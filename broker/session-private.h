@@ -18,9 +18,11 @@ struct session_observer {
 
 /* A session's steering (steering.c): what its namespace's kernel holds. */
 struct steering {
-	int fd;                       /* our own NETLINK_NETFILTER socket in the namespace, -1 */
-	const struct steer_list *list;/* installed (or wanted, after a failure), in mgr->cfg */
-	bool installed;               /* the kernel holds the broker's tables */
+	int fd;                       /* socket in the namespace for counter reads, -1 */
+	const struct steer_list *list;/* configured, in mgr->cfg (NULL: none) */
+	unsigned jobs;                /* changes with the steering thread */
+	bool installed;               /* the kernel holds the configured rules */
+	bool tables;                  /* the broker's tables exist there (maybe empty) */
 	bool stale;                   /* they are an earlier config's: a replace failed */
 	int err;                      /* the last change's error, 0 */
 	char why[WIRE_REASON_MAX];    /* its reason */
@@ -69,7 +71,10 @@ struct session {
 	struct hist latency;          /* receive to verdict sent, per dispatch round */
 };
 
+struct steering_worker;
+
 struct session_mgr {
+	struct steering_worker *steer_worker; /* steering.c's thread, made on first use */
 	void (*reload_hook)(void *data, bool done); /* session_mgr_on_reload() */
 	void *reload_data;
 	struct loop *loop;

@@ -972,6 +972,7 @@ void session_mgr_free(struct session_mgr *m)
 			  PRIu64 " queues_kept=true", s->name, s->netns_ino, s->c.packets);
 		session_destroy(s, false);
 	}
+	steering_worker_free(m);
 	if (m->home_netns_fd >= 0)
 		close(m->home_netns_fd);
 	cfg_free(m->cfg);

@@ -141,6 +141,27 @@ static void check_ports(const struct steer_match *m, const struct mseen *seen,
 	}
 }
 
+/* Bit 1: an IPv4 prefix in @c, bit 2: an IPv6 one. */
+static unsigned cidr_afs(const struct steer_cidr *c, size_t n)
+{
+	unsigned afs = 0;
+
+	for (size_t i = 0; i < n; i++)
+		afs |= c[i].af == 4 ? 1u : 2u;
+	return afs;
+}
+
+/* src and dst with no address family in common: no packet has both. */
+static void check_afs(const struct steer_match *m, const char *mpath, struct errs *e)
+{
+	char p[ERRS_PATH_MAX];
+
+	if (!m->nsrc || !m->ndst || (cidr_afs(m->src, m->nsrc) & cidr_afs(m->dst, m->ndst)))
+		return;
+	errs_path_key(p, sizeof(p), mpath, "dst");
+	errs_add(e, p, "no address family in common with \"src\": the item can never match");
+}
+
 /* indev/outdev where the kernel has no such interface. */
 static void check_dev(const struct steer_item *it, const char *mpath, const char *key,
 		      bool in, struct errs *e)
@@ -286,6 +307,8 @@ static void parse_match(json_object *obj, const char *mpath, struct steer_item *
 		check_dev(it, mpath, seen.as[MK_INDEV], true, e);
 	if (hook_ok && seen.as[MK_OUTDEV])
 		check_dev(it, mpath, seen.as[MK_OUTDEV], false, e);
+	if (seen.ok[MK_SRC] && seen.ok[MK_DST])
+		check_afs(&it->m, mpath, e);
 }
 
 /* ------------------------------------------------------------ item */
@@ -555,6 +578,63 @@ static void match_free(struct steer_match *m)
 	free(m->dst);
 	free(m->indev);
 	free(m->outdev);
+}
+
+/* A copy of @n elements of @size bytes at @src into *@dst; false: no memory. */
+static bool dup_array(void *dst, const void *src, size_t n, size_t size)
+{
+	void *p = NULL;
+
+	if (n) {
+		p = malloc(n * size);
+		if (!p)
+			return false;
+		memcpy(p, src, n * size);
+	}
+	*(void **)dst = p;
+	return true;
+}
+
+static bool match_dup(struct steer_match *d, const struct steer_match *m)
+{
+	*d = *m;
+	d->protos = NULL;
+	d->sport = d->dport = NULL;
+	d->src = d->dst = NULL;
+	d->indev = d->outdev = NULL;
+	return dup_array(&d->protos, m->protos, m->nprotos, sizeof(*m->protos)) &&
+	       dup_array(&d->sport, m->sport, m->nsport, sizeof(*m->sport)) &&
+	       dup_array(&d->dport, m->dport, m->ndport, sizeof(*m->dport)) &&
+	       dup_array(&d->src, m->src, m->nsrc, sizeof(*m->src)) &&
+	       dup_array(&d->dst, m->dst, m->ndst, sizeof(*m->dst)) &&
+	       dup_array(&d->indev, m->indev, m->nindev, sizeof(*m->indev)) &&
+	       dup_array(&d->outdev, m->outdev, m->noutdev, sizeof(*m->outdev));
+}
+
+/* steer_list_dup - see steer.h. */
+struct steer_list *steer_list_dup(const struct steer_list *l)
+{
+	struct steer_list *d;
+
+	if (!l)
+		return NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	if ((l->name && !(d->name = strdup(l->name))) ||
+	    (l->n && !(d->items = calloc(l->n, sizeof(*d->items)))))
+		goto fail;
+	for (; d->n < l->n; d->n++) {
+		d->items[d->n] = l->items[d->n];
+		if (!match_dup(&d->items[d->n].m, &l->items[d->n].m)) {
+			d->n++;         /* its partial copy is freed with the rest */
+			goto fail;
+		}
+	}
+	return d;
+fail:
+	steer_list_free(d);
+	return NULL;
 }
 
 /* steer_list_free - see steer.h. */

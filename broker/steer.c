@@ -77,14 +77,15 @@ const char *steer_backend_name(enum steer_backend b)
 	}
 }
 
+/* Found by the steering thread, read by the loop: atomics. */
 enum steer_backend steer_backend(void)
 {
-	return backend_known;
+	return __atomic_load_n(&backend_known, __ATOMIC_RELAXED);
 }
 
 void steer_backend_reset(void)
 {
-	backend_known = STEER_BACKEND_UNKNOWN;
+	__atomic_store_n(&backend_known, STEER_BACKEND_UNKNOWN, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------ the batch */
@@ -787,9 +788,12 @@ static void family_tables(struct steer_batch *b, const struct steer_list *l,
 	for (size_t i = 0; l && i < l->n; i++)
 		any |= l->items[i].family == f;
 	if (!l) {
-		/* Removal: create-if-missing then delete, gone either way. */
-		add_table(b, fam, NFT_MSG_NEWTABLE);
-		add_table(b, fam, NFT_MSG_DELTABLE);
+		/* Removal of what exists; not knowing, create-if-missing then
+		 * delete: gone either way. */
+		if (!have)
+			add_table(b, fam, NFT_MSG_NEWTABLE);
+		if (!have || exists)
+			add_table(b, fam, NFT_MSG_DELTABLE);
 		return;
 	}
 	if (any || exists)
@@ -846,8 +850,14 @@ const struct steer_tag *steer_batch_tag(const struct steer_batch *b, uint32_t se
 
 int steer_socket_setup(int fd)
 {
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	int one = 1;
 
+	/* Connected to the kernel, the socket takes nothing from anyone else:
+	 * a process in the namespace with CAP_NET_ADMIN could otherwise send
+	 * it forged errors or floods once it has a port. */
+	if (connect(fd, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -errno;
 	/* Errors without the request echoed back, with the kernel's text. */
 	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
@@ -888,7 +898,7 @@ static int nl_dump(int fd, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 	int rc;
 
 	/* Whatever an earlier call left unread is not about this request. */
-	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+	for (int i = 0; i < 64 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
 		;
 	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
 	if (rc < 0)
@@ -907,34 +917,57 @@ static int nl_dump(int fd, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 	return -E2BIG;
 }
 
-static int table_cb(const struct nlmsghdr *nlh, void *data)
+/*
+ * Whether table STEER_TABLE exists in family @fam: a GETTABLE by name, not
+ * a dump (a tenant with NET_ADMIN decides how big a dump of its namespace
+ * is). 1, 0, or -errno.
+ */
+static int table_exists(int fd, uint8_t fam)
 {
-	struct steer_installed *h = data;
+	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(4)));
 	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = 0x7ab1e + fam;
+	int rc;
 
 	if (!t)
-		return MNL_CB_ERROR;
-	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
-	    strcmp(nftnl_table_get_str(t, NFTNL_TABLE_NAME), STEER_TABLE) == 0) {
-		uint32_t fam = nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY);
-
-		for (size_t f = 0; f < sizeof(family_nfproto); f++)
-			if (family_nfproto[f] == fam)
-				h->table[f] = true;
-	}
+		return -ENOMEM;
+	memset(buf, 0, 512);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, fam, NLM_F_ACK, seq);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, STEER_TABLE);
+	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	return MNL_CB_OK;
+	for (int i = 0; i < 64 && recv(fd, buf + 512, 64, MSG_DONTWAIT | MSG_TRUNC) > 0; i++)
+		;
+	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
+	if (rc < 0)
+		return rc;
+	/* Answered inside sendmsg(): the table, then an ack; or an error. */
+	for (int round = 0; round < 4; round++) {
+		ssize_t got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (got < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		rc = mnl_cb_run(buf, (size_t)got, seq, 0, NULL, NULL);
+		if (rc == MNL_CB_STOP)
+			return 1;
+		if (rc < 0)
+			return errno == ENOENT ? 0 : -errno;
+	}
+	return 1;
 }
 
 int steer_read_installed(int fd, struct steer_installed *have)
 {
-	char buf[512] __attribute__((aligned(4))) = { 0 };
-	struct nlmsghdr *nlh;
-
 	memset(have, 0, sizeof(*have));
-	/* NFPROTO_UNSPEC: every family's tables; ours picked by name. */
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_UNSPEC, NLM_F_DUMP, 0x7ab1e);
-	return nl_dump(fd, nlh, table_cb, have);
+	for (size_t f = 0; f < sizeof(family_nfproto); f++) {
+		int rc = table_exists(fd, family_nfproto[f]);
+
+		if (rc < 0)
+			return rc;
+		have->table[f] = rc == 1;
+	}
+	return 0;
 }
 
 /* The kernel's text of an extended ack, if it sent one. */
@@ -969,15 +1002,19 @@ static void collect_errors(int fd, const struct steer_batch *b, struct steer_res
 		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n <= 0)
 			return;
-		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)n);
-		     nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
+		int left = (int)n;
+
+		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+		     nlh = mnl_nlmsg_next(nlh, &left)) {
 			const struct nlmsgerr *e;
 			const struct steer_tag *t;
 
+			/* Only the kernel can send here (the socket is connected
+			 * to it); only errors about this batch count. */
 			if (nlh->nlmsg_type != NLMSG_ERROR)
 				continue;
 			e = mnl_nlmsg_get_payload(nlh);
-			if (e->error == 0 || res->err)
+			if (e->error == 0 || res->err || !steer_batch_tag(b, e->msg.nlmsg_seq))
 				continue;
 			res->err = e->error;
 			t = steer_batch_tag(b, e->msg.nlmsg_seq);
@@ -1004,6 +1041,11 @@ static int send_batch(int fd, const struct steer_list *l, enum steer_backend be,
 		res->what = "reading the installed tables";
 		return rc;
 	}
+	/* Nothing to clear or remove: no transaction (each one with a
+	 * deletion makes the kernel's next commit wait a grace period). */
+	res->tables = have.table[0] || have.table[1] || have.table[2];
+	if ((!l || !l->n) && !res->tables)
+		return 0;
 	rc = steer_batch_build(&b, l, be, &have, 1);
 	if (rc < 0) {
 		res->err = rc;
@@ -1012,7 +1054,8 @@ static int send_batch(int fd, const struct steer_list *l, enum steer_backend be,
 	}
 	sndbuf_fit(fd, b.len);
 	/* Whatever an earlier call left unread is not about this batch. */
-	while (recv(fd, (char[64]){ 0 }, 64, MSG_DONTWAIT | MSG_TRUNC) > 0)
+	for (int i = 0; i < 64 && recv(fd, (char[64]){ 0 }, 64, MSG_DONTWAIT | MSG_TRUNC) > 0;
+	     i++)
 		;
 	res->messages = b.ntags;
 	rc = (int)nl_send(fd, b.buf, b.len);
@@ -1023,6 +1066,8 @@ static int send_batch(int fd, const struct steer_list *l, enum steer_backend be,
 		collect_errors(fd, &b, res);
 	}
 	steer_batch_free(&b);
+	if (!res->err)
+		res->tables = l != NULL && (l->n || res->tables);
 	return res->err;
 }
 
@@ -1036,7 +1081,7 @@ static bool no_native_queue(const struct steer_result *r)
 int steer_apply(int fd, const struct steer_list *l, struct steer_result *res)
 {
 	static const struct steer_list none = { 0 };
-	enum steer_backend be = backend_known;
+	enum steer_backend known = steer_backend(), be = known;
 	bool any = l && l->n > 0;
 	int rc;
 
@@ -1045,22 +1090,27 @@ int steer_apply(int fd, const struct steer_list *l, struct steer_result *res)
 	if (be == STEER_BACKEND_UNKNOWN && any)
 		be = STEER_BACKEND_NFT_QUEUE;
 	rc = send_batch(fd, l, be == STEER_BACKEND_UNKNOWN ? STEER_BACKEND_XT_NFQUEUE : be, res);
-	if (rc < 0 && backend_known == STEER_BACKEND_UNKNOWN && no_native_queue(res)) {
+	if (rc < 0 && known == STEER_BACKEND_UNKNOWN && no_native_queue(res)) {
+		/* Known from now on, whatever the compat target's fate: the
+		 * kernel would only try to load nft_queue again. */
 		be = STEER_BACKEND_XT_NFQUEUE;
+		known = be;
+		__atomic_store_n(&backend_known, be, __ATOMIC_RELAXED);
 		rc = send_batch(fd, l, be, res);
-	}
-	if (rc == 0 && any && backend_known == STEER_BACKEND_UNKNOWN) {
-		backend_known = be;
 		res->backend_found = true;
 	}
-	res->backend = any ? be : backend_known;
+	if (rc == 0 && any && known == STEER_BACKEND_UNKNOWN) {
+		__atomic_store_n(&backend_known, be, __ATOMIC_RELAXED);
+		res->backend_found = true;
+	}
+	res->backend = any ? be : steer_backend();
 	return rc;
 }
 
 int steer_remove(int fd, struct steer_result *res)
 {
 	memset(res, 0, sizeof(*res));
-	res->backend = backend_known;
+	res->backend = steer_backend();
 	return send_batch(fd, NULL, STEER_BACKEND_XT_NFQUEUE, res);
 }
 
@@ -1101,8 +1151,10 @@ static int dump_rule_cb(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_expr *e;
 	int item;
 
-	if (!r)
+	if (!r) {
+		errno = ENOMEM;
 		return MNL_CB_ERROR;
+	}
 	if (nftnl_rule_nlmsg_parse(nlh, r) < 0 ||
 	    strcmp(nftnl_rule_get_str(r, NFTNL_RULE_TABLE), STEER_TABLE) != 0)
 		goto out;

@@ -115,6 +115,9 @@ struct steer_list *steer_parse(json_object *v, const char *path, const uint16_t 
 size_t steer_check_queues(const struct steer_list *l, const char *path,
 			  const uint16_t *queues, size_t nqueues, struct errs *e);
 
+/* steer_list_dup - a deep copy of @l (NULL: NULL), or NULL without memory. */
+struct steer_list *steer_list_dup(const struct steer_list *l);
+
 /* steer_list_free - NULL is a no-op. */
 void steer_list_free(struct steer_list *l);
 
@@ -210,6 +213,7 @@ struct steer_result {
 	size_t messages;              /* in the batch */
 	enum steer_backend backend;   /* the one used */
 	bool backend_found;           /* this call found out which the kernel takes */
+	bool tables;                  /* afterwards, some of the broker's tables exist */
 };
 
 /* steer_socket_setup - options for a NETLINK_NETFILTER socket @fd used here. */

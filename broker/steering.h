@@ -17,9 +17,13 @@
  *   shutdown  leave them: the agents' copies keep the queues bound, and a
  *             restarted broker replaces the tables (never a second copy).
  *
- * The socket is the broker's own NETLINK_NETFILTER socket, opened inside
- * the namespace with setns() (CAP_SYS_ADMIN): nobody else reads it, so the
- * kernel's answers to a batch are all there when the send returns.
+ * Changes run on one steering thread, never on the event loop (a commit
+ * can wait an RCU grace period for the one before it), each on a
+ * NETLINK_NETFILTER socket the loop opened inside the namespace with
+ * setns() (CAP_SYS_ADMIN) for that change alone: nobody else reads it, so
+ * the kernel's answers are all there when the send returns. The agent
+ * hears ACCEPT once the queues are bound, not waiting for the rules;
+ * nfq-ctl agents shows "pending" until they are in.
  */
 #ifndef BROKER_STEERING_H
 #define BROKER_STEERING_H
@@ -30,6 +34,7 @@
 #include "steer.h"
 
 struct session;
+struct session_mgr;
 struct cfg;
 
 /* What a session's steering is, for nfq-ctl agents and metrics. */
@@ -37,6 +42,7 @@ struct steering_view {
 	const struct steer_list *list;  /* configured and installed; NULL: none */
 	bool installed;               /* the broker's rules are in the kernel */
 	bool stale;                   /* those are an earlier config's (a replace failed) */
+	bool pending;                 /* a change is with the steering thread */
 	int err;                      /* last change's error (negative errno), 0 */
 	const char *why;              /* its reason ("" when none) */
 	enum steer_backend backend;
@@ -53,11 +59,21 @@ void steering_attach(struct session *s);
  */
 void steering_reload(struct session *s, const struct cfg *n);
 
-/* steering_release - remove @s's rules (the session ends and unbinds). */
-void steering_release(struct session *s);
+/*
+ * steering_release - the session ends: have its tables removed. When a
+ * removal was handed to the steering thread, it took the session's queue
+ * (s->q is NULL then), which it unbinds once the rules are gone; returns
+ * whether it did.
+ */
+bool steering_release(struct session *s);
 
-/* steering_close - close the socket, leaving the rules (shutdown, or after release). */
+/* steering_close - the session goes: close its socket, orphan its pending
+ * changes (they still run, in order), leave the rules in the kernel. */
 void steering_close(struct session *s);
+
+/* steering_worker_free - finish every queued change (removals included),
+ * stop the steering thread; after the sessions are gone. */
+void steering_worker_free(struct session_mgr *m);
 
 /* steering_view - fill @v for @s. */
 void steering_view(const struct session *s, struct steering_view *v);

@@ -602,6 +602,12 @@ static void test_consistency_errors(void **state)
 	    PATH "[0].match.src[1]: IPv6 address \"fd00::/8\" in a family \"ip\" item can never match\n"
 	    PATH "[1].match.dst: IPv4 address \"10.0.0.1\" in a family \"ip6\" item can never match\n"
 	    PATH "[2].match.dst: IPv6 address \"::1\" in a match with \"family\": \"ipv4\" can never match");
+	/* an inet item whose src and dst share no address family (mixed lists pass) */
+	bad("[{\"hook\": \"input\", \"queue\": 1,"
+	    "  \"match\": {\"src\": \"10.0.0.0/8\", \"dst\": [\"fd00::/8\", \"::1\"]}},"
+	    " {\"hook\": \"input\", \"queue\": 1,"
+	    "  \"match\": {\"src\": [\"10.0.0.0/8\", \"fd00::1\"], \"dst\": \"::1\"}}]",
+	    PATH "[0].match.dst: no address family in common with \"src\": the item can never match");
 	/* interfaces the hook does not have */
 	bad("[{\"hook\": \"output\", \"queue\": 1, \"match\": {\"indev\": \"a\"}},"
 	    " {\"hook\": \"postrouting\", \"queue\": 1, \"match\": {\"iif\": \"a\"}},"

@@ -24,7 +24,7 @@ command -v python3 >/dev/null || nt_skip "needs python3"
 bk_init
 CTL=$(nt_bin nfq-ctl)
 CSOCK=$NT_TMP/run/control.sock
-N=1500              # stream datagrams, one every 2 ms
+N=4000              # stream datagrams, one every 2 ms: outlasts the reloads
 BK_BROKER_EXTRA='"grace_ms": 500'
 
 nt_ns_new NS_L l
@@ -87,6 +87,7 @@ bk_start broker
 bk_agent_nsenter AG_L agent-l "$NS_L" pod-l
 bk_wait_attach pod-l
 nt_wait_queue "$NS_L" 1
+bk_wait_log 'event=steer_install name=pod-l ' 5000
 bk_expect_traffic "$NS_L" 5002 3 0 "steered at output: 5002 dropped"
 bk_expect_traffic "$NS_L" 5005 3 3 "5005 not steered yet"
 nt_ok
@@ -104,7 +105,7 @@ bk_expect_traffic "$NS_L" 5005 3 0 "port added by reload: 5005 now steered and d
 sleep 0.5
 write_config "$IN_V3"
 hup true
-nt_assert_lines "$BK_LOG" 'event=steer_replace name=pod-l ' 2 "two replaces"
+bk_wait_count 'event=steer_replace name=pod-l ' 2
 ruleset >"$NT_TMP/ruleset-v3"
 nt_assert_grep "$NT_TMP/ruleset-v3" '^table ip nfq_broker' "hook moved: the ip table"
 nt_assert_grep "$NT_TMP/ruleset-v3" 'hook input' "hook moved: input"
@@ -138,6 +139,24 @@ cmp -s "$NT_TMP/ruleset-before" "$NT_TMP/ruleset-after" || nt_fail "a rejected r
 bk_expect_traffic "$NS_L" 5002 3 0 "old steering still in force"
 nt_ok
 
+# ---------------------------------------------------------------- a queue not bound
+nt_sub queue-not-bound
+# valid config, but queue 3 was never bound by this session (queues bind at
+# attach): the rules are not installed, the old ones stay, the reason shown
+ruleset >"$NT_TMP/ruleset-before-q3"
+bk_config "\"namespaces\": [
+    { \"name\": \"pod-l\", \"queues\": [1, 2, 3], \"policy\": \"web\", \"steer\": [
+      { \"hook\": \"output\", \"match\": { \"proto\": \"udp\", \"dport\": 5002 }, \"queue\": 3 } ] }
+  ],
+  \"policies\": { \"web\": { \"default\": \"accept\", \"rules\": [] } }"
+hup true
+bk_wait_log 'event=steer_error name=pod-l during=steer_replace error="steer\[0\] steers to queue 3, which this session has not bound' 3000
+ruleset >"$NT_TMP/ruleset-after-q3"
+cmp -s "$NT_TMP/ruleset-before-q3" "$NT_TMP/ruleset-after-q3" || nt_fail "rules naming an unbound queue were installed"
+ctl metrics-q3 metrics
+nt_assert_grep "$(nt_out metrics-q3)" '^nfqb_steer_installed\{ns="pod-l"\} 0$' "metrics: not installed as configured"
+nt_ok
+
 # ---------------------------------------------------------------- steer removed, then back
 nt_sub steer-removed
 write_config '[]'
@@ -148,6 +167,7 @@ nt_assert_nogrep "$NT_TMP/ruleset-cleared" 'queue' "steer []: no rule left (the 
 bk_expect_traffic "$NS_L" 5002 3 3 "unsteered: 5002 not queued"
 write_config "$OUT_V1"
 hup true
+bk_wait_count 'event=steer_replace name=pod-l ' 3
 nt_assert_eq "table inet nfq_broker
 table ip nfq_broker" "$(tables)" "steered again: the tables, once each"
 bk_expect_traffic "$NS_L" 5002 3 0 "steered again: 5002 dropped"
@@ -168,7 +188,7 @@ queued_is() { [[ "$(nt_kstat "$NS_L" 1 queued)" == "$1" ]]; }
 nt_wait_for 3000 "5 datagrams held in queue 1" queued_is 5
 bk_start broker-2
 bk_wait_log 'event=attach name=pod-l .*adopted=2 ' 15000
-nt_assert_grep "$BK_LOG" 'event=steer_install name=pod-l rules=1 ' "reconciled on re-attach"
+bk_wait_log 'event=steer_install name=pod-l rules=1 ' 5000
 nt_wait_pid "$RH" 20000
 nt_assert_eq 5 "$(nt_udp_summary held received)" "datagrams held while no broker ran: decided after the restart, none lost"
 nt_assert_eq "$(cat "$NT_TMP/tables-crash")" "$(tables)" "the same tables after the restart, not two of any"
@@ -185,7 +205,7 @@ nt_sub grace-over
 kill -KILL "$AG_L"
 nt_wait_pid "$AG_L" 5000
 bk_wait_log 'event=release name=pod-l .*reason="?grace period over' 5000
-nt_assert_grep "$BK_LOG" 'event=steer_remove name=pod-l rules=0 ' "removed at the end of the grace period"
+bk_wait_log 'event=steer_remove name=pod-l rules=0 ' 5000
 nt_assert_eq "" "$(tables)" "grace over: no table"
 bk_expect_traffic "$NS_L" 5002 3 3 "released: nothing queued to nobody"
 nt_ok
@@ -194,12 +214,14 @@ nt_ok
 nt_sub refused-on-reload
 bk_agent_nsenter AG_L2 agent-l2 "$NS_L" pod-l
 bk_wait_log 'event=attach name=pod-l .*adopted=0 ' 10000
+bk_wait_count 'event=steer_install name=pod-l ' 2
 nt_assert_eq "table inet nfq_broker" "$(tables)" "a new agent: the table is back (only the one it needs)"
 # neither the entry nor its policy left: the session cannot stay
 bk_config '"namespaces": [ { "name": "pod-other", "queues": [1], "policy": "other" } ],
   "policies": { "other": { "default": "accept", "rules": [] } }'
 hup true
 bk_wait_log 'event=release name=pod-l .*reason="no namespaces entry or policy left' 5000
+bk_wait_count 'event=steer_remove name=pod-l ' 2
 nt_assert_eq "" "$(tables)" "refused on reload: no table"
 bk_expect_traffic "$NS_L" 5002 3 3 "refused: nothing queued to nobody"
 nt_ok

@@ -50,6 +50,9 @@ nt_wait_for 5000 "the owner's table in pod-o" owner_table
 STEER='"steer": [ { "hook": "output", "family": "inet",
                    "match": { "proto": "udp", "dport": [5001, 5002], "outdev": "lo" },
                    "queue": 1 },
+                 { "hook": "output", "family": "inet",
+                   "match": { "proto": "udp", "dport": 5008, "dst": ["127.0.0.1", "::1"] },
+                   "queue": 1 },
                  { "hook": "output", "family": "ip", "priority": -5,
                    "match": { "proto": "udp", "dport": "5006-5007", "dst": "127.0.0.0/8" },
                    "queue": "1-2", "bypass": true } ]'
@@ -94,14 +97,16 @@ bk_start broker
 bk_agent_nsenter AG_S agent-s "$NS_S" pod-s
 bk_wait_attach pod-s
 nt_wait_queue "$NS_S" 1
+# the steering thread installs after the queues are bound, ACCEPT not waiting
+bk_wait_log 'event=steer_install name=pod-s rules=3 backend=xt-NFQUEUE ' 5000
 nt_assert_grep "$BK_LOG" 'event=steer_backend backend=xt-NFQUEUE ' "backend found and logged"
-nt_assert_grep "$BK_LOG" 'event=steer_install name=pod-s rules=2 backend=xt-NFQUEUE ' "install logged"
 nt_assert_eq "table inet nfq_broker
 table ip nfq_broker" "$(tables "$NS_S")" "pod-s: the broker's tables, one per family used"
-# the steering was in place before the agent heard ACCEPT
-nt_assert_lines "$(nt_err agent-s)" 'event=attached' 1 "agent attached once"
 nt_x "$NS_S" nft list table inet nfq_broker >"$NT_TMP/ruleset-s" 2>/dev/null
 nt_assert_grep "$NT_TMP/ruleset-s" 'oifname "lo" udp dport \{ 5001-5002 \} counter .* queue num 1' "the rule as nft shows it (adjacent ports merged)"
+# the inet item with IPv4 and IPv6 addresses: one rule per family
+nt_assert_grep "$NT_TMP/ruleset-s" 'ip daddr 127.0.0.1 udp dport 5008 counter .* queue num 1 comment "nfq-broker steer\[1\]"' "the item's IPv4 rule"
+nt_assert_grep "$NT_TMP/ruleset-s" 'ip6 daddr ::1 udp dport 5008 counter .* queue num 1 comment "nfq-broker steer\[1\]"' "the item's IPv6 rule"
 nt_x "$NS_S" nft list table ip nfq_broker >"$NT_TMP/ruleset-s-ip" 2>/dev/null
 nt_assert_grep "$NT_TMP/ruleset-s-ip" 'hook output priority filter - 5' "the ip item's chain and priority"
 nt_assert_grep "$NT_TMP/ruleset-s-ip" 'ip daddr 127.0.0.0/8 udp dport 5006-5007 counter .* queue num 1-2 bypass' "a queue range with bypass, as nft shows it"
@@ -114,7 +119,12 @@ bk_expect_traffic "$NS_S" 5002 5 0 "steered, policy drops"
 bk_expect_traffic "$NS_S" 5003 5 5 "not steered (the user's nft table counts it)"
 bk_expect_traffic "$NS_S" 5004 5 5 "not steered (the user's iptables rule counts it)"
 bk_expect_traffic "$NS_S" 5006 5 5 "steered to the queue range 1-2, policy accepts"
-bk_expect_stats pod-s traffic packets=15 accept=10 drop=5
+bk_expect_traffic "$NS_S" 5008 4 4 "IPv4 to 5008, steered by the inet item's IPv4 rule"
+nt_udp_recv R6 recv6-5008 "$NS_S" ::1 5008 4 1500
+nt_udp_send "$NS_S" ::1 5008 --count 4
+nt_wait_pid "$R6" 5000
+nt_assert_eq 4 "$(nt_udp_summary recv6-5008 received)" "IPv6 to 5008, steered by its IPv6 rule, accepted"
+bk_expect_stats pod-s traffic packets=23 accept=18 drop=5
 nt_ok
 
 # ---------------------------------------------------------------- the user's rules
@@ -128,8 +138,10 @@ nt_ok
 nt_sub visibility
 nt_assert_eq True "$(agent_steer pod-s 's["installed"]')" "agents: installed"
 nt_assert_eq xt-NFQUEUE "$(agent_steer pod-s 's["backend"]')" "agents: backend"
-nt_assert_eq "output ip 1-2 1" "$(agent_steer pod-s '" ".join(str(x) for x in (s["rules"][1]["hook"], s["rules"][1]["family"], s["rules"][1]["queue"], s["rules"][1]["kernel_rules"]))')" "agents: the range rule"
-nt_assert_eq 5 "$(agent_steer pod-s 's["rules"][1]["packets"]')" "agents: the range rule's counter"
+nt_assert_eq "output ip 1-2 1" "$(agent_steer pod-s '" ".join(str(x) for x in (s["rules"][2]["hook"], s["rules"][2]["family"], s["rules"][2]["queue"], s["rules"][2]["kernel_rules"]))')" "agents: the range rule"
+nt_assert_eq 5 "$(agent_steer pod-s 's["rules"][2]["packets"]')" "agents: the range rule's counter"
+nt_assert_eq "2 8" "$(agent_steer pod-s '"%d %d" % (s["rules"][1]["kernel_rules"], s["rules"][1]["packets"])')" "agents: the inet item's two rules, counters summed"
+nt_assert_eq False "$(agent_steer pod-s 's["pending"]')" "agents: nothing pending"
 nt_assert_eq "output inet 1 1" "$(agent_steer pod-s '" ".join(str(x) for x in (s["rules"][0]["hook"], s["rules"][0]["family"], s["rules"][0]["queue"], s["rules"][0]["kernel_rules"]))')" "agents: the rule"
 nt_assert_eq 10 "$(agent_steer pod-s 's["rules"][0]["packets"]')" "agents: the rule's kernel counter"
 nt_assert_eq None "$(agent_steer pod-s 's["error"]')" "agents: no error"
@@ -139,7 +151,7 @@ nt_ok
 nt_sub kernel-refuses
 bk_agent_nsenter AG_O agent-o "$NS_O" pod-o
 bk_wait_attach pod-o
-nt_assert_grep "$BK_LOG" 'event=steer_error name=pod-o during=steer_install error="kernel refused the table: Operation not permitted' "refusal logged with the kernel's reason"
+bk_wait_log 'event=steer_error name=pod-o during=steer_install error="kernel refused the table: Operation not permitted' 5000
 nt_assert_grep "$BK_LOG" 'event=steer_unsteered name=pod-o ' "served unsteered, logged"
 nt_assert_eq False "$(agent_steer pod-o 's["installed"]')" "agents: pod-o not installed"
 nt_assert_eq True "$(agent_steer pod-o '"Operation not permitted" in s["error"]')" "agents: pod-o's error"
@@ -159,7 +171,7 @@ nt_wait_pid "$OWNER" 5000
 owner_gone() { ! owner_table; }
 nt_wait_for 5000 "the owner's table to go" owner_gone
 kill -HUP "$BK_PID"
-bk_wait_log 'event=steer_replace name=pod-o rules=2 ' 5000
+bk_wait_log 'event=steer_replace name=pod-o rules=3 ' 5000
 bk_expect_traffic "$NS_O" 5002 3 0 "pod-o steered after the reload"
 nt_ok
 
@@ -168,7 +180,7 @@ nt_sub release-bye
 kill -TERM "$AG_S"
 nt_expect_exit "$AG_S" 5000 0 "agent of pod-s (bye)"
 bk_wait_log 'event=release name=pod-s ' 5000
-nt_assert_grep "$BK_LOG" 'event=steer_remove name=pod-s rules=0 ' "removal logged"
+bk_wait_log 'event=steer_remove name=pod-s rules=0 ' 5000
 nt_assert_eq "" "$(tables "$NS_S")" "pod-s: the broker's table is gone"
 bk_expect_traffic "$NS_S" 5002 3 3 "pod-s released: nothing queued to nobody"
 nt_x "$NS_S" nft list table inet usertab >/dev/null 2>&1 || nt_fail "the user's table went with the broker's"
