@@ -151,6 +151,8 @@ static struct steering_worker *worker_get(struct session_mgr *m)
 			  "thread: %s\"", strerror(errno));
 		return NULL;
 	}
+	/* Seen in ps -L and by tests/netns/privileges.sh. */
+	pthread_setname_np(w->th, "nfqb-steer");
 	w->running = true;
 	return w;
 }
@@ -402,11 +404,13 @@ void steering_attach(struct session *s)
 		fail_now(s, EV_INSTALL, -ENXIO);
 		return;
 	}
-	/* Without steering: a predecessor's tables, if any, must not feed
-	 * these queues. Adopted queues may hold packets: flush the rules,
-	 * keep the hooks; else remove (the thread skips it when there are
-	 * none, at the cost of three lookups). */
-	event = l ? EV_INSTALL : s->nadopted ? "steer_clear" : "steer_remove";
+	/* Without steering: adopted queues are the sign that a predecessor
+	 * served this namespace and may have left rules the config no longer
+	 * wants. Flush them and keep the hooks (the queues may hold packets).
+	 * Otherwise an unsteered namespace costs no socket, job or thread. */
+	if (!l && !s->nadopted)
+		return;
+	event = l ? EV_INSTALL : "steer_clear";
 	rc = submit(s, l, event, NULL);
 	if (rc < 0 && l)
 		fail_now(s, event, rc);

@@ -38,7 +38,14 @@ NAME = re.compile(r"\b(?:nfqb|process)_[a-zA-Z0-9_]+")
 
 if scrape:
     what = "the scrape " + scrape
-    known = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", open(scrape).read(), re.M))
+    text = open(scrape).read()
+    known = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M))
+    # a family with no sample in this scrape (nfqb_steer_installed without
+    # steered namespaces) is still exported: its TYPE line says so
+    for name, typ in re.findall(r"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)", text, re.M):
+        known.add(name)
+        if typ == "histogram":
+            known.update(name + s for s in ("_bucket", "_sum", "_count"))
 else:
     what = src
     known = set()
