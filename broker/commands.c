@@ -205,6 +205,11 @@ static json_object *rule_obj(const struct policy *p, int idx)
 	jadd(r, "rule", json_object_new_string(policy_rule_name(p, idx)));
 	jadd(r, "packets", json_object_new_uint64(pc->packets));
 	jadd(r, "bytes", json_object_new_uint64(pc->bytes));
+	jadd(r, "mode", json_object_new_string(policy_audit(p) ? "audit" : "enforce"));
+	jadd(r, "would_drop", json_object_new_uint64(pc->would_drop));
+	jadd(r, "log_suppressed", json_object_new_uint64(pc->log_suppressed));
+	if (policy_action_at(p, idx)->comment)
+		jadd(r, "comment", json_object_new_string(policy_action_at(p, idx)->comment));
 	return r;
 }
 

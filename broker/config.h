@@ -48,6 +48,7 @@ struct cfg_ns {
 	char *policy_name;
 	const struct policy *policy;  /* in the same cfg's policy set */
 	struct nfqb_queue_opts qopts; /* queue_defaults with this entry's overrides */
+	bool audit;                   /* "audit": true: its policy only counts and logs drops */
 };
 
 /* Who may use the control socket, and its timers. */

@@ -214,6 +214,7 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 {
 	const struct policy_set *ps = r->cfg->policies;
 	bool bytes = strcmp(mt->name, "nfqb_rule_bytes_total") == 0;
+	bool would = strcmp(mt->name, "nfqb_rule_would_drop_total") == 0;
 
 	for (size_t i = 0; i < policy_set_count(ps); i++) {
 		const struct policy *p = policy_set_at(ps, i);
@@ -226,7 +227,7 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 
 			sample(r->b, mt->name, "policy", policy_name(p), "rule",
 			       policy_rule_name(p, idx), NULL, NULL,
-			       bytes ? pc->bytes : pc->packets);
+			       would ? pc->would_drop : bytes ? pc->bytes : pc->packets);
 		}
 	}
 }
@@ -303,6 +304,8 @@ static const struct metric metrics[] = {
 	  "Packets matched, per policy rule (\"(default)\": no rule matched).", emit_rules, NULL },
 	{ "nfqb_rule_bytes_total", "counter", "Bytes matched, per policy rule.",
 	  emit_rules, NULL },
+	{ "nfqb_rule_would_drop_total", "counter",
+	  "Audit mode: packets a rule would have dropped, accepted instead.", emit_rules, NULL },
 };
 
 size_t metrics_count(void)

@@ -22,7 +22,7 @@
 /* What a packet has, computed once per evaluation; a rule needs a subset. */
 enum {
 	PK_IP = 1u << 0, PK_V4 = 1u << 1, PK_V6 = 1u << 2, PK_PORTS = 1u << 3,
-	PK_UID = 1u << 4, PK_GID = 1u << 5,
+	PK_UID = 1u << 4, PK_GID = 1u << 5, PK_CT = 1u << 6,
 };
 
 /*
@@ -54,7 +54,8 @@ enum {
 	X(mark,   0,                0, NULL,          "packet mark, exact or value/mask") \
 	X(uid,    PK_UID,           1, NULL,          "uid of the packet's socket owner") \
 	X(gid,    PK_GID,           1, NULL,          "gid of the packet's socket owner") \
-	X(length, 0,                0, absent_length, "original packet length, exact or range")
+	X(length, 0,                0, absent_length, "original packet length, exact or range") \
+	X(connmark, PK_CT,          0, NULL,          "conntrack mark, exact or value/mask (needs queue flag conntrack)")
 
 #define POLICY_KEY_INDEX(n, needs, list, absent, doc) K_##n,
 enum { POLICY_MATCH_KEYS(POLICY_KEY_INDEX) K_COUNT };
@@ -88,6 +89,7 @@ struct rule {
 	uint32_t need;             /* PK_* bits the packet must have */
 	uint32_t hooks;            /* 1 << NFQB_HOOK_* */
 	uint32_t mark_val, mark_mask;
+	uint32_t ctmark_val, ctmark_mask;
 	uint32_t len_lo, len_hi;
 	uint32_t tests;            /* KEY_BIT()s of the keys present */
 	uint64_t protos[4];        /* bitmap of 256 protocol numbers */
@@ -103,10 +105,22 @@ struct rule {
 	char *name;
 };
 
-/* Counters of one policy: c[0] the default, c[i + 1] rule i. */
+/* The log rate limit's state of one rule. */
+struct log_bucket {
+	uint64_t credit_ns;        /* saved-up time, at most burst * cost_ns */
+	uint64_t last_ns;          /* 0: not used yet (starts full) */
+	uint64_t held;             /* lines held back since the last one */
+};
+
+struct policy_slot {
+	struct policy_counter c;   /* carried over a reload */
+	struct log_bucket b;       /* starts afresh with each load */
+};
+
+/* Counters of one policy: s[0] the default, s[i + 1] rule i. */
 struct policy_counters {
 	size_t n;
-	struct policy_counter c[];
+	struct policy_slot s[];
 };
 
 struct policy {
@@ -114,6 +128,7 @@ struct policy {
 	struct rule *rules;
 	size_t n_rules;
 	struct policy_action def;
+	bool audit;                /* "mode": "audit" */
 	/* The one mutable part, kept in its own block: evaluation only reads
 	 * the policy, policy_count() writes here. */
 	struct policy_counters *ctr;

@@ -384,9 +384,10 @@ static bool m_gid(json_object *o, const char *path, struct compile *c, struct ru
 	return parse_list(o, path, c, sizeof(*r->gid), item_gid, (void **)&r->gid, &r->n_gid);
 }
 
-/* A number (exact mark) or "value/mask", each side decimal or 0x hex. */
-static bool m_mark(json_object *o, const char *path, struct compile *c,
-		   struct rule *r)
+/* A number (exact value) or "value/mask", each side decimal or 0x hex;
+ * @noun is the key ("mark", "connmark"). */
+static bool parse_markmask(json_object *o, const char *path, struct compile *c,
+			   const char *noun, uint32_t *valp, uint32_t *maskp)
 {
 	char vb[VALBUF];
 	uint64_t val, mask = UINT32_MAX;
@@ -394,7 +395,7 @@ static bool m_mark(json_object *o, const char *path, struct compile *c,
 	size_t len;
 
 	if (jsonv_is_number(o)) {
-		if (!jsonv_uint(o, path, c->e, "mark", 0, UINT32_MAX, &val))
+		if (!jsonv_uint(o, path, c->e, noun, 0, UINT32_MAX, &val))
 			return false;
 	} else if (json_object_is_type(o, json_type_string)) {
 		s = jsonv_str(o, &len);
@@ -402,21 +403,36 @@ static bool m_mark(json_object *o, const char *path, struct compile *c,
 		if (!slash || policy_parse_num(s, (size_t)(slash - s), true, &val) ||
 		    policy_parse_num(slash + 1, len - (size_t)(slash - s) - 1, true, &mask) ||
 		    val > UINT32_MAX || mask > UINT32_MAX) {
-			errs_add(c->e, path, "bad mark %s (expected a number or "
-				 "\"value/mask\", 32 bits each)", jsonv_text(o, vb, sizeof(vb)));
+			errs_add(c->e, path, "bad %s %s (expected a number or "
+				 "\"value/mask\", 32 bits each)", noun,
+				 jsonv_text(o, vb, sizeof(vb)));
 			return false;
 		}
 		if (val & ~mask) {
-			errs_add(c->e, path, "mark value 0x%" PRIx64 " has bits outside "
-				 "mask 0x%" PRIx64 " and can never match", val, mask);
+			errs_add(c->e, path, "%s value 0x%" PRIx64 " has bits outside "
+				 "mask 0x%" PRIx64 " and can never match", noun, val, mask);
 			return false;
 		}
 	} else {
 		return jsonv_type_err(c->e, path, "a number or \"value/mask\" string", o);
 	}
-	r->mark_val = (uint32_t)val;
-	r->mark_mask = (uint32_t)mask;
+	*valp = (uint32_t)val;
+	*maskp = (uint32_t)mask;
 	return true;
+}
+
+static bool m_mark(json_object *o, const char *path, struct compile *c,
+		   struct rule *r)
+{
+	return parse_markmask(o, path, c, "mark", &r->mark_val, &r->mark_mask);
+}
+
+/* The conntrack mark: the kernel sends it only with the queue flag
+ * conntrack (config.c checks the entries using the policy). */
+static bool m_connmark(json_object *o, const char *path, struct compile *c,
+		       struct rule *r)
+{
+	return parse_markmask(o, path, c, "connmark", &r->ctmark_val, &r->ctmark_mask);
 }
 
 static bool m_length(json_object *o, const char *path, struct compile *c,

@@ -42,6 +42,7 @@ struct session_counters {
 	uint64_t packets, bytes;
 	uint64_t accept, drop, repeat, queue;
 	uint64_t errors;          /* verdicts the library could not send */
+	uint64_t would_drop;      /* audit mode: drops sent as accept (counted in accept too) */
 };
 
 enum session_state {
