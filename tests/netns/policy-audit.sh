@@ -118,6 +118,15 @@ nt_assert_eq 3 "$(rule_field "$R" pb "(default)" would_drop)" "nfq-ctl rules: wo
 nt_assert_eq 0 "$(rule_field "$R" pb ok-5001 would_drop)" "nfq-ctl rules: would_drop of an accepting rule"
 nt_assert_eq "no 5002 here" "$(rule_field "$R" pa no-5002 comment)" "nfq-ctl rules: the comment"
 nt_assert_eq absent "$(rule_field "$R" pb ok-5001 comment)" "nfq-ctl rules: no comment, no key"
+# The same figures in the metrics (nfq-ctl metrics prints the exposition).
+nt_run metrics1 5000 "$CTL" --control "$CSOCK" metrics
+nt_assert_eq 0 "$NT_RC" "nfq-ctl metrics: exit status"
+M=$(nt_out metrics1)
+nt_assert_grep "$M" '^nfqb_rule_would_drop_total\{policy="pa",rule="no-5002"\} 5$' "metrics: would_drop of pa/no-5002"
+nt_assert_grep "$M" '^nfqb_rule_would_drop_total\{policy="pb",rule="\(default\)"\} 3$' "metrics: would_drop of pb's default"
+nt_assert_grep "$M" '^nfqb_verdicts_total\{ns="pod-a",verdict="would_drop"\} 9$' "metrics: pod-a's would_drop"
+nt_assert_grep "$M" '^nfqb_verdicts_total\{ns="pod-b",verdict="would_drop"\} 8$' "metrics: pod-b's would_drop"
+nt_assert_grep "$M" '^nfqb_verdicts_total\{ns="pod-a",verdict="drop"\} 0$' "metrics: pod-a dropped nothing"
 nt_ok
 
 # ---------------------------------------------------------------- log limit
