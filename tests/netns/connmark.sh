@@ -156,6 +156,36 @@ ctl rules4 rules
 nt_assert_eq 3 "$(rule_packets rules4 once)" "pod-r still served after pod-c's refusal"
 nt_ok
 
+# ---------------------------------------------------------------- kernel
+nt_sub kernel-conntrack-glue
+# Why the mark pattern: what this kernel does with a verdict carrying
+# NFQA_CT {CTA_MARK} (tests/netns/ct-verdict.c sends it; libnfqb cannot).
+# Without the glue the flag is refused, packets come without NFQA_CT and
+# the verdict's NFQA_CT is ignored: the flow's mark stays 0.
+nt_ns_new NS_K k
+nt_ipt "$NS_K" -A OUTPUT -o lo -p udp --dport 9100 -j NFQUEUE --queue-num 7
+nt_ipt "$NS_K" -t mangle -A INPUT -i lo -p udp --dport 9100 -m connmark --mark 5 \
+	-m comment --comment ctmark5
+nt_spawn CTV ctv nt_x "$NS_K" "$(nt_bin ct-verdict)" 7 5 3 5000
+nt_wait_ready "$CTV" "$(nt_err ctv)" '^ready$'
+nt_udp_recv RXK rx-k "$NS_K" 127.0.0.1 9100 3 5000
+nt_udp_send "$NS_K" 127.0.0.1 9100 --count 3 --interval-ms 20
+nt_expect_exit "$CTV" 8000 0 "ct-verdict"
+nt_wait_pid "$RXK" 6000
+nt_assert_eq 3 "$(nt_udp_summary rx-k received)" "datagrams accepted by the NFQA_CT verdicts"
+nt_assert_lines "$(nt_out ctv)" '^verdict_error=' 0 "the kernel took every verdict"
+if grep -q '^conntrack_flag=refused$' "$(nt_out ctv)"; then
+	nt_assert_lines "$(nt_out ctv)" '^packet ct=no$' 3 "no glue: packets come without NFQA_CT"
+	nt_assert_eq 0 "$(nt_ipt_count "$NS_K" -t mangle INPUT ctmark5)" \
+		"no glue: the verdict's CTA_MARK is ignored (conntrack mark stays 0)"
+else
+	nt_log "this kernel has the conntrack glue: NFQA_CT verdicts work"
+	nt_assert_lines "$(nt_out ctv)" '^packet ct=yes$' 3 "glue: packets come with NFQA_CT"
+	nt_assert_eq 3 "$(nt_ipt_count "$NS_K" -t mangle INPUT ctmark5)" \
+		"glue: the verdict sets the conntrack mark"
+fi
+nt_ok
+
 nt_sub teardown
 kill "$AG_R"
 bk_stop
