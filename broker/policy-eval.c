@@ -76,13 +76,14 @@ static inline bool rule_match(const struct rule *r, const struct pktmeta *m,
 	     ((r->hooks >> hook) & 1) &
 	     ((r->protos[m->proto >> 6] >> (m->proto & 63)) & 1) &
 	     ((m->mark & r->mark_mask) == r->mark_val) &
-	     ((m->ctmark & r->ctmark_mask) == r->ctmark_val) &
 	     (m->len >= r->len_lo) & (m->len <= r->len_hi);
 	if (!ok)
 		return false;
 	t = r->tests & KEYS_LIST;
 	if (!t)
 		return true;
+	if ((t & KEY_BIT(connmark)) && (m->ctmark & r->ctmark_mask) != r->ctmark_val)
+		return false;
 	if ((t & KEY_BIT(uid)) && !u32_in(r->uid, r->n_uid, m->uid))
 		return false;
 	if ((t & KEY_BIT(gid)) && !u32_in(r->gid, r->n_gid, m->gid))
@@ -113,7 +114,7 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
 	for (size_t i = 0; i < p->n_rules; i++) {
 		if (!rule_match(&p->rules[i], m, pk, hook))
 			continue;
-		*act = &p->rules[i].act;
+		*act = &p->acts[i];
 		return (int)i;
 	}
 	*act = &p->def;
@@ -180,7 +181,7 @@ const struct policy_action *policy_action_at(const struct policy *p, int idx)
 		return &p->def;
 	if (idx < 0 || (size_t)idx >= p->n_rules)
 		return NULL;
-	return &p->rules[idx].act;
+	return &p->acts[idx];
 }
 
 /* policy_audit - see policy.h. */
@@ -204,7 +205,7 @@ bool policy_sets_connmark(const struct policy *p)
 	if (p->def.connmark)
 		return true;
 	for (size_t i = 0; i < p->n_rules; i++)
-		if (p->rules[i].act.connmark)
+		if (p->acts[i].connmark)
 			return true;
 	return false;
 }

@@ -137,16 +137,18 @@ static void rule_release(struct rule *r)
 	free(r->uid);
 	free(r->gid);
 	free(r->name);
-	free((char *)r->act.comment);
 }
 
 static void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->n_rules; i++)
+	for (size_t i = 0; i < p->n_rules; i++) {
 		rule_release(&p->rules[i]);
+		free((char *)p->acts[i].comment);
+	}
 	free(p->rules);
+	free(p->acts);
 	free(p->ctr);
 	free((char *)p->def.comment);
 	free(p->name);
@@ -437,12 +439,13 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 		       struct policy *p, size_t idx)
 {
 	struct rule *r = &p->rules[idx];
+	struct policy_action *a = &p->acts[idx];
 	struct json_object_iterator it, end;
 	char kpath[ERRS_PATH_MAX], vb[VALBUF];
 	bool has_verdict = false, has_name = false;
 	long dup;
 
-	action_init(&r->act);
+	action_init(a);
 	if (!json_object_is_type(o, json_type_object)) {
 		jsonv_type_err(c->e, rpath, "a rule object", o);
 		return;
@@ -480,7 +483,7 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 				name_index_add(&c->names, p->rules, idx);
 		} else if (strcmp(key, "match") == 0) {
 			policy_keys_parse_match(val, kpath, c, r);
-		} else if (!parse_action_key(key, val, kpath, c, &r->act, &has_verdict)) {
+		} else if (!parse_action_key(key, val, kpath, c, a, &has_verdict)) {
 			errs_add(c->e, kpath, "unknown key");
 		}
 	}
@@ -493,7 +496,7 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 		errs_path_key(kpath, sizeof(kpath), rpath, "verdict");
 		errs_add(c->e, kpath, "required key missing");
 	} else {
-		check_action(rpath, c, &r->act);
+		check_action(rpath, c, a);
 	}
 }
 
@@ -566,8 +569,9 @@ static void parse_rules(json_object *o, const char *path, struct compile *c,
 		return;
 	}
 	p->rules = calloc(n ? n : 1, sizeof(*p->rules));
+	p->acts = calloc(n ? n : 1, sizeof(*p->acts));
 	p->ctr = counters_new(n);
-	if (!p->rules || !p->ctr) {
+	if (!p->rules || !p->acts || !p->ctr) {
 		jsonv_nomem(c->e, path);
 		return;
 	}
