@@ -144,6 +144,7 @@ static json_object *agent_obj(const struct session_view *v)
 	jadd(a, "agent_pid", json_object_new_int(v->agent_pid));
 	jadd(a, "agent_uid", json_object_new_uint64(v->agent_uid));
 	jadd(a, "policy", json_object_new_string(v->policy));
+	jadd(a, "mode", json_object_new_string(v->audit ? "audit" : "enforce"));
 	jadd(a, "queues", q);
 	jadd(a, "packets", json_object_new_uint64(v->c.packets));
 	jadd(a, "bytes", json_object_new_uint64(v->c.bytes));

@@ -1167,7 +1167,7 @@ void session_view(const struct session *s, struct session_view *v)
 		.netns_ino = s->netns_ino, .agent_pid = s->agent_pid, .agent_uid = s->agent_uid,
 		.policy = policy_name(s->policy), .queues = s->queues, .nqueues = s->nqueues,
 		.c = s->c, .ks = &s->ks, .overruns = st.enobufs, .attached_at = s->attached_at,
-		.takeovers = s->takeovers,
+		.takeovers = s->takeovers, .audit = s->audit || policy_audit(s->policy),
 	};
 }
 

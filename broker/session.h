@@ -104,6 +104,7 @@ struct session_view {
 	pid_t agent_pid;
 	uid_t agent_uid;
 	const char *policy;           /* its policy's name */
+	bool audit;                   /* audit mode: its entry's or its policy's */
 	const uint16_t *queues;       /* bound queue numbers */
 	size_t nqueues;
 	struct session_counters c;

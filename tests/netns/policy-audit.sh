@@ -118,6 +118,14 @@ nt_assert_eq 3 "$(rule_field "$R" pb "(default)" would_drop)" "nfq-ctl rules: wo
 nt_assert_eq 0 "$(rule_field "$R" pb ok-5001 would_drop)" "nfq-ctl rules: would_drop of an accepting rule"
 nt_assert_eq "no 5002 here" "$(rule_field "$R" pa no-5002 comment)" "nfq-ctl rules: the comment"
 nt_assert_eq absent "$(rule_field "$R" pb ok-5001 comment)" "nfq-ctl rules: no comment, no key"
+ctl agents1 agents
+python3 - "$(nt_out agents1)" >"$NT_TMP/modes" <<'EOF2'
+import json, sys
+for a in json.load(open(sys.argv[1]))["agents"]:
+    print(a["name"], a["mode"], a["verdicts"]["would_drop"])
+EOF2
+nt_assert_grep "$NT_TMP/modes" '^pod-a audit 9$' "nfq-ctl agents: pod-a audits (its policy), would_drop"
+nt_assert_grep "$NT_TMP/modes" '^pod-b audit 8$' "nfq-ctl agents: pod-b audits (its entry), would_drop"
 # The same figures in the metrics (nfq-ctl metrics prints the exposition).
 nt_run metrics1 5000 "$CTL" --control "$CSOCK" metrics
 nt_assert_eq 0 "$NT_RC" "nfq-ctl metrics: exit status"
@@ -164,6 +172,8 @@ R=$(nt_out rules3)
 nt_assert_eq 5 "$(rule_field "$R" pa no-5002 would_drop)" "would_drop carried over the reload"
 nt_assert_eq 10 "$(rule_field "$R" pa no-5002 packets)" "packets of pa/no-5002 (carried + new)"
 nt_assert_eq enforce "$(rule_field "$R" pa no-5002 mode)" "nfq-ctl rules: mode of pa after the reload"
+ctl agents2 agents
+nt_assert_grep "$(nt_out agents2)" '"name":"pod-b",[^}]*"mode":"enforce"' "nfq-ctl agents: pod-b enforces after the reload"
 nt_ok
 
 nt_sub teardown
