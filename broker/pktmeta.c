@@ -117,29 +117,31 @@ int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len)
 int pktmeta_parse_ct(struct pktmeta *m, const void *ct, size_t len)
 {
 	const uint8_t *b = ct;
+	uint32_t mark = 0;
 	size_t off = 0;
 
 	m->has_ct = false;
-	while (b && len - off >= NLA_HDRLEN) {
+	if (!b || len < NLA_HDRLEN)
+		return -ENOENT;
+	while (len - off >= NLA_HDRLEN) {
 		struct nlattr a;
-		uint32_t v;
 
 		memcpy(&a, b + off, sizeof(a));
 		if (a.nla_len < NLA_HDRLEN || a.nla_len > len - off)
 			return -EBADMSG;
 		if ((a.nla_type & NLA_TYPE_MASK) == CTA_MARK) {
-			if (a.nla_len < (size_t)NLA_HDRLEN + sizeof(v))
+			if (a.nla_len < (size_t)NLA_HDRLEN + sizeof(mark))
 				return -EBADMSG;
-			memcpy(&v, b + off + NLA_HDRLEN, sizeof(v));
-			m->ctmark = ntohl(v);
-			m->has_ct = true;
-			return 0;
+			memcpy(&mark, b + off + NLA_HDRLEN, sizeof(mark));
+			mark = ntohl(mark);
 		}
 		if ((size_t)NLA_ALIGN(a.nla_len) >= len - off)
 			break;
 		off += (size_t)NLA_ALIGN(a.nla_len);
 	}
-	return -ENOENT;
+	m->ctmark = mark;
+	m->has_ct = true;
+	return 0;
 }
 
 static const struct {

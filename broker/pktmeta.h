@@ -43,8 +43,9 @@ int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len);
 /*
  * pktmeta_parse_ct - the conntrack mark (CTA_MARK) from the nested NFQA_CT
  * attributes @ct of @len bytes (nfqb_packet_ct()) into ctmark, has_ct
- * set. 0; -ENOENT when there is no CTA_MARK, -EBADMSG when the attributes
- * are malformed (has_ct then false).
+ * set: the packet has a conntrack entry. Without CTA_MARK the mark is 0
+ * (ctnetlink may leave a zero mark out). Returns 0; -ENOENT when there
+ * are no attributes, -EBADMSG when they are malformed (has_ct false).
  */
 int pktmeta_parse_ct(struct pktmeta *m, const void *ct, size_t len);
 

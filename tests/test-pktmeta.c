@@ -454,15 +454,23 @@ static void test_ct_mark(void **state)
 	assert_true(m.has_ct);
 	assert_int_equal(m.ctmark, 0x1234);
 
-	/* attributes without CTA_MARK: nothing for a connmark key to match */
+	/* attributes without CTA_MARK: a conntrack entry, mark 0 */
 	memset(&m, 0, sizeof(m));
-	assert_int_equal(pktmeta_parse_ct(&m, b, 24), -ENOENT);
-	assert_false(m.has_ct);
-	/* a length past the buffer, a short mark, a zero length: rejected */
+	m.ctmark = 77;
+	assert_int_equal(pktmeta_parse_ct(&m, b, 24), 0);
+	assert_true(m.has_ct);
+	assert_int_equal(m.ctmark, 0);
+	/* a length past the buffer or a mark cut short: rejected; a cut
+	 * between attributes leaves a (mark-less) entry */
 	for (size_t cut = 25; cut < off; cut++) {
 		memset(&m, 0, sizeof(m));
-		assert_true(pktmeta_parse_ct(&m, b, cut) < 0);
-		assert_false(m.has_ct);
+		if (cut - 24 < 4) {
+			assert_int_equal(pktmeta_parse_ct(&m, b, cut), 0);
+			assert_int_equal(m.ctmark, 0);
+		} else {
+			assert_int_equal(pktmeta_parse_ct(&m, b, cut), -EBADMSG);
+			assert_false(m.has_ct);
+		}
 	}
 	memset(b, 0, sizeof(b));
 	off = 0;
@@ -473,6 +481,7 @@ static void test_ct_mark(void **state)
 	assert_int_equal(pktmeta_parse_ct(&m, b, 16), -EBADMSG);
 	assert_int_equal(pktmeta_parse_ct(&m, NULL, 0), -ENOENT);
 	assert_int_equal(pktmeta_parse_ct(&m, b, 3), -ENOENT);
+	assert_false(m.has_ct);
 }
 
 int main(void)
