@@ -218,6 +218,7 @@ static json_object *agent_obj(const struct session_view *v)
 	jadd(a, "agent_pid", json_object_new_int(v->agent_pid));
 	jadd(a, "agent_uid", json_object_new_uint64(v->agent_uid));
 	jadd(a, "policy", json_object_new_string(v->policy));
+	jadd(a, "mode", json_object_new_string(v->audit ? "audit" : "enforce"));
 	jadd(a, "queues", q);
 	jadd(a, "packets", json_object_new_uint64(v->c.packets));
 	jadd(a, "bytes", json_object_new_uint64(v->c.bytes));
@@ -280,6 +281,11 @@ static json_object *rule_obj(const struct policy *p, int idx)
 	jadd(r, "rule", json_object_new_string(policy_rule_name(p, idx)));
 	jadd(r, "packets", json_object_new_uint64(pc->packets));
 	jadd(r, "bytes", json_object_new_uint64(pc->bytes));
+	jadd(r, "mode", json_object_new_string(policy_audit(p) ? "audit" : "enforce"));
+	jadd(r, "would_drop", json_object_new_uint64(pc->would_drop));
+	jadd(r, "log_suppressed", json_object_new_uint64(pc->log_suppressed));
+	if (policy_action_at(p, idx)->comment)
+		jadd(r, "comment", json_object_new_string(policy_action_at(p, idx)->comment));
 	return r;
 }
 

@@ -504,7 +504,7 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 			   json_object *steering, struct cfg_ns *ns, struct errs *e)
 {
 	static const char *const keys[] = {
-		"name", "netns", "queues", "policy", "queue", "steer", NULL
+		"name", "netns", "queues", "policy", "queue", "steer", "audit", NULL
 	};
 	static const char *const required[] = { "name", "queues", "policy", NULL };
 	char p[ERRS_PATH_MAX];
@@ -547,6 +547,10 @@ static void parse_ns_entry(json_object *obj, const char *path, struct cfg *c,
 	if (json_object_object_get_ex(obj, "steer", &v)) {
 		errs_path_key(p, sizeof(p), path, "steer");
 		parse_ns_steer(v, p, c, steering, ns, queues_ok ? ns->queues : NULL, e);
+	}
+	if (json_object_object_get_ex(obj, "audit", &v)) {
+		errs_path_key(p, sizeof(p), path, "audit");
+		jsonv_bool(v, p, &ns->audit, e);
 	}
 }
 
@@ -644,10 +648,19 @@ static void resolve_policies(struct cfg *c, json_object *policies, struct errs *
 			continue;
 		if (c->policies)
 			ns->policy = policy_set_find(c->policies, ns->policy_name);
+		errs_path_idx(base, sizeof(base), "namespaces", i);
+		if (ns->policy && policy_uses_connmark(ns->policy) &&
+		    !(ns->qopts.flags & NFQB_F_CONNTRACK)) {
+			errs_path_key(p, sizeof(p), base, "policy");
+			errs_add(e, p, "policy \"%s\" matches connmark, which needs the queue "
+				 "flag conntrack (queue_defaults or this entry's queue); a kernel "
+				 "without CONFIG_NETFILTER_NETLINK_GLUE_CT refuses that flag: use "
+				 "CONNMARK --restore-mark and a mark match instead (docs/policy.md)",
+				 ns->policy_name);
+		}
 		if (c->policies ? ns->policy != NULL :
 		    json_object_object_get_ex(policies, ns->policy_name, NULL))
 			continue;
-		errs_path_idx(base, sizeof(base), "namespaces", i);
 		errs_path_key(p, sizeof(p), base, "policy");
 		errs_add(e, p, "unknown policy \"%s\"", ns->policy_name);
 	}

@@ -54,6 +54,7 @@ struct cfg_ns {
 	 * one (owned by cfg.steering). NULL: no steering ("steer" absent or []). */
 	const struct steer_list *steer;
 	struct steer_list *steer_own;
+	bool audit;                   /* "audit": true: its policy only counts and logs drops */
 };
 
 /* Who may use the control socket, and its timers. */

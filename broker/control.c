@@ -437,7 +437,7 @@ static bool handle_line(struct control_client *cl, const char *line, size_t len)
  * paused; a line that fills the buffer without a newline is refused and
  * ends the connection. False when the client was closed.
  */
-static bool client_process(struct control_client *cl)
+static bool client_process_some(struct control_client *cl)
 {
 	while (!cl->closing && ring_len(&cl->out) < CONTROL_READ_PAUSE) {
 		char *nl = memchr(cl->in, '\n', cl->inlen);
@@ -474,8 +474,22 @@ static bool client_process(struct control_client *cl)
 	}
 	if (cl->eof && !cl->inlen && !cl->watching)
 		cl->closing = true;
-	if (!client_flush(cl))
-		return false;
+	return client_flush(cl);
+}
+
+/*
+ * client_process_some() until the pause or the buffer's end: when the
+ * pause stopped it and the flush then drained everything at once, no
+ * EPOLLOUT will come and the client may send nothing more, so the lines
+ * still buffered must go on now (at most a buffer's worth).
+ */
+static bool client_process(struct control_client *cl)
+{
+	do {
+		if (!client_process_some(cl))
+			return false;
+	} while (!cl->closing && ring_len(&cl->out) < CONTROL_READ_PAUSE &&
+		 memchr(cl->in, '\n', cl->inlen));
 	return client_update(cl);
 }
 

@@ -235,8 +235,8 @@ const char *mval_ifname(json_object *o, const char *path, struct errs *e)
 }
 
 /* mval_mark - see matchval.h. */
-bool mval_mark(json_object *o, const char *path, struct errs *e, uint32_t *val,
-	       uint32_t *mask)
+bool mval_markmask(json_object *o, const char *path, struct errs *e, const char *noun,
+		   uint32_t *val, uint32_t *mask)
 {
 	char vb[JSONV_TEXT_MAX];
 	uint64_t v, m = UINT32_MAX;
@@ -244,7 +244,7 @@ bool mval_mark(json_object *o, const char *path, struct errs *e, uint32_t *val,
 	size_t len;
 
 	if (jsonv_is_number(o)) {
-		if (!jsonv_uint(o, path, e, "mark", 0, UINT32_MAX, &v))
+		if (!jsonv_uint(o, path, e, noun, 0, UINT32_MAX, &v))
 			return false;
 	} else if (json_object_is_type(o, json_type_string)) {
 		s = jsonv_str(o, &len);
@@ -252,13 +252,14 @@ bool mval_mark(json_object *o, const char *path, struct errs *e, uint32_t *val,
 		if (!slash || mval_parse_num(s, (size_t)(slash - s), true, &v) ||
 		    mval_parse_num(slash + 1, len - (size_t)(slash - s) - 1, true, &m) ||
 		    v > UINT32_MAX || m > UINT32_MAX) {
-			errs_add(e, path, "bad mark %s (expected a number or "
-				 "\"value/mask\", 32 bits each)", jsonv_text(o, vb, sizeof(vb)));
+			errs_add(e, path, "bad %s %s (expected a number or "
+				 "\"value/mask\", 32 bits each)", noun,
+				 jsonv_text(o, vb, sizeof(vb)));
 			return false;
 		}
 		if (v & ~m) {
-			errs_add(e, path, "mark value 0x%" PRIx64 " has bits outside "
-				 "mask 0x%" PRIx64 " and can never match", v, m);
+			errs_add(e, path, "%s value 0x%" PRIx64 " has bits outside "
+				 "mask 0x%" PRIx64 " and can never match", noun, v, m);
 			return false;
 		}
 	} else {
@@ -267,6 +268,13 @@ bool mval_mark(json_object *o, const char *path, struct errs *e, uint32_t *val,
 	*val = (uint32_t)v;
 	*mask = (uint32_t)m;
 	return true;
+}
+
+/* mval_mark - see matchval.h. */
+bool mval_mark(json_object *o, const char *path, struct errs *e, uint32_t *val,
+	       uint32_t *mask)
+{
+	return mval_markmask(o, path, e, "mark", val, mask);
 }
 
 /* mval_family - see matchval.h. */

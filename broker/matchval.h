@@ -72,6 +72,10 @@ const char *mval_ifname(json_object *o, const char *path, struct errs *e);
 bool mval_mark(json_object *o, const char *path, struct errs *e, uint32_t *val,
 	       uint32_t *mask);
 
+/* mval_markmask - mval_mark for key @noun ("mark", "connmark") in messages. */
+bool mval_markmask(json_object *o, const char *path, struct errs *e, const char *noun,
+		   uint32_t *val, uint32_t *mask);
+
 /* mval_family - "ipv4" or "ipv6" into 4 or 6. */
 bool mval_family(json_object *o, const char *path, struct errs *e, uint8_t *af);
 

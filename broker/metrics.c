@@ -327,6 +327,7 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 {
 	const struct policy_set *ps = r->cfg->policies;
 	bool bytes = strcmp(mt->name, "nfqb_rule_bytes_total") == 0;
+	bool would = strcmp(mt->name, "nfqb_rule_would_drop_total") == 0;
 
 	for (size_t i = 0; i < policy_set_count(ps); i++) {
 		const struct policy *p = policy_set_at(ps, i);
@@ -339,7 +340,7 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 
 			sample(r->b, mt->name, "policy", policy_name(p), "rule",
 			       policy_rule_name(p, idx), NULL, NULL,
-			       bytes ? pc->bytes : pc->packets);
+			       would ? pc->would_drop : bytes ? pc->bytes : pc->packets);
 		}
 	}
 }
@@ -449,6 +450,8 @@ static const struct metric metrics[] = {
 	  "Packets matched, per policy rule (\"(default)\": no rule matched).", emit_rules, NULL },
 	{ "nfqb_rule_bytes_total", "counter", "Bytes matched, per policy rule.",
 	  emit_rules, NULL },
+	{ "nfqb_rule_would_drop_total", "counter",
+	  "Audit mode: packets a rule would have dropped, accepted instead.", emit_rules, NULL },
 	{ "nfqb_steer_installed", "gauge",
 	  "1 when a namespace's steer list is in the kernel as configured (0: unsteered, "
 	  "or an earlier config's rules after a failed replace).", emit_steer, NULL },

@@ -4,9 +4,13 @@
  * against the captured length: with COPY_META or a short copy range the
  * bytes simply end early, and whatever lies beyond them stays unset.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netlink.h>
 
 #include "ipv6ext.h"
 #include "pktmeta.h"
@@ -111,6 +115,38 @@ int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len)
 }
 
 /* One table for the policy language and for what the broker prints. */
+/* pktmeta_parse_ct - see pktmeta.h. A plain walk: the attributes are
+ * the kernel's, but a short or lying length must still not overrun. */
+int pktmeta_parse_ct(struct pktmeta *m, const void *ct, size_t len)
+{
+	const uint8_t *b = ct;
+	uint32_t mark = 0;
+	size_t off = 0;
+
+	m->has_ct = false;
+	if (!b || len < NLA_HDRLEN)
+		return -ENOENT;
+	while (len - off >= NLA_HDRLEN) {
+		struct nlattr a;
+
+		memcpy(&a, b + off, sizeof(a));
+		if (a.nla_len < NLA_HDRLEN || a.nla_len > len - off)
+			return -EBADMSG;
+		if ((a.nla_type & NLA_TYPE_MASK) == CTA_MARK) {
+			if (a.nla_len < (size_t)NLA_HDRLEN + sizeof(mark))
+				return -EBADMSG;
+			memcpy(&mark, b + off + NLA_HDRLEN, sizeof(mark));
+			mark = ntohl(mark);
+		}
+		if ((size_t)NLA_ALIGN(a.nla_len) >= len - off)
+			break;
+		off += (size_t)NLA_ALIGN(a.nla_len);
+	}
+	m->ctmark = mark;
+	m->has_ct = true;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	uint8_t num;

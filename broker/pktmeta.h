@@ -24,6 +24,8 @@ struct pktmeta {
 	bool has_uid, has_gid;
 	uint32_t uid, gid;
 	uint32_t len;            /* original packet length (cap_len) */
+	bool has_ct;             /* the kernel sent NFQA_CT with a CTA_MARK */
+	uint32_t ctmark;         /* its conntrack mark */
 };
 
 /*
@@ -38,6 +40,15 @@ struct pktmeta {
  * Leaves hook, mark, uid/gid, len and the device ids alone.
  */
 int pktmeta_parse_l3(struct pktmeta *m, const uint8_t *l3, size_t len);
+
+/*
+ * pktmeta_parse_ct - the conntrack mark (CTA_MARK) from the nested NFQA_CT
+ * attributes @ct of @len bytes (nfqb_packet_ct()) into ctmark, has_ct
+ * set: the packet has a conntrack entry. Without CTA_MARK the mark is 0
+ * (ctnetlink may leave a zero mark out). Returns 0; -ENOENT when there
+ * are no attributes, -EBADMSG when they are malformed (has_ct false).
+ */
+int pktmeta_parse_ct(struct pktmeta *m, const void *ct, size_t len);
 
 /*
  * pktmeta_proto_name - the protocol's name (tcp, udp, icmp, icmpv6, sctp,

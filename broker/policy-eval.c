@@ -61,7 +61,8 @@ static inline uint32_t packet_key(const struct pktmeta *m)
 {
 	return (m->family ? PK_IP : 0) | (m->family == 4 ? PK_V4 : 0) |
 	       (m->family == 6 ? PK_V6 : 0) | (m->has_ports ? PK_PORTS : 0) |
-	       (m->has_uid ? PK_UID : 0) | (m->has_gid ? PK_GID : 0);
+	       (m->has_uid ? PK_UID : 0) | (m->has_gid ? PK_GID : 0) |
+	       (m->has_ct ? PK_CT : 0);
 }
 
 /* Scalar tests in one expression, list scans after. */
@@ -81,6 +82,8 @@ static inline bool rule_match(const struct rule *r, const struct pktmeta *m,
 	t = r->tests & KEYS_LIST;
 	if (!t)
 		return true;
+	if ((t & KEY_BIT(connmark)) && (m->ctmark & r->ctmark_mask) != r->ctmark_val)
+		return false;
 	if ((t & KEY_BIT(uid)) && !u32_in(r->uid, r->n_uid, m->uid))
 		return false;
 	if ((t & KEY_BIT(gid)) && !u32_in(r->gid, r->n_gid, m->gid))
@@ -111,7 +114,7 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
 	for (size_t i = 0; i < p->n_rules; i++) {
 		if (!rule_match(&p->rules[i], m, pk, hook))
 			continue;
-		*act = &p->rules[i].act;
+		*act = &p->acts[i];
 		return (int)i;
 	}
 	*act = &p->def;
@@ -125,9 +128,86 @@ void policy_count(const struct policy *p, int idx, uint32_t len)
 
 	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
 		return;
-	c = &p->ctr->c[idx + 1];
+	c = &p->ctr->s[idx + 1].c;
 	c->packets++;
 	c->bytes += len;
+}
+
+/* policy_count_would_drop - see policy.h. */
+void policy_count_would_drop(const struct policy *p, int idx)
+{
+	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
+		return;
+	p->ctr->s[idx + 1].c.would_drop++;
+}
+
+/* policy_log_take - see policy.h. Integer credit, as xt_limit keeps it. */
+bool policy_log_take(const struct policy *p, int idx, uint64_t now_ns, uint64_t *suppressed)
+{
+	const struct policy_action *a = policy_action_at(p, idx);
+	struct policy_slot *sl;
+	uint64_t cap;
+
+	*suppressed = 0;
+	if (!a)
+		return false;
+	sl = &p->ctr->s[idx + 1];
+	if (a->limit.cost_ns) {
+		cap = a->limit.cost_ns * a->limit.burst;
+		if (!sl->b.last_ns || now_ns - sl->b.last_ns >= cap ||
+		    now_ns < sl->b.last_ns)
+			sl->b.credit_ns = cap;
+		else if (sl->b.credit_ns + (now_ns - sl->b.last_ns) < cap)
+			sl->b.credit_ns += now_ns - sl->b.last_ns;
+		else
+			sl->b.credit_ns = cap;
+		sl->b.last_ns = now_ns;
+		if (sl->b.credit_ns < a->limit.cost_ns) {
+			sl->b.held++;
+			sl->c.log_suppressed++;
+			return false;
+		}
+		sl->b.credit_ns -= a->limit.cost_ns;
+	}
+	*suppressed = sl->b.held;
+	sl->b.held = 0;
+	return true;
+}
+
+/* policy_action_at - see policy.h. */
+const struct policy_action *policy_action_at(const struct policy *p, int idx)
+{
+	if (idx == -1)
+		return &p->def;
+	if (idx < 0 || (size_t)idx >= p->n_rules)
+		return NULL;
+	return &p->acts[idx];
+}
+
+/* policy_audit - see policy.h. */
+bool policy_audit(const struct policy *p)
+{
+	return p->audit;
+}
+
+/* policy_uses_connmark - see policy.h. */
+bool policy_uses_connmark(const struct policy *p)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].tests & KEY_BIT(connmark))
+			return true;
+	return false;
+}
+
+/* policy_sets_connmark - see policy.h. */
+bool policy_sets_connmark(const struct policy *p)
+{
+	if (p->def.connmark)
+		return true;
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->acts[i].connmark)
+			return true;
+	return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -172,7 +252,7 @@ const struct policy_counter *policy_counter(const struct policy *p, int idx)
 {
 	if (idx < -1 || (idx >= 0 && (size_t)idx >= p->n_rules))
 		return NULL;
-	return &p->ctr->c[idx + 1];
+	return &p->ctr->s[idx + 1].c;
 }
 
 /* policy_set_count - number of policies in @s (0 for NULL). */

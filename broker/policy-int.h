@@ -22,7 +22,7 @@
 /* What a packet has, computed once per evaluation; a rule needs a subset. */
 enum {
 	PK_IP = 1u << 0, PK_V4 = 1u << 1, PK_V6 = 1u << 2, PK_PORTS = 1u << 3,
-	PK_UID = 1u << 4, PK_GID = 1u << 5,
+	PK_UID = 1u << 4, PK_GID = 1u << 5, PK_CT = 1u << 6,
 };
 
 /*
@@ -33,7 +33,8 @@ enum {
  *   needs   PK_* bits a packet must have for the key to match: PK_IP the
  *           IP header, PK_PORTS the transport header, PK_UID/PK_GID the
  *           socket owner metadata (0: always known)
- *   list    1: a list scanned after the scalar checks, skipped when absent;
+ *   list    1: a list scanned after the scalar checks, skipped when absent
+ *           (also a rare scalar, connmark, kept out of the common path);
  *           0: a scalar folded into rule_match()'s one expression
  *   absent  for a scalar key, what makes a rule without it always pass it
  *           (NULL when the zeroed rule already does)
@@ -54,7 +55,8 @@ enum {
 	X(mark,   0,                0, NULL,          "packet mark, exact or value/mask") \
 	X(uid,    PK_UID,           1, NULL,          "uid of the packet's socket owner") \
 	X(gid,    PK_GID,           1, NULL,          "gid of the packet's socket owner") \
-	X(length, 0,                0, absent_length, "original packet length, exact or range")
+	X(length, 0,                0, absent_length, "original packet length, exact or range") \
+	X(connmark, PK_CT,          1, NULL,          "conntrack mark, exact or value/mask (needs queue flag conntrack)")
 
 #define POLICY_KEY_INDEX(n, needs, list, absent, doc) K_##n,
 enum { POLICY_MATCH_KEYS(POLICY_KEY_INDEX) K_COUNT };
@@ -99,21 +101,37 @@ struct rule {
 	uint32_t n_indev, n_outdev;
 	uint32_t *uid, *gid;
 	uint32_t n_uid, n_gid;
-	struct policy_action act;
+	uint32_t ctmark_val, ctmark_mask;
 	char *name;
 };
 
-/* Counters of one policy: c[0] the default, c[i + 1] rule i. */
+/* The log rate limit's state of one rule. */
+struct log_bucket {
+	uint64_t credit_ns;        /* saved-up time, at most burst * cost_ns */
+	uint64_t last_ns;          /* 0: not used yet (starts full) */
+	uint64_t held;             /* lines held back since the last one */
+};
+
+struct policy_slot {
+	struct policy_counter c;   /* carried over a reload */
+	struct log_bucket b;       /* starts afresh with each load */
+};
+
+/* Counters of one policy: s[0] the default, s[i + 1] rule i. */
 struct policy_counters {
 	size_t n;
-	struct policy_counter c[];
+	struct policy_slot s[];
 };
 
 struct policy {
 	char *name;
 	struct rule *rules;
+	/* acts[i] is rules[i]'s action: apart, so that the rules the match
+	 * loop walks stay small (a fatter struct rule cost 10-25 %) */
+	struct policy_action *acts;
 	size_t n_rules;
 	struct policy_action def;
+	bool audit;                /* "mode": "audit" */
 	/* The one mutable part, kept in its own block: evaluation only reads
 	 * the policy, policy_count() writes here. */
 	struct policy_counters *ctr;

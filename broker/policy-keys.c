@@ -227,11 +227,26 @@ static bool m_gid(json_object *o, const char *path, struct compile *c, struct ru
 	return parse_list(o, path, c, sizeof(*r->gid), item_gid, (void **)&r->gid, &r->n_gid);
 }
 
-/* A number (exact mark) or "value/mask", each side decimal or 0x hex. */
+/* A number (exact value) or "value/mask", each side decimal or 0x hex;
+ * @noun is the key ("mark", "connmark"). */
+static bool parse_markmask(json_object *o, const char *path, struct compile *c,
+			   const char *noun, uint32_t *valp, uint32_t *maskp)
+{
+	return mval_markmask(o, path, c->e, noun, valp, maskp);
+}
+
 static bool m_mark(json_object *o, const char *path, struct compile *c,
 		   struct rule *r)
 {
-	return mval_mark(o, path, c->e, &r->mark_val, &r->mark_mask);
+	return parse_markmask(o, path, c, "mark", &r->mark_val, &r->mark_mask);
+}
+
+/* The conntrack mark: the kernel sends it only with the queue flag
+ * conntrack (config.c checks the entries using the policy). */
+static bool m_connmark(json_object *o, const char *path, struct compile *c,
+		       struct rule *r)
+{
+	return parse_markmask(o, path, c, "connmark", &r->ctmark_val, &r->ctmark_mask);
 }
 
 static bool m_length(json_object *o, const char *path, struct compile *c,

@@ -79,7 +79,7 @@ static int carry_policy(struct policy *p, const struct policy *q)
 {
 	struct name_index t;
 
-	p->ctr->c[0] = q->ctr->c[0];
+	p->ctr->s[0].c = q->ctr->s[0].c;
 	if (!q->n_rules || !p->n_rules)
 		return 0;
 	if (name_index_init(&t, q->n_rules) < 0)
@@ -91,7 +91,7 @@ static int carry_policy(struct policy *p, const struct policy *q)
 		long k = p->rules[r].name ? name_index_find(&t, q->rules, p->rules[r].name) : -1;
 
 		if (k >= 0)
-			p->ctr->c[r + 1] = q->ctr->c[k + 1];
+			p->ctr->s[r + 1].c = q->ctr->s[k + 1].c;
 	}
 	name_index_free(&t);
 	return 0;
@@ -120,7 +120,7 @@ int policy_set_carry_counters(struct policy_set *to, const struct policy_set *fr
 /* Room for @n rules and the default. */
 static struct policy_counters *counters_new(size_t n)
 {
-	struct policy_counters *c = calloc(1, sizeof(*c) + (n + 1) * sizeof(c->c[0]));
+	struct policy_counters *c = calloc(1, sizeof(*c) + (n + 1) * sizeof(c->s[0]));
 
 	if (c)
 		c->n = n + 1;
@@ -144,10 +144,14 @@ static void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->n_rules; i++)
+	for (size_t i = 0; i < p->n_rules; i++) {
 		rule_release(&p->rules[i]);
+		free((char *)p->acts[i].comment);
+	}
 	free(p->rules);
+	free(p->acts);
 	free(p->ctr);
+	free((char *)p->def.comment);
 	free(p->name);
 	free(p);
 }
@@ -226,17 +230,199 @@ static bool parse_verdict(json_object *o, const char *path, struct errs *e,
 	return true;
 }
 
+/* ------------------------------------------------------------------ */
+/* Actions: verdict, marks, log, comment                              */
+/* ------------------------------------------------------------------ */
+
+#define LOG_RATE_MAX 1000000u
+#define LOG_BURST_MAX 10000u
+#define RATE_FORMS "\"N/second\", \"N/minute\", \"N/hour\", \"N/day\" or \"unlimited\""
+
+static const struct {
+	const char *unit;
+	uint64_t ns;
+} rate_units[] = {
+	{ "second", 1000000000ull }, { "minute", 60000000000ull },
+	{ "hour", 3600000000000ull }, { "day", 86400000000000ull },
+};
+
+/* "N/unit" as iptables -m limit spells it (a unit may be cut short:
+ * "10/s", "3/min"), or "unlimited". */
+static bool parse_rate(json_object *o, const char *path, struct errs *e,
+		       struct policy_log_limit *lim)
+{
+	char vb[VALBUF];
+	const char *s, *slash;
+	uint64_t n;
+	size_t len, ulen;
+
+	if (!json_object_is_type(o, json_type_string))
+		return jsonv_type_err(e, path, "a rate string (" RATE_FORMS ")", o);
+	s = jsonv_str(o, &len);
+	if (s && strcmp(s, "unlimited") == 0) {
+		lim->cost_ns = 0;
+		return true;
+	}
+	slash = s ? memchr(s, '/', len) : NULL;
+	if (!slash || mval_parse_num(s, (size_t)(slash - s), false, &n))
+		goto bad;
+	ulen = len - (size_t)(slash - s) - 1;
+	for (size_t i = 0; ulen && i < sizeof(rate_units) / sizeof(rate_units[0]); i++) {
+		if (strncmp(slash + 1, rate_units[i].unit, ulen) != 0 ||
+		    ulen > strlen(rate_units[i].unit))
+			continue;
+		if (n < 1 || n > LOG_RATE_MAX) {
+			errs_add(e, path, "rate %" PRIu64 "/%s out of range 1-%u per %s", n,
+				 rate_units[i].unit, LOG_RATE_MAX, rate_units[i].unit);
+			return false;
+		}
+		lim->cost_ns = rate_units[i].ns / n;
+		return true;
+	}
+bad:
+	errs_add(e, path, "bad rate %s (expected " RATE_FORMS ")", jsonv_text(o, vb, sizeof(vb)));
+	return false;
+}
+
+/* "log": true/false, or {"rate": ..., "burst": N} (logging on, limited). */
+static void parse_log(json_object *o, const char *path, struct compile *c,
+		      struct policy_action *a)
+{
+	struct json_object_iterator it, end;
+	char kpath[ERRS_PATH_MAX];
+	uint64_t v;
+
+	if (json_object_is_type(o, json_type_boolean)) {
+		a->log = json_object_get_boolean(o);
+		return;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		jsonv_type_err(c->e, path, "true, false or a {\"rate\", \"burst\"} object", o);
+		return;
+	}
+	a->log = true;
+	it = json_object_iter_begin(o);
+	end = json_object_iter_end(o);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *val = json_object_iter_peek_value(&it);
+
+		errs_path_key(kpath, sizeof(kpath), path, key);
+		if (strcmp(key, "rate") == 0) {
+			parse_rate(val, kpath, c->e, &a->limit);
+		} else if (strcmp(key, "burst") == 0) {
+			if (!jsonv_is_number(val))
+				jsonv_type_err(c->e, kpath, "a number", val);
+			else if (jsonv_uint(val, kpath, c->e, "burst", 1, LOG_BURST_MAX, &v))
+				a->limit.burst = (uint32_t)v;
+		} else {
+			errs_add(c->e, kpath, "unknown key");
+		}
+	}
+}
+
+/* A comment is shown in tables and log lines: one line of printable text. */
+static void parse_comment(json_object *o, const char *path, struct compile *c,
+			  struct policy_action *a)
+{
+	const char *s;
+	size_t len;
+
+	if (!json_object_is_type(o, json_type_string)) {
+		jsonv_type_err(c->e, path, "a string", o);
+		return;
+	}
+	s = jsonv_str(o, &len);
+	if (!s) {
+		errs_add(c->e, path, "comment has a NUL byte");
+		return;
+	}
+	if (len > POLICY_COMMENT_MAX) {
+		errs_add(c->e, path, "comment of %zu bytes is longer than %d", len,
+			 POLICY_COMMENT_MAX);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+			errs_add(c->e, path, "comment has a control character (0x%02x)",
+				 (unsigned char)s[i]);
+			return;
+		}
+	}
+	free((char *)a->comment);
+	a->comment = strdup(s);
+	if (!a->comment)
+		jsonv_nomem(c->e, path);
+}
+
+static void action_init(struct policy_action *a)
+{
+	struct policy_log_limit def = { 1000000000ull / 10, POLICY_LOG_BURST_DEFAULT };
+
+	a->limit = def;       /* POLICY_LOG_RATE_DEFAULT */
+}
+
+/*
+ * Key @key of a rule's or a default's action into @a; false when it is
+ * not an action key. *@has_verdict set when it was "verdict".
+ */
+static bool parse_action_key(const char *key, json_object *val, const char *kpath,
+			     struct compile *c, struct policy_action *a, bool *has_verdict)
+{
+	uint64_t v;
+
+	if (strcmp(key, "verdict") == 0) {
+		*has_verdict = true;
+		parse_verdict(val, kpath, c->e, &a->verdict);
+	} else if (strcmp(key, "set_mark") == 0) {
+		if (!jsonv_is_number(val))
+			jsonv_type_err(c->e, kpath, "a number", val);
+		else if (jsonv_uint(val, kpath, c->e, "mark", 0, UINT32_MAX, &v))
+			a->mark = (uint32_t)v;
+		a->set_mark = true;
+	} else if (strcmp(key, "set_connmark") == 0) {
+		if (!jsonv_is_number(val))
+			jsonv_type_err(c->e, kpath, "a number", val);
+		else if (jsonv_uint(val, kpath, c->e, "connmark", 1, UINT32_MAX, &v))
+			a->connmark = (uint32_t)v;
+	} else if (strcmp(key, "log") == 0) {
+		parse_log(val, kpath, c, a);
+	} else if (strcmp(key, "comment") == 0) {
+		parse_comment(val, kpath, c, a);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* What only a complete action can tell. */
+static void check_action(const char *path, struct compile *c, const struct policy_action *a)
+{
+	char kpath[ERRS_PATH_MAX];
+
+	if (a->connmark && (a->verdict & 0xffff) == NFQB_DROP) {
+		errs_path_key(kpath, sizeof(kpath), path, "set_connmark");
+		errs_add(c->e, kpath, "set_connmark with verdict drop: a dropped packet "
+			 "never reaches the CONNMARK --save-mark rule");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Rules and policies                                                 */
+/* ------------------------------------------------------------------ */
+
 /* Rule @idx of @p; @rpath is its path. Errors are reported, not returned. */
 static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 		       struct policy *p, size_t idx)
 {
 	struct rule *r = &p->rules[idx];
+	struct policy_action *a = &p->acts[idx];
 	struct json_object_iterator it, end;
 	char kpath[ERRS_PATH_MAX], vb[VALBUF];
 	bool has_verdict = false, has_name = false;
-	uint64_t v;
 	long dup;
 
+	action_init(a);
 	if (!json_object_is_type(o, json_type_object)) {
 		jsonv_type_err(c->e, rpath, "a rule object", o);
 		return;
@@ -274,21 +460,7 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 				name_index_add(&c->names, p->rules, idx);
 		} else if (strcmp(key, "match") == 0) {
 			policy_keys_parse_match(val, kpath, c, r);
-		} else if (strcmp(key, "verdict") == 0) {
-			has_verdict = true;
-			parse_verdict(val, kpath, c->e, &r->act.verdict);
-		} else if (strcmp(key, "set_mark") == 0) {
-			if (!jsonv_is_number(val))
-				jsonv_type_err(c->e, kpath, "a number", val);
-			else if (jsonv_uint(val, kpath, c->e, "mark", 0, UINT32_MAX, &v))
-				r->act.mark = (uint32_t)v;
-			r->act.set_mark = true;
-		} else if (strcmp(key, "log") == 0) {
-			if (!json_object_is_type(val, json_type_boolean))
-				jsonv_type_err(c->e, kpath, "true or false", val);
-			else
-				r->act.log = json_object_get_boolean(val);
-		} else {
+		} else if (!parse_action_key(key, val, kpath, c, a, &has_verdict)) {
 			errs_add(c->e, kpath, "unknown key");
 		}
 	}
@@ -300,7 +472,62 @@ static void parse_rule(json_object *o, const char *rpath, struct compile *c,
 	if (!has_verdict) {
 		errs_path_key(kpath, sizeof(kpath), rpath, "verdict");
 		errs_add(c->e, kpath, "required key missing");
+	} else {
+		check_action(rpath, c, a);
 	}
+}
+
+/* "default": a verdict string, or an action object without name/match. */
+static void parse_default(json_object *o, const char *path, struct compile *c,
+			  struct policy *p)
+{
+	struct json_object_iterator it, end;
+	char kpath[ERRS_PATH_MAX];
+	bool has_verdict = false;
+
+	if (json_object_is_type(o, json_type_string)) {
+		parse_verdict(o, path, c->e, &p->def.verdict);
+		return;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		jsonv_type_err(c->e, path, "a verdict string or an action object", o);
+		return;
+	}
+	it = json_object_iter_begin(o);
+	end = json_object_iter_end(o);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *val = json_object_iter_peek_value(&it);
+
+		errs_path_key(kpath, sizeof(kpath), path, key);
+		if (!parse_action_key(key, val, kpath, c, &p->def, &has_verdict))
+			errs_add(c->e, kpath, "unknown key");
+	}
+	if (!has_verdict) {
+		errs_path_key(kpath, sizeof(kpath), path, "verdict");
+		errs_add(c->e, kpath, "required key missing");
+	} else {
+		check_action(path, c, &p->def);
+	}
+}
+
+static void parse_mode(json_object *o, const char *path, struct errs *e, struct policy *p)
+{
+	char vb[VALBUF];
+	const char *s;
+	size_t len;
+
+	if (!json_object_is_type(o, json_type_string)) {
+		jsonv_type_err(e, path, "a mode string", o);
+		return;
+	}
+	s = jsonv_str(o, &len);
+	if (s && strcmp(s, "enforce") == 0)
+		p->audit = false;
+	else if (s && strcmp(s, "audit") == 0)
+		p->audit = true;
+	else
+		errs_add(e, path, "unknown mode %s (enforce, audit)", jsonv_text(o, vb, sizeof(vb)));
 }
 
 static void parse_rules(json_object *o, const char *path, struct compile *c,
@@ -319,8 +546,9 @@ static void parse_rules(json_object *o, const char *path, struct compile *c,
 		return;
 	}
 	p->rules = calloc(n ? n : 1, sizeof(*p->rules));
+	p->acts = calloc(n ? n : 1, sizeof(*p->acts));
 	p->ctr = counters_new(n);
-	if (!p->rules || !p->ctr) {
+	if (!p->rules || !p->acts || !p->ctr) {
 		jsonv_nomem(c->e, path);
 		return;
 	}
@@ -347,6 +575,7 @@ static struct policy *parse_policy(json_object *o, const char *name,
 	if (!p || !(p->name = strdup(name)))
 		goto fail;
 	p->def.verdict = NFQB_ACCEPT;
+	action_init(&p->def);
 	if (!json_object_is_type(o, json_type_object)) {
 		jsonv_type_err(c->e, path, "a policy object", o);
 		goto done;
@@ -359,7 +588,9 @@ static struct policy *parse_policy(json_object *o, const char *name,
 
 		errs_path_key(kpath, sizeof(kpath), path, key);
 		if (strcmp(key, "default") == 0)
-			parse_verdict(val, kpath, c->e, &p->def.verdict);
+			parse_default(val, kpath, c, p);
+		else if (strcmp(key, "mode") == 0)
+			parse_mode(val, kpath, c->e, p);
 		else if (strcmp(key, "rules") == 0)
 			parse_rules(val, kpath, c, p);
 		else

@@ -18,17 +18,42 @@
 struct policy_set;          /* every policy of one configuration */
 struct policy;              /* one named policy */
 
+/*
+ * A "log" rate limit as a token bucket in nanoseconds of credit, like
+ * iptables -m limit: a packet costs @cost_ns, at most @burst packets'
+ * worth is saved up. cost_ns 0: unlimited.
+ */
+struct policy_log_limit {
+	uint64_t cost_ns;
+	uint32_t burst;
+};
+
+/* Default limit of "log": true and of audit mode's would-drop lines. */
+#define POLICY_LOG_RATE_DEFAULT "10/second"
+#define POLICY_LOG_BURST_DEFAULT 10u
+/* "comment" on a rule or a default: at most this many bytes. */
+#define POLICY_COMMENT_MAX 256
+
 /* The action of a rule or of a policy's default. */
 struct policy_action {
 	uint32_t verdict;        /* NFQB_ACCEPT/DROP/REPEAT, or NFQB_QUEUE | num << 16 */
 	bool set_mark;
 	uint32_t mark;
+	uint32_t connmark;       /* set_connmark: bits OR'd into the packet mark; 0 none */
 	bool log;
+	struct policy_log_limit limit;  /* of "log" (and of audit lines) */
+	const char *comment;     /* NULL when none; owned by the policy */
+	/* Set only on the session's copy of an action an audit turned into
+	 * accept: what the policy decided. */
+	bool audited;
+	uint32_t would_verdict;
 };
 
 /* Counters of one rule (index -1 is the policy's "(default)"). */
 struct policy_counter {
 	uint64_t packets, bytes;
+	uint64_t would_drop;     /* audit mode: packets that were accepted instead */
+	uint64_t log_suppressed; /* log lines the rate limit held back */
 };
 
 /*
@@ -61,6 +86,30 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
  * policy_counter(). An index out of range is ignored.
  */
 void policy_count(const struct policy *p, int idx, uint32_t len);
+
+/* policy_count_would_drop - count an audited drop on rule @idx (-1 default). */
+void policy_count_would_drop(const struct policy *p, int idx);
+
+/*
+ * policy_log_take - the rate limit of rule @idx (-1 default) at monotonic
+ * time @now_ns: true when a log line may be written, with the number of
+ * lines held back since the last one into *@suppressed; false (and one
+ * more held back) otherwise. No allocation: the bucket lives with the
+ * counters.
+ */
+bool policy_log_take(const struct policy *p, int idx, uint64_t now_ns, uint64_t *suppressed);
+
+/* policy_audit - true for a policy with "mode": "audit". */
+bool policy_audit(const struct policy *p);
+
+/* policy_uses_connmark - true when a rule matches "connmark" (needs the
+ * queue flag conntrack); policy_sets_connmark - when an action has
+ * "set_connmark" (needs the CONNMARK rules of docs/policy.md). */
+bool policy_uses_connmark(const struct policy *p);
+bool policy_sets_connmark(const struct policy *p);
+
+/* policy_action_at - the action of rule @idx (-1 = default), NULL out of range. */
+const struct policy_action *policy_action_at(const struct policy *p, int idx);
 
 /*
  * policy_match_key - name of match key @i (0, 1, ... in table order) and its

@@ -60,6 +60,7 @@ struct session {
 	struct loop_timer check_timer;    /* SESSION_CHECK_MS health check */
 	size_t nadopted;              /* of those, found bound already (broker restart) */
 	const struct policy *policy;  /* in mgr->cfg's policy set */
+	bool audit;                   /* its entry's "audit": every verdict sent as accept */
 	struct session_counters c;
 	enum session_state state;
 	struct loop_timer grace;

@@ -62,24 +62,36 @@ static const char *addr_str(const struct pktmeta *m, const uint8_t *a, char *buf
 	return "-";
 }
 
-/* The log line a rule with "log": true asks for. */
+/*
+ * The log line a rule with "log" (or an audited verdict) asks for, once
+ * its rate limit lets it: @held lines were held back before it.
+ */
 static void log_packet(const struct session *s, const struct nfqb_packet *p,
 		       const struct pktmeta *m, int rule, const struct policy_action *act,
-		       int rc)
+		       int rc, uint64_t held)
 {
-	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], pb[8], vb[24];
-	char rb[LOG_VALUE_MAX];
+	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], pb[8], vb[24], wb[40];
+	char rb[LOG_VALUE_MAX], cb[LOG_VALUE_MAX + 16], hb[40];
 
+	wb[0] = cb[0] = hb[0] = '\0';
+	if (act->audited)
+		snprintf(wb, sizeof(wb), " audit=%s",
+			 policy_verdict_name(act->would_verdict, vb, sizeof(vb)));
+	if (act->comment)
+		snprintf(cb, sizeof(cb), " comment=%s",
+			 log_value(rb, sizeof(rb), act->comment));
+	if (held)
+		snprintf(hb, sizeof(hb), " suppressed=%" PRIu64, held);
 	log_event(LOGL_INFO, "packet",
 		  "ns=%s queue=%u id=%u policy=%s rule=%s family=%s proto=%s src=%s dst=%s "
-		  "sport=%u dport=%u len=%u verdict=%s%s",
+		  "sport=%u dport=%u len=%u verdict=%s%s%s%s%s",
 		  s->name, nfqb_packet_queue(p), nfqb_packet_id(p), policy_name(s->policy),
 		  log_value(rb, sizeof(rb), policy_rule_name(s->policy, rule)),
 		  m->family == 4 ? "ipv4" : m->family == 6 ? "ipv6" : "-",
 		  pktmeta_proto_name(m->proto, pb, sizeof(pb)),
 		  addr_str(m, m->src, src, sizeof(src)), addr_str(m, m->dst, dst, sizeof(dst)),
 		  m->sport, m->dport, m->len,
-		  policy_verdict_name(act->verdict, vb, sizeof(vb)),
+		  policy_verdict_name(act->verdict, vb, sizeof(vb)), wb, cb, hb,
 		  rc < 0 ? " verdict_failed=true" : "");
 }
 
@@ -103,6 +115,9 @@ static void meta_fill(struct pktmeta *m, const struct session *s,
 		m->len = (uint32_t)len;
 	if (l3)
 		pktmeta_parse_l3(m, l3, len);
+	l3 = nfqb_packet_ct(p, &len, NULL);
+	if (l3)
+		pktmeta_parse_ct(m, l3, len);
 }
 
 const struct session_counter_def session_verdict_counters[] = {
@@ -111,6 +126,7 @@ const struct session_counter_def session_verdict_counters[] = {
 	{ "repeat", "repeat", offsetof(struct session_counters, repeat) },
 	{ "queue", "queue", offsetof(struct session_counters, queue) },
 	{ "error", "errors", offsetof(struct session_counters, errors) },
+	{ "would_drop", "would_drop", offsetof(struct session_counters, would_drop) },
 };
 const size_t session_verdict_ncounters =
 	sizeof(session_verdict_counters) / sizeof(session_verdict_counters[0]);
@@ -132,6 +148,36 @@ static void count(struct session_counters *c, uint32_t len, uint32_t verdict, in
 }
 
 /*
+ * Audit mode: the packet is accepted, unmarked, and what the policy
+ * decided is kept in @copy for the counters, the log line and observers.
+ */
+static const struct policy_action *audit(struct session *s, int rule,
+					 const struct policy_action *act,
+					 struct policy_action *copy)
+{
+	*copy = *act;
+	copy->verdict = NFQB_ACCEPT;
+	copy->set_mark = false;
+	copy->connmark = 0;
+	copy->audited = true;
+	copy->would_verdict = act->verdict;
+	if ((act->verdict & 0xffff) == NFQB_DROP) {
+		s->c.would_drop++;
+		s->mgr->total.would_drop++;
+		policy_count_would_drop(s->policy, rule);
+	}
+	return copy;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
  * The verdict step: every packet of every namespace passes here, as the
  * nfqb callback. The rule engine plugs in through policy_eval() and
  * policy_count().
@@ -142,20 +188,29 @@ static void session_verdict(struct nfqb_packet *p, void *user)
 	struct session *s = user;
 	struct session_mgr *m = s->mgr;
 	const struct policy_action *act;
+	struct policy_action audited;
 	struct pktmeta meta;
+	uint64_t held;
 	int rule, rc = 0;
 
 	meta_fill(&meta, s, p);
 	rule = policy_eval(s->policy, &meta, &act);
 	policy_count(s->policy, rule, meta.len);
-	if (act->set_mark)
-		rc = nfqb_packet_set_mark(p, act->mark);
+	if (act->verdict != NFQB_ACCEPT && (s->audit || policy_audit(s->policy)))
+		act = audit(s, rule, act, &audited);
+	/* set_connmark is a packet mark bit a CONNMARK --save-mark rule
+	 * copies to the flow (docs/policy.md): the kernel has no conntrack
+	 * glue for queue verdicts. */
+	if (act->set_mark || act->connmark)
+		rc = nfqb_packet_set_mark(p, (act->set_mark ? act->mark : meta.mark) |
+					  act->connmark);
 	if (rc == 0)
 		rc = nfqb_packet_verdict(p, act->verdict);
 	count(&s->c, meta.len, act->verdict, rc);
 	count(&m->total, meta.len, act->verdict, rc);
-	if (act->log)
-		log_packet(s, p, &meta, rule, act, rc);
+	if ((act->log || act->audited) &&
+	    policy_log_take(s->policy, rule, mono_ns(), &held))
+		log_packet(s, p, &meta, rule, act, rc, held);
 	for (size_t i = 0; i < m->nobs; i++)
 		if (m->obs[i].fn)
 			m->obs[i].fn(s, p, &meta, rule, act, rc, m->obs[i].data);
@@ -572,6 +627,7 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 	s->agent_pid = h->pid;
 	s->agent_uid = h->uid;
 	s->policy = h->entry->policy;
+	s->audit = h->entry->audit;
 	s->state = SESSION_ATTACHED;
 	s->attached_at = time(NULL);
 	loop_timer_init(&s->grace, grace_over, s);
@@ -630,10 +686,20 @@ static void log_attach(const struct session *s, const char *event)
 
 	log_event(LOGL_INFO, event,
 		  "name=%s netns_inode=%" PRIu64 " agent_pid=%d uid=%u entry=namespaces[%zu] "
-		  "policy=%s queues=%s adopted=%zu rtnl=%s",
+		  "policy=%s queues=%s adopted=%zu rtnl=%s%s",
 		  s->name, s->netns_ino, (int)s->agent_pid, (unsigned)s->agent_uid,
 		  s->entry_index, policy_name(s->policy), queues_str(s, qb, sizeof(qb)),
-		  s->nadopted, s->rtnl_fd >= 0 ? "true" : "false");
+		  s->nadopted, s->rtnl_fd >= 0 ? "true" : "false",
+		  s->audit || policy_audit(s->policy) ? " audit=true" : "");
+	/* Said at attach rather than refused at load: the rules live in the
+	 * namespace, where the broker cannot see them. */
+	if (policy_sets_connmark(s->policy))
+		log_event(LOGL_INFO, "connmark_rules", "name=%s policy=%s note=\"set_connmark "
+			  "sets packet mark bits; queue verdicts cannot set the conntrack mark "
+			  "on this kernel (no CONFIG_NETFILTER_NETLINK_GLUE_CT): the namespace "
+			  "needs -m mark --mark V/V -j CONNMARK --save-mark --mask V after the "
+			  "queue and -m connmark --mark V/V -j ACCEPT before the NFQUEUE rule "
+			  "(docs/policy.md)\"", s->name, policy_name(s->policy));
 }
 
 /* ------------------------------------------------------------ health */
@@ -890,6 +956,7 @@ static int takeover(struct session *s, const struct session_hello *h, int *lease
 	s->agent_uid = h->uid;
 	s->state = SESSION_ATTACHED;
 	s->policy = h->entry->policy;
+	s->audit = h->entry->audit;
 	s->entry_index = h->entry->index;
 	s->takeovers++;
 	/* A restarted agent opened new sockets; the queues stay on the ones
@@ -1017,6 +1084,8 @@ static bool reresolve(struct session *s, const struct cfg *n, char *why, size_t 
 		log_event(LOGL_INFO, "policy_change", "name=%s from=%s to=%s", s->name, old,
 			  policy_name(pol));
 	s->policy = pol;
+	if (entry)
+		s->audit = entry->audit;
 	if (s->links)
 		links_remap(s->links, n->policies);
 	return true;
@@ -1161,6 +1230,7 @@ void session_view(const struct session *s, struct session_view *v)
 		.policy = policy_name(s->policy), .queues = s->queues, .nqueues = s->nqueues,
 		.c = s->c, .ks = &s->ks, .overruns = st.enobufs, .attached_at = s->attached_at,
 		.takeovers = s->takeovers, .session = s, .latency = &s->latency,
+		.audit = s->audit || policy_audit(s->policy),
 	};
 }
 

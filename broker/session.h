@@ -43,6 +43,7 @@ struct session_counters {
 	uint64_t packets, bytes;
 	uint64_t accept, drop, repeat, queue;
 	uint64_t errors;          /* verdicts the library could not send */
+	uint64_t would_drop;      /* audit mode: drops sent as accept (counted in accept too) */
 };
 
 enum session_state {
@@ -104,6 +105,7 @@ struct session_view {
 	pid_t agent_pid;
 	uid_t agent_uid;
 	const char *policy;           /* its policy's name */
+	bool audit;                   /* audit mode: its entry's or its policy's */
 	const uint16_t *queues;       /* bound queue numbers */
 	size_t nqueues;
 	struct session_counters c;

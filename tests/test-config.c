@@ -823,6 +823,59 @@ static void test_metrics_public(void **state)
 		   "[::1]:PORT)");
 }
 
+/* "audit" on a namespaces[] entry, and the connmark match's queue flag. */
+static void test_audit_and_connmark(void **state)
+{
+	static const char ct_pol[] =
+		"\"policies\": {\"ct\": {\"rules\": [{\"name\": \"r\", \"match\": "
+		"{\"connmark\": \"1/1\"}, \"verdict\": \"accept\"}]}, "
+		"\"plain\": {\"default\": \"accept\"}}";
+	struct cfg *c;
+	char *j;
+
+	c = expect_ok("{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\", "
+		      "\"audit\": true}, {\"name\": \"b\", \"queues\": [2], \"policy\": \"web\", "
+		      "\"audit\": false}, {\"name\": \"c\", \"queues\": [3], \"policy\": \"web\"}], "
+		      POLICIES "}");
+	assert_true(c->ns[0].audit);
+	assert_false(c->ns[1].audit);
+	assert_false(c->ns[2].audit);       /* the default */
+	cfg_free(c);
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\", "
+	       "\"audit\": \"yes\"}]",
+	       "namespaces[0].audit: expected a boolean, got string \"yes\"");
+	ns_err("\"namespaces\": [{\"name\": \"a\", \"queues\": [1], \"policy\": \"web\", "
+	       "\"audit\": 1}]",
+	       "namespaces[0].audit: expected a boolean, got number 1");
+
+	/* connmark needs the conntrack flag: per entry, from queue_defaults or its own */
+	assert_true(asprintf(&j, "{\"namespaces\": [{\"name\": \"a\", \"queues\": [1], "
+			     "\"policy\": \"ct\"}, {\"name\": \"b\", \"queues\": [2], \"policy\": "
+			     "\"ct\", \"queue\": {\"conntrack\": true}}, {\"name\": \"c\", "
+			     "\"queues\": [3], \"policy\": \"plain\"}], %s}", ct_pol) > 0);
+	expect_errors(j, "namespaces[0].policy: policy \"ct\" matches connmark, which needs the "
+		      "queue flag conntrack (queue_defaults or this entry's queue); a kernel "
+		      "without CONFIG_NETFILTER_NETLINK_GLUE_CT refuses that flag: use "
+		      "CONNMARK --restore-mark and a mark match instead (docs/policy.md)");
+	free(j);
+	assert_true(asprintf(&j, "{\"queue_defaults\": {\"conntrack\": true}, \"namespaces\": "
+			     "[{\"name\": \"a\", \"queues\": [1], \"policy\": \"ct\"}], %s}",
+			     ct_pol) > 0);
+	c = expect_ok(j);
+	assert_true(c->ns[0].qopts.flags & NFQB_F_CONNTRACK);
+	cfg_free(c);
+	free(j);
+	assert_true(asprintf(&j, "{\"queue_defaults\": {\"conntrack\": true}, \"namespaces\": "
+			     "[{\"name\": \"a\", \"queues\": [1], \"policy\": \"ct\", \"queue\": "
+			     "{\"conntrack\": false}}], %s}", ct_pol) > 0);
+	expect_errors(j, "namespaces[0].policy: policy \"ct\" matches connmark, which needs the "
+		      "queue flag conntrack (queue_defaults or this entry's queue); a kernel "
+		      "without CONFIG_NETFILTER_NETLINK_GLUE_CT refuses that flag: use "
+		      "CONNMARK --restore-mark and a mark match instead (docs/policy.md)");
+	free(j);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -849,6 +902,8 @@ int main(void)
 		cmocka_unit_test(test_steer_named),
 		cmocka_unit_test(test_steer_errors),
 		cmocka_unit_test(test_steer_all_at_once),
+
+		cmocka_unit_test(test_audit_and_connmark),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -448,9 +448,71 @@ static void test_truncated_every_length(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Conntrack attributes (synthetic: this kernel never sends NFQA_CT)   */
+/* ------------------------------------------------------------------ */
+
+/* One attribute of @type with @len payload bytes at @b + *@off. */
+static void put_attr(uint8_t *b, size_t *off, uint16_t type, const void *data, uint16_t len)
+{
+	uint16_t alen = (uint16_t)(4 + len);
+
+	memcpy(b + *off, &alen, 2);
+	memcpy(b + *off + 2, &type, 2);
+	memcpy(b + *off + 4, data, len);
+	*off += (size_t)((alen + 3) & ~3);
+}
+
+static void test_ct_mark(void **state)
+{
+	uint8_t b[64] = { 0 }, tuple[12] = { 0 };
+	uint32_t mark = htonl(0x1234), status = htonl(8);
+	struct pktmeta m;
+	size_t off = 0;
+
+	/* CTA_TUPLE_ORIG (1, nested), CTA_STATUS (3), CTA_MARK (8) */
+	put_attr(b, &off, 1 | 0x8000, tuple, sizeof(tuple));
+	put_attr(b, &off, 3, &status, 4);
+	put_attr(b, &off, 8, &mark, 4);
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(pktmeta_parse_ct(&m, b, off), 0);
+	assert_true(m.has_ct);
+	assert_int_equal(m.ctmark, 0x1234);
+
+	/* attributes without CTA_MARK: a conntrack entry, mark 0 */
+	memset(&m, 0, sizeof(m));
+	m.ctmark = 77;
+	assert_int_equal(pktmeta_parse_ct(&m, b, 24), 0);
+	assert_true(m.has_ct);
+	assert_int_equal(m.ctmark, 0);
+	/* a length past the buffer or a mark cut short: rejected; a cut
+	 * between attributes leaves a (mark-less) entry */
+	for (size_t cut = 25; cut < off; cut++) {
+		memset(&m, 0, sizeof(m));
+		if (cut - 24 < 4) {
+			assert_int_equal(pktmeta_parse_ct(&m, b, cut), 0);
+			assert_int_equal(m.ctmark, 0);
+		} else {
+			assert_int_equal(pktmeta_parse_ct(&m, b, cut), -EBADMSG);
+			assert_false(m.has_ct);
+		}
+	}
+	memset(b, 0, sizeof(b));
+	off = 0;
+	put_attr(b, &off, 8, &mark, 2);
+	assert_int_equal(pktmeta_parse_ct(&m, b, off), -EBADMSG);
+	assert_false(m.has_ct);
+	memset(b, 0, sizeof(b));
+	assert_int_equal(pktmeta_parse_ct(&m, b, 16), -EBADMSG);
+	assert_int_equal(pktmeta_parse_ct(&m, NULL, 0), -ENOENT);
+	assert_int_equal(pktmeta_parse_ct(&m, b, 3), -ENOENT);
+	assert_false(m.has_ct);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ct_mark),
 		cmocka_unit_test(test_v4_tcp),
 		cmocka_unit_test(test_tcp_flags),
 		cmocka_unit_test(test_v4_udp_options),

@@ -104,7 +104,7 @@ static struct policy_set *parse_ok(const char *text)
 /*
  * Packet description, "key=value" words: src= dst= (the family follows the
  * address), proto= (name or number), sport= dport= (sets has_ports), hook=,
- * in= out= (interned through @s), mark= uid= gid= len=.
+ * in= out= (interned through @s), mark= ctmark= (sets has_ct) uid= gid= len=.
  */
 static void mkpkt(const struct policy_set *s, const char *desc, struct pktmeta *m)
 {
@@ -148,6 +148,9 @@ static void mkpkt(const struct policy_set *s, const char *desc, struct pktmeta *
 			m->outdev_id = policy_ifname_id(s, v);
 		} else if (!strcmp(w, "mark")) {
 			m->mark = (uint32_t)strtoul(v, NULL, 0);
+		} else if (!strcmp(w, "ctmark")) {
+			m->ctmark = (uint32_t)strtoul(v, NULL, 0);
+			m->has_ct = true;
 		} else if (!strcmp(w, "uid")) {
 			m->uid = (uint32_t)strtoul(v, NULL, 0);
 			m->has_uid = true;
@@ -272,9 +275,89 @@ static const struct bad_case {
 	{ RULE("\"verdict\":\"accept\",\"set_mark\":-1"),
 	  R0 ".set_mark: mark -1 out of range 0-4294967295" },
 	{ RULE("\"verdict\":\"accept\",\"log\":\"yes\""),
-	  R0 ".log: expected true or false, got string \"yes\"" },
+	  R0 ".log: expected true, false or a {\"rate\", \"burst\"} object, got string \"yes\"" },
 	{ RULE("\"verdict\":\"accept\",\"colour\":1"),
 	  R0 ".colour: unknown key" },
+	/* log limits (iptables -m limit) */
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"fast\"}"),
+	  R0 ".log.rate: bad rate \"fast\" (expected \"N/second\", \"N/minute\", \"N/hour\", "
+	  "\"N/day\" or \"unlimited\")" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"10/week\"}"),
+	  R0 ".log.rate: bad rate \"10/week\" (expected \"N/second\", \"N/minute\", \"N/hour\", "
+	  "\"N/day\" or \"unlimited\")" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"10/\"}"),
+	  R0 ".log.rate: bad rate \"10/\" (expected \"N/second\", \"N/minute\", \"N/hour\", "
+	  "\"N/day\" or \"unlimited\")" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"/second\"}"),
+	  R0 ".log.rate: bad rate \"/second\" (expected \"N/second\", \"N/minute\", \"N/hour\", "
+	  "\"N/day\" or \"unlimited\")" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"10/seconds\"}"),
+	  R0 ".log.rate: bad rate \"10/seconds\" (expected \"N/second\", \"N/minute\", \"N/hour\", "
+	  "\"N/day\" or \"unlimited\")" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"0/second\"}"),
+	  R0 ".log.rate: rate 0/second out of range 1-1000000 per second" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":\"2000000/s\"}"),
+	  R0 ".log.rate: rate 2000000/second out of range 1-1000000 per second" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"rate\":10}"),
+	  R0 ".log.rate: expected a rate string (\"N/second\", \"N/minute\", \"N/hour\", "
+	  "\"N/day\" or \"unlimited\"), got number 10" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"burst\":0}"),
+	  R0 ".log.burst: burst 0 out of range 1-10000" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"burst\":10001}"),
+	  R0 ".log.burst: burst 10001 out of range 1-10000" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"burst\":\"5\"}"),
+	  R0 ".log.burst: expected a number, got string \"5\"" },
+	{ RULE("\"verdict\":\"accept\",\"log\":{\"every\":1}"),
+	  R0 ".log.every: unknown key" },
+	{ RULE("\"verdict\":\"accept\",\"log\":[]"),
+	  R0 ".log: expected true, false or a {\"rate\", \"burst\"} object, got array []" },
+	/* comments */
+	{ RULE("\"verdict\":\"accept\",\"comment\":5"),
+	  R0 ".comment: expected a string, got number 5" },
+	{ RULE("\"verdict\":\"accept\",\"comment\":\"two\\nlines\""),
+	  R0 ".comment: comment has a control character (0x0a)" },
+	{ RULE("\"verdict\":\"accept\",\"comment\":\"nul\\u0000byte\""),
+	  R0 ".comment: comment has a NUL byte" },
+	/* set_connmark */
+	{ RULE("\"verdict\":\"accept\",\"set_connmark\":0"),
+	  R0 ".set_connmark: connmark 0 out of range 1-4294967295" },
+	{ RULE("\"verdict\":\"accept\",\"set_connmark\":4294967296"),
+	  R0 ".set_connmark: connmark 4294967296 out of range 1-4294967295" },
+	{ RULE("\"verdict\":\"accept\",\"set_connmark\":\"0x1\""),
+	  R0 ".set_connmark: expected a number, got string \"0x1\"" },
+	{ RULE("\"verdict\":\"drop\",\"set_connmark\":1"),
+	  R0 ".set_connmark: set_connmark with verdict drop: a dropped packet never reaches "
+	  "the CONNMARK --save-mark rule" },
+	/* connmark match */
+	{ MATCH("\"connmark\":\"0x11/0xf0\""),
+	  R0 ".match.connmark: connmark value 0x11 has bits outside mask 0xf0 and can never match" },
+	{ MATCH("\"connmark\":\"1/\""),
+	  R0 ".match.connmark: bad connmark \"1/\" (expected a number or \"value/mask\", 32 bits each)" },
+	{ MATCH("\"connmark\":-1"),
+	  R0 ".match.connmark: connmark -1 out of range 0-4294967295" },
+	{ MATCH("\"connmark\":[1]"),
+	  R0 ".match.connmark: expected a number or \"value/mask\" string, got array [1]" },
+	/* mode and the default's action object */
+	{ "{\"web\":{\"mode\":\"dry\"}}",
+	  "policies.web.mode: unknown mode \"dry\" (enforce, audit)" },
+	{ "{\"web\":{\"mode\":true}}",
+	  "policies.web.mode: expected a mode string, got boolean true" },
+	{ "{\"web\":{\"default\":{\"log\":true}}}",
+	  "policies.web.default.verdict: required key missing" },
+	{ "{\"web\":{\"default\":{\"verdict\":\"drop\",\"name\":\"d\"}}}",
+	  "policies.web.default.name: unknown key" },
+	{ "{\"web\":{\"default\":{\"verdict\":\"drop\",\"match\":{}}}}",
+	  "policies.web.default.match: unknown key" },
+	{ "{\"web\":{\"default\":{\"verdict\":\"drop\",\"set_connmark\":2}}}",
+	  "policies.web.default.set_connmark: set_connmark with verdict drop: a dropped packet "
+	  "never reaches the CONNMARK --save-mark rule" },
+	{ "{\"web\":{\"default\":{\"verdict\":\"nope\"}}}",
+	  "policies.web.default.verdict: unknown verdict \"nope\" (accept, drop, repeat, queue:N)" },
+	{ "{\"web\":{\"default\":[\"drop\"]}}",
+	  "policies.web.default: expected a verdict string or an action object, got array [\"drop\"]" },
+	{ "{\"web\":{\"default\":{\"verdict\":\"drop\",\"log\":{\"rate\":\"1/fortnight\"}}}}",
+	  "policies.web.default.log.rate: bad rate \"1/fortnight\" (expected \"N/second\", "
+	  "\"N/minute\", \"N/hour\", \"N/day\" or \"unlimited\")" },
 	{ RULE("\"match\":{}"),
 	  R0 ".verdict: required key missing" },
 	{ "{\"web\":{\"rules\":[{\"verdict\":\"drop\"}]}}",
@@ -337,7 +420,7 @@ static void test_all_errors_reported(void **state)
 		"policies.a.rules[0].match.src: bad address or CIDR \"1.2.3.4/40\"",
 		"policies.a.rules[0].verdict: unknown verdict \"nope\" (accept, drop, repeat, queue:N)",
 		"policies.a.rules[1].name: duplicate rule name \"x\" (also rules[0])",
-		"policies.a.rules[1].log: expected true or false, got number 1",
+		"policies.a.rules[1].log: expected true, false or a {\"rate\", \"burst\"} object, got number 1",
 		"policies.a.extra: unknown key",
 		"policies.b.default: queue 65536 out of range 0-65535",
 		"policies.b.rules[0].match.mark: mark -5 out of range 0-4294967295",
@@ -599,6 +682,17 @@ static const struct match_case {
 	{ "{\"mark\":\"0/0xff\"}", V4TCP " mark=1", false },
 	{ "{\"mark\":\"16/240\"}", V4TCP " mark=0x1f", true },
 	{ "{\"mark\":4294967295}", V4TCP " mark=0xffffffff", true },
+	/* connmark: only a packet the kernel sent conntrack data with */
+	{ "{\"connmark\":7}", V4TCP " ctmark=7", true },
+	{ "{\"connmark\":7}", V4TCP " ctmark=6", false },
+	{ "{\"connmark\":7}", V4TCP " mark=7", false },
+	{ "{\"connmark\":0}", V4TCP, false },
+	{ "{\"connmark\":0}", V4TCP " ctmark=0", true },
+	{ "{\"connmark\":\"0x1/0x1\"}", V4TCP " ctmark=0x11", true },
+	{ "{\"connmark\":\"0x1/0x1\"}", V4TCP " ctmark=0x10", false },
+	{ "{\"connmark\":\"0x1/0x1\",\"mark\":\"0x2/0x2\"}", V4TCP " ctmark=1 mark=2", true },
+	{ "{\"connmark\":\"0x1/0x1\",\"mark\":\"0x2/0x2\"}", V4TCP " ctmark=1 mark=1", false },
+	{ "{}", V4TCP " ctmark=9", true },
 	/* uid / gid: absent is not 0 */
 	{ "{\"uid\":1000}", V4TCP " uid=1000", true },
 	{ "{\"uid\":1000}", V4TCP " uid=1001", false },
@@ -962,6 +1056,203 @@ static void test_eval_allocates_nothing(void **state)
 	policy_set_free(s);
 }
 
+/* ------------------------------------------------------------------ */
+/* Audit mode, log limits, comments, connmarks                        */
+/* ------------------------------------------------------------------ */
+
+static void test_mode_and_default_action(void **state)
+{
+	struct policy_set *s = parse_ok(
+		"{\"a\":{\"mode\":\"audit\",\"default\":{\"verdict\":\"drop\",\"log\":true,"
+		"\"comment\":\"fell through\",\"set_mark\":5}},"
+		" \"e\":{\"mode\":\"enforce\"}, \"plain\":{\"default\":\"drop\"}}");
+	const struct policy *a = policy_set_find(s, "a");
+	const struct policy_action *d = policy_action_at(a, -1);
+
+	assert_true(policy_audit(a));
+	assert_false(policy_audit(policy_set_find(s, "e")));
+	assert_false(policy_audit(policy_set_find(s, "plain")));
+	assert_int_equal(d->verdict, NFQB_DROP);
+	assert_true(d->log);
+	assert_true(d->set_mark);
+	assert_int_equal(d->mark, 5);
+	assert_string_equal(d->comment, "fell through");
+	/* "log": true means the default limit, 10 a second, bursts of 10 */
+	assert_int_equal(d->limit.cost_ns, 100000000);
+	assert_int_equal(d->limit.burst, POLICY_LOG_BURST_DEFAULT);
+	d = policy_action_at(policy_set_find(s, "plain"), -1);
+	assert_int_equal(d->verdict, NFQB_DROP);
+	assert_false(d->log);
+	assert_null(d->comment);
+	assert_null(policy_action_at(a, 0));
+	assert_null(policy_action_at(a, -2));
+	policy_set_free(s);
+}
+
+static void test_comments(void **state)
+{
+	char long_c[POLICY_COMMENT_MAX + 2], cfg[POLICY_COMMENT_MAX + 200];
+	struct errs e = { 0 };
+	struct policy_set *s;
+
+	memset(long_c, 'x', sizeof(long_c));
+	long_c[POLICY_COMMENT_MAX] = '\0';          /* exactly the maximum: fine */
+	snprintf(cfg, sizeof(cfg), "{\"p\":{\"rules\":[{\"name\":\"r\",\"verdict\":\"accept\","
+		 "\"comment\":\"%s\"}]}}", long_c);
+	s = parse_ok(cfg);
+	assert_int_equal(strlen(policy_action_at(policy_set_find(s, "p"), 0)->comment),
+			 POLICY_COMMENT_MAX);
+	policy_set_free(s);
+	long_c[POLICY_COMMENT_MAX] = 'x';
+	long_c[POLICY_COMMENT_MAX + 1] = '\0';
+	snprintf(cfg, sizeof(cfg), "{\"p\":{\"rules\":[{\"name\":\"r\",\"verdict\":\"accept\","
+		 "\"comment\":\"%s\"}]}}", long_c);
+	assert_null(parse(cfg, &e));
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.lines[0], "policies.p.rules[0].comment: comment of 257 bytes "
+			    "is longer than 256");
+	errs_reset(&e);
+	/* UTF-8 is text, not control characters */
+	s = parse_ok("{\"p\":{\"rules\":[{\"name\":\"r\",\"verdict\":\"accept\","
+		     "\"comment\":\"caf\\u00e9 \\\"quoted\\\"\"}]}}");
+	assert_string_equal(policy_action_at(policy_set_find(s, "p"), 0)->comment,
+			    "caf\xc3\xa9 \"quoted\"");
+	policy_set_free(s);
+}
+
+static void test_log_rates(void **state)
+{
+	static const struct {
+		const char *rate;
+		uint64_t cost_ns;
+	} rates[] = {
+		{ "10/second", 100000000ull }, { "1/s", 1000000000ull },
+		{ "3/min", 20000000000ull }, { "60/minute", 1000000000ull },
+		{ "1/h", 3600000000000ull }, { "2/hour", 1800000000000ull },
+		{ "1/d", 86400000000000ull }, { "1000000/sec", 1000ull },
+		{ "unlimited", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		char cfg[256];
+		struct policy_set *s;
+		const struct policy_action *a;
+
+		snprintf(cfg, sizeof(cfg), "{\"p\":{\"rules\":[{\"name\":\"r\",\"verdict\":"
+			 "\"accept\",\"log\":{\"rate\":\"%s\",\"burst\":3}}]}}", rates[i].rate);
+		s = parse_ok(cfg);
+		a = policy_action_at(policy_set_find(s, "p"), 0);
+		assert_true(a->log);
+		assert_int_equal(a->limit.cost_ns, rates[i].cost_ns);
+		assert_int_equal(a->limit.burst, 3);
+		policy_set_free(s);
+	}
+}
+
+/* The token bucket: a burst, then one line per cost, the held-back count
+ * reported once and counted in total. */
+static void test_log_limit(void **state)
+{
+	struct policy_set *s = parse_ok(
+		"{\"p\":{\"default\":{\"verdict\":\"accept\",\"log\":{\"rate\":\"unlimited\"}},"
+		"\"rules\":[{\"name\":\"r\",\"verdict\":\"accept\","
+		"\"log\":{\"rate\":\"2/second\",\"burst\":3}},"
+		"{\"name\":\"quiet\",\"verdict\":\"drop\"}]}}");
+	const struct policy *p = policy_set_find(s, "p");
+	const uint64_t t0 = 5000000000ull, sec = 1000000000ull;
+	uint64_t held = 99;
+	unsigned long before;
+
+	before = n_allocs;
+	for (int i = 0; i < 3; i++) {
+		assert_true(policy_log_take(p, 0, t0, &held));
+		assert_int_equal(held, 0);
+	}
+	assert_false(policy_log_take(p, 0, t0, &held));
+	assert_false(policy_log_take(p, 0, t0 + sec / 4, &held));
+	/* half a second: one token back */
+	assert_true(policy_log_take(p, 0, t0 + sec / 2, &held));
+	assert_int_equal(held, 2);
+	assert_false(policy_log_take(p, 0, t0 + sec / 2 + 1, &held));
+	/* a long pause refills to the burst, no more */
+	for (int i = 0; i < 3; i++) {
+		assert_true(policy_log_take(p, 0, t0 + 100 * sec, &held));
+		assert_int_equal(held, i == 0 ? 1 : 0);
+	}
+	assert_false(policy_log_take(p, 0, t0 + 100 * sec, &held));
+	assert_int_equal(policy_counter(p, 0)->log_suppressed, 4);
+	/* a clock that goes back does not stall the bucket */
+	assert_true(policy_log_take(p, 0, t0, &held));
+	assert_int_equal(held, 1);
+	/* unlimited: every line */
+	for (int i = 0; i < 1000; i++)
+		assert_true(policy_log_take(p, -1, t0, &held));
+	assert_int_equal(policy_counter(p, -1)->log_suppressed, 0);
+	/* the rule without "log" has the default limit (audit lines) */
+	for (unsigned i = 0; i < POLICY_LOG_BURST_DEFAULT; i++)
+		assert_true(policy_log_take(p, 1, t0, &held));
+	assert_false(policy_log_take(p, 1, t0, &held));
+	assert_true(policy_log_take(p, 1, t0 + sec / 10, &held));
+	assert_int_equal(held, 1);
+	assert_false(policy_log_take(p, 7, t0, &held));
+	if (COUNT_ALLOCS)
+		assert_int_equal(n_allocs, before);
+	policy_set_free(s);
+}
+
+static void test_would_drop_counted_and_carried(void **state)
+{
+	const char *cfg = "{\"p\":{\"mode\":\"audit\",\"default\":\"drop\","
+			  "\"rules\":[{\"name\":\"r\",\"match\":{\"dport\":22},\"verdict\":\"drop\"}]}}";
+	struct policy_set *s = parse_ok(cfg), *n;
+	const struct policy *p = policy_set_find(s, "p");
+
+	policy_count_would_drop(p, 0);
+	policy_count_would_drop(p, 0);
+	policy_count_would_drop(p, -1);
+	policy_count_would_drop(p, 5);         /* out of range: ignored */
+	policy_count_would_drop(p, -3);
+	assert_int_equal(policy_counter(p, 0)->would_drop, 2);
+	assert_int_equal(policy_counter(p, -1)->would_drop, 1);
+	n = parse_ok("{\"p\":{\"default\":\"drop\",\"rules\":[{\"name\":\"r\","
+		     "\"verdict\":\"drop\"}]}}");
+	assert_int_equal(policy_set_carry_counters(n, s), 0);
+	p = policy_set_find(n, "p");
+	assert_false(policy_audit(p));
+	assert_int_equal(policy_counter(p, 0)->would_drop, 2);
+	assert_int_equal(policy_counter(p, -1)->would_drop, 1);
+	policy_set_free(n);
+	policy_set_free(s);
+}
+
+static void test_connmark_actions(void **state)
+{
+	struct policy_set *s = parse_ok(
+		"{\"c\":{\"rules\":[{\"name\":\"once\",\"verdict\":\"accept\",\"set_connmark\":1},"
+		"{\"name\":\"both\",\"verdict\":\"repeat\",\"set_mark\":16,\"set_connmark\":2},"
+		"{\"name\":\"q\",\"verdict\":\"queue:3\",\"set_connmark\":4294967295}]},"
+		" \"m\":{\"rules\":[{\"name\":\"seen\",\"match\":{\"connmark\":\"1/1\"},"
+		"\"verdict\":\"accept\"}]},"
+		" \"d\":{\"default\":{\"verdict\":\"accept\",\"set_connmark\":8}},"
+		" \"none\":{\"rules\":[{\"name\":\"x\",\"match\":{\"mark\":1},\"verdict\":\"drop\"}]}}");
+	const struct policy *c = policy_set_find(s, "c");
+
+	assert_int_equal(policy_action_at(c, 0)->connmark, 1);
+	assert_false(policy_action_at(c, 0)->set_mark);
+	assert_int_equal(policy_action_at(c, 1)->connmark, 2);
+	assert_int_equal(policy_action_at(c, 1)->mark, 16);
+	assert_int_equal(policy_action_at(c, 2)->connmark, UINT32_MAX);
+	assert_int_equal(policy_action_at(c, -1)->connmark, 0);
+	assert_true(policy_sets_connmark(c));
+	assert_false(policy_uses_connmark(c));
+	assert_true(policy_uses_connmark(policy_set_find(s, "m")));
+	assert_false(policy_sets_connmark(policy_set_find(s, "m")));
+	assert_true(policy_sets_connmark(policy_set_find(s, "d")));
+	assert_false(policy_sets_connmark(policy_set_find(s, "none")));
+	assert_false(policy_uses_connmark(policy_set_find(s, "none")));
+	policy_set_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -981,6 +1272,12 @@ int main(void)
 		cmocka_unit_test(test_carry_counters_many),
 		cmocka_unit_test(test_interface_example),
 		cmocka_unit_test(test_eval_allocates_nothing),
+		cmocka_unit_test(test_mode_and_default_action),
+		cmocka_unit_test(test_comments),
+		cmocka_unit_test(test_log_rates),
+		cmocka_unit_test(test_log_limit),
+		cmocka_unit_test(test_would_drop_counted_and_carried),
+		cmocka_unit_test(test_connmark_actions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

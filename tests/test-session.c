@@ -832,10 +832,11 @@ static void test_reading_api(void **state)
 	assert_ptr_equal(session_mgr_loop(m), l);
 
 	/* The verdict counter table: every counter, the error one logged as "errors". */
-	assert_int_equal(session_verdict_ncounters, 5);
+	assert_int_equal(session_verdict_ncounters, 6);
 	assert_string_equal(session_verdict_counters[1].name, "drop");
 	assert_int_equal(session_counter_get(&s->c, &session_verdict_counters[1]), 2);
 	assert_string_equal(session_verdict_counters[4].log_name, "errors");
+	assert_string_equal(session_verdict_counters[5].name, "would_drop");
 
 	/* Observers: slots reused, the count shrinks when the last one goes. */
 	h1 = session_mgr_observe(m, observer, &one);
