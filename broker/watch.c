@@ -160,6 +160,9 @@ size_t watch_format(char *buf, size_t len, const struct session *s,
 	put_str(&o, "policy", policy_name(session_policy(s)));
 	put_str(&o, "rule", policy_rule_name(session_policy(s), rule));
 	put_str(&o, "verdict", policy_verdict_name(act->verdict, vb, sizeof(vb)));
+	/* audit mode: what the policy would have done (sent: accept) */
+	if (act->audited)
+		put_str(&o, "audit", policy_verdict_name(act->would_verdict, vb, sizeof(vb)));
 	if (rc < 0)
 		put_str(&o, "error", strerror(-rc));
 	put(&o, "}\n");

@@ -351,6 +351,8 @@ int render_event(FILE *f, json_object *ev)
 	fprintf(f, " policy=%s", safe(nb, sizeof(nb), jget_str(ev, "policy")));
 	fprintf(f, " rule=%s", safe(nb, sizeof(nb), jget_str(ev, "rule")));
 	fprintf(f, " verdict=%s", safe(nb, sizeof(nb), jget_str(ev, "verdict")));
+	if (jget(ev, "audit", json_type_string))
+		fprintf(f, " audit=%s", safe(nb, sizeof(nb), jget_str(ev, "audit")));
 	if (err)
 		fprintf(f, " error=\"%s\"", safe(nb, sizeof(nb), err));
 	fputc('\n', f);

@@ -137,6 +137,16 @@ nt_assert_grep "$M" '^nfqb_verdicts_total\{ns="pod-b",verdict="would_drop"\} 8$'
 nt_assert_grep "$M" '^nfqb_verdicts_total\{ns="pod-a",verdict="drop"\} 0$' "metrics: pod-a dropped nothing"
 nt_ok
 
+# ---------------------------------------------------------------- watch
+nt_sub watch-shows-audit
+# a watcher sees the verdict sent (accept) and what the policy would have done
+nt_spawn W watch1 "$CTL" --control "$CSOCK" -o json watch --ns pod-b --count 2
+sleep 0.3
+bk_expect_traffic "$NS_B" 5002 2 2 "pod-b while watched"
+nt_wait_pid "$W" 5000
+nt_assert_lines "$(nt_out watch1)" '"verdict":"accept".*"audit":"drop"' 2 "watch: accept sent, drop audited"
+nt_ok
+
 # ---------------------------------------------------------------- log limit
 nt_sub log-rate-limit
 # 2/second, burst 1: of 4 datagrams sent at once one is logged.
@@ -162,7 +172,7 @@ bk_expect_traffic "$NS_B" 5004 2 0 "pod-b: the default drops"
 bk_expect_traffic "$NS_B" 5001 2 2 "pod-b: the accepting rule still accepts"
 bk_expect_traffic "$NS_A" 5005 2 0 "pod-a: mark-5005 drops (marked packets go nowhere)"
 bk_expect_stats pod-a "pod-a enforcing" drop=7 would_drop=9
-bk_expect_stats pod-b "pod-b enforcing" drop=7 would_drop=8
+bk_expect_stats pod-b "pod-b enforcing" drop=7 would_drop=10   # 8 audited, 2 while watched
 nt_assert_lines "$BK_LOG" 'event=packet ns=pod-b .* rule=\(default\) .* verdict=drop$' \
 	2 "pod-b: the default logs its real drops"
 nt_assert_lines "$BK_LOG" 'event=packet ns=pod-a .* rule=no-5002 .* verdict=drop' 0 \
