@@ -155,8 +155,8 @@ nt_poll 2000 test -e "/proc/$USERNS/ns/user" || nt_fail "user namespace did not 
 nt_wait_for 2000 "the user namespace" bash -c "u=\$(readlink /proc/$USERNS/ns/user) && [[ -n \$u && \$u != \$(readlink /proc/self/ns/user) ]]"
 # (seen failing once under load right after the exec: retried, bounded;
 # a map is written once, so the first success ends each wait)
-nt_wait_for 2000 "the uid map" bash -c "echo '0 100000 65536' >/proc/$USERNS/uid_map" 2>/dev/null
-nt_wait_for 2000 "the gid map" bash -c "echo '0 100000 65536' >/proc/$USERNS/gid_map" 2>/dev/null
+nt_wait_for 2000 "the uid map" bash -c "echo '0 100000 65536' 2>/dev/null >/proc/$USERNS/uid_map"
+nt_wait_for 2000 "the gid map" bash -c "echo '0 100000 65536' 2>/dev/null >/proc/$USERNS/gid_map"
 nt_spawn USERNET usernet nsenter -t "$USERNS" -U unshare --net sleep 60
 nt_wait_for 2000 "the user-owned network namespace" bash -c "[[ \$(readlink /proc/$USERNET/ns/net) != \$(readlink /proc/self/ns/net) ]]"
 nt_uniq NS_U u
