@@ -98,6 +98,12 @@ static json_object *cmd_status(struct cmd_req *r)
 	jadd(o, "control_refused", json_object_new_uint64(ci.refused));
 	jadd(o, "config", ci.config_path ?
 			       json_object_new_string(ci.config_path) : NULL);
+	/* What /readyz and the reload metrics say, for people without Prometheus. */
+	jadd(o, "ready", json_object_new_boolean(t.ready));
+	jadd(o, "last_reload_ok", json_object_new_boolean(t.last_reload_ok));
+	jadd(o, "last_reload_ok_at", json_object_new_int64(t.last_reload_ok_at));
+	jadd(o, "reloads_ok", json_object_new_uint64(t.reloads_ok));
+	jadd(o, "reloads_failed", json_object_new_uint64(t.reloads_failed));
 	jadd(o, "metrics_listen", ci.http ?
 			       json_object_new_string(http_address(ci.http)) : NULL);
 	if (ci.http)

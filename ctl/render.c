@@ -221,7 +221,7 @@ static const char *verdicts_str(struct cells *c, json_object *v)
 	return b;
 }
 
-static int status_table(FILE *f, json_object *reply, bool wide)
+static int status_table(FILE *f, json_object *reply, bool wide, time_t now)
 {
 	struct cells c = { .n = 0 };
 	char up[FMT_NUM_MAX], verd[256];
@@ -234,6 +234,23 @@ static int status_table(FILE *f, json_object *reply, bool wide)
 		num(&c, jget_u64(reply, "pid")));
 	fprintf(f, "uptime:      %s\n", fmt_age(up, sizeof(up),
 						(long long)jget_u64(reply, "uptime_s")));
+	/* Brokers before these keys: no line rather than a guess. */
+	if (jget(reply, "ready", json_type_boolean))
+		fprintf(f, "ready:       %s\n",
+			json_object_get_boolean(jget(reply, "ready", json_type_boolean)) ?
+			"yes" : "no (starting or stopping)");
+	if (jget(reply, "last_reload_ok", json_type_boolean)) {
+		long long at = (long long)jget_u64(reply, "last_reload_ok_at");
+		char ago[FMT_NUM_MAX];
+
+		fmt_age(ago, sizeof(ago), (long long)now > at ? (long long)now - at : 0);
+		fprintf(f, "reload:      last load %s, last good one %s ago; reloads %s ok, "
+			"%s failed\n",
+			json_object_get_boolean(jget(reply, "last_reload_ok", json_type_boolean)) ?
+			"ok" : "REJECTED (the previous config is in force)", ago,
+			cnt(&c, jget_u64(reply, "reloads_ok")),
+			cnt(&c, jget_u64(reply, "reloads_failed")));
+	}
 	fprintf(f, "namespaces:  %s\n", num(&c, jget_u64(reply, "namespaces")));
 	fprintf(f, "packets:     %s (%s)\n", cnt(&c, jget_u64(reply, "packets")),
 		byt(&c, jget_u64(reply, "bytes")));
@@ -260,6 +277,8 @@ static int status_table(FILE *f, json_object *reply, bool wide)
 			"ok", "version", "pid", "uptime_s", "namespaces", "packets", "bytes",
 			"verdicts", "attaches", "refusals", "control_clients", "watchers",
 			"control_refused", "config", "metrics_listen", "http", "access",
+			"ready", "last_reload_ok", "last_reload_ok_at", "reloads_ok",
+			"reloads_failed",
 		};
 		bool seen = false;
 
@@ -281,7 +300,7 @@ int render_table(FILE *f, const char *cmd, json_object *reply, bool wide, time_t
 	if (strcmp(cmd, "rules") == 0)
 		return rules_table(f, reply, wide);
 	if (strcmp(cmd, "status") == 0)
-		return status_table(f, reply, wide);
+		return status_table(f, reply, wide, now);
 	return -EINVAL;
 }
 

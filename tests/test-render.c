@@ -133,6 +133,15 @@ static void test_status(void **state)
 	assert_non_null(strstr(s, "\nconfig:      /etc/nfq-broker.json\n"));
 	assert_non_null(strstr(s, "\nnewkey:      [1]\n"));
 	free(s);
+	/* readiness and the reload state, when the broker sends them (now: 1192) */
+	s = render("status", "{\"ok\":true,\"ready\":false,\"last_reload_ok\":false,"
+		   "\"last_reload_ok_at\":1000,\"reloads_ok\":2,\"reloads_failed\":1}",
+		   false, &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(s, "\nready:       no (starting or stopping)\n"));
+	assert_non_null(strstr(s, "\nreload:      last load REJECTED (the previous config is "
+			       "in force), last good one 3m12s ago; reloads 2 ok, 1 failed\n"));
+	free(s);
 	s = render("reload", json, false, &rc);
 	assert_int_equal(rc, -EINVAL);
 	free(s);

@@ -120,6 +120,8 @@ nt_assert_grep "$S" '^packets: +1\.2k \(155 KiB\)$' "status table: packets and b
 nt_assert_grep "$S" '^verdicts: +accept 1\.2k, drop 4, ' "status table: verdicts"
 nt_assert_grep "$S" '^uptime: +[0-9]+s$' "status table: uptime"
 nt_assert_nogrep "$S" '^config:' "status table: config only in wide"
+nt_assert_grep "$S" '^ready: +yes$' "status table: ready"
+nt_assert_grep "$S" '^reload: +last load ok, last good one [0-9]+s ago; reloads 0 ok, 0 failed$' "status table: reload state"
 ctl_ok status-w status -o wide
 nt_assert_grep "$(nt_out status-w)" "^config: +$BK_CONF\$" "status wide: config"
 # a command without a table prints JSON on a terminal, as before
