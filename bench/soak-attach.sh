@@ -8,6 +8,12 @@
 # Run by hand (never part of the tests):
 #
 #   BUILD=build bench/soak-attach.sh [NS] [CYCLES]
+#   STEER=1 BUILD=build bench/soak-attach.sh [NS] [CYCLES]
+#
+# With STEER=1 the namespaces have no iptables rule: the broker steers
+# port 5001 into queue 1 itself (docs/steering.md), so every round also
+# installs and removes its tables; at the end no nfq_broker table may be
+# left in any namespace.
 #
 # Uses the netns test kit: unique namespaces, everything removed at exit.
 set -euo pipefail
@@ -23,10 +29,13 @@ declare -a NSS
 for ((i = 0; i < NS_COUNT; i++)); do
 	nt_ns_new n "s$i"
 	NSS[i]=$n
-	bk_queue_rule "$n" 1 5001
+	[[ "${STEER:-0}" == 1 ]] || bk_queue_rule "$n" 1 5001
 done
 BK_BROKER_EXTRA='"grace_ms": 200'
-bk_config '"namespaces": [ { "name": "*", "queues": [1], "policy": "allow" } ],
+STEER_JSON=""
+[[ "${STEER:-0}" != 1 ]] || STEER_JSON=', "steer": [ { "hook": "output",
+    "match": { "proto": "udp", "dport": 5001, "outdev": "lo" }, "queue": 1 } ]'
+bk_config '"namespaces": [ { "name": "*", "queues": [1], "policy": "allow"'"$STEER_JSON"' } ],
   "policies": { "allow": { "default": "accept", "rules": [] } }'
 bk_start
 
@@ -43,6 +52,8 @@ round() {   # CYCLE
 	for ((i = 0; i < NS_COUNT; i++)); do
 		bk_wait_attach "soak-$i" $(($1 + 1)) 10000
 	done
+	[[ "${STEER:-0}" != 1 ]] ||
+		bk_wait_count 'event=steer_install ' $((($1 + 1) * NS_COUNT)) 20000
 	bk_traffic "${NSS[0]}" 5001 20
 	lost=$((lost + 20 - BK_GOT))
 	for ((i = 0; i < NS_COUNT; i++)); do
@@ -66,3 +77,13 @@ printf 'soak: namespaces=%d cycles=%d attaches=%d elapsed_ms=%d datagrams_lost=%
 	"$NS_COUNT" "$CYCLES" $((NS_COUNT * CYCLES)) "$elapsed" "$lost"
 printf 'soak: broker fds after round 1: %d, after round %d: %d\n' "$fd0" "$CYCLES" "$fd1"
 printf 'soak: broker RSS after round 1: %d KiB, after round %d: %d KiB\n' "$rss0" "$CYCLES" "$rss1"
+if [[ "${STEER:-0}" == 1 ]]; then
+	bk_wait_count 'event=steer_remove ' $((CYCLES * NS_COUNT)) 20000
+	left=0
+	for ((i = 0; i < NS_COUNT; i++)); do
+		! nt_x "${NSS[i]}" nft list tables 2>/dev/null | grep -q nfq_broker || left=$((left + 1))
+	done
+	printf 'soak: steering installs=%d removals=%d namespaces with a table left=%d\n' \
+		"$(nt_count "$BK_LOG" 'event=steer_install ')" \
+		"$(nt_count "$BK_LOG" 'event=steer_remove ')" "$left"
+fi
