@@ -128,7 +128,9 @@ static int add_locked(const struct conf *c, const struct env *v, const struct pa
 
 	memset(s, 0, sizeof(*s));
 	if (state_read(p->state, &old) == 0) {
-		if (agent_alive(&old) && strcmp(old.name, v->name) == 0 && strcmp(old.netns, v->netns) == 0) {
+		/* The namespace is what the agent serves: a later network's ADD
+		 * with other CNI_ARGS does not rename it (the first ADD's name holds). */
+		if (agent_alive(&old) && strcmp(old.netns, v->netns) == 0) {
 			if (state_att_add(&old, c->netname, v->ifname) < 0)
 				return cni_set_err(e, CNI_ERR_STATE, "container %s: more than %d attachments",
 					       v->cid, ATT_MAX);
@@ -141,7 +143,7 @@ static int add_locked(const struct conf *c, const struct env *v, const struct pa
 		/* A dead agent (crashed, killed with the runtime) is replaced for
 		 * every attachment it served; another namespace's is not ours. */
 		agent_stop(&old);
-		if (strcmp(old.netns, v->netns) == 0 && strcmp(old.name, v->name) == 0)
+		if (strcmp(old.netns, v->netns) == 0)
 			for (size_t i = 0; i < old.n_att; i++)
 				state_att_add(s, old.att[i].net, old.att[i].ifname);
 	}
