@@ -369,6 +369,37 @@ pid_gone "$AGENT2" || nt_fail "agent $AGENT2 still runs after DEL"
 expect_no_state "$CID2" "after DEL"
 nt_ok
 
+# ---------------------------------------------------------------- agent lookup
+# Without "agent": CNI_PATH first, then beside the plugin's real file (the
+# plugin reached through a symlink, as in /opt/cni/bin).
+nt_sub lookup
+REAL=$NT_TMP/real LINKS=$NT_TMP/cnibin CNIDIR=$NT_TMP/cnipath
+mkdir -p "$REAL" "$LINKS" "$CNIDIR"
+cp "$CNI" "$REAL/nfq-cni"
+ln -s "$BK_AGENT" "$REAL/nfq-agent"
+ln -s "$REAL/nfq-cni" "$LINKS/nfq-cni"
+ln -s "$BK_AGENT" "$CNIDIR/nfq-agent"
+argv0() { tr '\0' '\n' <"/proc/$1/cmdline" | head -n 1; }
+lookup_add() { # NAME CNI_PATH PLUGIN - ADD and DEL; prints the agent's argv[0]
+	local saved=$CNI
+	cni_env ADD "$CID2" "$(nt_ns_path "$NS_B")"
+	CNI_ENV[3]="CNI_PATH=$2"
+	CNI=$3
+	cni "$1" "$(netconf | sed 's|"agent":"[^"]*",||')" "${CNI_ENV[@]}"
+	CNI=$saved
+	nt_assert_eq 0 "$NT_RC" "$1: exit status ($(cat "$(nt_out "$1")"))"
+	LOOKUP_ARGV0=$(argv0 "$(state_pid "$CID2")")
+	CNI_ENV[0]=CNI_COMMAND=DEL
+	cni "$1-del" "$(netconf)" "${CNI_ENV[@]}"
+	nt_assert_eq 0 "$NT_RC" "$1: DEL"
+}
+lookup_add addlink /nonexistent "$LINKS/nfq-cni"
+nt_assert_eq "$REAL/nfq-agent" "$LOOKUP_ARGV0" "agent beside the symlinked plugin's real file"
+lookup_add addcnipath "/nonexistent:$CNIDIR" "$LINKS/nfq-cni"
+nt_assert_eq "$CNIDIR/nfq-agent" "$LOOKUP_ARGV0" "agent from CNI_PATH before the plugin's directory"
+expect_no_state "$CID2" "after the lookups"
+nt_ok
+
 # ---------------------------------------------------------------- exclusions
 nt_sub exclusions
 CID3=c${NT_ID//-/}x
