@@ -6,9 +6,12 @@
 # prevResult) on stdin, the result or error object read from stdout. A
 # real broker serves "kube-system/*" names; traffic in the pod namespace is
 # decided by it once ADD returned. Checked: VERSION, ADD passing prevResult
-# through unchanged, the agent detached from the runtime's pipes, CHECK
-# (also while the broker is away and after it came back), DEL ending the
-# lease (idempotent), the container-id name rule and PATH lookup, and every
+# through unchanged, the agent detached from the runtime's pipes, readiness
+# from its status file, CHECK (also while the broker is away and after it
+# came back), two networks on one container (DEL of one keeps the other
+# served), 0.3.1 and STATUS, DEL ending the lease (idempotent) and keeping
+# the agent's log, GC, exclusions, the container-id name rule, the agent
+# found through CNI_PATH, beside a symlinked plugin and in PATH, and every
 # error class (no broker, refusal, bad netns, bad JSON, bad version, bad
 # environment, bad keys) leaving no agent and no state behind.
 set -euo pipefail
@@ -421,6 +424,24 @@ CNI_ENV[0]=CNI_COMMAND=DEL
 cni excldel "$(netconf '"exclude_pods":["skip-*"]')" "${CNI_ENV[@]}"
 nt_assert_eq 0 "$NT_RC" "DEL of an excluded pod ($(cat "$(nt_out excldel)"))"
 kill -0 "$AGENT" || nt_fail "the first agent died during the exclusions"
+nt_ok
+
+# ---------------------------------------------------------------- gc
+# GC (1.1.0) releases what cni.dev/valid-attachments does not list, and
+# only that: the pod it lists keeps its agent.
+nt_sub gc
+cni_env ADD "$CID2" "$(nt_ns_path "$NS_B")"
+cni addgc "$(netconf)" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "ADD before GC ($(cat "$(nt_out addgc)"))"
+AGENT2=$(state_pid "$CID2")
+cni_env GC "$CID2"
+cni gc "$(netconf "\"cni.dev/valid-attachments\":[{\"containerID\":\"$CID\",\"ifname\":\"eth0\"}]" | sed 's/"cniVersion":"1.0.0"/"cniVersion":"1.1.0"/')" "${CNI_ENV[@]:0:1}"
+nt_assert_eq 0 "$NT_RC" "GC: exit status ($(cat "$(nt_out gc)"))"
+bk_wait_log "event=release name=$CID2 .*reason=\"agent said bye\""
+pid_gone "$AGENT2" || nt_fail "agent $AGENT2 still runs after GC"
+expect_no_state "$CID2" "after GC"
+kill -0 "$AGENT" || nt_fail "GC ended the agent of a valid attachment"
+nt_assert_lines "$BK_LOG" "event=release name=kube-system/$POD " 0 "releases of the valid pod after GC"
 nt_ok
 
 # ---------------------------------------------------------------- del
