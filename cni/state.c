@@ -189,13 +189,29 @@ static int log_name(char *out, size_t len, const char *state_dir, const char *na
 	return snprintf(out, len, "%s/logs/%s.%d.log", state_dir, safe, n) >= (int)len ? -1 : 0;
 }
 
+/* The last LOG_KEEP_BYTES of @path: a log of any size costs that much. */
+static ssize_t log_tail(const char *path, char *buf)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t n = -1;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 &&
+	    lseek(fd, st.st_size > (off_t)LOG_KEEP_BYTES ? st.st_size - (off_t)LOG_KEEP_BYTES : 0,
+		  SEEK_SET) >= 0)
+		n = read(fd, buf, LOG_KEEP_BYTES);
+	close(fd);
+	return n;
+}
+
 void state_keep_log(const char *state_dir, const char *log, const char *name)
 {
-	char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX], *buf = NULL;
-	ssize_t n;
+	char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX], *buf = malloc(LOG_KEEP_BYTES);
+	ssize_t n = buf ? log_tail(log, buf) : -1;
 	int fd;
 
-	n = fs_read_file(log, 16u << 20, &buf);
 	unlink(log);
 	if (n <= 0 || snprintf(dir, sizeof(dir), "%s/logs", state_dir) >= (int)sizeof(dir) ||
 	    (mkdir(dir, 0700) < 0 && errno != EEXIST))
@@ -210,9 +226,7 @@ void state_keep_log(const char *state_dir, const char *log, const char *name)
 		goto out;
 	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
-		size_t skip = (size_t)n > LOG_KEEP_BYTES ? (size_t)n - LOG_KEEP_BYTES : 0;
-
-		if (write(fd, buf + skip, (size_t)n - skip) < 0)
+		if (write(fd, buf, (size_t)n) != n)
 			unlink(to);
 		close(fd);
 	}

@@ -425,6 +425,29 @@ static void test_log_keep(void **state)
 		snprintf(path, sizeof(path), "%s/logs/keep.%d.log", statedir, i);
 		assert_int_equal(access(path, F_OK) == 0, i <= LOG_KEEP);
 	}
+	/* a log larger than the cap: its last LOG_KEEP_BYTES are kept */
+	env("ADD", "lk", "eth0", "K8S_POD_NAME=keep");
+	assert_int_equal(run(conf("1.0.0", "n", "")), 0);
+	{
+		char *big = malloc(LOG_KEEP_BYTES * 2), *text = NULL;
+		FILE *f;
+
+		assert_non_null(big);
+		memset(big, 'a', LOG_KEEP_BYTES * 2);
+		memcpy(big + LOG_KEEP_BYTES * 2 - 4, "END\n", 4);
+		snprintf(path, sizeof(path), "%s/lk.log", statedir);
+		f = fopen(path, "a");
+		assert_non_null(f);
+		assert_int_equal(fwrite(big, 1, LOG_KEEP_BYTES * 2, f), LOG_KEEP_BYTES * 2);
+		fclose(f);
+		free(big);
+		env("DEL", "lk", "eth0", NULL);
+		assert_int_equal(run(conf("1.0.0", "n", "")), 0);
+		snprintf(path, sizeof(path), "%s/logs/keep.1.log", statedir);
+		assert_int_equal(fs_read_file(path, LOG_KEEP_BYTES * 4, &text), LOG_KEEP_BYTES);
+		assert_memory_equal(text + LOG_KEEP_BYTES - 4, "END\n", 4);
+		free(text);
+	}
 }
 
 /* ------------------------------------------------------------------ names */
