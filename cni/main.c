@@ -81,6 +81,29 @@ static int add_timeout(const struct conf *c, const struct agent_status *st, stru
 	return -ETIMEDOUT;
 }
 
+/* A running agent took the attachment: ready once it is attached. A
+ * concurrent ADD may have started it a moment ago, or the broker may be
+ * away; a failure leaves the attachment recorded for the runtime's DEL. */
+static int add_ready(const struct conf *c, const struct paths *p, const struct state *s,
+		     struct cni_err *e)
+{
+	int64_t end = clock_now_ms() + c->attach_timeout_ms;
+	struct agent_status st;
+
+	for (;;) {
+		if (agent_status_read(p->status, &st) == 0 && strcmp(st.state, "attached") == 0) {
+			cni_print_result(c);
+			return 0;
+		}
+		if (!agent_alive(s))
+			return cni_set_err(e, CNI_ERR_AGENT, "nfq-agent (pid %d) exited before it attached",
+				       (int)s->pid);
+		if (clock_now_ms() >= end)
+			return add_timeout(c, &st, e);
+		clock_sleep_ms(POLL_MS);
+	}
+}
+
 /* Start the agent for @s (name and netns set) and record it with its
  * attachments. Called under the state lock. */
 static int add_spawn(const struct conf *c, const struct paths *p, const char *prog,
@@ -181,10 +204,8 @@ static int cmd_add(const struct conf *c, const struct env *v, struct cni_err *e)
 	close(lock);
 	if (ret < 0)
 		return ret;
-	if (ret == 1) {
-		cni_print_result(c);
-		return 0;
-	}
+	if (ret == 1)
+		return add_ready(c, &p, &s, e);
 	ret = add_wait(s.pid, p.status, c->attach_timeout_ms, &status, &st);
 	if (ret == 1) {
 		cni_print_result(c);

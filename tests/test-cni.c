@@ -628,6 +628,20 @@ static void test_check_not_attached(void **state)
 		fputs("state=retrying\nattempts=2\nreason=lease lost\n", f);
 		fclose(f);
 	}
+	/* ADD of another interface to an agent that is not attached waits for
+	 * it, then fails; the attachment stays for the runtime's DEL */
+	env("ADD", "na", "eth1", NULL);
+	timeout_ms = 300;
+	assert_int_equal(run(conf("1.0.0", "n", "")), 1);
+	timeout_ms = 3000;
+	snprintf(msg, sizeof(msg), "broker not reachable at %s: waited 300 ms, the agent made 2 attempts",
+		 sockpath);
+	expect_err(CNI_ERR_TRY_LATER, msg, "1.0.0");
+	assert_int_equal(read_state("na", &s), 0);
+	assert_int_equal(s.n_att, 2);
+	env("DEL", "na", "eth1", NULL);
+	assert_int_equal(run(conf("1.0.0", "n", "")), 0);
+	assert_true(agent_alive(&s));
 	env("CHECK", "na", "eth0", NULL);
 	assert_int_equal(run(conf("1.0.0", "n", "")), 1);
 	snprintf(msg, sizeof(msg), "agent for container na (pid %d) is not attached to the broker", (int)s.pid);
