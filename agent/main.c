@@ -5,6 +5,7 @@
  * SIGTERM. Re-attaches with the same sockets whenever the broker goes away.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -38,6 +39,7 @@ struct opts {
 	const char *name;
 	const char *netns;
 	const char *user;      /* --user USER[:GROUP], resolved into uid/gid */
+	const char *status;    /* --status-file PATH, or NULL */
 	uid_t uid;
 	gid_t gid;
 	bool rtnl;
@@ -57,7 +59,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: nfq-agent --name NAME [--broker SOCKET] [--netns PATH] [--no-rtnl]\n"
-		"                 [--user USER[:GROUP]] [--verbose]\n"
+		"                 [--user USER[:GROUP]] [--status-file PATH] [--verbose]\n"
 		"\n"
 		"Open the netlink sockets of a network namespace, drop every capability and\n"
 		"hand the sockets to nfq-broker; stay attached until SIGTERM.\n"
@@ -70,6 +72,9 @@ static void usage(FILE *f)
 		"      --no-rtnl        do not hand over a NETLINK_ROUTE socket\n"
 		"  -u, --user USER[:GROUP]  once the sockets are open, become USER (name or\n"
 		"                       uid) with GROUP (default: USER's) as its only group\n"
+		"      --status-file PATH  keep PATH (replaced atomically) saying\n"
+		"                       state=attached|retrying|refused|error|stopped,\n"
+		"                       attempts=N and reason=TEXT: readiness for nfq-cni\n"
 		"  -v, --verbose        log every retry\n"
 		"  -h, --help           show this help\n"
 		"  -V, --version        show the version\n");
@@ -105,13 +110,14 @@ static int check_opts(struct opts *o)
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_NETNS = 256, OPT_NO_RTNL };
+	enum { OPT_NETNS = 256, OPT_NO_RTNL, OPT_STATUS };
 	static const struct option longopts[] = {
 		{ "broker", required_argument, NULL, 'b' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "netns", required_argument, NULL, OPT_NETNS },
 		{ "no-rtnl", no_argument, NULL, OPT_NO_RTNL },
 		{ "user", required_argument, NULL, 'u' },
+		{ "status-file", required_argument, NULL, OPT_STATUS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -138,6 +144,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'u':
 			o->user = optarg;
+			break;
+		case OPT_STATUS:
+			if (!*optarg)
+				return cli_usage_error("--status-file: empty path");
+			o->status = optarg;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -169,6 +180,37 @@ static uint64_t namespace_inode(const struct agent *a)
 	if (stat(a->o.netns ? a->o.netns : "/proc/self/ns/net", &st) == 0)
 		return st.st_ino;
 	return 0;
+}
+
+/*
+ * The --status-file: what nfq-cni waits on instead of reading the log,
+ * whose wording is no interface. Written to PATH.tmp, then renamed: a
+ * reader sees the old or the new state, never half of one. Lines:
+ * state=..., attempts=N, reason=TEXT (one line, newlines dropped).
+ */
+static void status_write(const struct agent *a, const char *state, unsigned long attempts,
+			 const char *reason)
+{
+	char tmp[PATH_MAX], buf[WIRE_REASON_MAX + 128];
+	int fd, n;
+
+	if (!a->o.status || snprintf(tmp, sizeof(tmp), "%s.tmp", a->o.status) >= (int)sizeof(tmp))
+		return;
+	n = snprintf(buf, sizeof(buf), "state=%s\nattempts=%lu\nreason=", state, attempts);
+	for (const char *r = reason ? reason : ""; *r && n < (int)sizeof(buf) - 2; r++)
+		buf[n++] = (*r == '\n' || *r == '\r') ? ' ' : *r;
+	buf[n++] = '\n';
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
+	if (rename(tmp, a->o.status) < 0)
+		unlink(tmp);
 }
 
 enum lease_end { LEASE_LOST, LEASE_SIGNAL, LEASE_REFUSED };
@@ -212,6 +254,7 @@ static enum lease_end hold_lease(struct agent *a, int *signo)
 				  log_value(q, sizeof(q), ev.reason), ev.retry ? "true" : "false");
 			if (ev.retry)
 				return LEASE_LOST;
+			status_write(a, "refused", 0, ev.reason);
 			fprintf(stderr, "nfq-agent: refused: %s\n", ev.reason);
 			return LEASE_REFUSED;
 		case NFQB_LEASE_SOCKETS:
@@ -272,6 +315,7 @@ static int run(struct agent *a)
 			log_event(LOGL_INFO, "attached", "name=%s netns_inode=%" PRIu64
 				  " broker=%s attempts=%lu sockets=%s", a->o.name, a->netns_inode, qb, attempt,
 			      sock_portid(a->socks[0]) == portid ? "own" : "broker's");
+			status_write(a, "attached", attempt, "");
 			attempt = 0;
 			since = clock_now_ms();
 			switch (hold_lease(a, &signo)) {
@@ -280,6 +324,7 @@ static int run(struct agent *a)
 				a->lease = -1;
 				log_event(LOGL_INFO, "detached", "name=%s signal=%s", a->o.name,
 					  strsignal(signo));
+				status_write(a, "stopped", 0, strsignal(signo));
 				return CLI_EXIT_OK;
 			case LEASE_REFUSED:
 				close(a->lease);
@@ -295,24 +340,30 @@ static int run(struct agent *a)
 			if (clock_now_ms() - since >= BACKOFF_MAX_MS)
 				delay = BACKOFF_MIN_MS;
 			log_event(LOGL_WARN, "lease_lost", "name=%s retry_ms=%d", a->o.name, delay);
+			status_write(a, "retrying", 0, "lease lost");
 		} else if (a->lease == -ECONNREFUSED) {
 			log_event(LOGL_ERROR, "refused", "name=%s reason=%s", a->o.name,
 				  log_value(q, sizeof(q), why));
+			status_write(a, "refused", attempt, why);
 			fprintf(stderr, "nfq-agent: refused: %s\n", why);
 			return CLI_EXIT_RUNTIME;
 		} else if (!retryable(a->lease)) {
 			log_event(LOGL_ERROR, "error", "op=attach name=%s error=%s", a->o.name,
 				  log_value(q, sizeof(q), why));
+			status_write(a, "error", attempt, why);
 			return CLI_EXIT_RUNTIME;
-		} else if (a->o.verbose || attempt == 1 || attempt % RETRY_LOG_EVERY == 0) {
-			log_event(LOGL_WARN, "retry", "name=%s attempt=%lu retry_ms=%d error=%s",
-				  a->o.name, attempt, delay, log_value(q, sizeof(q), why));
+		} else {
+			status_write(a, "retrying", attempt, why);
+			if (a->o.verbose || attempt == 1 || attempt % RETRY_LOG_EVERY == 0)
+				log_event(LOGL_WARN, "retry", "name=%s attempt=%lu retry_ms=%d error=%s",
+					  a->o.name, attempt, delay, log_value(q, sizeof(q), why));
 		}
 		a->lease = -1;
 		signo = signals_wait(a->sigfd, delay);
 		if (signo) {
 			log_event(LOGL_INFO, "stopped", "name=%s signal=%s", a->o.name,
 				  strsignal(signo));
+			status_write(a, "stopped", attempt, strsignal(signo));
 			return CLI_EXIT_OK;
 		}
 		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;

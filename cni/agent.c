@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The nfq-agent behind a container: find it, start it detached, stop it,
- * and read its log for "attached" (the readiness ADD and CHECK wait for).
+ * and read its --status-file (the readiness ADD and CHECK wait for).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -129,27 +129,36 @@ static int exec_ok(const char *path)
 	return access(path, X_OK) < 0 ? -errno : 0;
 }
 
-static int search_path(const char *prog, char *out, size_t outlen)
+/* Try "DIR/nfq-agent" for each DIR of the colon-separated @dirs; every
+ * place tried is appended to @tried. */
+static int search_dirs(const char *dirs, const char *prog, char *out, size_t outlen,
+		       char *tried, size_t tlen)
 {
-	const char *path = getenv("PATH");
+	const char *path = dirs;
 
 	while (path && *path) {
 		const char *colon = strchr(path, ':');
 		size_t n = colon ? (size_t)(colon - path) : strlen(path);
 
-		if (n > 0 && snprintf(out, outlen, "%.*s/%s", (int)n, path, prog) < (int)outlen &&
-		    exec_ok(out) == 0)
-			return 0;
+		if (n > 0 && snprintf(out, outlen, "%.*s/%s", (int)n, path, prog) < (int)outlen) {
+			if (exec_ok(out) == 0)
+				return 0;
+			size_t used = strlen(tried);
+
+			snprintf(tried + used, tlen - used, "%s%s", used ? ", " : "", out);
+		}
 		path = colon ? colon + 1 : NULL;
 	}
 	return -ENOENT;
 }
 
-/* The agent program: netconf "agent", else beside this binary, else PATH. */
+/* The agent program: netconf "agent" (a path, or a name looked up in PATH),
+ * else each CNI_PATH directory, else beside this binary with symlinks
+ * resolved (a plugin symlinked into /opt/cni/bin finds its real home),
+ * else PATH. */
 int agent_find(const struct conf *c, char *out, size_t outlen, struct cni_err *e)
 {
-	char self[PATH_MAX];
-	ssize_t n;
+	char self[PATH_MAX], tried[768] = "";
 	int ret;
 
 	if (c->agent && strchr(c->agent, '/')) {
@@ -161,28 +170,26 @@ int agent_find(const struct conf *c, char *out, size_t outlen, struct cni_err *e
 		return 0;
 	}
 	if (c->agent) {
-		if (search_path(c->agent, out, outlen) < 0)
+		if (search_dirs(getenv("PATH"), c->agent, out, outlen, tried, sizeof(tried)) < 0)
 			return cni_set_err(e, CNI_ERR_NETCONF, "netconf.agent: %.256s: not found in PATH",
 				       c->agent);
 		return 0;
 	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		char *slash;
+	if (search_dirs(getenv("CNI_PATH"), "nfq-agent", out, outlen, tried, sizeof(tried)) == 0)
+		return 0;
+	if (realpath("/proc/self/exe", self)) {
+		char *slash = strrchr(self, '/');
 
-		self[n] = '\0';
-		slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			if (snprintf(out, outlen, "%s/nfq-agent", self) < (int)outlen &&
-			    exec_ok(out) == 0)
+			if (search_dirs(self, "nfq-agent", out, outlen, tried, sizeof(tried)) == 0)
 				return 0;
 		}
 	}
-	if (search_path("nfq-agent", out, outlen) == 0)
+	if (search_dirs(getenv("PATH"), "nfq-agent", out, outlen, tried, sizeof(tried)) == 0)
 		return 0;
-	return cni_set_err(e, CNI_ERR_AGENT, "nfq-agent not found beside nfq-cni (%.256s) or in PATH",
-		       n > 0 ? self : "?");
+	return cni_set_err(e, CNI_ERR_AGENT, "nfq-agent not found; tried: %.700s",
+		       tried[0] ? tried : "(no CNI_PATH, no PATH)");
 }
 
 /* Child side of agent_spawn: only async-signal-safe calls from here on. */
@@ -285,55 +292,25 @@ bool agent_log_last_line(const char *text, const char *prefix, char *out, size_t
 	return true;
 }
 
-/*
- * The event name of the log line at @line: the daemons' one-line format
- * "ts=T level=L event=NAME ..." (common/log.h), the journal's
- * "<N>level=L event=NAME ..." (an agent that took its runtime's journal
- * for its stderr), or "event=NAME ..." as agents before it wrote. Fields
- * come after a space, so a quoted value cannot pass for the event.
- * Returns NULL for any other line.
- */
-static const char *line_event(const char *line)
+int agent_status_read(const char *path, struct agent_status *st)
 {
-	static const char *const lead[] = { "ts=", "level=" };
-	size_t first = 0;
+	char *buf = NULL;
+	ssize_t n = fs_read_file(path, 4096, &buf);
 
-	/* The journal keeps the time: no ts= after the priority. */
-	if (line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>') {
-		line += 3;
-		first = 1;
+	memset(st, 0, sizeof(*st));
+	if (n < 0)
+		return (int)n;
+	for (char *line = buf, *nl; line && *line; line = nl) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl++ = '\0';
+		if (strncmp(line, "state=", 6) == 0)
+			snprintf(st->state, sizeof(st->state), "%s", line + 6);
+		else if (strncmp(line, "attempts=", 9) == 0)
+			st->attempts = strtoul(line + 9, NULL, 10);
+		else if (strncmp(line, "reason=", 7) == 0)
+			snprintf(st->reason, sizeof(st->reason), "%s", line + 7);
 	}
-	for (size_t i = first; i < 2 && strncmp(line, "event=", 6) != 0; i++) {
-		size_t n = strlen(lead[i]);
-
-		if (strncmp(line, lead[i], n) != 0)
-			return NULL;
-		line += n + strcspn(line + n, " \n");
-		if (*line != ' ')
-			return NULL;
-		line++;
-	}
-	return strncmp(line, "event=", 6) == 0 ? line + 6 : NULL;
-}
-
-static bool event_is(const char *ev, const char *name)
-{
-	size_t n = strlen(name);
-
-	return strncmp(ev, name, n) == 0 && ev[n] == ' ';
-}
-
-bool agent_log_attached(const char *text)
-{
-	const char *last = NULL;
-
-	for (const char *p = text; p && *p; ) {
-		const char *ev = line_event(p), *nl = strchr(p, '\n');
-
-		p = nl ? nl + 1 : NULL;
-		if (ev && (event_is(ev, "attached") || event_is(ev, "lease_lost") ||
-			   event_is(ev, "retry") || event_is(ev, "refused")))
-			last = ev;
-	}
-	return last && event_is(last, "attached");
+	free(buf);
+	return st->state[0] ? 0 : -EINVAL;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nfq-cni internals, shared by its files:
- *   main.c     command dispatch and ADD/DEL/CHECK
+ *   main.c     command dispatch and ADD/DEL/CHECK/STATUS/GC (cni_main)
+ *   cli.c      main(), apart so that the unit tests link the rest
  *   netconf.c  the netconf on stdin, CNI_* environment, CNI_ARGS, the name
  *   agent.c    finding, starting, stopping an nfq-agent; reading its log
- *   state.c    <state_dir>/<container id>.json and .log
+ *   state.c    <state_dir>/<container id>.json (.log, .status), the lock,
+ *              the retained logs
  *   result.c   CNI results and error objects on stdout
  */
 #ifndef NFQB_CNI_H
@@ -29,14 +31,23 @@
 #define STOP_TIMEOUT_MS 5000
 #define POLL_MS 20
 #define CID_MAX 200
+#define NET_MAX 128               /* the netconf's "name" */
+#define IF_MAX 64                 /* CNI_IFNAME */
+#define ATT_MAX 32                /* attachments one agent serves */
+#define LOG_KEEP 5                /* retained logs per name */
+#define LOG_KEEP_BYTES (64u << 10) /* each keeps its last 64 KiB */
+#define EXCLUDE_MAX 64
 
 /* CNI error codes: 1-99 are the spec's, the rest are this plugin's. */
 enum {
 	CNI_ERR_VERSION = 1,      /* incompatible CNI version */
+	CNI_ERR_FIELD = 2,        /* unsupported field in the network config */
 	CNI_ERR_ENV = 4,          /* invalid environment variables */
+	CNI_ERR_IO = 5,           /* I/O failure */
 	CNI_ERR_DECODE = 6,       /* failed to decode the netconf */
 	CNI_ERR_NETCONF = 7,      /* invalid network config */
 	CNI_ERR_TRY_LATER = 11,   /* the broker is not reachable */
+	CNI_ERR_UNAVAILABLE = 50, /* STATUS: the broker is not reachable */
 	CNI_ERR_REFUSED = 999,    /* the broker refused the agent */
 	CNI_ERR_AGENT = 1000,     /* the agent could not be started or died */
 	CNI_ERR_STATE = 1001,     /* the state directory or files failed */
@@ -56,10 +67,16 @@ struct conf {
 	struct json_object *root;
 	const char *version;       /* one of supported_versions */
 	const char *broker;
-	const char *agent;         /* NULL: beside nfq-cni, then PATH */
+	const char *agent;         /* NULL: CNI_PATH, beside nfq-cni, then PATH */
 	const char *state_dir;
+	const char *netname;       /* "name": attachments are per network */
 	int attach_timeout_ms;
 	struct json_object *prev;  /* prevResult (borrowed from root), or NULL */
+	const char *excl_ns[EXCLUDE_MAX];   /* exclude_namespaces (borrowed) */
+	size_t n_excl_ns;
+	const char *excl_pods[EXCLUDE_MAX]; /* exclude_pods: fnmatch globs */
+	size_t n_excl_pods;
+	struct json_object *valid; /* GC: cni.dev/valid-attachments, or NULL */
 };
 
 struct env {
@@ -67,7 +84,14 @@ struct env {
 	const char *cid;
 	const char *netns;
 	const char *ifname;
+	char k8s_ns[WIRE_NAME_MAX]; /* CNI_ARGS K8S_POD_NAMESPACE, "" when absent */
 	char name[WIRE_NAME_MAX];
+};
+
+/* One (network, interface) of a container: what ADD adds and DEL drops. */
+struct att {
+	char net[NET_MAX];
+	char ifname[IF_MAX];
 };
 
 struct state {
@@ -75,12 +99,28 @@ struct state {
 	unsigned long long start;  /* process start time: pids get reused */
 	char name[WIRE_NAME_MAX];
 	char netns[PATH_MAX];
+	struct att att[ATT_MAX];
+	size_t n_att;
 };
 
 struct paths {
 	char state[PATH_MAX];
 	char log[PATH_MAX];
+	char status[PATH_MAX];
 };
+
+/* The agent's --status-file, parsed. */
+struct agent_status {
+	char state[16];            /* attached, retrying, refused, error, stopped */
+	unsigned long attempts;
+	char reason[512];
+};
+
+/* ---- main.c */
+
+/* cni_main - the whole plugin: CNI_* from the environment, the netconf on
+ * stdin, the answer on stdout; the exit status. */
+int cni_main(int argc, char **argv);
 
 /* ---- result.c */
 
@@ -92,15 +132,25 @@ int cni_set_err(struct cni_err *e, int code, const char *fmt, ...);
 void cni_set_details(struct cni_err *e, const char *s);
 /* cni_print_error - the CNI error object on stdout; the exit status is the caller's. */
 void cni_print_error(const struct cni_err *e, const char *version);
-/* cni_print_version - the VERSION command's answer. */
-void cni_print_version(void);
-/* cni_print_result - ADD's result: the previous result passed on unchanged. */
+/* cni_print_version - the VERSION command's answer, in @version (the netconf's). */
+void cni_print_version(const char *version);
+/* cni_print_result - ADD's result: the previous result passed on, in the
+ * shape of the netconf's version. */
 void cni_print_result(const struct conf *c);
+/* cni_version_at_least - whether CNI version @v is @major.@minor or later. */
+bool cni_version_at_least(const char *v, int major, int minor);
 
 /* ---- netconf.c */
 
 /* netconf_read - read and validate the netconf on stdin into @c. */
 int netconf_read(struct conf *c, struct cni_err *e);
+/* netconf_version_only - VERSION: the cniVersion on stdin when it is one we
+ * speak, else "1.1.0"; stdin may be empty. */
+const char *netconf_version_only(void);
+/* netconf_sanitize_name - map every byte the wire refuses to '_'. */
+void netconf_sanitize_name(char *name);
+/* netconf_excluded - whether the pod of @v is excluded by @c. */
+bool netconf_excluded(const struct conf *c, const struct env *v);
 /* netconf_env_get - a CNI_* variable, NULL when unset or empty. */
 const char *netconf_env_get(const char *key);
 /* netconf_env_read - CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, and the
@@ -118,25 +168,38 @@ bool agent_alive(const struct state *s);
 void agent_stop(const struct state *s);
 /* agent_child_stop - end and reap our own child. */
 void agent_child_stop(pid_t pid);
-/* agent_find - the nfq-agent to run: conf "agent", beside nfq-cni, or PATH. */
+/* agent_find - the nfq-agent to run: conf "agent", each CNI_PATH
+ * directory, beside nfq-cni (symlinks resolved), or PATH. */
 int agent_find(const struct conf *c, char *out, size_t outlen, struct cni_err *e);
 /* agent_spawn - start @prog detached, stderr to @logfd; the pid or -errno. */
 pid_t agent_spawn(const char *prog, char *const argv[], int logfd);
 /* agent_log_last_line - the last non-empty line of @text holding @prefix
  * (NULL: any), after the prefix, into @out. */
 bool agent_log_last_line(const char *text, const char *prefix, char *out, size_t outlen);
-/* agent_log_attached - whether the newest lease event in the agent's log is "attached". */
-bool agent_log_attached(const char *text);
+/* agent_status_read - parse the agent's --status-file; -ENOENT before it wrote one. */
+int agent_status_read(const char *path, struct agent_status *st);
 
 /* ---- state.c */
 
-/* state_paths_init - the state and log file paths of container @cid. */
-int state_paths_init(struct paths *p, const struct conf *c, const char *cid);
+/* state_paths_init - the state, log and status file paths of container @cid. */
+int state_paths_init(struct paths *p, const char *state_dir, const char *cid);
+/* state_lock - an exclusive flock on @state_dir: the fd, or -errno. */
+int state_lock(const char *state_dir);
 /* state_write - record @s atomically (write, then rename). */
-int state_write(const char *path, const struct state *s, const char *ifname);
+int state_write(const char *path, const struct state *s);
 /* state_read - 0, -ENOENT when there is no state, -EINVAL when unreadable. */
 int state_read(const char *path, struct state *s);
-/* state_remove - drop the state and log files. */
-void state_remove(const struct paths *p);
+/* state_att_find - index of (@net, @ifname) in @s, or -1. */
+int state_att_find(const struct state *s, const char *net, const char *ifname);
+/* state_att_add - record (@net, @ifname) once; -ENOSPC when full. */
+int state_att_add(struct state *s, const char *net, const char *ifname);
+/* state_att_del - drop (@net, @ifname); whether it was there. */
+bool state_att_del(struct state *s, const char *net, const char *ifname);
+/* state_remove - drop the state and status files and keep the log (see
+ * state_keep_log) under @name. */
+void state_remove(const struct paths *p, const char *state_dir, const char *name);
+/* state_keep_log - move @log to <state_dir>/logs/<name>.1.log (its last
+ * LOG_KEEP_BYTES), shifting older ones up to LOG_KEEP. */
+void state_keep_log(const char *state_dir, const char *log, const char *name);
 
 #endif

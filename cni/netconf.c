@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The netconf on stdin, the CNI_* environment and the agent's name. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +44,73 @@ static int conf_version(struct conf *c, struct cni_err *e)
 		}
 	}
 	cni_set_err(e, CNI_ERR_VERSION, "netconf.cniVersion: version \"%.64s\" not supported", v);
-	cni_set_details(e, "supported versions: 0.4.0, 1.0.0");
+	cni_set_details(e, "supported versions: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
 	return -EINVAL;
+}
+
+/* A list of strings, borrowed from the netconf. */
+static int conf_list(struct json_object *root, const char *key, const char **out, size_t *n,
+		     struct cni_err *e)
+{
+	struct json_object *v;
+
+	*n = 0;
+	if (!json_object_object_get_ex(root, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_array))
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.%s: must be a list of strings", key);
+	if (json_object_array_length(v) > EXCLUDE_MAX)
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.%s: more than %d entries", key,
+			       EXCLUDE_MAX);
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *x = json_object_array_get_idx(v, i);
+
+		if (!json_object_is_type(x, json_type_string) || !json_object_get_string_len(x))
+			return cni_set_err(e, CNI_ERR_NETCONF, "netconf.%s[%zu]: must be a non-empty string",
+				       key, i);
+		out[(*n)++] = json_object_get_string(x);
+	}
+	return 0;
+}
+
+/* GC's list: [{"containerID": ..., "ifname": ...}], checked up front. */
+static int conf_valid(struct conf *c, struct cni_err *e)
+{
+	struct json_object *v, *x;
+
+	if (!json_object_object_get_ex(c->root, "cni.dev/valid-attachments", &v) ||
+	    json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_array))
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.cni.dev/valid-attachments: must be a list");
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *a = json_object_array_get_idx(v, i);
+
+		if (!json_object_is_type(a, json_type_object) ||
+		    !json_object_object_get_ex(a, "containerID", &x) || !json_object_is_type(x, json_type_string) ||
+		    !json_object_object_get_ex(a, "ifname", &x) || !json_object_is_type(x, json_type_string))
+			return cni_set_err(e, CNI_ERR_NETCONF,
+				       "netconf.cni.dev/valid-attachments[%zu]: needs string \"containerID\" and \"ifname\"",
+				       i);
+	}
+	c->valid = v;
+	return 0;
 }
 
 static int conf_keys(struct conf *c, struct cni_err *e)
 {
 	struct json_object *v;
+
+	if (conf_string(c->root, "name", NULL, &c->netname, e) < 0)
+		return -EINVAL;
+	if (!c->netname)
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.name: missing");
+	if (strlen(c->netname) >= NET_MAX)
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.name: longer than %d bytes", NET_MAX - 1);
+	if (conf_list(c->root, "exclude_namespaces", c->excl_ns, &c->n_excl_ns, e) < 0 ||
+	    conf_list(c->root, "exclude_pods", c->excl_pods, &c->n_excl_pods, e) < 0 ||
+	    conf_valid(c, e) < 0)
+		return -EINVAL;
 
 	if (conf_string(c->root, "broker", DEFAULT_BROKER, &c->broker, e) < 0 ||
 	    conf_string(c->root, "agent", NULL, &c->agent, e) < 0 ||
@@ -114,6 +175,26 @@ static int conf_parse(struct conf *c, const char *buf, size_t len, struct cni_er
 	if (conf_version(c, e) < 0)
 		return -EINVAL;
 	return conf_keys(c, e);
+}
+
+const char *netconf_version_only(void)
+{
+	struct json_object *o = NULL, *v;
+	const char *ver = "1.1.0";
+	char *buf = NULL;
+
+	if (isatty(STDIN_FILENO) || fs_read_fd(STDIN_FILENO, NETCONF_MAX, &buf) <= 0)
+		goto out;
+	o = json_tokener_parse(buf);
+	if (!o || !json_object_object_get_ex(o, "cniVersion", &v) || !json_object_is_type(v, json_type_string))
+		goto out;
+	for (size_t i = 0; cni_supported_versions[i]; i++)
+		if (strcmp(json_object_get_string(v), cni_supported_versions[i]) == 0)
+			ver = cni_supported_versions[i];
+out:
+	json_object_put(o);
+	free(buf);
+	return ver;
 }
 
 int netconf_read(struct conf *c, struct cni_err *e)
@@ -193,43 +274,53 @@ static int parse_args(const char *args, char *ns, char *pod, size_t len, struct 
 	return 0;
 }
 
-static int name_check(const char *name, struct cni_err *e)
+void netconf_sanitize_name(char *name)
 {
-	size_t len = strlen(name);
-
-	if (len >= WIRE_NAME_MAX)
-		return cni_set_err(e, CNI_ERR_ENV, "agent name is longer than %d bytes",
-			       WIRE_NAME_MAX - 1);
-	for (size_t i = 0; i < len; i++) {
-		if (!wire_name_char_ok((unsigned char)name[i]))
-			return cni_set_err(e, CNI_ERR_ENV,
-				       "agent name \"%.320s\" has invalid character 0x%02x at offset %zu",
-				       name, (unsigned char)name[i], i);
-	}
-	return 0;
+	for (char *p = name; *p; p++)
+		if (!wire_name_char_ok((unsigned char)*p))
+			*p = '_';
 }
 
-/* The agent's name: "<K8S_POD_NAMESPACE>/<K8S_POD_NAME>", else the container id. */
+/*
+ * The agent's name: "<K8S_POD_NAMESPACE>/<K8S_POD_NAME>", K8S_POD_NAME
+ * alone (podman passes no namespace), else the container id. Bytes the
+ * wire refuses (space, control bytes, '"', '\\', '=', non-ASCII) become
+ * '_': a runtime's name never fails ADD, only its length can.
+ */
 static int env_name(struct env *v, struct cni_err *e)
 {
-	char ns[WIRE_NAME_MAX], pod[WIRE_NAME_MAX];
+	char pod[WIRE_NAME_MAX];
 	const char *args = netconf_env_get("CNI_ARGS");
 
-	if (parse_args(args, ns, pod, sizeof(ns), e) < 0)
+	if (parse_args(args, v->k8s_ns, pod, sizeof(pod), e) < 0)
 		return -EINVAL;
-	if (ns[0] && pod[0]) {
-		size_t nl = strlen(ns), pl = strlen(pod);
+	if (v->k8s_ns[0] && pod[0]) {
+		size_t nl = strlen(v->k8s_ns), pl = strlen(pod);
 
 		if (nl + 1 + pl >= sizeof(v->name))
 			return cni_set_err(e, CNI_ERR_ENV, "CNI_ARGS: K8S_POD_NAMESPACE/K8S_POD_NAME: "
 				       "longer than %d bytes", WIRE_NAME_MAX - 1);
-		memcpy(v->name, ns, nl);
+		memcpy(v->name, v->k8s_ns, nl);
 		v->name[nl] = '/';
 		memcpy(v->name + nl + 1, pod, pl + 1);
+	} else if (pod[0]) {
+		snprintf(v->name, sizeof(v->name), "%s", pod);
 	} else {
 		snprintf(v->name, sizeof(v->name), "%s", v->cid);
 	}
-	return name_check(v->name, e);
+	netconf_sanitize_name(v->name);
+	return 0;
+}
+
+bool netconf_excluded(const struct conf *c, const struct env *v)
+{
+	for (size_t i = 0; i < c->n_excl_ns; i++)
+		if (v->k8s_ns[0] && strcmp(c->excl_ns[i], v->k8s_ns) == 0)
+			return true;
+	for (size_t i = 0; i < c->n_excl_pods; i++)
+		if (fnmatch(c->excl_pods[i], v->name, 0) == 0)
+			return true;
+	return false;
 }
 
 int netconf_env_read(struct env *v, struct cni_err *e)
@@ -254,5 +345,7 @@ int netconf_env_read(struct env *v, struct cni_err *e)
 			       v->netns);
 	if (!v->ifname)
 		return cni_set_err(e, CNI_ERR_ENV, "CNI_IFNAME is not set");
+	if (strlen(v->ifname) >= IF_MAX)
+		return cni_set_err(e, CNI_ERR_ENV, "CNI_IFNAME: longer than %d bytes", IF_MAX - 1);
 	return env_name(v, e);
 }

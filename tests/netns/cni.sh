@@ -6,9 +6,12 @@
 # prevResult) on stdin, the result or error object read from stdout. A
 # real broker serves "kube-system/*" names; traffic in the pod namespace is
 # decided by it once ADD returned. Checked: VERSION, ADD passing prevResult
-# through unchanged, the agent detached from the runtime's pipes, CHECK
-# (also while the broker is away and after it came back), DEL ending the
-# lease (idempotent), the container-id name rule and PATH lookup, and every
+# through unchanged, the agent detached from the runtime's pipes, readiness
+# from its status file, CHECK (also while the broker is away and after it
+# came back), two networks on one container (DEL of one keeps the other
+# served), 0.3.1 and STATUS, DEL ending the lease (idempotent) and keeping
+# the agent's log, GC, exclusions, the container-id name rule, the agent
+# found through CNI_PATH, beside a symlinked plugin and in PATH, and every
 # error class (no broker, refusal, bad netns, bad JSON, bad version, bad
 # environment, bad keys) leaving no agent and no state behind.
 set -euo pipefail
@@ -93,14 +96,15 @@ b = json.loads(sys.argv[2], object_pairs_hook=list)
 sys.exit(0 if a == b else 1)' "$1" "$2"
 }
 
-# expect_error NAME CODE MSG_REGEX - the call failed with a CNI error object.
+# expect_error NAME CODE MSG_REGEX [VERSION] - the call failed with a CNI
+# error object in VERSION (default 1.0.0, the netconf's).
 expect_error() {
 	local out
 	out=$(nt_out "$1")
 	nt_assert_eq 1 "$NT_RC" "$1: exit status"
 	nt_assert_lines "$out" '.' 1 "$1: one line on stdout"
 	nt_assert_eq "$2" "$(json_get "$out" code)" "$1: error code ($(cat "$out"))"
-	nt_assert_eq 1.0.0 "$(json_get "$out" cniVersion)" "$1: cniVersion of the error"
+	nt_assert_eq "${4:-1.0.0}" "$(json_get "$out" cniVersion)" "$1: cniVersion of the error"
 	[[ "$(json_get "$out" msg)" =~ $3 ]] || nt_fail "$1: msg '$(json_get "$out" msg)' does not match '$3'"
 }
 
@@ -123,7 +127,7 @@ expect_no_agent() {
 
 expect_no_state() {
 	local left
-	left=$(find "$STATE" -mindepth 1 -name "$1*" 2>/dev/null)
+	left=$(find "$STATE" -mindepth 1 -maxdepth 1 -name "$1*" 2>/dev/null)
 	[[ -z "$left" ]] || nt_fail "$2: state left behind: $left"
 }
 
@@ -154,7 +158,9 @@ nt_defer cleanup_agents
 nt_sub version
 cni version "" CNI_COMMAND=VERSION
 nt_assert_eq 0 "$NT_RC" "VERSION: exit status"
-nt_assert_eq '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' "$(cat "$(nt_out version)")" "VERSION output"
+nt_assert_eq '{"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' "$(cat "$(nt_out version)")" "VERSION output"
+cni version031 '{"cniVersion":"0.3.1","name":"n","type":"nfq-cni"}' CNI_COMMAND=VERSION
+nt_assert_eq '{"cniVersion":"0.3.1","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' "$(cat "$(nt_out version031)")" "VERSION answers in the netconf's version"
 nt_run cliversion 5000 "$CNI" --version
 nt_assert_eq "nfq-cni 0.1.0" "$(cat "$(nt_out cliversion)")" "--version output"
 nt_run clihelp 5000 "$CNI" --help
@@ -170,15 +176,15 @@ expect_error nocmd 4 '^CNI_COMMAND is not set$'
 cni badcmd "$(netconf)" CNI_COMMAND=FROB "${CNI_ENV[@]:1}"
 expect_error badcmd 4 'unknown command "FROB"'
 cni badjson '{"cniVersion":"1.0.0", "name": ' "${CNI_ENV[@]}"
-expect_error badjson 6 '^netconf: invalid JSON: '
+expect_error badjson 6 '^netconf: invalid JSON: ' 1.1.0
 cni trailing "$(netconf) {}" "${CNI_ENV[@]}"
-expect_error trailing 6 'trailing data'
+expect_error trailing 6 'trailing data' 1.1.0
 cni notobj '[1,2]' "${CNI_ENV[@]}"
-expect_error notobj 6 'not a JSON object'
-cni oldver '{"cniVersion":"0.3.1","name":"n","type":"nfq-cni"}' "${CNI_ENV[@]}"
-expect_error oldver 1 'version "0.3.1" not supported'
+expect_error notobj 6 'not a JSON object' 1.1.0
+cni oldver '{"cniVersion":"0.2.0","name":"n","type":"nfq-cni"}' "${CNI_ENV[@]}"
+expect_error oldver 1 'version "0.2.0" not supported' 1.1.0
 cni nover '{"name":"n","type":"nfq-cni"}' "${CNI_ENV[@]}"
-expect_error nover 7 'cniVersion: missing'
+expect_error nover 7 'cniVersion: missing' 1.1.0
 cni brokertype "$(netconf '"broker":5' | sed 's/"broker":"[^"]*",//')" "${CNI_ENV[@]}"
 expect_error brokertype 7 '^netconf\.broker: must be a string$'
 cni brokerrel "$(netconf | sed 's|"broker":"[^"]*"|"broker":"agent.sock"|')" "${CNI_ENV[@]}"
@@ -197,8 +203,10 @@ cni badcid "$(netconf)" CNI_COMMAND=ADD CNI_CONTAINERID=../../etc CNI_NETNS="$(n
 expect_error badcid 4 'not a valid container id'
 cni badargs "$(netconf)" "${CNI_ENV[@]:0:5}" "CNI_ARGS=K8S_POD_NAME"
 expect_error badargs 4 'CNI_ARGS: "K8S_POD_NAME" is not KEY=VALUE'
-cni badname "$(netconf)" "${CNI_ENV[@]:0:5}" 'CNI_ARGS=K8S_POD_NAMESPACE=a;K8S_POD_NAME=b"c'
-expect_error badname 4 'agent name "a/b"c" has invalid character 0x22'
+cni badname "$(netconf)" "${CNI_ENV[@]:0:5}" "CNI_ARGS=K8S_POD_NAMESPACE=$(printf 'n%.0s' {1..200});K8S_POD_NAME=$(printf 'x%.0s' {1..200})"
+expect_error badname 4 'K8S_POD_NAMESPACE/K8S_POD_NAME: longer than'
+cni noname "$(netconf | sed 's/"name":"k8s-pod-network",//')" "${CNI_ENV[@]}"
+expect_error noname 7 '^netconf\.name: missing$'
 cni badnetns "$(netconf)" CNI_COMMAND=ADD CNI_CONTAINERID="$CID" CNI_NETNS="$NT_TMP/no-such-netns" \
 	CNI_IFNAME=eth0 CNI_ARGS="$K8S_ARGS"
 expect_error badnetns 1000 'nfq-agent .* exited with status 1'
@@ -212,8 +220,12 @@ nt_ok
 nt_sub no-broker
 cni_env ADD "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
 cni nobroker "$(netconf | sed 's/"attach_timeout_ms":5000/"attach_timeout_ms":1500/')" "${CNI_ENV[@]}"
-expect_error nobroker 11 "^broker not reachable at ${BK_SOCK//./\\.} within 1500 ms$"
-nt_assert_grep "$(nt_out nobroker)" '"details":"ts=[^ ]* level=warn event=retry name=kube-system/' "no broker: the agent's last line as details"
+expect_error nobroker 11 "^broker not reachable at ${BK_SOCK//./\\.}: waited 1500 ms, the agent made [1-9][0-9]* attempts?$"
+nt_assert_grep "$(nt_out nobroker)" '"details":"no broker socket at ' "no broker: the agent's last error as details"
+cni_env STATUS "$CID"
+cni statusdown "$(netconf | sed 's/"cniVersion":"1.0.0"/"cniVersion":"1.1.0"/')" "${CNI_ENV[@]:0:1}"
+expect_error statusdown 50 "^broker not reachable at ${BK_SOCK//./\\.}: " 1.1.0
+cni_env ADD "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
 expect_no_agent "kube-system/$POD" "after ADD without a broker"
 expect_no_state "$CID" "after ADD without a broker"
 nt_ok
@@ -268,6 +280,47 @@ nt_assert_eq "$AGENT" "$(state_pid "$CID")" "agent pid after a second ADD"
 nt_assert_lines "$BK_LOG" "event=attach name=kube-system/$POD " 1 "attaches after a second ADD"
 nt_ok
 
+# ---------------------------------------------------------------- two networks, versions, STATUS
+# One container on two networks: one agent, two attachments; DEL of one
+# keeps the other served. Readiness came from the agent's status file.
+nt_sub two-networks
+nt_assert_grep "$STATE/$CID.status" '^state=attached$' "the agent's status file"
+netconf2() { netconf | sed 's/"name":"k8s-pod-network"/"name":"second-net"/'; }
+cni_env ADD "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
+CNI_ENV[2]=CNI_IFNAME=eth1
+cni addnet2 "$(netconf2)" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "ADD on a second network: exit status ($(cat "$(nt_out addnet2)"))"
+nt_assert_eq "$AGENT" "$(state_pid "$CID")" "one agent for both networks"
+nt_assert_eq 2 "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["attachments"]))' "$STATE/$CID.json")" "attachments recorded"
+CNI_ENV[0]=CNI_COMMAND=DEL
+cni delnet2 "$(netconf2)" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "DEL of the second network: exit status ($(cat "$(nt_out delnet2)"))"
+kill -0 "$AGENT" || nt_fail "DEL of one network ended the agent serving the other"
+CNI_ENV[0]=CNI_COMMAND=CHECK
+cni checknet2 "$(netconf2)" "${CNI_ENV[@]}"
+expect_error checknet2 1002 "^container $CID has no attachment on network second-net interface eth1$"
+cni_env CHECK "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
+cni checknet1 "$(netconf)" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "CHECK of the first network after the second's DEL ($(cat "$(nt_out checknet1)"))"
+bk_expect_traffic "$NS_A" 5001 5 5 "pod port 5001 after the second network's DEL"
+nt_assert_lines "$BK_LOG" "event=release name=kube-system/$POD " 0 "releases after one network's DEL"
+nt_ok
+
+nt_sub versions
+cni check031 "$(netconf | sed 's/"cniVersion":"1.0.0"/"cniVersion":"0.3.1"/')" "${CNI_ENV[@]}"
+expect_error check031 1 '^CHECK needs cniVersion 0.4.0 or later, the netconf has 0.3.1$' 0.3.1
+cni_env ADD "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
+cni add031 "$(netconf | sed 's/"cniVersion":"1.0.0"/"cniVersion":"0.3.1"/')" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "ADD with 0.3.1: exit status ($(cat "$(nt_out add031)"))"
+nt_assert_eq 0.3.1 "$(json_get "$(nt_out add031)" cniVersion)" "ADD 0.3.1: result version"
+nt_assert_eq 4 "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ips"][0]["version"])' "$(nt_out add031)")" "ADD 0.3.1: ips[].version of a 0.3.x result"
+nt_assert_eq "$AGENT" "$(state_pid "$CID")" "agent pid after an ADD in 0.3.1"
+cni_env STATUS "$CID"
+cni statusup "$(netconf | sed 's/"cniVersion":"1.0.0"/"cniVersion":"1.1.0"/')" "${CNI_ENV[@]:0:1}"
+nt_assert_eq 0 "$NT_RC" "STATUS with the broker up ($(cat "$(nt_out statusup)"))"
+[[ -s "$(nt_out statusup)" ]] && nt_fail "STATUS printed something: $(cat "$(nt_out statusup)")"
+nt_ok
+
 # ---------------------------------------------------------------- broker away
 nt_sub broker-away
 bk_stop
@@ -319,6 +372,78 @@ pid_gone "$AGENT2" || nt_fail "agent $AGENT2 still runs after DEL"
 expect_no_state "$CID2" "after DEL"
 nt_ok
 
+# ---------------------------------------------------------------- agent lookup
+# Without "agent": CNI_PATH first, then beside the plugin's real file (the
+# plugin reached through a symlink, as in /opt/cni/bin).
+nt_sub lookup
+REAL=$NT_TMP/real LINKS=$NT_TMP/cnibin CNIDIR=$NT_TMP/cnipath
+mkdir -p "$REAL" "$LINKS" "$CNIDIR"
+cp "$CNI" "$REAL/nfq-cni"
+ln -s "$BK_AGENT" "$REAL/nfq-agent"
+ln -s "$REAL/nfq-cni" "$LINKS/nfq-cni"
+ln -s "$BK_AGENT" "$CNIDIR/nfq-agent"
+argv0() { tr '\0' '\n' <"/proc/$1/cmdline" | head -n 1; }
+lookup_add() { # NAME CNI_PATH PLUGIN - ADD and DEL; prints the agent's argv[0]
+	local saved=$CNI
+	cni_env ADD "$CID2" "$(nt_ns_path "$NS_B")"
+	CNI_ENV[3]="CNI_PATH=$2"
+	CNI=$3
+	cni "$1" "$(netconf | sed 's|"agent":"[^"]*",||')" "${CNI_ENV[@]}"
+	CNI=$saved
+	nt_assert_eq 0 "$NT_RC" "$1: exit status ($(cat "$(nt_out "$1")"))"
+	LOOKUP_ARGV0=$(argv0 "$(state_pid "$CID2")")
+	CNI_ENV[0]=CNI_COMMAND=DEL
+	cni "$1-del" "$(netconf)" "${CNI_ENV[@]}"
+	nt_assert_eq 0 "$NT_RC" "$1: DEL"
+}
+lookup_add addlink /nonexistent "$LINKS/nfq-cni"
+nt_assert_eq "$REAL/nfq-agent" "$LOOKUP_ARGV0" "agent beside the symlinked plugin's real file"
+lookup_add addcnipath "/nonexistent:$CNIDIR" "$LINKS/nfq-cni"
+nt_assert_eq "$CNIDIR/nfq-agent" "$LOOKUP_ARGV0" "agent from CNI_PATH before the plugin's directory"
+expect_no_state "$CID2" "after the lookups"
+nt_ok
+
+# ---------------------------------------------------------------- exclusions
+nt_sub exclusions
+CID3=c${NT_ID//-/}x
+cni_env ADD "$CID3" "$(nt_ns_path "$NS_B")" "K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=skip-$NT_ID"
+cni exclns "$(netconf '"exclude_namespaces":["kube-system"]')" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "ADD of an excluded namespace: exit status ($(cat "$(nt_out exclns)"))"
+json_same "$(nt_out exclns)" "$PREV" || nt_fail "excluded ADD did not pass prevResult: $(cat "$(nt_out exclns)")"
+expect_no_agent "kube-system/skip-$NT_ID" "after an excluded ADD"
+expect_no_state "$CID3" "after an excluded ADD"
+cni_env ADD "$CID3" "$(nt_ns_path "$NS_B")" "K8S_POD_NAME=skip-$NT_ID"
+cni exclpod "$(netconf '"exclude_pods":["skip-*"]')" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "ADD of an excluded pod (K8S_POD_NAME only): exit status ($(cat "$(nt_out exclpod)"))"
+expect_no_agent "skip-$NT_ID" "after an excluded pod's ADD"
+expect_no_state "$CID3" "after an excluded pod's ADD"
+CNI_ENV[0]=CNI_COMMAND=CHECK
+cni exclcheck "$(netconf '"exclude_pods":["skip-*"]')" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "CHECK of an excluded pod ($(cat "$(nt_out exclcheck)"))"
+CNI_ENV[0]=CNI_COMMAND=DEL
+cni excldel "$(netconf '"exclude_pods":["skip-*"]')" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "DEL of an excluded pod ($(cat "$(nt_out excldel)"))"
+kill -0 "$AGENT" || nt_fail "the first agent died during the exclusions"
+nt_ok
+
+# ---------------------------------------------------------------- gc
+# GC (1.1.0) releases what cni.dev/valid-attachments does not list, and
+# only that: the pod it lists keeps its agent.
+nt_sub gc
+cni_env ADD "$CID2" "$(nt_ns_path "$NS_B")"
+cni addgc "$(netconf)" "${CNI_ENV[@]}"
+nt_assert_eq 0 "$NT_RC" "ADD before GC ($(cat "$(nt_out addgc)"))"
+AGENT2=$(state_pid "$CID2")
+cni_env GC "$CID2"
+cni gc "$(netconf "\"cni.dev/valid-attachments\":[{\"containerID\":\"$CID\",\"ifname\":\"eth0\"}]" | sed 's/"cniVersion":"1.0.0"/"cniVersion":"1.1.0"/')" "${CNI_ENV[@]:0:1}"
+nt_assert_eq 0 "$NT_RC" "GC: exit status ($(cat "$(nt_out gc)"))"
+bk_wait_log "event=release name=$CID2 .*reason=\"agent said bye\""
+pid_gone "$AGENT2" || nt_fail "agent $AGENT2 still runs after GC"
+expect_no_state "$CID2" "after GC"
+kill -0 "$AGENT" || nt_fail "GC ended the agent of a valid attachment"
+nt_assert_lines "$BK_LOG" "event=release name=kube-system/$POD " 0 "releases of the valid pod after GC"
+nt_ok
+
 # ---------------------------------------------------------------- del
 nt_sub del
 cni_env DEL "$CID" "$(nt_ns_path "$NS_A")" "$K8S_ARGS"
@@ -329,6 +454,7 @@ bk_wait_log "event=release name=kube-system/$POD .*reason=\"agent said bye\""
 pid_gone "$AGENT" || nt_fail "agent $AGENT still runs after DEL"
 expect_no_agent "kube-system/$POD" "after DEL"
 expect_no_state "$CID" "after DEL"
+nt_assert_grep "$STATE/logs/kube-system_$POD.1.log" "event=attached name=kube-system/$POD " "the agent's log kept after DEL"
 queue_gone() { ! nt_queue_bound "$NS_A" 1; }
 nt_wait_for 5000 "queue 1 of the pod unbound after DEL" queue_gone
 cni del2 "$(netconf)" "${CNI_ENV[@]}"
