@@ -114,8 +114,9 @@ static void span(const struct pidx_map *m, pidx_key lo, pidx_key hi, uint32_t *s
 	*e = hi + 1 == 0 ? m->n : lower_bound(m, hi + 1);
 }
 
-/* Every value's start and end as bounds, sorted and unique. */
-static int build_bounds(const struct policy *p, struct pidx_map *maps)
+/* Every value's start and end as bounds, sorted and unique: of all rules
+ * (@key NULL), or of the rules filed under each key. */
+static int build_bounds(const struct policy *p, struct pidx_map *maps, const uint8_t *key)
 {
 	size_t cnt[PF_COUNT] = { 0 };
 	pidx_key lo, hi;
@@ -125,6 +126,8 @@ static int build_bounds(const struct policy *p, struct pidx_map *maps)
 		for (size_t r = 0; r < p->n_rules; r++)
 			for (int lk = 0; lk < LK_COUNT; lk++)
 				for (size_t i = 0; i < rule_nvals(&p->rules[r], lk); i++) {
+					if (key && key[r] != lk)
+						break;
 					if ((f = rule_val(&p->rules[r], lk, i, &lo, &hi)) < 0)
 						continue;
 					if (pass)
@@ -261,6 +264,39 @@ fail:
 	return rc;
 }
 
+/* The first-level table of each map: 2^k buckets of equal width over
+ * [bound[0], bound[n - 1]], each the first bound in it. */
+static int build_radix(struct pidx_map *maps)
+{
+	for (int f = 0; f < PF_COUNT; f++) {
+		struct pidx_map *m = &maps[f];
+		pidx_key span_k;
+		uint32_t nb = 1, j = 0;
+
+		if (!m->n || !m->off[m->n]) {
+			m->n = 0;          /* nothing filed here: lookups skip it */
+			continue;
+		}
+		while (nb < m->n && nb < PIDX_RADIX_MAX)
+			nb *= 2;
+		m->base = m->bound[0];
+		span_k = m->bound[m->n - 1] - m->base;
+		m->shift = 0;
+		while (m->shift < 127 && (span_k >> m->shift) >= nb)
+			m->shift++;
+		m->nb = nb;
+		if (!(m->radix = malloc((nb + 1) * sizeof(uint32_t))))
+			return -ENOMEM;
+		for (uint32_t b = 0; b < nb; b++) {
+			while (j < m->n && ((m->bound[j] - m->base) >> m->shift) < b)
+				j++;
+			m->radix[b] = j;
+		}
+		m->radix[nb] = m->n;
+	}
+	return 0;
+}
+
 static int build_resid(const struct policy *p, struct policy_index *x, const uint8_t *key)
 {
 	x->resid = malloc((p->n_rules + 1) * sizeof(uint32_t));
@@ -278,7 +314,8 @@ static size_t index_bytes(const struct policy_index *x)
 
 	for (int f = 0; f < PF_COUNT; f++)
 		b += (x->map[f].n + 1) * (sizeof(pidx_key) + sizeof(uint32_t)) +
-		     (x->map[f].off[x->map[f].n] + 1) * sizeof(uint32_t);
+		     (x->map[f].off[x->map[f].n] + 1) * sizeof(uint32_t) +
+		     (x->map[f].radix ? (x->map[f].nb + 1) * sizeof(uint32_t) : 0);
 	return b;
 }
 
@@ -292,15 +329,25 @@ int policy_index_build(struct policy *p)
 
 	if (!x || !key)
 		goto fail;
-	if ((rc = build_bounds(p, x->map)) < 0 || (rc = build_cover(p, x->map, cov)) < 0)
+	if ((rc = build_bounds(p, x->map, NULL)) < 0 || (rc = build_cover(p, x->map, cov)) < 0)
 		goto fail;
 	for (size_t r = 0; r < p->n_rules; r++)
 		key[r] = (uint8_t)choose_key(&p->rules[r], x->map, cov);
-	if ((rc = build_lists(p, x->map, key)) < 0 || (rc = build_resid(p, x, key)) < 0)
+	/* the tables again, of the values filed there only: fewer bounds,
+	 * shorter searches */
+	for (int f = 0; f < PF_COUNT; f++) {
+		free(x->map[f].bound);
+		x->map[f].bound = NULL;
+		x->map[f].n = 0;
+	}
+	if ((rc = build_bounds(p, x->map, key)) < 0 || (rc = build_lists(p, x->map, key)) < 0 ||
+	    (rc = build_resid(p, x, key)) < 0 || (rc = build_radix(x->map)) < 0)
 		goto fail;
 	x->bytes = index_bytes(x);
-	p->idx = x;
-	x = NULL;
+	if (x->n_resid < p->n_rules) {
+		p->idx = x;
+		x = NULL;
+	}
 	rc = 0;
 fail:
 	for (int f = 0; f < PF_COUNT; f++)
@@ -319,6 +366,7 @@ void policy_index_free(struct policy_index *x)
 		free(x->map[f].bound);
 		free(x->map[f].off);
 		free(x->map[f].ent);
+		free(x->map[f].radix);
 	}
 	free(x->resid);
 	free(x);

@@ -20,8 +20,10 @@
  * type, so that one interval table serves every key. */
 __extension__ typedef unsigned __int128 pidx_key;
 
-/* Fewer rules than this: the linear scan is as fast (bench-policy). */
-#define POLICY_INDEX_MIN_RULES 64
+/* Fewer rules than this: the linear scan is as fast (bench-policy: with
+ * rules over CIDRs and ports the index is ahead from 8 rules on, at 20
+ * rules 60 ns against 175 ns). */
+#define POLICY_INDEX_MIN_RULES 8
 
 /* The tables: one per family for addresses. */
 enum { PF_SRC4, PF_SRC6, PF_DST4, PF_DST6, PF_SPORT, PF_DPORT, PF_PROTO, PF_COUNT };
@@ -35,8 +37,17 @@ struct pidx_map {
 	pidx_key *bound;
 	uint32_t *off;             /* n + 1 */
 	uint32_t *ent;
-	uint32_t n;
+	uint32_t n;                /* 0: no rule filed here */
+	/* First level, so that the search touches a bucket of a few bounds,
+	 * not log2(n) cache lines: bucket b = (key - base) >> shift holds
+	 * bound[radix[b]] .. bound[radix[b + 1] - 1]. */
+	uint32_t *radix;           /* nb + 1 */
+	uint32_t nb, shift;
+	pidx_key base;
 };
+
+/* At most this many first-level buckets per table (4 bytes each). */
+#define PIDX_RADIX_MAX 65536u
 
 struct policy_index {
 	struct pidx_map map[PF_COUNT];
@@ -50,7 +61,9 @@ struct policy;
 /*
  * policy_index_build - build @p's index (replacing none: @p has none yet).
  * Off the packet path: at load/reload. Returns 0 or -ENOMEM (@p is then
- * left without an index and evaluated by the linear scan).
+ * left without an index and evaluated by the linear scan). A policy none
+ * of whose rules could be filed under a key gets no index either: every
+ * rule would be a candidate of every packet, the scan with extra steps.
  */
 int policy_index_build(struct policy *p);
 
@@ -65,8 +78,20 @@ size_t policy_index_bytes(const struct policy *p);
 static inline void pidx_lookup(const struct pidx_map *m, pidx_key k,
 			       const uint32_t **b, const uint32_t **e)
 {
-	uint32_t lo = 0, hi = m->n;
+	pidx_key rel = k - m->base;
+	uint32_t lo, hi;
 
+	if (!m->n || k < m->base) {
+		*b = *e = NULL;
+		return;
+	}
+	rel >>= m->shift;
+	if (rel >= m->nb) {
+		lo = hi = m->n;
+	} else {
+		lo = m->radix[(uint32_t)rel];
+		hi = m->radix[(uint32_t)rel + 1];
+	}
 	/* the first bound above @k; the interval before it holds @k */
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
