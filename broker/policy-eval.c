@@ -126,15 +126,15 @@ int policy_eval_linear(const struct policy *p, const struct pktmeta *m,
 
 static inline pidx_key addr_key(uint8_t family, const uint8_t a[16])
 {
-	uint64_t w[2];
+	uint64_t w;
 	uint32_t v4;
 
 	if (family == 4) {
 		memcpy(&v4, a, sizeof(v4));
 		return ntohl(v4);
 	}
-	memcpy(w, a, sizeof(w));
-	return ((pidx_key)be64toh(w[0]) << 64) | be64toh(w[1]);
+	memcpy(&w, a, sizeof(w));
+	return be64toh(w);
 }
 
 /* One candidate list per table the packet has a value for, plus the

@@ -35,7 +35,7 @@ static pidx_key be_key(const uint8_t *b, size_t n)
 
 static void cidr_bounds(const struct cidr *c, pidx_key *lo, pidx_key *hi)
 {
-	size_t n = c->family == 4 ? 4 : 16;
+	size_t n = c->family == 4 ? 4 : 8;
 	pidx_key net = be_key((const uint8_t *)c->net, n);
 	pidx_key mask = be_key((const uint8_t *)c->mask, n);
 	pidx_key all = n == 4 ? (pidx_key)0xffffffffu : ~(pidx_key)0;
@@ -282,7 +282,7 @@ static int build_radix(struct pidx_map *maps)
 		m->base = m->bound[0];
 		span_k = m->bound[m->n - 1] - m->base;
 		m->shift = 0;
-		while (m->shift < 127 && (span_k >> m->shift) >= nb)
+		while (m->shift < 63 && (span_k >> m->shift) >= nb)
 			m->shift++;
 		m->nb = nb;
 		if (!(m->radix = malloc((nb + 1) * sizeof(uint32_t))))

@@ -16,9 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Addresses (IPv4 in the low 32 bits), ports and protocols as one integer
- * type, so that one interval table serves every key. */
-__extension__ typedef unsigned __int128 pidx_key;
+/* Addresses (IPv4 in the low 32 bits, IPv6 by their first 64 bits),
+ * ports and protocols as one integer type, so that one interval table
+ * serves every key. An IPv6 prefix longer than /64 is filed under its /64:
+ * the candidates are a superset, and every candidate is matched in full. */
+typedef uint64_t pidx_key;
 
 /* Fewer rules than this: the linear scan is as fast (bench-policy: with
  * rules over CIDRs and ports the index is ahead from 8 rules on, at 20
