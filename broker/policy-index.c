@@ -91,6 +91,43 @@ static int key_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One value of one rule's key, flattened once so that the passes below
+ * walk an array. */
+struct pval {
+	pidx_key lo, hi;
+	uint32_t rule;
+	uint32_t s, e;             /* the intervals it covers, per pass */
+	uint8_t f, lk;
+};
+
+/* Every indexable value of every rule, rule by rule. */
+static struct pval *flatten(const struct policy *p, size_t *n_out)
+{
+	struct pval *v = NULL;
+	size_t n = 0;
+	pidx_key lo, hi;
+	int f;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t r = 0; r < p->n_rules; r++)
+			for (int lk = 0; lk < LK_COUNT; lk++)
+				for (size_t i = 0; i < rule_nvals(&p->rules[r], lk); i++) {
+					if ((f = rule_val(&p->rules[r], lk, i, &lo, &hi)) < 0)
+						continue;
+					if (pass)
+						v[n] = (struct pval){ .lo = lo, .hi = hi, .rule = r,
+								      .f = (uint8_t)f, .lk = (uint8_t)lk };
+					n++;
+				}
+		if (!pass && !(v = malloc((n + 1) * sizeof(*v))))
+			return NULL;
+		if (!pass)
+			n = 0;
+	}
+	*n_out = n;
+	return v;
+}
+
 /* The first bound >= @k (n when none). */
 static uint32_t lower_bound(const struct pidx_map *m, pidx_key k)
 {
@@ -107,38 +144,30 @@ static uint32_t lower_bound(const struct pidx_map *m, pidx_key k)
 	return lo;
 }
 
-/* The intervals [*s, *e) value [lo, hi] covers. */
-static void span(const struct pidx_map *m, pidx_key lo, pidx_key hi, uint32_t *s, uint32_t *e)
-{
-	*s = lower_bound(m, lo);
-	*e = hi + 1 == 0 ? m->n : lower_bound(m, hi + 1);
-}
-
-/* Every value's start and end as bounds, sorted and unique: of all rules
- * (@key NULL), or of the rules filed under each key. */
-static int build_bounds(const struct policy *p, struct pidx_map *maps, const uint8_t *key)
+/* Value starts and ends as bounds, sorted and unique: of all values
+ * (@key NULL), or of those of the key each rule is filed under. Sets each
+ * value's span. */
+static int build_bounds(struct pidx_map *maps, struct pval *v, size_t nv, const uint8_t *key)
 {
 	size_t cnt[PF_COUNT] = { 0 };
-	pidx_key lo, hi;
 	int f;
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t r = 0; r < p->n_rules; r++)
-			for (int lk = 0; lk < LK_COUNT; lk++)
-				for (size_t i = 0; i < rule_nvals(&p->rules[r], lk); i++) {
-					if (key && key[r] != lk)
-						break;
-					if ((f = rule_val(&p->rules[r], lk, i, &lo, &hi)) < 0)
-						continue;
-					if (pass)
-						maps[f].bound[maps[f].n++] = lo;
-					if (pass && hi + 1 != 0)
-						maps[f].bound[maps[f].n++] = hi + 1;
-					cnt[f] += 2;
-				}
-		for (f = 0; !pass && f < PF_COUNT; f++)
-			if (!(maps[f].bound = malloc((cnt[f] + 1) * sizeof(pidx_key))))
-				return -ENOMEM;
+	for (size_t i = 0; i < nv; i++)
+		cnt[v[i].f] += 2;
+	for (f = 0; f < PF_COUNT; f++) {
+		free(maps[f].bound);
+		maps[f].n = 0;
+		if (!(maps[f].bound = malloc((cnt[f] + 1) * sizeof(pidx_key))))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		struct pidx_map *m = &maps[v[i].f];
+
+		if (key && key[v[i].rule] != v[i].lk)
+			continue;
+		m->bound[m->n++] = v[i].lo;
+		if (v[i].hi + 1 != 0)
+			m->bound[m->n++] = v[i].hi + 1;
 	}
 	for (f = 0; f < PF_COUNT; f++) {
 		struct pidx_map *m = &maps[f];
@@ -150,74 +179,71 @@ static int build_bounds(const struct policy *p, struct pidx_map *maps, const uin
 				m->bound[n++] = m->bound[j];
 		m->n = n;
 	}
+	for (size_t i = 0; i < nv; i++) {
+		const struct pidx_map *m = &maps[v[i].f];
+
+		if (key && key[v[i].rule] != v[i].lk)
+			continue;
+		v[i].s = lower_bound(m, v[i].lo);
+		v[i].e = v[i].hi + 1 == 0 ? m->n : lower_bound(m, v[i].hi + 1);
+	}
 	return 0;
 }
 
-/* cov[f][j]: how many values of all rules cover interval j of table f. */
-static int build_cover(const struct policy *p, const struct pidx_map *maps, int64_t **cov)
+/* cov[f][j]: how many values cover interval j of table f. */
+static int build_cover(const struct pidx_map *maps, const struct pval *v, size_t nv,
+		       int64_t **cov)
 {
-	pidx_key lo, hi;
-	uint32_t s, e;
 	int f;
 
 	for (f = 0; f < PF_COUNT; f++)
 		if (!(cov[f] = calloc(maps[f].n + 1, sizeof(int64_t))))
 			return -ENOMEM;
-	for (size_t r = 0; r < p->n_rules; r++)
-		for (int lk = 0; lk < LK_COUNT; lk++)
-			for (size_t i = 0; i < rule_nvals(&p->rules[r], lk); i++) {
-				if ((f = rule_val(&p->rules[r], lk, i, &lo, &hi)) < 0)
-					continue;
-				span(&maps[f], lo, hi, &s, &e);
-				cov[f][s]++;
-				cov[f][e]--;
-			}
+	for (size_t i = 0; i < nv; i++) {
+		cov[v[i].f][v[i].s]++;
+		cov[v[i].f][v[i].e]--;
+	}
 	for (f = 0; f < PF_COUNT; f++)
 		for (uint32_t j = 1; j <= maps[f].n; j++)
 			cov[f][j] += cov[f][j - 1];
 	return 0;
 }
 
-/* The key of @r whose values share their intervals with the fewest
- * others; LK_NONE when it has no key narrow enough. */
-static int choose_key(const struct rule *r, const struct pidx_map *maps, int64_t **cov)
+/* For each rule the key whose values share their intervals with the
+ * fewest others (the largest share counts); LK_NONE when none of its keys
+ * is narrow enough. @v holds each rule's values together. */
+static void choose_keys(const struct policy *p, const struct pval *v, size_t nv,
+			int64_t **cov, uint8_t *key)
 {
-	int64_t best = INT64_MAX, cost;
-	int lk_best = LK_NONE, f;
-	pidx_key lo, hi;
-	uint32_t s, e;
+	size_t i = 0;
 
-	for (int lk = 0; lk < LK_COUNT; lk++) {
-		size_t n = rule_nvals(r, lk);
+	for (uint32_t r = 0; r < p->n_rules; r++) {
+		int64_t cost[LK_COUNT] = { 0 }, best = INT64_MAX;
 
-		cost = n ? 0 : INT64_MAX;
-		for (size_t i = 0; i < n && cost < INT64_MAX; i++) {
-			if ((f = rule_val(r, lk, i, &lo, &hi)) < 0)
+		key[r] = LK_NONE;
+		for (; i < nv && v[i].rule == r; i++) {
+			if (v[i].e - v[i].s > WIDE) {
+				cost[v[i].lk] = INT64_MAX;
 				continue;
-			span(&maps[f], lo, hi, &s, &e);
-			if (e - s > WIDE) {
-				cost = INT64_MAX;
-				break;
 			}
-			for (uint32_t j = s; j < e; j++)
-				if (cov[f][j] > cost)
-					cost = cov[f][j];
+			for (uint32_t j = v[i].s; j < v[i].e && cost[v[i].lk] < INT64_MAX; j++)
+				if (cov[v[i].f][j] > cost[v[i].lk])
+					cost[v[i].lk] = cov[v[i].f][j];
 		}
-		if (cost < best) {
-			best = cost;
-			lk_best = lk;
-		}
+		for (int lk = 0; lk < LK_COUNT; lk++)
+			if ((p->rules[r].tests & lk_bit[lk]) && cost[lk] < best) {
+				best = cost[lk];
+				key[r] = (uint8_t)lk;
+			}
 	}
-	return lk_best;
 }
 
 /* File each rule under its key: count per interval, then fill. A rule
  * with overlapping values is listed once per interval (last[]). */
-static int build_lists(const struct policy *p, struct pidx_map *maps, const uint8_t *key)
+static int build_lists(struct pidx_map *maps, const struct pval *v, size_t nv,
+		       const uint8_t *key)
 {
 	uint32_t *last[PF_COUNT] = { 0 };
-	pidx_key lo, hi;
-	uint32_t s, e;
 	int f, rc = -ENOMEM;
 
 	for (f = 0; f < PF_COUNT; f++)
@@ -227,22 +253,20 @@ static int build_lists(const struct policy *p, struct pidx_map *maps, const uint
 	for (int pass = 0; pass < 2; pass++) {
 		for (f = 0; f < PF_COUNT; f++)
 			memset(last[f], 0xff, (maps[f].n + 1) * sizeof(uint32_t));
-		for (uint32_t r = 0; r < p->n_rules; r++) {
-			if (key[r] == LK_NONE)
+		for (size_t i = 0; i < nv; i++) {
+			struct pidx_map *m = &maps[v[i].f];
+			uint32_t r = v[i].rule;
+
+			if (key[r] != v[i].lk)
 				continue;
-			for (size_t i = 0; i < rule_nvals(&p->rules[r], key[r]); i++) {
-				if ((f = rule_val(&p->rules[r], key[r], i, &lo, &hi)) < 0)
+			for (uint32_t j = v[i].s; j < v[i].e; j++) {
+				if (last[v[i].f][j] == r)
 					continue;
-				span(&maps[f], lo, hi, &s, &e);
-				for (uint32_t j = s; j < e; j++) {
-					if (last[f][j] == r)
-						continue;
-					last[f][j] = r;
-					if (pass)
-						maps[f].ent[maps[f].off[j]++] = r;
-					else
-						maps[f].off[j + 1]++;
-				}
+				last[v[i].f][j] = r;
+				if (pass)
+					m->ent[m->off[j]++] = r;
+				else
+					m->off[j + 1]++;
 			}
 		}
 		for (f = 0; f < PF_COUNT && !pass; f++) {
@@ -325,22 +349,20 @@ int policy_index_build(struct policy *p)
 	struct policy_index *x = calloc(1, sizeof(*x));
 	int64_t *cov[PF_COUNT] = { 0 };
 	uint8_t *key = malloc(p->n_rules + 1);
+	struct pval *v = NULL;
+	size_t nv = 0;
 	int rc = -ENOMEM;
 
-	if (!x || !key)
+	if (!x || !key || !(v = flatten(p, &nv)))
 		goto fail;
-	if ((rc = build_bounds(p, x->map, NULL)) < 0 || (rc = build_cover(p, x->map, cov)) < 0)
+	if ((rc = build_bounds(x->map, v, nv, NULL)) < 0 ||
+	    (rc = build_cover(x->map, v, nv, cov)) < 0)
 		goto fail;
-	for (size_t r = 0; r < p->n_rules; r++)
-		key[r] = (uint8_t)choose_key(&p->rules[r], x->map, cov);
+	choose_keys(p, v, nv, cov, key);
 	/* the tables again, of the values filed there only: fewer bounds,
 	 * shorter searches */
-	for (int f = 0; f < PF_COUNT; f++) {
-		free(x->map[f].bound);
-		x->map[f].bound = NULL;
-		x->map[f].n = 0;
-	}
-	if ((rc = build_bounds(p, x->map, key)) < 0 || (rc = build_lists(p, x->map, key)) < 0 ||
+	if ((rc = build_bounds(x->map, v, nv, key)) < 0 ||
+	    (rc = build_lists(x->map, v, nv, key)) < 0 ||
 	    (rc = build_resid(p, x, key)) < 0 || (rc = build_radix(x->map)) < 0)
 		goto fail;
 	x->bytes = index_bytes(x);
@@ -352,6 +374,7 @@ int policy_index_build(struct policy *p)
 fail:
 	for (int f = 0; f < PF_COUNT; f++)
 		free(cov[f]);
+	free(v);
 	free(key);
 	policy_index_free(x);
 	return rc;
