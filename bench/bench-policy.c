@@ -11,8 +11,9 @@
  * in the same run, medians of REPS timed runs: ns per packet, the ratio of
  * each size to the 20-rule policy as the broker evaluates it (the index
  * from POLICY_INDEX_MIN_RULES rules on), compile time and memory.
- *   ninja -C build bench/bench-policy && ./build/bench/bench-policy
- * "scale=only" as the second argument skips the first part.
+ *   ninja -C build bench/bench-policy && ./build/bench/bench-policy scale
+ * ("scale": this part alone; without it, both parts). Each line is the
+ * median of REPS runs; for medians over processes run it 5 times.
  *
  * A second line prices the verdict-latency histogram (issue 15) on top of
  * the same evaluation: as the broker keeps it (two clock reads and two
@@ -435,7 +436,7 @@ int main(int argc, char **argv)
 	long hits = 0, ref = 0;
 	double t0, t_eval, t_ref;
 
-	if (argc > 2 && strcmp(argv[2], "scale=only") == 0) {
+	if (argc > 1 && strcmp(argv[1], "scale") == 0) {
 		free(pkts);
 		free(cfg);
 		bench_scale();
