@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Evaluation: a loop of integer compares over the flat per-rule arrays
- * policy-parse.c compiled; no allocation, no strings, no json-c at packet
- * time. Also the read-only accessors the control socket and metrics use.
+ * Evaluation: integer compares over the flat per-rule arrays policy-parse.c
+ * compiled, for every rule in order or, with an index (policy-index.h), for
+ * the candidates its lookups give, in the same order; no allocation, no
+ * strings, no json-c at packet time. Also the read-only accessors the
+ * control socket and metrics use.
  */
 #include <arpa/inet.h>
 #include <endian.h>
