@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Evaluation: a loop of integer compares over the flat per-rule arrays
- * policy-parse.c compiled; no allocation, no strings, no json-c at packet
- * time. Also the read-only accessors the control socket and metrics use.
+ * Evaluation: integer compares over the flat per-rule arrays policy-parse.c
+ * compiled, for every rule in order or, with an index (policy-index.h), for
+ * the candidates its lookups give, in the same order; no allocation, no
+ * strings, no json-c at packet time. Also the read-only accessors the
+ * control socket and metrics use.
  */
+#include <arpa/inet.h>
+#include <endian.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +15,7 @@
 #include <nfqb/queue.h>
 
 #include "names.h"
+#include "policy-index.h"
 #include "policy-int.h"
 
 /* ------------------------------------------------------------------ */
@@ -103,9 +108,9 @@ static inline bool rule_match(const struct rule *r, const struct pktmeta *m,
 	return true;
 }
 
-/* policy_eval - see policy.h. */
-int policy_eval(const struct policy *p, const struct pktmeta *m,
-		const struct policy_action **act)
+/* policy_eval_linear - see policy-int.h: every rule in order. */
+int policy_eval_linear(const struct policy *p, const struct pktmeta *m,
+		       const struct policy_action **act)
 {
 	/* Hook 31 is set only in the all-hooks mask of rules without "hook". */
 	uint32_t hook = m->hook < 31 ? m->hook : 31;
@@ -119,6 +124,83 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
 	}
 	*act = &p->def;
 	return -1;
+}
+
+static inline pidx_key addr_key(uint8_t family, const uint8_t a[16])
+{
+	uint64_t w;
+	uint32_t v4;
+
+	if (family == 4) {
+		memcpy(&v4, a, sizeof(v4));
+		return ntohl(v4);
+	}
+	memcpy(&w, a, sizeof(w));
+	return be64toh(w);
+}
+
+/* One candidate list per table the packet has a value for, plus the
+ * rules filed under no key. */
+#define CAND_LISTS 6
+
+/* policy_eval_indexed - see policy-int.h: the candidate lists merged in
+ * rule order, each candidate tested fully, so the first match is the one
+ * the linear scan finds. */
+int policy_eval_indexed(const struct policy *p, const struct pktmeta *m,
+			const struct policy_action **act)
+{
+	const struct policy_index *x = p->idx;
+	uint32_t hook = m->hook < 31 ? m->hook : 31;
+	uint32_t pk = packet_key(m);
+	const uint32_t *b[CAND_LISTS], *e[CAND_LISTS];
+	int n = 0;
+
+	b[n] = x->resid;
+	e[n++] = x->resid + x->n_resid;
+	if (m->family == 4 || m->family == 6) {
+		int v6 = m->family == 6;
+
+		pidx_lookup(&x->map[PF_SRC4 + v6], addr_key(m->family, m->src), &b[n], &e[n]);
+		n += b[n] != e[n];
+		pidx_lookup(&x->map[PF_DST4 + v6], addr_key(m->family, m->dst), &b[n], &e[n]);
+		n += b[n] != e[n];
+		pidx_lookup(&x->map[PF_PROTO], m->proto, &b[n], &e[n]);
+		n += b[n] != e[n];
+		if (m->has_ports) {
+			pidx_lookup(&x->map[PF_SPORT], m->sport, &b[n], &e[n]);
+			n += b[n] != e[n];
+			pidx_lookup(&x->map[PF_DPORT], m->dport, &b[n], &e[n]);
+			n += b[n] != e[n];
+		}
+	}
+	for (;;) {
+		uint32_t best = UINT32_MAX;
+		int k = -1;
+
+		for (int i = 0; i < n; i++)
+			if (b[i] != e[i] && *b[i] < best) {
+				best = *b[i];
+				k = i;
+			}
+		if (k < 0)
+			break;
+		b[k]++;
+		if (rule_match(&p->rules[best], m, pk, hook)) {
+			*act = &p->acts[best];
+			return (int)best;
+		}
+	}
+	*act = &p->def;
+	return -1;
+}
+
+/* policy_eval - see policy.h. */
+int policy_eval(const struct policy *p, const struct pktmeta *m,
+		const struct policy_action **act)
+{
+	if (p->idx)
+		return policy_eval_indexed(p, m, act);
+	return policy_eval_linear(p, m, act);
 }
 
 /* policy_count - see policy.h. */

@@ -132,6 +132,8 @@ struct policy {
 	size_t n_rules;
 	struct policy_action def;
 	bool audit;                /* "mode": "audit" */
+	/* NULL for a small policy: the linear scan is as fast (policy-index.h) */
+	struct policy_index *idx;
 	/* The one mutable part, kept in its own block: evaluation only reads
 	 * the policy, policy_count() writes here. */
 	struct policy_counters *ctr;
@@ -170,5 +172,12 @@ void policy_keys_parse_match(json_object *o, const char *path, struct compile *c
 /* policy_keys_finish - fold the keys present into r->need and the scalar
  * fields; absent keys get values that always pass. */
 void policy_keys_finish(struct rule *r);
+
+/* policy_eval_linear, policy_eval_indexed - policy_eval() by one method
+ * (the second needs p->idx): the property test compares them. */
+int policy_eval_linear(const struct policy *p, const struct pktmeta *m,
+		       const struct policy_action **act);
+int policy_eval_indexed(const struct policy *p, const struct pktmeta *m,
+			const struct policy_action **act);
 
 #endif

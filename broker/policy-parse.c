@@ -17,6 +17,7 @@
 #include "jsonv.h"
 #include "matchval.h"
 #include "names.h"
+#include "policy-index.h"
 #include "policy-int.h"
 
 /* ------------------------------------------------------------------ */
@@ -151,6 +152,7 @@ static void policy_free(struct policy *p)
 	free(p->rules);
 	free(p->acts);
 	free(p->ctr);
+	policy_index_free(p->idx);
 	free((char *)p->def.comment);
 	free(p->name);
 	free(p);
@@ -600,6 +602,8 @@ done:
 	if (!p->ctr)
 		p->ctr = counters_new(0);
 	if (!p->ctr)
+		goto fail;
+	if (p->n_rules >= POLICY_INDEX_MIN_RULES && policy_index_build(p) < 0)
 		goto fail;
 	return p;
 fail:

@@ -100,4 +100,8 @@ struct session_mgr {
 	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
 };
 
+/* session_verdict - the nfqb callback of every session's queues (@user
+ * the session): exported for the allocation-count test only. */
+void session_verdict(struct nfqb_packet *p, void *user);
+
 #endif
