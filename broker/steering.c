@@ -391,6 +391,14 @@ static bool same_list(const struct steer_list *a, const struct steer_list *b)
 	return steer_list_equal(a, b) && (na == nb || (na && nb && strcmp(na, nb) == 0));
 }
 
+static void log_trace(const struct session *s)
+{
+	char wb[LOG_VALUE_MAX];
+
+	log_event(LOGL_DEBUG, "steer_check", "name=%s error=%s", s->name,
+		  log_value(wb, sizeof(wb), s->steer.why));
+}
+
 void steering_attach(struct session *s)
 {
 	const struct steer_list *l = wanted(s, s->mgr->cfg);
@@ -398,8 +406,6 @@ void steering_attach(struct session *s)
 	int rc;
 
 	s->steer.list = l;
-	/* A restarted broker finds its predecessor's tables: rewriting them
-	 * reconciles (one table, never two). */
 	if (l && !queues_bound(s, l, s->steer.why, sizeof(s->steer.why))) {
 		fail_now(s, EV_INSTALL, -ENXIO);
 		return;
@@ -410,17 +416,14 @@ void steering_attach(struct session *s)
 	 * Otherwise an unsteered namespace costs no socket, job or thread. */
 	if (!l && !s->nadopted)
 		return;
+	/* A restarted broker finds its predecessor's tables: rewriting them
+	 * reconciles (one table, never two). */
 	event = l ? EV_INSTALL : "steer_clear";
 	rc = submit(s, l, event, NULL);
 	if (rc < 0 && l)
 		fail_now(s, event, rc);
-	else if (rc < 0)    /* nothing configured: no error to show, just a trace */
-	{
-		char wb[LOG_VALUE_MAX];
-
-		log_event(LOGL_DEBUG, "steer_check", "name=%s error=%s", s->name,
-			  log_value(wb, sizeof(wb), s->steer.why));
-	}
+	else if (rc < 0)
+		log_trace(s);   /* nothing configured: no error to show */
 }
 
 void steering_reload(struct session *s, const struct cfg *n)
