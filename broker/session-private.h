@@ -104,4 +104,11 @@ struct session_mgr {
  * the session): exported for the allocation-count test only. */
 void session_verdict(struct nfqb_packet *p, void *user);
 
+/*
+ * session_mgr_return_home - setns() back into the broker's own network
+ * namespace after work in an agent's; aborts when that fails (every later
+ * socket would be made in the wrong namespace).
+ */
+void session_mgr_return_home(struct session_mgr *m);
+
 #endif

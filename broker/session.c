@@ -218,6 +218,17 @@ void session_verdict(struct nfqb_packet *p, void *user)
 
 /* ------------------------------------------------------------ kernel stats */
 
+void session_mgr_return_home(struct session_mgr *m)
+{
+	if (setns(m->home_netns_fd, CLONE_NEWNET) < 0) {
+		/* Every later stats read and socket would be in the agent's
+		 * namespace: no way to go on safely. */
+		log_event(LOGL_ERROR, "setns", "error=\"cannot return to the broker's "
+			  "own network namespace: %s\" action=abort", strerror(errno));
+		abort();
+	}
+}
+
 /* nfqb_kstats_read inside namespace @nsfd, returning to the broker's own. */
 static int kstats_read_in(struct session_mgr *m, int nsfd, struct nfqb_kstat *out,
 			  size_t max)
@@ -229,13 +240,7 @@ static int kstats_read_in(struct session_mgr *m, int nsfd, struct nfqb_kstat *ou
 	if (setns(nsfd, CLONE_NEWNET) < 0)
 		return -errno;
 	n = nfqb_kstats_read(KSTATS_PATH, out, max);
-	if (setns(m->home_netns_fd, CLONE_NEWNET) < 0) {
-		/* Every later stats read and socket would be in the agent's
-		 * namespace: no way to go on safely. */
-		log_event(LOGL_ERROR, "setns", "error=\"cannot return to the broker's "
-			  "own network namespace: %s\" action=abort", strerror(errno));
-		abort();
-	}
+	session_mgr_return_home(m);
 	return n;
 }
 

@@ -887,6 +887,16 @@ static ssize_t nl_send(int fd, const void *buf, size_t len)
 	return (size_t)n == len ? n : -EMSGSIZE;
 }
 
+/* Whatever an earlier exchange left unread is not about the next one
+ * (bounded: the socket is connected to the kernel, nobody floods it). */
+static void drain_stale(int fd)
+{
+	char buf[64];
+
+	for (int i = 0; i < 64 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) > 0; i++)
+		;
+}
+
 /*
  * Run dump request @nlh on @fd, calling @cb for every answer. A dump is
  * filled inside recv(), so every read finds data until NLMSG_DONE.
@@ -897,9 +907,7 @@ static int nl_dump(int fd, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 	uint32_t seq = nlh->nlmsg_seq;
 	int rc;
 
-	/* Whatever an earlier call left unread is not about this request. */
-	for (int i = 0; i < 64 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
-		;
+	drain_stale(fd);
 	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
 	if (rc < 0)
 		return rc;
@@ -937,8 +945,7 @@ static int table_exists(int fd, uint8_t fam)
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, STEER_TABLE);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	for (int i = 0; i < 64 && recv(fd, buf + 512, 64, MSG_DONTWAIT | MSG_TRUNC) > 0; i++)
-		;
+	drain_stale(fd);
 	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
 	if (rc < 0)
 		return rc;
@@ -1053,10 +1060,7 @@ static int send_batch(int fd, const struct steer_list *l, enum steer_backend be,
 		return rc;
 	}
 	sndbuf_fit(fd, b.len);
-	/* Whatever an earlier call left unread is not about this batch. */
-	for (int i = 0; i < 64 && recv(fd, (char[64]){ 0 }, 64, MSG_DONTWAIT | MSG_TRUNC) > 0;
-	     i++)
-		;
+	drain_stale(fd);
 	res->messages = b.ntags;
 	rc = (int)nl_send(fd, b.buf, b.len);
 	if (rc < 0) {

@@ -224,12 +224,7 @@ static int open_in_netns(struct session *s, char *why, size_t whylen)
 		close(fd);
 		fd = -1;
 	}
-	if (setns(m->home_netns_fd, CLONE_NEWNET) < 0) {
-		/* Every later socket would be made in the agent's namespace. */
-		log_event(LOGL_ERROR, "setns", "error=\"cannot return to the broker's "
-			  "own network namespace: %s\" action=abort", strerror(errno));
-		abort();
-	}
+	session_mgr_return_home(m);
 	if (fd < 0)
 		snprintf(why, whylen, "netlink socket: %s", strerror(-err));
 fail:
