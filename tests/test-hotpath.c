@@ -31,46 +31,7 @@
 /* Allocation counting (not under ASan, which owns malloc itself)     */
 /* ------------------------------------------------------------------ */
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && \
-	!__has_feature(address_sanitizer)
-#define COUNT_ALLOCS 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-static volatile unsigned long n_allocs, n_frees;
-
-void *malloc(size_t n)
-{
-	n_allocs++;
-	return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	n_allocs++;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-	n_allocs++;
-	return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-	if (p)
-		n_frees++;
-	__libc_free(p);
-}
-#else
-#define COUNT_ALLOCS 0
-static volatile unsigned long n_allocs, n_frees;
-#endif
+#include "alloc-count.h"
 
 /* ------------------------------------------------------------------ */
 /* Fixture                                                            */
