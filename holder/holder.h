@@ -20,8 +20,8 @@
 
 #include "cni.h"
 
-#define HOLDER_DEFAULT_SOCK "/run/nfq-broker/holder.sock"
-#define HOLDER_DEFAULT_STATE "/run/nfq-broker/holder"
+#define HOLDER_DEFAULT_SOCK "/run/nfq-holder/holder.sock"
+#define HOLDER_DEFAULT_STATE "/run/nfq-holder/state"
 #define HOLDER_MSG_MAX (64u << 10)
 #define HOLDER_VALID_MAX 1024      /* GC: valid attachments in one request */
 #define HOLDER_BROKER_MAX 108      /* sun_path */
