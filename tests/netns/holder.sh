@@ -8,9 +8,10 @@
 # holder (the agent its child, outside the runtime's cgroup, detached from
 # the plugin's pipes), two networks and one DEL, CHECK, the agent killed
 # (restarted, traffic still decided), the holder killed (agents live on,
-# adopted again by the next holder, which also restarts one that died
+# adopted again by the next holder (also after a clean SIGTERM), which
+# also restarts one that died
 # meanwhile), every process of the runtime's cgroup killed (pods still
-# served), the broker killed (datagrams queued meanwhile delivered after
+# served; a direct-mode agent beside them dies), the broker killed (datagrams queued meanwhile delivered after
 # its restart), refusals and bad namespaces (no agent, no state left), a
 # bad request on the socket (refused, the holder keeps serving), the
 # holder away (ADD says so), DEL ending the agent with its log kept, and
@@ -56,6 +57,7 @@ nt_defer "cg_kill_all; rmdir $CG"
 nt_ns_new NS_A pod
 nt_ns_new NS_B pod2
 nt_ns_new NS_C pod3
+nt_ns_new NS_D direct
 bk_queue_rule "$NS_A" 1 5001
 bk_queue_rule "$NS_A" 1 5002
 bk_queue_rule "$NS_B" 2 5001
@@ -198,8 +200,14 @@ nt_wait_queue "$NS_A" 1
 traffic "$NS_A" "after the agent was killed"
 nt_ok
 
-# ---------------------------------------------------------------- holder killed
+# ---------------------------------------------------------------- holder stopped, killed
 nt_sub holder-kill
+# a clean stop leaves the agents to the next holder
+kill -TERM "$HPID"
+nt_expect_exit "$HPID" 5000 0 "nfq-holder after SIGTERM"
+alive "$AGENT" || nt_fail "the agent ended with the holder's SIGTERM"
+holder_start holder1b
+nt_assert_grep "$HLOG" "event=agent_adopted cid=$CID .*pid=$AGENT$" "the agent adopted after a clean stop"
 kill -KILL "$HPID"
 wait "$HPID" 2>/dev/null || true
 sleep 0.2
@@ -233,8 +241,16 @@ cni_env ADD "$CID2" "$(nt_ns_path "$NS_B")" eth0 "K8S_POD_NAMESPACE=other;K8S_PO
 cni addb "$(netconf)" "${CNI_ENV[@]}"
 expect_ok addb "ADD of a second pod"
 AGENT2=$(agent_of "$CID2")
+# The same ADD without "holder" (direct mode): its agent is left in the
+# runtime's cgroup, and dies with it. What the holder is for.
+cni_env ADD "$CID3" "$(nt_ns_path "$NS_D")" eth0 "K8S_POD_NAMESPACE=other;K8S_POD_NAME=direct"
+cni direct "$(netconf | sed "s|\"holder\":\"[^\"]*\"|\"agent\":\"$BK_AGENT\",\"state_dir\":\"$NT_TMP/direct\"|")" "${CNI_ENV[@]}"
+expect_ok direct "ADD in direct mode"
+DIRECT=$(json_get "$NT_TMP/direct/$CID3.json" pid)
+grep -qx "$DIRECT" "$CG/cgroup.procs" || nt_fail "the direct-mode agent is not in the runtime's cgroup"
 cg_kill_all || nt_fail "the runtime's cgroup did not empty"
 wait "$RT" 2>/dev/null || true
+alive "$DIRECT" && nt_fail "the direct-mode agent survived the runtime's cgroup"
 alive "$AGENT" && alive "$AGENT2" || nt_fail "an agent died with the runtime's cgroup"
 nt_wait_queue "$NS_B" 2
 traffic "$NS_A" "pod 1 after the runtime's cgroup was killed"
