@@ -5,13 +5,12 @@
 # namespaces stand in for pods, the plugin runs as a runtime runs it, in a
 # test cgroup (the runtime's). A real broker serves "kube-system/*" with a
 # policy that accepts UDP 5001 and drops 5002. Checked: ADD through the
-# holder (the agent its child, outside the runtime's cgroup, detached from
-# the plugin's pipes), two networks and one DEL, CHECK, the agent killed
-# (restarted, traffic still decided), the holder killed (agents live on,
-# adopted again by the next holder (also after a clean SIGTERM), which
-# also restarts one that died
-# meanwhile), every process of the runtime's cgroup killed (pods still
-# served; a direct-mode agent beside them dies), the broker killed (datagrams queued meanwhile delivered after
+# holder (the agent its child, outside the runtime's cgroup), two networks
+# and one DEL, CHECK, the agent killed (restarted, traffic still decided),
+# the holder stopped or killed (agents live on, adopted by the next holder,
+# which also restarts one that died meanwhile), every process of the
+# runtime's cgroup killed (pods still served; a direct-mode agent beside
+# them dies), the broker killed (datagrams queued meanwhile delivered after
 # its restart), refusals and bad namespaces (no agent, no state left), a
 # bad request on the socket (refused, the holder keeps serving), the
 # holder away (ADD says so), DEL ending the agent with its log kept, and
