@@ -70,6 +70,8 @@ ssize_t holder_reply_format(const struct cni_err *e, char *buf, size_t len);
 /* holder_reply_parse - 0 for "ok", 1 with the error in @e, -EINVAL when
  * the message is neither. */
 int holder_reply_parse(const char *buf, size_t len, struct cni_err *e);
+/* holder_verb_name - "HOLD", "RELEASE", ... */
+const char *holder_verb_name(enum holder_verb v);
 /* holder_cid_ok - a container id as the state files accept it. */
 bool holder_cid_ok(const char *cid);
 

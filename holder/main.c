@@ -134,7 +134,9 @@ static int find_agent(const struct opts *o, char *out, size_t len)
 	/* No CNI_PATH here: that is the plugin's environment, not ours. */
 	unsetenv("CNI_PATH");
 	if (agent_find(&c, out, len, &e) < 0) {
-		log_event(LOGL_ERROR, "no_agent", "msg=\"%s\"", e.msg);
+		char qm[LOG_VALUE_MAX];
+
+		log_event(LOGL_ERROR, "no_agent", "msg=%s", log_value(qm, sizeof(qm), e.msg));
 		return -ENOENT;
 	}
 	return 0;
@@ -191,15 +193,21 @@ static int read_client(struct loop *l, size_t i, int64_t now)
 	if ((size_t)n > sizeof(buf) - 1 ||
 	    holder_req_parse(buf, (size_t)n, &r, why, sizeof(why)) < 0) {
 		struct cni_err e = { .code = CNI_ERR_DECODE };
+		char qw[LOG_VALUE_MAX];
 
 		if ((size_t)n > sizeof(buf) - 1)
 			snprintf(why, sizeof(why), "request longer than %u bytes", HOLDER_MSG_MAX);
 		snprintf(e.msg, sizeof(e.msg), "nfq-holder: bad request: %s", why);
-		log_event(LOGL_WARN, "bad_request", "reason=\"%s\"", why);
+		log_event(LOGL_WARN, "bad_request", "reason=%s", log_value(qw, sizeof(qw), why));
 		serve_reply(fd, &e);
 		return 1;
 	}
-	log_event(LOGL_DEBUG, "request", "verb=%d cid=%s net=%s ifname=%s", (int)r.verb, r.cid, r.net, r.ifname);
+	if (log_verbose()) {
+		char qn[NET_MAX * 4 + 3], qi[IF_MAX * 4 + 3];
+
+		log_event(LOGL_DEBUG, "request", "verb=%s cid=%s net=%s ifname=%s", holder_verb_name(r.verb),
+			  r.cid, log_value(qn, sizeof(qn), r.net), log_value(qi, sizeof(qi), r.ifname));
+	}
 	serve_request(&l->sv, fd, &r, now);
 	holder_req_clear(&r);
 	return 1;

@@ -28,6 +28,11 @@ static const struct {
 	[HOLDER_GC] = { "GC", F_NET, F_NET },
 };
 
+const char *holder_verb_name(enum holder_verb v)
+{
+	return (size_t)v < sizeof(verbs) / sizeof(verbs[0]) ? verbs[v].verb : "?";
+}
+
 bool holder_cid_ok(const char *s)
 {
 	size_t len = strlen(s);
