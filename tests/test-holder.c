@@ -18,9 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "holder.h"
+#include "clock.h"
 
 static char dir[64];
 
@@ -347,6 +352,230 @@ static void test_backoff(void **state)
 	assert_int_equal(h.restart_at, now + HOLDER_BACKOFF_MIN_MS);
 }
 
+
+/* ------------------------------------------------------------------ serving */
+
+static const char fake_agent[] =
+	"#!/bin/sh\n"
+	"st=\n"
+	"while [ $# -gt 0 ]; do [ \"$1\" = --status-file ] && st=$2; shift; done\n"
+	"put() { printf 'state=%s\\nattempts=%s\\nreason=%s\\n' \"$1\" \"$2\" \"$3\" >\"$st.tmp\" && mv \"$st.tmp\" \"$st\"; }\n"
+	"trap 'exit 0' TERM\n"
+	"case \"$FAKE_AGENT_MODE\" in\n"
+	"refused) put refused 1 'no namespaces entry matches name \"p\"'; exit 1;;\n"
+	"exit) echo 'fake: boom' >&2; exit 3;;\n"
+	"retry) put retrying 3 'no broker socket at /x';;\n"
+	"*) echo 'attached' >&2; put attached 1 '';;\n"
+	"esac\n"
+	"i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n";
+
+struct fixture {
+	struct server sv;
+	char sdir[96], agent[96];
+};
+
+static struct fixture *fx_new(const char *name)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int fd;
+
+	assert_non_null(f);
+	snprintf(f->sdir, sizeof(f->sdir), "%s/%s", dir, name);
+	snprintf(f->agent, sizeof(f->agent), "%s/fake-agent-%s", dir, name);
+	assert_int_equal(mkdir(f->sdir, 0700), 0);
+	fd = open(f->agent, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, fake_agent, strlen(fake_agent)), (ssize_t)strlen(fake_agent));
+	close(fd);
+	f->sv.hd.state_dir = f->sdir;
+	f->sv.hd.agent = f->agent;
+	setenv("FAKE_AGENT_MODE", "attached", 1);
+	return f;
+}
+
+/* Stop what is left (as a holder would never do: its agents outlive it). */
+static void fx_free(struct fixture *f)
+{
+	while (f->sv.hd.n_held) {
+		struct held *h = f->sv.hd.held[0];
+
+		if (h->pidfd >= 0) {
+			kill(h->s.pid, SIGKILL);
+			waitpid(h->s.pid, NULL, 0);
+		}
+		held_free(&f->sv.hd, h);
+	}
+	free(f->sv.hd.held);
+	serve_shutdown(&f->sv);
+	free(f);
+}
+
+/* The loop's part: agent exits, timers, waiters, until @cfd has an answer
+ * (then it is read into @ans) or @ms passed. Returns whether one came. */
+static bool pump(struct fixture *f, int cfd, int ms, char *ans, size_t len)
+{
+	int64_t end = clock_now_ms() + ms;
+
+	while (clock_now_ms() < end) {
+		int64_t now = clock_now_ms();
+		struct pollfd p = { .fd = cfd, .events = POLLIN };
+
+		for (size_t i = f->sv.hd.n_held; i-- > 0; ) {
+			struct pollfd q = { .fd = f->sv.hd.held[i]->pidfd, .events = POLLIN };
+
+			if (q.fd >= 0 && poll(&q, 1, 0) == 1)
+				serve_agent_exited(&f->sv, f->sv.hd.held[i], now);
+		}
+		held_timers(&f->sv.hd, now);
+		serve_tick(&f->sv, now);
+		if (cfd >= 0 && poll(&p, 1, 10) == 1) {
+			ssize_t n = recv(cfd, ans, len - 1, MSG_DONTWAIT);
+
+			ans[n > 0 ? n : 0] = '\0';
+			return true;
+		}
+		if (cfd < 0)
+			clock_sleep_ms(10);
+	}
+	return false;
+}
+
+/* Send @msg as a client would; the answer in @ans. */
+static void ask(struct fixture *f, const char *msg, char *ans, size_t len)
+{
+	struct holder_req r;
+	char why[256];
+	int sp[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	if (holder_req_parse(msg, strlen(msg), &r, why, sizeof(why)) < 0)
+		fail_msg("bad test request: %s", why);
+	serve_request(&f->sv, sp[1], &r, clock_now_ms());
+	holder_req_clear(&r);
+	if (!pump(f, sp[0], 8000, ans, len))
+		fail_msg("no answer to %s", msg);
+	close(sp[0]);
+}
+
+#define HOLD_A "HOLD\ncid=ca\nnet=n\nifname=eth0\nname=p\nnetns=/proc/self/ns/net\nbroker=/b\ntimeout_ms=3000\n"
+
+static void test_serve_hold_release(void **state)
+{
+	struct fixture *f = fx_new("hr");
+	char ans[4096], path[256];
+	struct state s;
+	struct held *h;
+	pid_t pid;
+
+	(void)state;
+	ask(f, HOLD_A, ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	h = held_find(&f->sv.hd, "ca");
+	assert_non_null(h);
+	snprintf(path, sizeof(path), "%s/ca.json", f->sdir);
+	assert_int_equal(state_read(path, &s), 0);
+	assert_int_equal(s.pid, h->s.pid);
+	assert_string_equal(s.broker, "/b");
+	pid = h->s.pid;
+	/* a second network: the same agent, answered at once */
+	ask(f, "HOLD\ncid=ca\nnet=m\nifname=eth1\nname=other\nnetns=/proc/self/ns/net\nbroker=/b\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	assert_int_equal(h->s.pid, pid);
+	assert_int_equal(h->s.n_att, 2);
+	assert_string_equal(h->s.name, "p");
+	/* CHECK: the right and the wrong ones */
+	ask(f, "CHECK\ncid=ca\nnet=n\nifname=eth0\nnetns=/proc/self/ns/net\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	ask(f, "CHECK\ncid=zz\nnet=n\nifname=eth0\nnetns=/x\n", ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=1002\nmsg=no agent recorded for container zz\ndetails=\n");
+	ask(f, "CHECK\ncid=ca\nnet=n\nifname=eth9\nnetns=/x\n", ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=1002\nmsg=container ca has no attachment on network n interface eth9\ndetails=\n");
+	ask(f, "CHECK\ncid=ca\nnet=n\nifname=eth0\nnetns=/x\n", ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=1002\nmsg=agent for container ca serves /proc/self/ns/net, not CNI_NETNS /x\ndetails=\n");
+	/* RELEASE of one: the agent stays; of the last: it goes, its log stays */
+	ask(f, "RELEASE\ncid=ca\nnet=m\nifname=eth1\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	assert_int_equal(kill(pid, 0), 0);
+	ask(f, "RELEASE\ncid=ca\nnet=n\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	assert_null(held_find(&f->sv.hd, "ca"));
+	assert_int_equal(waitpid(pid, NULL, WNOHANG), -1); /* reaped already */
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/logs/p.1.log", f->sdir);
+	assert_int_equal(access(path, F_OK), 0);
+	/* RELEASE again: nothing to do, still ok */
+	ask(f, "RELEASE\ncid=ca\nnet=n\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	fx_free(f);
+}
+
+static void test_serve_failures(void **state)
+{
+	struct fixture *f = fx_new("fail");
+	char ans[4096], path[256];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/ca.json", f->sdir);
+	setenv("FAKE_AGENT_MODE", "refused", 1);
+	ask(f, HOLD_A, ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=999\nmsg=broker refused the agent: no namespaces entry matches name \"p\"\ndetails=\n");
+	assert_int_equal(f->sv.hd.n_held, 0);
+	assert_int_equal(access(path, F_OK), -1);
+	setenv("FAKE_AGENT_MODE", "exit", 1);
+	ask(f, HOLD_A, ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=1000\nmsg=nfq-agent exited with status 3\ndetails=fake: boom\n");
+	assert_int_equal(f->sv.hd.n_held, 0);
+	setenv("FAKE_AGENT_MODE", "retry", 1);
+	ask(f, "HOLD\ncid=ca\nnet=n\nifname=eth0\nname=p\nnetns=/proc/self/ns/net\nbroker=/b\ntimeout_ms=300\n",
+	    ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=11\nmsg=broker not reachable at /b: waited 300 ms, the agent made 3 attempts\n"
+			    "details=no broker socket at /x\n");
+	/* the agent is being stopped: gone once it exited */
+	pump(f, -1, 2000, ans, sizeof(ans));
+	assert_int_equal(f->sv.hd.n_held, 0);
+	assert_int_equal(access(path, F_OK), -1);
+	/* an agent program that cannot run */
+	f->sv.hd.agent = "/nonexistent/nfq-agent";
+	ask(f, HOLD_A, ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=1000\nmsg=cannot run nfq-agent /nonexistent/nfq-agent: No such file or directory\ndetails=\n");
+	assert_int_equal(f->sv.hd.n_held, 0);
+	fx_free(f);
+}
+
+/* A killed agent is restarted after the backoff; GC drops what is not valid. */
+static void test_serve_restart_gc(void **state)
+{
+	struct fixture *f = fx_new("rs");
+	char ans[4096];
+	struct held *h;
+	pid_t first;
+
+	(void)state;
+	ask(f, HOLD_A, ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	h = held_find(&f->sv.hd, "ca");
+	first = h->s.pid;
+	kill(first, SIGKILL);
+	pump(f, -1, 1000, ans, sizeof(ans));
+	assert_int_equal(h->restarts, 1);
+	assert_true(h->s.pid != first);
+	assert_true(h->pidfd >= 0);
+	assert_int_equal(h->exit_status & 0x7f, SIGKILL);
+	/* GC: eth0 valid, eth1 not */
+	ask(f, "HOLD\ncid=ca\nnet=n\nifname=eth1\nname=p\nnetns=/proc/self/ns/net\nbroker=/b\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	ask(f, "GC\nnet=other\n", ans, sizeof(ans));
+	assert_int_equal(h->s.n_att, 2);
+	ask(f, "GC\nnet=n\nvalid=ca eth0\n", ans, sizeof(ans));
+	assert_string_equal(ans, "ok\n");
+	assert_int_equal(h->s.n_att, 1);
+	assert_string_equal(h->s.att[0].ifname, "eth0");
+	ask(f, "GC\nnet=n\n", ans, sizeof(ans));
+	pump(f, -1, 2000, ans, sizeof(ans));
+	assert_int_equal(f->sv.hd.n_held, 0);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +588,9 @@ int main(void)
 		cmocka_unit_test(test_state_file),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_serve_hold_release),
+		cmocka_unit_test(test_serve_failures),
+		cmocka_unit_test(test_serve_restart_gc),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
