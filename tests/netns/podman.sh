@@ -83,7 +83,7 @@ netconf() { # NAME BRIDGE SUBNET
 	cat >"$T/net.d/$1.conflist" <<EOC
 { "cniVersion": "1.0.0", "name": "$1", "plugins": [
   { "type": "bridge", "bridge": "$2", "isGateway": true, "ipMasq": false,
-    "ipam": { "type": "host-local", "ranges": [ [ { "subnet": "$3.0/24" } ] ] } },
+    "ipam": { "type": "host-local", "ranges": [ [ { "subnet": "$3.0/24" } ] ], "dataDir": "$T/ipam" } },
   { "type": "nfq-cni", "broker": "$BK_SOCK", "holder": "$HSOCK", "attach_timeout_ms": 8000 }
 ] }
 EOC
@@ -99,6 +99,7 @@ teardown() {
 	[[ -n "$ids" ]] && timeout 60 podman rm -f -t 0 $ids
 	ip link del "${PFX}a" 2>/dev/null
 	ip link del "${PFX}b" 2>/dev/null
+	rm -rf "/var/lib/cni/networks/$NET1" "/var/lib/cni/networks/$NET2"
 	for m in $(findmnt -rn -o TARGET | grep "^$T/" | sort -r); do umount -l "$m"; done
 	return 0
 }
@@ -297,4 +298,8 @@ for i in $(seq 1 20); do
 done
 nt_wait_for 5000 "every cycle's agent to exit" test "$(agents)" -eq 0
 nt_assert_eq "$before" "$(snapshot)" "processes, fds, state files, namespaces, iptables rules after 20 cycles"
+[[ -z "$(ls "$T/ipam/$NET1" 2>/dev/null | grep -v '^last_reserved_ip\|^lock$')" ]] ||
+	nt_fail "addresses still reserved after the cycles: $(ls "$T/ipam/$NET1")"
+[[ -z "$(ls /var/lib/cni/results 2>/dev/null | grep -F "$PFX-")" ]] ||
+	nt_fail "libcni's cached results left: $(ls /var/lib/cni/results | grep -F "$PFX-")"
 nt_ok
