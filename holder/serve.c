@@ -374,11 +374,13 @@ bool serve_tick(struct server *sv, int64_t now)
 		if (ret == 0)
 			continue;
 		wait_drop(sv, i);
-		/* A failed HOLD takes its attachment back: the runtime's DEL
-		 * finds nothing to do. That may answer other waiters of the
-		 * namespace: start over on what is left. */
-		if (ret < 0) {
-			w.h->fresh = false;
+		/* A failed HOLD that started the agent takes its attachment
+		 * back, as a failed direct ADD does: the runtime's DEL finds
+		 * nothing to do. One for an agent that served already (the
+		 * broker away, say) leaves it for the runtime's DEL: a
+		 * repeated ADD must not end a pod's service. Dropping may
+		 * answer other waiters of the namespace: start over. */
+		if (ret < 0 && w.h->fresh) {
 			drop_att(sv, w.h, w.net, w.ifname, now);
 			i = sv->n_w;
 		}

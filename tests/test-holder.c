@@ -565,6 +565,16 @@ static void test_serve_restart_gc(void **state)
 	assert_true(h->s.pid != first);
 	assert_true(h->pidfd >= 0);
 	assert_int_equal(h->exit_status & 0x7f, SIGKILL);
+	/* the broker away: a repeated ADD fails but ends nothing */
+	write_file(h->p.status, "state=retrying\nattempts=2\nreason=gone\n");
+	ask(f, "HOLD\ncid=ca\nnet=n\nifname=eth0\nname=p\nnetns=/proc/self/ns/net\nbroker=/b\ntimeout_ms=200\n",
+	    ans, sizeof(ans));
+	assert_string_equal(ans, "error\ncode=11\nmsg=broker not reachable at /b: waited 200 ms, the agent made 2 attempts\n"
+			    "details=gone\n");
+	assert_int_equal(h->s.n_att, 1);
+	assert_false(h->stopping);
+	assert_int_equal(kill(h->s.pid, 0), 0);
+	write_file(h->p.status, "state=attached\nattempts=3\nreason=\n");
 	/* GC: eth0 valid, eth1 not */
 	ask(f, "HOLD\ncid=ca\nnet=n\nifname=eth1\nname=p\nnetns=/proc/self/ns/net\nbroker=/b\n", ans, sizeof(ans));
 	assert_string_equal(ans, "ok\n");
