@@ -8,6 +8,7 @@
  *   state.c    <state_dir>/<container id>.json (.log, .status), the lock,
  *              the retained logs
  *   result.c   CNI results and error objects on stdout
+ *   via-holder.c  the commands through nfq-holder ("holder" in the netconf)
  */
 #ifndef NFQB_CNI_H
 #define NFQB_CNI_H
@@ -69,6 +70,7 @@ struct conf {
 	const char *broker;
 	const char *agent;         /* NULL: CNI_PATH, beside nfq-cni, then PATH */
 	const char *state_dir;
+	const char *holder;        /* nfq-holder's socket, or NULL: start the agent directly */
 	const char *netname;       /* "name": attachments are per network */
 	int attach_timeout_ms;
 	struct json_object *prev;  /* prevResult (borrowed from root), or NULL */
@@ -99,6 +101,7 @@ struct state {
 	unsigned long long start;  /* process start time: pids get reused */
 	char name[WIRE_NAME_MAX];
 	char netns[PATH_MAX];
+	char broker[108];          /* the agent's --broker (nfq-holder restarts it with it) */
 	struct att att[ATT_MAX];
 	size_t n_att;
 };
@@ -178,6 +181,19 @@ pid_t agent_spawn(const char *prog, char *const argv[], int logfd);
 bool agent_log_last_line(const char *text, const char *prefix, char *out, size_t outlen);
 /* agent_status_read - parse the agent's --status-file; -ENOENT before it wrote one. */
 int agent_status_read(const char *path, struct agent_status *st);
+
+/* ---- via-holder.c: the commands when the netconf names a "holder" */
+
+/* via_holder_add - HOLD the attachment; the result printed once attached. */
+int via_holder_add(const struct conf *c, const struct env *v, struct cni_err *e);
+/* via_holder_del - RELEASE (network, interface); the holder ends the agent after the last. */
+int via_holder_del(const struct conf *c, const struct env *v, struct cni_err *e);
+/* via_holder_check - CHECK, answered by the holder. */
+int via_holder_check(const struct conf *c, const struct env *v, struct cni_err *e);
+/* via_holder_gc - GC with cni.dev/valid-attachments, done by the holder. */
+int via_holder_gc(const struct conf *c, struct cni_err *e);
+/* via_holder_status - STATUS's holder half: its socket takes a connection. */
+int via_holder_status(const struct conf *c, struct cni_err *e);
 
 /* ---- state.c */
 

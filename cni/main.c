@@ -188,6 +188,8 @@ static int cmd_add(const struct conf *c, const struct env *v, struct cni_err *e)
 		cni_print_result(c);
 		return 0;
 	}
+	if (c->holder)
+		return via_holder_add(c, v, e);
 	if (agent_find(c, prog, sizeof(prog), e) < 0)
 		return -EINVAL;
 	if (state_paths_init(&p, c->state_dir, v->cid) < 0)
@@ -266,6 +268,8 @@ static int cmd_del(const struct conf *c, const struct env *v, struct cni_err *e)
 {
 	int lock, ret;
 
+	if (c->holder)
+		return via_holder_del(c, v, e);
 	lock = state_lock(c->state_dir);
 	if (lock == -ENOENT)
 		return 0;
@@ -289,6 +293,8 @@ static int cmd_check(const struct conf *c, const struct env *v, struct cni_err *
 			       c->version);
 	if (netconf_excluded(c, v))
 		return 0;
+	if (c->holder)
+		return via_holder_check(c, v, e);
 	if (state_paths_init(&p, c->state_dir, v->cid) < 0)
 		return cni_set_err(e, CNI_ERR_STATE, "state_dir: path too long");
 	ret = state_read(p.state, &s);
@@ -334,6 +340,8 @@ static int cmd_status(const struct conf *c, struct cni_err *e)
 		ret = cni_set_err(e, CNI_ERR_UNAVAILABLE, "broker not reachable at %.512s: %s",
 				  c->broker, strerror(errno));
 	close(fd);
+	if (ret == 0 && c->holder)
+		ret = via_holder_status(c, e);
 	return ret;
 }
 
@@ -363,6 +371,8 @@ static int cmd_gc(const struct conf *c, struct cni_err *e)
 	if (!cni_version_at_least(c->version, 1, 1))
 		return cni_set_err(e, CNI_ERR_VERSION, "GC needs cniVersion 1.1.0, the netconf has %s",
 			       c->version);
+	if (c->holder)
+		return via_holder_gc(c, e);
 	lock = state_lock(c->state_dir);
 	if (lock == -ENOENT)
 		return 0;
@@ -416,7 +426,7 @@ static void usage(void)
 	       "attached, STATUS whether the broker is reachable, GC releases what the\n"
 	       "runtime no longer knows, VERSION lists the spec versions.\n"
 	       "The netconf comes on stdin; keys: broker, agent, state_dir,\n"
-	       "attach_timeout_ms, exclude_namespaces, exclude_pods. See docs/cni.md.\n"
+	       "attach_timeout_ms, exclude_namespaces, exclude_pods, holder. See docs/cni.md.\n"
 	       "\n"
 	       "  -h, --help     show this help\n"
 	       "  -V, --version  show the version\n");

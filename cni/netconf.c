@@ -114,8 +114,15 @@ static int conf_keys(struct conf *c, struct cni_err *e)
 
 	if (conf_string(c->root, "broker", DEFAULT_BROKER, &c->broker, e) < 0 ||
 	    conf_string(c->root, "agent", NULL, &c->agent, e) < 0 ||
-	    conf_string(c->root, "state_dir", DEFAULT_STATE_DIR, &c->state_dir, e) < 0)
+	    conf_string(c->root, "state_dir", DEFAULT_STATE_DIR, &c->state_dir, e) < 0 ||
+	    conf_string(c->root, "holder", NULL, &c->holder, e) < 0)
 		return -EINVAL;
+	if (c->holder && c->holder[0] != '/')
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.holder: \"%.256s\" is not an absolute path",
+			       c->holder);
+	if (c->holder && strlen(c->holder) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.holder: path longer than %zu bytes",
+			       sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (c->broker[0] != '/')
 		return cni_set_err(e, CNI_ERR_NETCONF, "netconf.broker: \"%.256s\" is not an absolute path",
 			       c->broker);

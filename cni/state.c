@@ -94,6 +94,8 @@ int state_write(const char *path, const struct state *s)
 	json_object_object_add(o, "starttime", json_object_new_uint64(s->start));
 	json_object_object_add(o, "name", json_object_new_string(s->name));
 	json_object_object_add(o, "netns", json_object_new_string(s->netns));
+	if (s->broker[0])
+		json_object_object_add(o, "broker", json_object_new_string(s->broker));
 	for (size_t i = 0; i < s->n_att; i++) {
 		struct json_object *x = json_object_new_object();
 
@@ -169,6 +171,8 @@ int state_read(const char *path, struct state *s)
 	snprintf(s->name, sizeof(s->name), "%s", json_object_get_string(v));
 	if (json_object_object_get_ex(o, "netns", &v) && json_object_is_type(v, json_type_string))
 		snprintf(s->netns, sizeof(s->netns), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "broker", &v) && json_object_is_type(v, json_type_string))
+		snprintf(s->broker, sizeof(s->broker), "%s", json_object_get_string(v));
 	read_atts(o, s);
 	ret = s->pid > 0 ? 0 : -EINVAL;
 fail:

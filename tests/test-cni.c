@@ -664,6 +664,129 @@ static void test_check_not_attached(void **state)
 	assert_false(agent_alive(&s));
 }
 
+
+/* ------------------------------------------------------------------ holder */
+
+/* A fake nfq-holder at @path: answers one request with @reply, the
+ * request kept in @got. Bound before the fork: no race with the plugin. */
+static pid_t fake_holder(const char *path, const char *reply, const char *got)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	pid_t pid;
+
+	assert_true(l >= 0);
+	unlink(path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char buf[8192];
+		int c = accept(l, NULL, NULL), fd;
+		ssize_t n = c >= 0 ? recv(c, buf, sizeof(buf), 0) : -1;
+
+		fd = open(got, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (n > 0 && fd >= 0 && write(fd, buf, (size_t)n) != n)
+			_exit(1);
+		if (send(c, reply, strlen(reply), 0) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(l);
+	return pid;
+}
+
+static void expect_request(const char *got, const char *want)
+{
+	char *text = NULL;
+
+	assert_true(fs_read_file(got, 8192, &text) >= 0);
+	assert_string_equal(text, want);
+	free(text);
+}
+
+static void test_holder(void **state)
+{
+	char hsock[160], got[160], extra[1024], want[1024], msg[512];
+	pid_t pid;
+	int st;
+
+	(void)state;
+	snprintf(hsock, sizeof(hsock), "%s/holder.sock", root);
+	snprintf(got, sizeof(got), "%s/holder.got", root);
+	snprintf(extra, sizeof(extra), ",\"holder\":\"%s\"", hsock);
+	env("ADD", "h1", "eth0", "K8S_POD_NAME=p");
+
+	/* ADD: HOLD with everything the holder needs; its "ok" is the result */
+	pid = fake_holder(hsock, "ok\n", got);
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 0);
+	waitpid(pid, &st, 0);
+	snprintf(want, sizeof(want), "HOLD\ncid=h1\nnet=n\nifname=eth0\nname=p\nnetns=/proc/self/ns/net\n"
+		 "broker=%s\ntimeout_ms=%d\n", sockpath, timeout_ms);
+	expect_request(got, want);
+	assert_non_null(strstr(out, "\"cniVersion\":\"1.0.0\""));
+	/* nothing started, nothing recorded by the plugin itself */
+	assert_false(exists("%s/%s.json", "h1"));
+
+	/* its error is the plugin's, code, msg and details */
+	pid = fake_holder(hsock, "error\ncode=999\nmsg=broker refused the agent: x\ndetails=d\n", got);
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 1);
+	waitpid(pid, &st, 0);
+	expect_err(CNI_ERR_REFUSED, "broker refused the agent: x", "1.0.0");
+	assert_non_null(strstr(out, "\"details\":\"d\""));
+
+	/* an answer that is neither */
+	pid = fake_holder(hsock, "maybe\n", got);
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 1);
+	waitpid(pid, &st, 0);
+	snprintf(msg, sizeof(msg), "nfq-holder at %s: unreadable answer", hsock);
+	expect_err(CNI_ERR_IO, msg, "1.0.0");
+
+	/* DEL: RELEASE of the interface; CHECK: the holder's answer */
+	env("DEL", "h1", "eth0", "K8S_POD_NAME=p");
+	pid = fake_holder(hsock, "ok\n", got);
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 0);
+	waitpid(pid, &st, 0);
+	expect_request(got, "RELEASE\ncid=h1\nnet=n\nifname=eth0\n");
+	env("CHECK", "h1", "eth0", "K8S_POD_NAME=p");
+	pid = fake_holder(hsock, "error\ncode=1002\nmsg=no agent recorded for container h1\n", got);
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 1);
+	waitpid(pid, &st, 0);
+	expect_request(got, "CHECK\ncid=h1\nnet=n\nifname=eth0\nnetns=/proc/self/ns/net\n");
+	expect_err(CNI_ERR_NOT_ATTACHED, "no agent recorded for container h1", "1.0.0");
+
+	/* GC: the valid list goes along */
+	env("GC", NULL, NULL, NULL);
+	pid = fake_holder(hsock, "ok\n", got);
+	snprintf(extra, sizeof(extra), ",\"holder\":\"%s\",\"cni.dev/valid-attachments\":"
+		 "[{\"containerID\":\"k1\",\"ifname\":\"eth0\"},{\"containerID\":\"../x\",\"ifname\":\"eth0\"}]", hsock);
+	assert_int_equal(run(conf("1.1.0", "n", extra)), 0);
+	waitpid(pid, &st, 0);
+	expect_request(got, "GC\nnet=n\nvalid=k1 eth0\n");
+
+	/* no holder there: try later, saying where */
+	unlink(hsock);
+	snprintf(extra, sizeof(extra), ",\"holder\":\"%s\"", hsock);
+	env("ADD", "h1", "eth0", "K8S_POD_NAME=p");
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 1);
+	snprintf(msg, sizeof(msg), "nfq-holder not reachable at %s: No such file or directory", hsock);
+	expect_err(CNI_ERR_TRY_LATER, msg, "1.0.0");
+
+	/* the key itself */
+	assert_int_equal(run(conf("1.0.0", "n", ",\"holder\":\"holder.sock\"")), 1);
+	expect_err(CNI_ERR_NETCONF, "netconf.holder: \"holder.sock\" is not an absolute path", "1.0.0");
+	assert_int_equal(run(conf("1.0.0", "n", ",\"holder\":7")), 1);
+	expect_err(CNI_ERR_NETCONF, "netconf.holder: must be a string", "1.0.0");
+	memset(msg, 'x', 150);
+	msg[0] = '/';
+	msg[150] = '\0';
+	snprintf(extra, sizeof(extra), ",\"holder\":\"%s\"", msg);
+	assert_int_equal(run(conf("1.0.0", "n", extra)), 1);
+	expect_err(CNI_ERR_NETCONF, "netconf.holder: path longer than 107 bytes", "1.0.0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -680,6 +803,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exclusions, each, each_end),
 		cmocka_unit_test_setup_teardown(test_errors, each, each_end),
 		cmocka_unit_test_setup_teardown(test_check_not_attached, each, each_end),
+		cmocka_unit_test_setup_teardown(test_holder, each, each_end),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

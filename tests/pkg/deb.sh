@@ -99,9 +99,9 @@ cfg=$root/usr/share/doc/nfq-broker/examples/demo.json
 [[ "$cfg" != *.gz ]] || { gzip -dc "$cfg" >"$TMPD/demo.json"; cfg=$TMPD/demo.json; }
 out=$("$bin/nfq-broker" --check --config "$cfg") || pkg_fail "nfq-broker --check on $cfg: $out"
 [[ "$out" == ok ]] || pkg_fail "nfq-broker --check printed '$out'"
-for p in nfq-agent nfq-ctl nfq-cni; do "$bin/$p" --version >/dev/null || pkg_fail "$p does not run"; done
+for p in nfq-agent nfq-ctl nfq-cni nfq-holder; do "$bin/$p" --version >/dev/null || pkg_fail "$p does not run"; done
 
-for page in man8/nfq-broker.8 man8/nfq-agent.8 man8/nfq-ctl.8 man8/nfq-cni.8 \
+for page in man8/nfq-broker.8 man8/nfq-agent.8 man8/nfq-ctl.8 man8/nfq-cni.8 man8/nfq-holder.8 \
 	man5/nfq-broker.json.5 man3/libnfqb.3; do
 	f=$root/usr/share/man/$page.gz
 	[[ -f "$f" ]] || pkg_fail "man page $page not packaged"

@@ -15,15 +15,16 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # verify insists that ExecStart= exists: point it at the build's programs.
-for u in nfq-broker.service nfq-broker.socket nfq-broker-control.socket nfq-agent@.service; do
+for u in nfq-broker.service nfq-broker.socket nfq-broker-control.socket nfq-agent@.service nfq-holder.service; do
 	[[ -f "$BUILD/systemd/$u" ]] || fail "$u was not generated"
 	sed -e "s|$BINDIR/nfq-broker|$BUILD/broker/nfq-broker|g" \
-	    -e "s|$BINDIR/nfq-agent|$BUILD/agent/nfq-agent|g" "$BUILD/systemd/$u" >"$tmp/$u"
+	    -e "s|$BINDIR/nfq-agent|$BUILD/agent/nfq-agent|g" \
+	    -e "s|$BINDIR/nfq-holder|$BUILD/holder/nfq-holder|g" "$BUILD/systemd/$u" >"$tmp/$u"
 	grep -q '@[a-z]*@' "$tmp/$u" && fail "$u: unsubstituted $(grep -o '@[a-z]*@' "$tmp/$u")"
 done
 cd "$tmp"
 # Warnings (unknown keys, bad values) leave the exit status 0: any output fails.
-for u in nfq-broker.service nfq-broker.socket nfq-broker-control.socket nfq-agent@pod-a.service; do
+for u in nfq-broker.service nfq-broker.socket nfq-broker-control.socket nfq-agent@pod-a.service nfq-holder.service; do
 	out=$(systemd-analyze verify --man=no "$u" 2>&1) || fail "verify $u: $out"
 	[[ -z "$out" ]] || fail "verify $u said: $out"
 	echo "ok: systemd-analyze verify $u"
