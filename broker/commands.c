@@ -281,8 +281,9 @@ static json_object *cmd_agents(struct cmd_req *r)
 static json_object *rule_obj(const struct policy *p, int idx)
 {
 	json_object *r = json_object_new_object();
-	const struct policy_counter *pc = policy_counter(p, idx);
+	struct policy_counter pcv, *pc = &pcv;
 
+	policy_counter_load(p, idx, &pcv);
 	jadd(r, "policy", json_object_new_string(policy_name(p)));
 	jadd(r, "rule", json_object_new_string(policy_rule_name(p, idx)));
 	jadd(r, "packets", json_object_new_uint64(pc->packets));

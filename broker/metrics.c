@@ -280,7 +280,7 @@ static void emit_broker_latency(const struct render *r, const struct metric *mt)
 static void emit_ns_latency(const struct render *r, const struct metric *mt)
 {
 	for (size_t i = 0; i < r->nv; i++)
-		hist_samples(r->b, mt->name, r->v[i].name, r->v[i].latency, &hist_latency_bounds);
+		hist_samples(r->b, mt->name, r->v[i].name, &r->v[i].latency, &hist_latency_bounds);
 }
 
 static void emit_loop_lag(const struct render *r, const struct metric *mt)
@@ -336,8 +336,9 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 		/* The default (-1) last, as the rules are evaluated. */
 		for (int k = 0; k <= nr; k++) {
 			int idx = k < nr ? k : -1;
-			const struct policy_counter *pc = policy_counter(p, idx);
+			struct policy_counter pcv, *pc = &pcv;
 
+			policy_counter_load(p, idx, &pcv);
 			sample(r->b, mt->name, "policy", policy_name(p), "rule",
 			       policy_rule_name(p, idx), NULL, NULL,
 			       would ? pc->would_drop : bytes ? pc->bytes : pc->packets);

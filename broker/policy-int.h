@@ -107,6 +107,7 @@ struct rule {
 
 /* The log rate limit's state of one rule. */
 struct log_bucket {
+	bool busy;                 /* taken by one thread at a time (policy_log_take) */
 	uint64_t credit_ns;        /* saved-up time, at most burst * cost_ns */
 	uint64_t last_ns;          /* 0: not used yet (starts full) */
 	uint64_t held;             /* lines held back since the last one */

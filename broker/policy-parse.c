@@ -76,11 +76,23 @@ static void name_index_add(struct name_index *t, const struct rule *rules, size_
 	t->slot[i] = (uint32_t)idx + 1;
 }
 
+/*
+ * @from's counts onto @to's: added, not copied, since worker threads may
+ * count into @to already (the old policy @from no longer changes).
+ */
+static void counter_carry(struct policy_counter *to, const struct policy_counter *from)
+{
+	__atomic_fetch_add(&to->packets, from->packets, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&to->bytes, from->bytes, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&to->would_drop, from->would_drop, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&to->log_suppressed, from->log_suppressed, __ATOMIC_RELAXED);
+}
+
 static int carry_policy(struct policy *p, const struct policy *q)
 {
 	struct name_index t;
 
-	p->ctr->s[0].c = q->ctr->s[0].c;
+	counter_carry(&p->ctr->s[0].c, &q->ctr->s[0].c);
 	if (!q->n_rules || !p->n_rules)
 		return 0;
 	if (name_index_init(&t, q->n_rules) < 0)
@@ -92,7 +104,7 @@ static int carry_policy(struct policy *p, const struct policy *q)
 		long k = p->rules[r].name ? name_index_find(&t, q->rules, p->rules[r].name) : -1;
 
 		if (k >= 0)
-			p->ctr->s[r + 1].c = q->ctr->s[k + 1].c;
+			counter_carry(&p->ctr->s[r + 1].c, &q->ctr->s[k + 1].c);
 	}
 	name_index_free(&t);
 	return 0;

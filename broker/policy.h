@@ -127,15 +127,24 @@ bool policy_name_valid(const char *s);
 /* policy_rule_name - name of rule @idx of @p ("(default)" for -1). */
 const char *policy_rule_name(const struct policy *p, int idx);
 size_t policy_rule_count(const struct policy *p);
-/* policy_counter - counters of rule @idx (-1 = default). */
+/*
+ * policy_counter - counters of rule @idx (-1 = default). Worker threads
+ * add to them while the broker runs: read them with policy_counter_load().
+ */
 const struct policy_counter *policy_counter(const struct policy *p, int idx);
+
+/*
+ * policy_counter_load - a copy of rule @idx's counters (relaxed atomic
+ * loads); false, @out zeroed, for an index out of range.
+ */
+bool policy_counter_load(const struct policy *p, int idx, struct policy_counter *out);
 
 /* Iteration over a set for the control socket: index 0..count-1. */
 size_t policy_set_count(const struct policy_set *s);
 const struct policy *policy_set_at(const struct policy_set *s, size_t i);
 
 /*
- * policy_set_carry_counters - copy into @to the counters of every rule whose
+ * policy_set_carry_counters - add to @to the counters of every rule whose
  * (policy name, rule name) also exists in @from (reload keeps history).
  * O(rules): names are looked up in a hash table built per policy. Returns
  * 0, or -ENOMEM when a policy's counters could not be carried (they start
