@@ -189,11 +189,6 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		cfg_free(cfg);
 		return -ENOMEM;
 	}
-	rc = session_mgr_start_workers(b->mgr, workers_count(b->workers, cfg));
-	if (rc < 0) {
-		log_event(LOGL_ERROR, "start", "error=\"worker threads: %s\"", strerror(-rc));
-		return rc;
-	}
 	b->sd = sdglue_new(b->mgr);
 	if (!b->sd)
 		return -ENOMEM;
@@ -234,6 +229,16 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 		return rc;
 	}
 	return 0;
+}
+
+static int start_workers(struct broker *b)
+{
+	int rc = session_mgr_start_workers(b->mgr, workers_count(b->workers,
+								 session_mgr_cfg(b->mgr)));
+
+	if (rc < 0)
+		log_event(LOGL_ERROR, "start", "error=\"worker threads: %s\"", strerror(-rc));
+	return rc;
 }
 
 /* After this, group members (listen_mode 0660) can reach the agent socket. */
@@ -308,6 +313,10 @@ static int run(const char *path, const struct privs_user *user, int workers)
 	}
 	if (rc == 0)
 		rc = drop_privileges(&b);
+	/* After the drop: capabilities are per thread, and a new thread
+	 * inherits its creator's. */
+	if (rc == 0)
+		rc = start_workers(&b);
 	if (rc == 0) {
 		const struct cfg *in_force = session_mgr_cfg(b.mgr);
 
