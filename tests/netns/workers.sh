@@ -90,8 +90,8 @@ nt_spawn BK_PID broker "$BK_BROKER" --config "$BK_CONF" --verbose --workers 2
 BK_LOG=$(nt_err broker)
 nt_wait_ready "$BK_PID" "$BK_LOG" 'event=start '
 nt_assert_grep "$BK_LOG" 'event=start .* workers=2$' "start line: two workers"
-nt_assert_eq 3 "$(ps -L -o comm= -p "$BK_PID" | grep -c '^nfqb-worker[01]$\|^nfq-broker$')" \
-	"threads: the main one and nfqb-worker0/1"
+nt_assert_eq "nfqb-worker0 nfqb-worker1" \
+	"$(ps -L -o comm= -p "$BK_PID" | grep '^nfqb-worker' | sort | xargs)" "worker threads"
 bk_agent_nsenter AG_A agent-a "$NS_A" pod-a
 bk_wait_attach pod-a
 bk_agent_nsenter AG_B agent-b "$NS_B" pod-b
