@@ -204,15 +204,39 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
 	return policy_eval_linear(p, m, act);
 }
 
+/* The worker this thread is (policy_thread_worker), -1 for the main thread. */
+static _Thread_local int tls_worker = -1;
+
+void policy_thread_worker(int i)
+{
+	tls_worker = i >= 0 && i < POLICY_WORKERS_MAX ? i : -1;
+}
+
+/* This thread's own block of @p, or NULL (then the shared one, atomically). */
+static struct policy_counter *own_block(const struct policy *p)
+{
+	return tls_worker >= 0 ? p->ctr->w[tls_worker] : NULL;
+}
+
+#define BUMP(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+
 /* policy_count - see policy.h. */
 void policy_count(const struct policy *p, int idx, uint32_t len)
 {
-	struct policy_counter *c;
+	struct policy_counter *c, *own;
 
 	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
 		return;
+	own = own_block(p);
+	if (own) {
+		/* One writer: a plain increment, stored whole for the readers. */
+		c = &own[idx + 1];
+		BUMP(c->packets, 1);
+		BUMP(c->bytes, len);
+		return;
+	}
 	c = &p->ctr->s[idx + 1].c;
-	/* Sessions of several worker threads share a policy: no count lost. */
+	/* Sessions of several threads may share this block: no count lost. */
 	__atomic_fetch_add(&c->packets, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&c->bytes, len, __ATOMIC_RELAXED);
 }
@@ -220,9 +244,15 @@ void policy_count(const struct policy *p, int idx, uint32_t len)
 /* policy_count_would_drop - see policy.h. */
 void policy_count_would_drop(const struct policy *p, int idx)
 {
+	struct policy_counter *own;
+
 	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
 		return;
-	__atomic_fetch_add(&p->ctr->s[idx + 1].c.would_drop, 1, __ATOMIC_RELAXED);
+	own = own_block(p);
+	if (own)
+		BUMP(own[idx + 1].would_drop, 1);
+	else
+		__atomic_fetch_add(&p->ctr->s[idx + 1].c.would_drop, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -378,10 +408,10 @@ bool policy_counter_load(const struct policy *p, int idx, struct policy_counter 
 	*out = (struct policy_counter){ 0 };
 	if (!c)
 		return false;
-	out->packets = __atomic_load_n(&c->packets, __ATOMIC_RELAXED);
-	out->bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
-	out->would_drop = __atomic_load_n(&c->would_drop, __ATOMIC_RELAXED);
-	out->log_suppressed = __atomic_load_n(&c->log_suppressed, __ATOMIC_RELAXED);
+	policy_counter_add_load(out, c);
+	for (size_t i = 0; i < POLICY_WORKERS_MAX; i++)
+		if (p->ctr->w[i])
+			policy_counter_add_load(out, &p->ctr->w[i][idx + 1]);
 	return true;
 }
 

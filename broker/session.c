@@ -1282,6 +1282,9 @@ int session_mgr_start_workers(struct session_mgr *m, unsigned n)
 	rc = loop_add(m->loop, m->wake_fd, EPOLLIN, wake_event, m);
 	if (rc < 0)
 		goto fail;
+	if (policy_set_workers(m->cfg->policies, n) < 0)
+		log_event(LOGL_WARN, "workers", "warning=\"out of memory for per-worker rule "
+			  "counters: the workers share them\"");
 	m->pool = worker_pool_new(n);
 	if (!m->pool) {
 		rc = -errno;
@@ -1418,6 +1421,10 @@ static int reload_apply(struct session_mgr *m, const char *path, struct errs *e)
 		log_config_errors(e);
 		return -EINVAL;
 	}
+	/* Before any worker decides with them. */
+	if (policy_set_workers(n->policies, worker_pool_size(m->pool)) < 0)
+		log_event(LOGL_WARN, "reload", "warning=\"out of memory for per-worker rule "
+			  "counters: the workers share them\"");
 	for (s = m->head; s; s = next) {
 		next = s->next;
 		if (reresolve(s, n, why, sizeof(why))) {

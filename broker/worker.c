@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "policy.h"
 #include "worker.h"
 
 struct worker {
@@ -66,6 +67,8 @@ static void *worker_main(void *data)
 {
 	struct worker *w = data;
 
+	/* Rule counters: this worker's own block of each policy. */
+	policy_thread_worker((int)w->index);
 	(void)loop_run(w->loop);
 	return NULL;
 }
