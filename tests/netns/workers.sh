@@ -84,8 +84,18 @@ traffic_all() {
 }
 
 # ---------------------------------------------------------------- start
-nt_sub start
+nt_sub bad-option
 write_config drop
+for bad in 65 -1 x 2x ""; do
+	nt_run "bad-workers$bad" 5000 "$BK_BROKER" --config "$BK_CONF" --workers "$bad"
+	nt_assert_eq 2 "$NT_RC" "--workers '$bad': usage error"
+	nt_assert_grep "$(nt_err "bad-workers$bad")" \
+		"^nfq-broker: --workers: '$bad' is not a number from 0 to 64\$" "--workers '$bad': message"
+done
+nt_assert_eq "" "$(ls "$NT_TMP/run" 2>/dev/null)" "no socket made by a refused start"
+nt_ok
+
+nt_sub start
 nt_spawn BK_PID broker "$BK_BROKER" --config "$BK_CONF" --verbose --workers 2
 BK_LOG=$(nt_err broker)
 nt_wait_ready "$BK_PID" "$BK_LOG" 'event=start '
