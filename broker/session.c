@@ -573,24 +573,14 @@ static void rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
 
 /*
  * Run @fn for @s on the thread that serves it: through worker_call() for
- * a worker's session, right here for one on the manager's loop. The call
- * machinery failing (the eventfd) would leave a worker using what the
- * caller is about to free: no way to go on safely.
+ * a worker's session, right here for one on the manager's loop.
  */
 static int session_call(struct session *s,
 			int (*fn)(struct worker *w, struct loop *l, void *arg))
 {
-	int rc;
-
 	if (!s->worker)
 		return fn(NULL, s->mgr->loop, s);
-	rc = worker_call(s->worker, fn, s);
-	if (rc == -EBADF || rc == -EINVAL) {
-		log_event(LOGL_ERROR, "worker", "error=\"cannot reach worker %u: %s\" "
-			  "action=abort", worker_index(s->worker), strerror(-rc));
-		abort();
-	}
-	return rc;
+	return worker_call(s->worker, fn, s);
 }
 
 /* Install what the main thread staged: policy, audit, interface names. */
@@ -1383,11 +1373,11 @@ static bool reresolve(struct session *s, const struct cfg *n, char *why, size_t 
 }
 
 /*
- * Every session onto config @n, each on its own thread (a worker_call per
- * session: no lock on the packet path). Once this returns, no thread
- * decides with the old config's policies.
+ * Every session onto what reresolve() staged, each on its own thread (a
+ * worker_call per session: no lock on the packet path). Once this
+ * returns, no thread decides with the old config's policies.
  */
-static void reload_swap(struct session_mgr *m, const struct cfg *n)
+static void reload_swap(struct session_mgr *m)
 {
 	for (struct session *s = m->head; s; s = s->next)
 		(void)session_call(s, apply_call);
@@ -1443,7 +1433,7 @@ static int reload_apply(struct session_mgr *m, const char *path, struct errs *e)
 		release(s, why);
 		ended++;
 	}
-	reload_swap(m, n);
+	reload_swap(m);
 	/* After the swap, so that no packet decided on the old policies is
 	 * missed: the new counters are added to (workers count there too). */
 	if (policy_set_carry_counters(n->policies, old->policies) < 0)

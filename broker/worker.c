@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "policy.h"
 #include "worker.h"
 
@@ -85,13 +86,14 @@ int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, vo
 	w->arg = arg;
 	w->pending = true;
 	pthread_mutex_unlock(&w->mu);
-	if (write(w->efd, &one, sizeof(one)) < 0) {
-		rc = -errno;
-		pthread_mutex_lock(&w->mu);
-		w->pending = false;
-		pthread_mutex_unlock(&w->mu);
-		pthread_mutex_unlock(&w->call_mu);
-		return rc;
+	while (write(w->efd, &one, sizeof(one)) < 0) {
+		if (errno == EINTR)
+			continue;
+		/* With one call at a time the counter cannot overflow: the fd
+		 * is gone. The caller would free what the worker still uses. */
+		log_event(LOGL_ERROR, "worker", "error=\"cannot wake worker %u: %s\" "
+			  "action=abort", w->index, strerror(errno));
+		abort();
 	}
 	pthread_mutex_lock(&w->mu);
 	while (w->pending)

@@ -67,9 +67,10 @@ struct worker *worker_pool_least_loaded(struct worker_pool *p);
 
 /*
  * worker_call - run @fn(@w, worker_loop(@w), @arg) on @w's thread and
- * wait for it; returns what @fn returned, or a negative errno when the
- * worker could not be woken. Callers are served one at a time. Must not
- * be called from a worker thread.
+ * wait for it; returns what @fn returned. Callers are served one at a
+ * time. Must not be called from a worker thread. A worker that cannot be
+ * woken (its eventfd gone) aborts the broker: the caller would go on to
+ * free what that worker still reads.
  */
 int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, void *arg),
 		void *arg);
