@@ -88,6 +88,7 @@ static json_object *cmd_status(struct cmd_req *r)
 	jadd(o, "uptime_s", json_object_new_uint64(
 		now > t.started ? (uint64_t)(now - t.started) : 0));
 	jadd(o, "namespaces", json_object_new_uint64(t.namespaces));
+	jadd(o, "workers", json_object_new_uint64(session_mgr_workers(r->m, NULL, 0)));
 	jadd(o, "packets", json_object_new_uint64(t.c.packets));
 	jadd(o, "bytes", json_object_new_uint64(t.c.bytes));
 	jadd(o, "verdicts", verdicts_obj(&t.c));
@@ -233,6 +234,8 @@ static json_object *agent_obj(const struct session_view *v)
 	jadd(a, "overruns", json_object_new_uint64(v->overruns));
 	jadd(a, "attached_at", json_object_new_int64(v->attached_at));
 	jadd(a, "takeovers", json_object_new_uint64(v->takeovers));
+	/* The worker thread serving it; null while binding (the main loop's). */
+	jadd(a, "worker", v->worker >= 0 ? json_object_new_int(v->worker) : NULL);
 	jadd(a, "steer", steer_obj(v));
 	return a;
 }
@@ -281,8 +284,9 @@ static json_object *cmd_agents(struct cmd_req *r)
 static json_object *rule_obj(const struct policy *p, int idx)
 {
 	json_object *r = json_object_new_object();
-	const struct policy_counter *pc = policy_counter(p, idx);
+	struct policy_counter pcv, *pc = &pcv;
 
+	policy_counter_load(p, idx, &pcv);
 	jadd(r, "policy", json_object_new_string(policy_name(p)));
 	jadd(r, "rule", json_object_new_string(policy_rule_name(p, idx)));
 	jadd(r, "packets", json_object_new_uint64(pc->packets));

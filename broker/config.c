@@ -311,7 +311,7 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 {
 	static const char *const keys[] = {
 		"listen", "control", "listen_mode", "control_mode", "allow_uids",
-		"grace_ms", "metrics_listen",
+		"grace_ms", "metrics_listen", "workers",
 		"user", "listen_group",
 		"max_pending_per_uid", "max_sessions_per_uid",
 		"control_allow_uids", "control_admin_uids", "control_idle_ms",
@@ -340,6 +340,11 @@ static void parse_broker(json_object *obj, struct cfg *c, struct errs *e)
 		errs_path_key(p, sizeof(p), path, "grace_ms");
 		if (jsonv_uint(v, p, e, "grace_ms", 0, CFG_MAX_GRACE_MS, &n))
 			c->grace_ms = (uint32_t)n;
+	}
+	if (json_object_object_get_ex(obj, "workers", &v)) {
+		errs_path_key(p, sizeof(p), path, "workers");
+		if (jsonv_uint(v, p, e, "workers", 0, CFG_MAX_WORKERS, &n))
+			c->workers = (uint32_t)n;
 	}
 	if (json_object_object_get_ex(obj, "metrics_public", &v))
 		jsonv_bool(v, "broker.metrics_public", &c->metrics_public, e);

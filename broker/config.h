@@ -26,6 +26,7 @@
 #define CFG_DEFAULT_MODE    0600
 #define CFG_DEFAULT_GRACE_MS 5000u
 #define CFG_MAX_GRACE_MS    86400000u    /* one day */
+#define CFG_MAX_WORKERS     64u          /* broker.workers; WORKER_MAX */
 #define CFG_MAX_FILE_SIZE   (16u << 20)
 
 /* Admission limits (broker.max_*_per_uid). */
@@ -77,6 +78,7 @@ struct cfg {
 	uid_t *allow_uids;
 	size_t nallow_uids;
 	uint32_t grace_ms;
+	uint32_t workers;             /* broker.workers: worker threads, 0 = online CPUs */
 	/* broker.user and broker.listen_group (privs.h), resolved at load. */
 	char *user;                   /* "USER[:GROUP]", NULL = stay who started us */
 	uid_t user_uid;

@@ -11,14 +11,26 @@
  * one, each packet is formatted once into a stack buffer and copied into
  * the rings of the matching watchers; the sockets are written when the
  * loop reports them writable, never from the verdict step.
+ *
+ * Threads: the verdict step runs on the worker threads (worker.h). The
+ * hook walks the watchers under c->wmu (taken only while somebody
+ * watches: without a watcher the hook is not installed) and appends each
+ * line to the watcher's inbox, a fixed buffer, then rings c->wake_fd once;
+ * the main thread moves the inboxes into the rings (inbox_event()). A
+ * mutex rather than a per-worker ring: the filters and the watcher list
+ * are the main thread's and change with requests, and the lock is held
+ * for one memcpy per watcher. Called on the main thread itself (a manager
+ * without workers), the hook puts lines straight into the rings.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -58,7 +70,16 @@ struct control_client {
 	uint64_t lost_total, events;
 	struct loop_timer stall;
 	struct loop_timer idle;       /* no complete request for broker.control_idle_ms */
+	/* under c->wmu: */
+	LIST_ENTRY(control_client) wlink;  /* in c->watchers: gets events */
+	bool wlinked;
+	char *inbox;                  /* WATCH_INBOX bytes of whole lines from workers */
+	size_t inbox_len;
+	uint64_t inbox_lost;          /* events the full inbox could not take */
 };
+
+/* A watcher's share of the events of one main-loop round, from the workers. */
+#define WATCH_INBOX (64u << 10)
 
 /* Refusals at accept are logged at most once a second, with a count. */
 struct ratelog {
@@ -84,6 +105,11 @@ struct control {
 	struct ratelog refuse_log[2];  /* REFUSE_UID, REFUSE_LIMIT */
 	uint64_t refused;
 	const struct http *http;      /* main.c's, shown by "status" */
+	pthread_t owner;              /* the thread of the loop */
+	pthread_mutex_t wmu;          /* watchers, their filters and inboxes */
+	LIST_HEAD(, control_client) watchers;
+	int wake_fd;                  /* eventfd: an inbox has lines */
+	bool wake_armed;              /* under wmu: wake_fd rung, not yet drained */
 };
 
 static void client_close(struct control_client *cl, const char *why);
@@ -262,26 +288,103 @@ static void client_event(struct control_client *cl, const char *line, size_t n)
 	}
 }
 
+/* A worker's event for @cl, under c->wmu: into the inbox, the main thread woken once. */
+static void inbox_put(struct control_client *cl, const char *line, size_t n)
+{
+	struct control *c = cl->c;
+	uint64_t one = 1;
+
+	if (!cl->inbox || cl->inbox_len + n > WATCH_INBOX) {
+		cl->inbox_lost++;
+		return;
+	}
+	memcpy(cl->inbox + cl->inbox_len, line, n);
+	cl->inbox_len += n;
+	if (!c->wake_armed && write(c->wake_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		c->wake_armed = true;
+}
+
 static void watch_hook(const struct session *s, const struct nfqb_packet *p,
 		       const struct pktmeta *m, int rule, const struct policy_action *act,
 		       int rc, void *data)
 {
 	struct control *c = data;
+	bool here = pthread_equal(pthread_self(), c->owner);
 	struct control_client *cl;
 	char line[WATCH_EVENT_MAX];
 	size_t n = 0;
 
-	LIST_FOREACH(cl, &c->clients, link) {
-		if (!cl->watching || cl->closing)
-			continue;
+	pthread_mutex_lock(&c->wmu);
+	LIST_FOREACH(cl, &c->watchers, wlink) {
 		if (!watch_filter_match(&cl->filter, s, m, rule, act))
 			continue;
 		if (!n)
 			n = watch_format(line, sizeof(line), s, p, m, rule, act, rc);
 		if (!n)
-			return;     /* cannot happen with WATCH_EVENT_MAX; never send half */
-		client_event(cl, line, n);
+			break;      /* cannot happen with WATCH_EVENT_MAX; never send half */
+		if (here)
+			client_event(cl, line, n);
+		else
+			inbox_put(cl, line, n);
 	}
+	pthread_mutex_unlock(&c->wmu);
+}
+
+/* The workers' lines of @cl into its ring, one event at a time (loss counted as ever). */
+static void inbox_drain(struct control_client *cl)
+{
+	size_t off = 0;
+
+	while (off < cl->inbox_len) {
+		const char *nl = memchr(cl->inbox + off, '\n', cl->inbox_len - off);
+		size_t n = nl ? (size_t)(nl - (cl->inbox + off)) + 1 : cl->inbox_len - off;
+
+		client_event(cl, cl->inbox + off, n);
+		off += n;
+	}
+	cl->inbox_len = 0;
+	cl->lost += cl->inbox_lost;
+	cl->lost_total += cl->inbox_lost;
+	cl->inbox_lost = 0;
+}
+
+static void inbox_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct control *c = data;
+	struct control_client *cl;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing new */
+	}
+	pthread_mutex_lock(&c->wmu);
+	c->wake_armed = false;
+	LIST_FOREACH(cl, &c->watchers, wlink)
+		inbox_drain(cl);
+	pthread_mutex_unlock(&c->wmu);
+}
+
+/* @cl gets no more events: out of c->watchers, its inbox gone. */
+static void watch_unlink(struct control_client *cl)
+{
+	struct control *c = cl->c;
+
+	pthread_mutex_lock(&c->wmu);
+	if (cl->wlinked) {
+		LIST_REMOVE(cl, wlink);
+		cl->wlinked = false;
+	}
+	pthread_mutex_unlock(&c->wmu);
+	free(cl->inbox);
+	cl->inbox = NULL;
+	cl->inbox_len = 0;
+}
+
+/* @cl is done: its output is flushed, then it is closed; no more events. */
+static void client_set_closing(struct control_client *cl)
+{
+	cl->closing = true;
+	watch_unlink(cl);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -417,7 +520,7 @@ static bool handle_line(struct control_client *cl, const char *line, size_t len)
 		log_event(LOGL_INFO, "control_deny", "client=%u pid=%d uid=%u cmd=%s", cl->id,
 			  (int)cl->pid, (unsigned)cl->uid, cmd->name);
 		if (access == CONTROL_NONE) {
-			cl->closing = true;
+			client_set_closing(cl);
 			return reply_error(cl, "uid %u is not allowed on the control socket",
 					   (unsigned)cl->uid);
 		}
@@ -449,7 +552,7 @@ static bool client_process_some(struct control_client *cl)
 				if (!reply_error(cl, "request too long (at most %d bytes per line)",
 						 CONTROL_REQ_MAX))
 					return false;
-				cl->closing = true;
+				client_set_closing(cl);
 				log_event(LOGL_INFO, "control_drop", "client=%u pid=%d "
 					  "reason=\"request too long\"", cl->id, (int)cl->pid);
 				break;
@@ -473,7 +576,7 @@ static bool client_process_some(struct control_client *cl)
 		cl->inlen -= len + 1;
 	}
 	if (cl->eof && !cl->inlen && !cl->watching)
-		cl->closing = true;
+		client_set_closing(cl);
 	return client_flush(cl);
 }
 
@@ -566,6 +669,7 @@ static void client_close(struct control_client *cl, const char *why)
 		close(cl->fd);
 		cl->fd = -1;
 	}
+	watch_unlink(cl);
 	if (cl->watching) {
 		log_event(LOGL_INFO, "watch_end", "client=%u pid=%d events=%" PRIu64 " lost=%"
 			  PRIu64, cl->id, (int)cl->pid, cl->events, cl->lost_total);
@@ -769,6 +873,10 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 	c->fd = -1;
 	c->observer = -1;
 	c->stall_ms = CONTROL_STALL_MS;
+	c->owner = pthread_self();
+	pthread_mutex_init(&c->wmu, NULL);
+	LIST_INIT(&c->watchers);
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	loop_timer_init(&c->tick, tick, c);
 	c->path = strdup(path);
 	/* Absolute, so "status" says which file and a reload finds it. */
@@ -778,6 +886,11 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 		c->config_path = strdup(config_path);
 	if (!c->path || (config_path && !c->config_path))
 		goto fail;
+	rc = c->wake_fd < 0 ? -errno : loop_add(c->loop, c->wake_fd, EPOLLIN, inbox_event, c);
+	if (rc < 0) {
+		snprintf(why, whylen, "control socket's event fd: %s", strerror(-rc));
+		goto fail;
+	}
 	rc = control_bind(c, mode, why, whylen);
 	if (rc < 0)
 		goto fail;
@@ -813,6 +926,11 @@ void control_free(struct control *c)
 		close(c->fd);
 	}
 	unixsock_unlink_ours(c->path, c->dev, c->ino);
+	if (c->wake_fd >= 0) {
+		loop_del(c->loop, c->wake_fd);
+		close(c->wake_fd);
+	}
+	pthread_mutex_destroy(&c->wmu);
 	free(c->path);
 	free(c->config_path);
 	free(c);
@@ -844,12 +962,23 @@ void control_client_watch(struct control_client *cl, const struct watch_filter *
 {
 	char fb[WATCH_GLOB_MAX * 4], vb[LOG_VALUE_MAX], nb[LOG_VALUE_MAX];
 
+	struct control *c = cl->c;
+
+	/* Without room the events of worker threads are counted lost. */
+	if (!cl->inbox && !cl->closing)
+		cl->inbox = malloc(WATCH_INBOX);
+	pthread_mutex_lock(&c->wmu);
 	cl->filter = *f;
+	if (!cl->wlinked && !cl->closing) {
+		LIST_INSERT_HEAD(&c->watchers, cl, wlink);
+		cl->wlinked = true;
+	}
+	pthread_mutex_unlock(&c->wmu);
 	if (!cl->watching) {
 		cl->watching = true;
-		cl->c->nwatchers++;
-		watch_set(cl->c);
-		loop_timer_cancel(cl->c->loop, &cl->idle);
+		c->nwatchers++;
+		watch_set(c);
+		loop_timer_cancel(c->loop, &cl->idle);
 	}
 	/* The filter comes from the client: quoted, so it cannot forge fields. */
 	log_event(LOGL_INFO, "watch_start", "client=%u pid=%d ns=%s filter=%s", cl->id,

@@ -42,9 +42,32 @@ static inline void hist_add(struct hist *h, const struct hist_bounds *b, uint64_
 
 	while (i < HIST_BOUNDS && ns > b->ns[i])
 		i++;
-	h->bucket[i] += n;
-	h->count += n;
-	h->sum_ns += ns * n;
+	/* One writer per histogram; the main thread may read it meanwhile
+	 * (hist_load): relaxed stores, plain movs on x86, no data race. */
+	__atomic_store_n(&h->bucket[i], h->bucket[i] + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->count, h->count + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->sum_ns, h->sum_ns + ns * n, __ATOMIC_RELAXED);
+}
+
+/*
+ * hist_load - a copy of @src, which another thread may be adding to
+ * (relaxed loads: each field is whole, the fields may be a round apart).
+ */
+static inline void hist_load(struct hist *dst, const struct hist *src)
+{
+	for (size_t i = 0; i <= HIST_BOUNDS; i++)
+		dst->bucket[i] = __atomic_load_n(&src->bucket[i], __ATOMIC_RELAXED);
+	dst->count = __atomic_load_n(&src->count, __ATOMIC_RELAXED);
+	dst->sum_ns = __atomic_load_n(&src->sum_ns, __ATOMIC_RELAXED);
+}
+
+/* hist_merge - add @src's observations to @dst (both the caller's). */
+static inline void hist_merge(struct hist *dst, const struct hist *src)
+{
+	for (size_t i = 0; i <= HIST_BOUNDS; i++)
+		dst->bucket[i] += src->bucket[i];
+	dst->count += src->count;
+	dst->sum_ns += src->sum_ns;
 }
 
 /* hist_now_ns - CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */

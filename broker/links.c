@@ -260,7 +260,8 @@ static void lost(struct links *l)
 
 int links_read(struct links *l, int fd, const struct policy_set *ps)
 {
-	static char buf[LINKS_RXBUF] __attribute__((aligned(NLMSG_ALIGNTO)));
+	/* Per thread: worker threads read their sessions' route sockets. */
+	static _Thread_local char buf[LINKS_RXBUF] __attribute__((aligned(NLMSG_ALIGNTO)));
 	int rc = 0;
 
 	for (int i = 0; i < LINKS_READ_BUDGET; i++) {

@@ -2,7 +2,9 @@
 /*
  * nfq-broker: receives NETLINK_NETFILTER sockets from per-namespace agents,
  * binds NFQUEUE queues on them and gives every packet the verdict of the
- * namespace's policy (docs/interface.md §1-§4). One thread, one epoll loop.
+ * namespace's policy (docs/interface.md §1-§4). The main thread's epoll loop
+ * runs listeners, control, timers and binding; attached namespaces are
+ * served by --workers threads, each with its own loop (worker.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +32,7 @@
 #include "session.h"
 #include "signals.h"
 #include "unixsock.h"
+#include "worker.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -37,6 +40,7 @@
 struct broker {
 	const char *config_path;
 	struct privs_user user;       /* --user, else broker.user */
+	int workers;                  /* --workers, -1: broker.workers */
 	struct loop *loop;
 	struct session_mgr *mgr;
 	struct attach *listener;
@@ -50,7 +54,8 @@ struct broker {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: nfq-broker [--config FILE] [--user USER[:GROUP]] [--check] [--verbose]\n"
+		"Usage: nfq-broker [--config FILE] [--user USER[:GROUP]] [--workers N] [--check]\n"
+		"                  [--verbose]\n"
 		"\n"
 		"Receives the netfilter sockets of network namespaces from nfq-agent and\n"
 		"gives NFQUEUE verdicts in them by the policies of FILE (JSON).\n"
@@ -60,6 +65,8 @@ static void usage(FILE *f)
 		"                     or uid) with GROUP (default: USER's) as its only\n"
 		"                     group, keeping the capabilities it needs; overrides\n"
 		"                     broker.user\n"
+		"  -w, --workers N    serve the namespaces on N threads (0..64; 0 = one per\n"
+		"                     online CPU); overrides broker.workers\n"
 		"      --check        validate FILE, print \"ok\" or every error, and exit\n"
 		"  -v, --verbose      log debug events too\n"
 		"  -h, --help         show this help\n"
@@ -139,6 +146,18 @@ static void signal_event(struct loop *l, int fd, uint32_t events, void *data)
 /* The signals of the usage text, read from a signalfd in the loop. */
 static const int broker_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
+/* --workers, else broker.workers; 0 means one per online CPU. */
+static unsigned workers_count(int opt, const struct cfg *cfg)
+{
+	long n = opt >= 0 ? opt : (long)cfg->workers;
+
+	if (n == 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > WORKER_MAX ? WORKER_MAX : (unsigned)n;
+}
+
 static void broker_close(struct broker *b)
 {
 	sdglue_free(b->sd);
@@ -212,6 +231,16 @@ static int broker_open(struct broker *b, struct cfg *cfg)
 	return 0;
 }
 
+static int start_workers(struct broker *b)
+{
+	int rc = session_mgr_start_workers(b->mgr, workers_count(b->workers,
+								 session_mgr_cfg(b->mgr)));
+
+	if (rc < 0)
+		log_event(LOGL_ERROR, "start", "error=\"worker threads: %s\"", strerror(-rc));
+	return rc;
+}
+
 /* After this, group members (listen_mode 0660) can reach the agent socket. */
 static int give_listen_group(const struct cfg *cfg)
 {
@@ -257,9 +286,10 @@ static int drop_privileges(struct broker *b)
 	return 0;
 }
 
-static int run(const char *path, const struct privs_user *user)
+static int run(const char *path, const struct privs_user *user, int workers)
 {
-	struct broker b = { .config_path = path, .user = *user, .sigfd = -1 };
+	struct broker b = { .config_path = path, .user = *user, .sigfd = -1,
+			    .workers = workers };
 	struct errs e = { 0 };
 	struct cfg *cfg = cfg_load(path, &e);
 	char vb[LOG_VALUE_MAX], why[512];
@@ -283,13 +313,18 @@ static int run(const char *path, const struct privs_user *user)
 	}
 	if (rc == 0)
 		rc = drop_privileges(&b);
+	/* After the drop: capabilities are per thread, and a new thread
+	 * inherits its creator's. */
+	if (rc == 0)
+		rc = start_workers(&b);
 	if (rc == 0) {
 		const struct cfg *in_force = session_mgr_cfg(b.mgr);
 
 		log_event(LOGL_INFO, "start", "version=%s pid=%d config=%s listen=%s entries=%zu "
-			  "policies=%zu grace_ms=%u", NFQB_VERSION_STRING, (int)getpid(), path,
-			  in_force->listen, in_force->nns, policy_set_count(in_force->policies),
-			  in_force->grace_ms);
+			  "policies=%zu grace_ms=%u workers=%u", NFQB_VERSION_STRING, (int)getpid(),
+			  path, in_force->listen, in_force->nns,
+			  policy_set_count(in_force->policies), in_force->grace_ms,
+			  session_mgr_workers(b.mgr, NULL, 0));
 		sdglue_ready(b.sd);
 		/* Config loaded, every socket listening: the loop now serves. */
 		session_mgr_set_ready(b.mgr, true);
@@ -308,10 +343,14 @@ static int run(const char *path, const struct privs_user *user)
 int main(int argc, char **argv)
 {
 	enum { OPT_CHECK = 256 };
+	int workers = -1;
+	char *end;
+	long nw;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "user", required_argument, NULL, 'u' },
+		{ "workers", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -325,7 +364,7 @@ int main(int argc, char **argv)
 
 	cli_set_program("nfq-broker");
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:u:vhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":c:u:w:vhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -335,6 +374,14 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			user_spec = optarg;
+			break;
+		case 'w':
+			errno = 0;
+			nw = strtol(optarg, &end, 10);
+			if (!*optarg || *end || errno || nw < 0 || nw > WORKER_MAX)
+				return cli_usage_error("--workers: '%s' is not a number from 0 to %u",
+						       optarg, WORKER_MAX);
+			workers = (int)nw;
 			break;
 		case 'v':
 			log_set_verbose(true);
@@ -361,5 +408,5 @@ int main(int argc, char **argv)
 	/* An unknown --user is a usage error, with --check too. */
 	if (user_spec && privs_parse_user(user_spec, &user, why, sizeof(why)) < 0)
 		return cli_usage_error("--user: %s", why);
-	return check ? check_config(config) : run(config, &user);
+	return check ? check_config(config) : run(config, &user, workers);
 }

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "steering.h"
 #include "session.h"
+#include "worker.h"
 
 /* ------------------------------------------------------------ buffer */
 
@@ -149,6 +150,8 @@ struct render {
 	struct session_totals t;
 	struct session_view *v;       /* every session, in the manager's order */
 	size_t nv;
+	struct session_worker_view w[WORKER_MAX];  /* the worker threads */
+	unsigned nw;
 };
 
 struct metric {
@@ -280,7 +283,7 @@ static void emit_broker_latency(const struct render *r, const struct metric *mt)
 static void emit_ns_latency(const struct render *r, const struct metric *mt)
 {
 	for (size_t i = 0; i < r->nv; i++)
-		hist_samples(r->b, mt->name, r->v[i].name, r->v[i].latency, &hist_latency_bounds);
+		hist_samples(r->b, mt->name, r->v[i].name, &r->v[i].latency, &hist_latency_bounds);
 }
 
 static void emit_loop_lag(const struct render *r, const struct metric *mt)
@@ -336,8 +339,9 @@ static void emit_rules(const struct render *r, const struct metric *mt)
 		/* The default (-1) last, as the rules are evaluated. */
 		for (int k = 0; k <= nr; k++) {
 			int idx = k < nr ? k : -1;
-			const struct policy_counter *pc = policy_counter(p, idx);
+			struct policy_counter pcv, *pc = &pcv;
 
+			policy_counter_load(p, idx, &pcv);
 			sample(r->b, mt->name, "policy", policy_name(p), "rule",
 			       policy_rule_name(p, idx), NULL, NULL,
 			       would ? pc->would_drop : bytes ? pc->bytes : pc->packets);
@@ -402,6 +406,20 @@ GETTER(get_reload_ok, r->t.last_reload_ok)
 GETTER(get_reload_ok_at, (uint64_t)r->t.last_reload_ok_at)
 GETTER(get_started, (uint64_t)r->t.started)
 
+/* One sample per worker thread: its sessions, or the packets it decided. */
+static void emit_workers(const struct render *r, const struct metric *mt)
+{
+	bool packets = strstr(mt->name, "packets") != NULL;
+
+	for (unsigned i = 0; i < r->nw; i++) {
+		char ib[16];
+
+		snprintf(ib, sizeof(ib), "%u", r->w[i].index);
+		sample(r->b, mt->name, "worker", ib, NULL, NULL, NULL, NULL,
+		       packets ? r->w[i].c.packets : (uint64_t)r->w[i].sessions);
+	}
+}
+
 /* The exposition, in this order: a new metric is one row (and its getter). */
 static const struct metric metrics[] = {
 	{ "nfqb_up", "gauge", "Whether the broker answers (always 1 when scraped).",
@@ -424,6 +442,12 @@ static const struct metric metrics[] = {
 	{ "nfqb_broker_verdicts_total", "counter",
 	  "Verdicts since the broker started (error: could not be sent).",
 	  emit_broker_verdicts, NULL },
+	{ "nfqb_worker_sessions", "gauge",
+	  "Namespaces served by each worker thread (attached or in their grace period).",
+	  emit_workers, NULL },
+	{ "nfqb_worker_packets_total", "counter",
+	  "Packets decided by each worker thread since the broker started.",
+	  emit_workers, NULL },
 	{ "nfqb_kstats_refresh_total", "counter",
 	  "Reads of a namespace's kernel queue statistics (on a tick, not per scrape).",
 	  emit_broker, get_kstats_refreshes },
@@ -528,6 +552,7 @@ int metrics_render(struct session_mgr *m, struct metrics_buf *b)
 	if (!c.v)
 		return -ENOMEM;
 	session_mgr_totals(m, &r.t);
+	r.nw = session_mgr_workers(m, r.w, WORKER_MAX);
 	session_mgr_foreach(m, collect_one, &c);
 	r.v = c.v;
 	r.nv = c.n;

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -203,37 +204,82 @@ int policy_eval(const struct policy *p, const struct pktmeta *m,
 	return policy_eval_linear(p, m, act);
 }
 
+/* The worker this thread is (policy_thread_worker), -1 for the main thread. */
+static _Thread_local int tls_worker = -1;
+
+void policy_thread_worker(int i)
+{
+	tls_worker = i >= 0 && i < POLICY_WORKERS_MAX ? i : -1;
+}
+
+/* This thread's own block of @p, or NULL (then the shared one, atomically). */
+static struct policy_counter *own_block(const struct policy *p)
+{
+	return tls_worker >= 0 ? p->ctr->w[tls_worker] : NULL;
+}
+
+#define BUMP(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+
 /* policy_count - see policy.h. */
 void policy_count(const struct policy *p, int idx, uint32_t len)
 {
-	struct policy_counter *c;
+	struct policy_counter *c, *own;
 
 	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
 		return;
+	own = own_block(p);
+	if (own) {
+		/* One writer: a plain increment, stored whole for the readers. */
+		c = &own[idx + 1];
+		BUMP(c->packets, 1);
+		BUMP(c->bytes, len);
+		return;
+	}
 	c = &p->ctr->s[idx + 1].c;
-	c->packets++;
-	c->bytes += len;
+	/* Sessions of several threads may share this block: no count lost. */
+	__atomic_fetch_add(&c->packets, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->bytes, len, __ATOMIC_RELAXED);
 }
 
 /* policy_count_would_drop - see policy.h. */
 void policy_count_would_drop(const struct policy *p, int idx)
 {
+	struct policy_counter *own;
+
 	if (idx < -1 || (size_t)(idx + 1) >= p->ctr->n)
 		return;
-	p->ctr->s[idx + 1].c.would_drop++;
+	own = own_block(p);
+	if (own)
+		BUMP(own[idx + 1].would_drop, 1);
+	else
+		__atomic_fetch_add(&p->ctr->s[idx + 1].c.would_drop, 1, __ATOMIC_RELAXED);
 }
 
-/* policy_log_take - see policy.h. Integer credit, as xt_limit keeps it. */
-bool policy_log_take(const struct policy *p, int idx, uint64_t now_ns, uint64_t *suppressed)
+/*
+ * A rule's bucket is two values updated together: a spin flag, taken only
+ * for the packets of a rule that logs (never on the plain verdict path)
+ * and held for a few instructions. Yields after a while: the holder may
+ * have been preempted.
+ */
+static void bucket_lock(struct log_bucket *b)
 {
-	const struct policy_action *a = policy_action_at(p, idx);
-	struct policy_slot *sl;
+	unsigned spins = 0;
+
+	while (__atomic_test_and_set(&b->busy, __ATOMIC_ACQUIRE))
+		if (++spins % 64 == 0)
+			sched_yield();
+}
+
+static void bucket_unlock(struct log_bucket *b)
+{
+	__atomic_clear(&b->busy, __ATOMIC_RELEASE);
+}
+
+static bool bucket_take(const struct policy_action *a, struct policy_slot *sl,
+			uint64_t now_ns, uint64_t *suppressed)
+{
 	uint64_t cap;
 
-	*suppressed = 0;
-	if (!a)
-		return false;
-	sl = &p->ctr->s[idx + 1];
 	if (a->limit.cost_ns) {
 		cap = a->limit.cost_ns * a->limit.burst;
 		if (!sl->b.last_ns || now_ns - sl->b.last_ns >= cap ||
@@ -246,7 +292,7 @@ bool policy_log_take(const struct policy *p, int idx, uint64_t now_ns, uint64_t 
 		sl->b.last_ns = now_ns;
 		if (sl->b.credit_ns < a->limit.cost_ns) {
 			sl->b.held++;
-			sl->c.log_suppressed++;
+			__atomic_fetch_add(&sl->c.log_suppressed, 1, __ATOMIC_RELAXED);
 			return false;
 		}
 		sl->b.credit_ns -= a->limit.cost_ns;
@@ -254,6 +300,23 @@ bool policy_log_take(const struct policy *p, int idx, uint64_t now_ns, uint64_t 
 	*suppressed = sl->b.held;
 	sl->b.held = 0;
 	return true;
+}
+
+/* policy_log_take - see policy.h. Integer credit, as xt_limit keeps it. */
+bool policy_log_take(const struct policy *p, int idx, uint64_t now_ns, uint64_t *suppressed)
+{
+	const struct policy_action *a = policy_action_at(p, idx);
+	struct policy_slot *sl;
+	bool ok;
+
+	*suppressed = 0;
+	if (!a)
+		return false;
+	sl = &p->ctr->s[idx + 1];
+	bucket_lock(&sl->b);
+	ok = bucket_take(a, sl, now_ns, suppressed);
+	bucket_unlock(&sl->b);
+	return ok;
 }
 
 /* policy_action_at - see policy.h. */
@@ -335,6 +398,21 @@ const struct policy_counter *policy_counter(const struct policy *p, int idx)
 	if (idx < -1 || (idx >= 0 && (size_t)idx >= p->n_rules))
 		return NULL;
 	return &p->ctr->s[idx + 1].c;
+}
+
+/* policy_counter_load - see policy.h. */
+bool policy_counter_load(const struct policy *p, int idx, struct policy_counter *out)
+{
+	const struct policy_counter *c = policy_counter(p, idx);
+
+	*out = (struct policy_counter){ 0 };
+	if (!c)
+		return false;
+	policy_counter_add_load(out, c);
+	for (size_t i = 0; i < POLICY_WORKERS_MAX; i++)
+		if (p->ctr->w[i])
+			policy_counter_add_load(out, &p->ctr->w[i][idx + 1]);
+	return true;
 }
 
 /* policy_set_count - number of policies in @s (0 for NULL). */

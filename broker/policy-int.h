@@ -107,6 +107,7 @@ struct rule {
 
 /* The log rate limit's state of one rule. */
 struct log_bucket {
+	bool busy;                 /* taken by one thread at a time (policy_log_take) */
 	uint64_t credit_ns;        /* saved-up time, at most burst * cost_ns */
 	uint64_t last_ns;          /* 0: not used yet (starts full) */
 	uint64_t held;             /* lines held back since the last one */
@@ -117,9 +118,18 @@ struct policy_slot {
 	struct log_bucket b;       /* starts afresh with each load */
 };
 
-/* Counters of one policy: s[0] the default, s[i + 1] rule i. */
+/* The most worker threads that get counter blocks of their own (WORKER_MAX). */
+#define POLICY_WORKERS_MAX 64
+
+/*
+ * Counters of one policy: s[0] the default, s[i + 1] rule i. A worker
+ * thread counts into its own block w[i] (one writer, no atomic read-modify-
+ * write shared between cores; policy_set_workers()); without one, into s[].
+ * Readers add them up (policy_counter_load()).
+ */
 struct policy_counters {
 	size_t n;
+	struct policy_counter *w[POLICY_WORKERS_MAX];  /* n entries each, or NULL */
 	struct policy_slot s[];
 };
 
@@ -138,6 +148,16 @@ struct policy {
 	 * the policy, policy_count() writes here. */
 	struct policy_counters *ctr;
 };
+
+/* @dst += @src, @src read with relaxed atomic loads (a worker may count there). */
+static inline void policy_counter_add_load(struct policy_counter *dst,
+					   const struct policy_counter *src)
+{
+	dst->packets += __atomic_load_n(&src->packets, __ATOMIC_RELAXED);
+	dst->bytes += __atomic_load_n(&src->bytes, __ATOMIC_RELAXED);
+	dst->would_drop += __atomic_load_n(&src->would_drop, __ATOMIC_RELAXED);
+	dst->log_suppressed += __atomic_load_n(&src->log_suppressed, __ATOMIC_RELAXED);
+}
 
 struct policy_set {
 	struct policy **pols;

@@ -76,11 +76,36 @@ static void name_index_add(struct name_index *t, const struct rule *rules, size_
 	t->slot[i] = (uint32_t)idx + 1;
 }
 
+/*
+ * @from's counts onto @to's: added, not copied, since worker threads may
+ * count into @to already (the old policy @from no longer changes).
+ */
+static void counter_carry(struct policy_counter *to, const struct policy_counter *from)
+{
+	__atomic_fetch_add(&to->packets, from->packets, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&to->bytes, from->bytes, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&to->would_drop, from->would_drop, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&to->log_suppressed, from->log_suppressed, __ATOMIC_RELAXED);
+}
+
+/* Slot @k of @q: its shared block and every worker's added. */
+static struct policy_counter slot_total(const struct policy *q, size_t k)
+{
+	struct policy_counter t = { 0 };
+
+	policy_counter_add_load(&t, &q->ctr->s[k].c);
+	for (size_t i = 0; i < POLICY_WORKERS_MAX; i++)
+		if (q->ctr->w[i])
+			policy_counter_add_load(&t, &q->ctr->w[i][k]);
+	return t;
+}
+
 static int carry_policy(struct policy *p, const struct policy *q)
 {
+	struct policy_counter tot = slot_total(q, 0);
 	struct name_index t;
 
-	p->ctr->s[0].c = q->ctr->s[0].c;
+	counter_carry(&p->ctr->s[0].c, &tot);
 	if (!q->n_rules || !p->n_rules)
 		return 0;
 	if (name_index_init(&t, q->n_rules) < 0)
@@ -91,8 +116,10 @@ static int carry_policy(struct policy *p, const struct policy *q)
 	for (size_t r = 0; r < p->n_rules; r++) {
 		long k = p->rules[r].name ? name_index_find(&t, q->rules, p->rules[r].name) : -1;
 
-		if (k >= 0)
-			p->ctr->s[r + 1].c = q->ctr->s[k + 1].c;
+		if (k >= 0) {
+			tot = slot_total(q, (size_t)k + 1);
+			counter_carry(&p->ctr->s[r + 1].c, &tot);
+		}
 	}
 	name_index_free(&t);
 	return 0;
@@ -117,6 +144,29 @@ int policy_set_carry_counters(struct policy_set *to, const struct policy_set *fr
 /* ------------------------------------------------------------------ */
 /* Freeing                                                            */
 /* ------------------------------------------------------------------ */
+
+/* policy_set_workers - see policy.h. */
+int policy_set_workers(struct policy_set *s, unsigned n)
+{
+	if (n > POLICY_WORKERS_MAX)
+		n = POLICY_WORKERS_MAX;
+	for (size_t i = 0; s && i < s->n; i++) {
+		struct policy_counters *c = s->pols[i]->ctr;
+
+		for (unsigned w = 0; w < n; w++) {
+			if (c->w[w])
+				continue;
+			/* Rounded up to whole cache lines: nobody else's counters share them. */
+			size_t len = (c->n * sizeof(*c->w[w]) + 63) / 64 * 64;
+
+			c->w[w] = aligned_alloc(64, len);
+			if (!c->w[w])
+				return -ENOMEM;
+			memset(c->w[w], 0, len);
+		}
+	}
+	return 0;
+}
 
 /* Room for @n rules and the default. */
 static struct policy_counters *counters_new(size_t n)
@@ -151,6 +201,8 @@ static void policy_free(struct policy *p)
 	}
 	free(p->rules);
 	free(p->acts);
+	for (size_t i = 0; p->ctr && i < POLICY_WORKERS_MAX; i++)
+		free(p->ctr->w[i]);
 	free(p->ctr);
 	policy_index_free(p->idx);
 	free((char *)p->def.comment);

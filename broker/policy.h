@@ -127,15 +127,38 @@ bool policy_name_valid(const char *s);
 /* policy_rule_name - name of rule @idx of @p ("(default)" for -1). */
 const char *policy_rule_name(const struct policy *p, int idx);
 size_t policy_rule_count(const struct policy *p);
-/* policy_counter - counters of rule @idx (-1 = default). */
+/*
+ * policy_counter - counters of rule @idx (-1 = default). Worker threads
+ * add to them while the broker runs: read them with policy_counter_load().
+ */
 const struct policy_counter *policy_counter(const struct policy *p, int idx);
+
+/*
+ * policy_counter_load - rule @idx's counters, every worker's block added
+ * (relaxed atomic loads); false, @out zeroed, for an index out of range.
+ */
+bool policy_counter_load(const struct policy *p, int idx, struct policy_counter *out);
+
+/*
+ * policy_set_workers - give every policy of @s a counter block for each of
+ * @n worker threads (at most 64), so that workers never count into the same
+ * cache line. Before any worker decides with @s. -ENOMEM leaves the
+ * policies without (they count into the shared block, atomically).
+ */
+int policy_set_workers(struct policy_set *s, unsigned n);
+
+/*
+ * policy_thread_worker - the calling thread is worker @i (-1: none): its
+ * policy_count() goes to block @i of each policy that has one.
+ */
+void policy_thread_worker(int i);
 
 /* Iteration over a set for the control socket: index 0..count-1. */
 size_t policy_set_count(const struct policy_set *s);
 const struct policy *policy_set_at(const struct policy_set *s, size_t i);
 
 /*
- * policy_set_carry_counters - copy into @to the counters of every rule whose
+ * policy_set_carry_counters - add to @to the counters of every rule whose
  * (policy name, rule name) also exists in @from (reload keeps history).
  * O(rules): names are looked up in a hash table built per policy. Returns
  * 0, or -ENOMEM when a policy's counters could not be carried (they start

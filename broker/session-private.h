@@ -10,6 +10,7 @@
 
 #include "session.h"
 #include "steer.h"
+#include "worker.h"
 
 struct session_observer {
 	session_observer_fn fn;
@@ -70,6 +71,27 @@ struct session {
 	uint64_t enobufs_logged;      /* overruns already logged (session_mgr_log_overruns) */
 	struct steering steer;
 	struct hist latency;          /* receive to verdict sent, per dispatch round */
+	/*
+	 * Threads (docs/design.md): an attached session is served by
+	 * @worker; the main thread changes what that worker reads (policy,
+	 * audit, links, pset) only inside a worker_call(). NULL: served on
+	 * mgr->loop (binding, or a manager without workers).
+	 */
+	struct worker *worker;
+	struct session_counters *tot_c;  /* totals counted into (NULL: mgr->total) */
+	struct hist *tot_h;              /* likewise (NULL: mgr->latency) */
+	const struct policy_set *pset;   /* the config whose interface names links maps */
+	/* staged by the main thread, applied in a call on the session's thread */
+	const struct policy *next_policy;
+	bool next_audit;
+	struct links *next_links;
+	const struct policy_set *next_pset;  /* NULL: unchanged */
+	bool rtnl_off;                /* rtnl_fd failed: no longer watched (closed at the end) */
+	/* set by the worker (release ordering) when check_sends() gave up: the
+	 * main thread, woken through mgr->wake_fd, releases the session */
+	bool send_failed;
+	char fail_why[WIRE_REASON_MAX];
+	uint64_t enobufs;             /* the socket's overruns, published by its thread */
 };
 
 struct steering_worker;
@@ -98,6 +120,8 @@ struct session_mgr {
 	uint64_t kstats_refreshes;    /* session_kstats() reads by the metrics tick */
 	uint32_t bind_ms;             /* SESSION_BIND_MS (unit tests shorten it) */
 	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
+	struct worker_pool *pool;     /* session_mgr_start_workers(); NULL: all on loop */
+	int wake_fd;                  /* eventfd: a worker flagged a session (send_failed) */
 };
 
 /* session_verdict - the nfqb callback of every session's queues (@user

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -131,20 +132,38 @@ const struct session_counter_def session_verdict_counters[] = {
 const size_t session_verdict_ncounters =
 	sizeof(session_verdict_counters) / sizeof(session_verdict_counters[0]);
 
+/*
+ * A counter has one writer (the thread serving the session, or the
+ * worker owning a totals struct) and readers on the main thread: a relaxed
+ * store of the incremented value is a plain mov on x86, and no data race.
+ */
+#define BUMP(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+
 static void count(struct session_counters *c, uint32_t len, uint32_t verdict, int rc)
 {
-	c->packets++;
-	c->bytes += len;
+	BUMP(c->packets, 1);
+	BUMP(c->bytes, len);
 	if (rc < 0) {
-		c->errors++;
+		BUMP(c->errors, 1);
 		return;
 	}
 	switch (verdict & 0xffff) {
-	case NFQB_ACCEPT: c->accept++; break;
-	case NFQB_DROP:   c->drop++;   break;
-	case NFQB_REPEAT: c->repeat++; break;
-	case NFQB_QUEUE:  c->queue++;  break;
+	case NFQB_ACCEPT: BUMP(c->accept, 1); break;
+	case NFQB_DROP:   BUMP(c->drop, 1);   break;
+	case NFQB_REPEAT: BUMP(c->repeat, 1); break;
+	case NFQB_QUEUE:  BUMP(c->queue, 1);  break;
 	}
+}
+
+/* Where @s's packets count in the broker's totals: its worker's, or the manager's. */
+static struct session_counters *tot_c(struct session *s)
+{
+	return s->tot_c ? s->tot_c : &s->mgr->total;
+}
+
+static struct hist *tot_h(struct session *s)
+{
+	return s->tot_h ? s->tot_h : &s->mgr->latency;
 }
 
 /*
@@ -162,8 +181,8 @@ static const struct policy_action *audit(struct session *s, int rule,
 	copy->audited = true;
 	copy->would_verdict = act->verdict;
 	if ((act->verdict & 0xffff) == NFQB_DROP) {
-		s->c.would_drop++;
-		s->mgr->total.would_drop++;
+		BUMP(s->c.would_drop, 1);
+		BUMP(tot_c(s)->would_drop, 1);
 		policy_count_would_drop(s->policy, rule);
 	}
 	return copy;
@@ -191,6 +210,7 @@ void session_verdict(struct nfqb_packet *p, void *user)
 	struct policy_action audited;
 	struct pktmeta meta;
 	uint64_t held;
+	size_t nobs;
 	int rule, rc = 0;
 
 	meta_fill(&meta, s, p);
@@ -207,13 +227,20 @@ void session_verdict(struct nfqb_packet *p, void *user)
 	if (rc == 0)
 		rc = nfqb_packet_verdict(p, act->verdict);
 	count(&s->c, meta.len, act->verdict, rc);
-	count(&m->total, meta.len, act->verdict, rc);
+	count(tot_c(s), meta.len, act->verdict, rc);
 	if ((act->log || act->audited) &&
 	    policy_log_take(s->policy, rule, mono_ns(), &held))
 		log_packet(s, p, &meta, rule, act, rc, held);
-	for (size_t i = 0; i < m->nobs; i++)
-		if (m->obs[i].fn)
-			m->obs[i].fn(s, p, &meta, rule, act, rc, m->obs[i].data);
+	/* Registered by the main thread while workers run: data before fn
+	 * (release), fn before the count (session_mgr_observe). */
+	nobs = __atomic_load_n(&m->nobs, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < nobs; i++) {
+		session_observer_fn fn = __atomic_load_n(&m->obs[i].fn, __ATOMIC_ACQUIRE);
+
+		if (fn)
+			fn(s, p, &meta, rule, act, rc,
+			   __atomic_load_n(&m->obs[i].data, __ATOMIC_RELAXED));
+	}
 }
 
 /* ------------------------------------------------------------ kernel stats */
@@ -383,13 +410,15 @@ static void lease_refuse(struct session *s, const char *reason)
  * session: its packets go undecided anyway, and others must not pay for
  * the log lines. Returns true when @s was released.
  */
-static bool check_sends(struct session *s, int rc)
+static bool sends_failing(struct session *s, int rc, char *why, size_t whylen)
 {
 	struct nfqb_queue_stats st;
 	uint64_t now, fresh;
-	char why[WIRE_REASON_MAX];
 
 	nfqb_queue_get_stats(s->q, &st);
+	/* For the main thread's readers (session_overruns): a round's work. */
+	if (st.enobufs != s->enobufs)
+		__atomic_store_n(&s->enobufs, st.enobufs, __ATOMIC_RELAXED);
 	if (st.send_errors == s->send_errors_seen) {
 		if (rc > 0)
 			s->failing_since_ms = 0;   /* verdicts went through */
@@ -411,9 +440,19 @@ static bool check_sends(struct session *s, int rc)
 	}
 	if (now - s->failing_since_ms < s->mgr->send_fail_ms)
 		return false;
-	snprintf(why, sizeof(why), "verdicts could not be sent for %u ms (%s): the "
+	snprintf(why, whylen, "verdicts could not be sent for %u ms (%s): the "
 		 "namespace's netfilter socket misbehaves", s->mgr->send_fail_ms,
 		 rc < 0 ? strerror(-rc) : "send errors");
+	return true;
+}
+
+/* sends_failing() on the main loop: the session ends here. */
+static bool check_sends(struct session *s, int rc)
+{
+	char why[WIRE_REASON_MAX];
+
+	if (!sends_failing(s, rc, why, sizeof(why)))
+		return false;
 	lease_refuse(s, why);
 	release(s, why);
 	return true;
@@ -432,7 +471,22 @@ static void observe_latency(struct session *s, uint64_t t0, uint64_t packets_bef
 		return;
 	dt = hist_now_ns() - t0;
 	hist_add(&s->latency, &hist_latency_bounds, dt, n);
-	hist_add(&s->mgr->latency, &hist_latency_bounds, dt, n);
+	hist_add(tot_h(s), &hist_latency_bounds, dt, n);
+}
+
+/* A run that failed as a whole (not a verdict send). */
+static void queue_error(struct session *s, int rc)
+{
+	uint64_t errors;
+
+	if (rc >= 0 || rc == -EAGAIN || rc == -EINTR)
+		return;
+	errors = s->c.errors + 1;
+	__atomic_store_n(&s->c.errors, errors, __ATOMIC_RELAXED);
+	/* A socket error repeats per packet: log on powers of two only. */
+	if ((errors & (errors - 1)) == 0)
+		log_event(LOGL_WARN, "queue_error", "name=%s error=\"%s\" errors=%" PRIu64,
+			  s->name, strerror(-rc), errors);
 }
 
 static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
@@ -451,37 +505,190 @@ static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
 	}
 	if (check_sends(s, rc))
 		return;
-	if (rc >= 0 || rc == -EAGAIN || rc == -EINTR)
-		return;
-	s->c.errors++;
-	/* A socket error repeats per packet: log on powers of two only. */
-	if ((s->c.errors & (s->c.errors - 1)) == 0)
-		log_event(LOGL_WARN, "queue_error", "name=%s error=\"%s\" errors=%" PRIu64,
-			  s->name, strerror(-rc), s->c.errors);
+	queue_error(s, rc);
 }
 
-static void rtnl_drop(struct session *s, int err)
+/*
+ * queue_event() of an attached session on its worker thread. A worker
+ * never ends a session: when the sends keep failing it stops reading the
+ * socket, flags the session and wakes the main thread (wake_event()).
+ */
+static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session *s = data;
+	uint64_t t0 = hist_now_ns(), before = s->c.packets, one = 1;
+	int rc = nfqb_queue_run(s->q, false);
+
+	observe_latency(s, t0, before);
+	if (sends_failing(s, rc, s->fail_why, sizeof(s->fail_why))) {
+		loop_del(l, fd);
+		__atomic_store_n(&s->send_failed, true, __ATOMIC_RELEASE);
+		if (write(s->mgr->wake_fd, &one, sizeof(one)) < 0) {
+			/* the counter is non-zero already: the main thread wakes */
+		}
+		return;
+	}
+	queue_error(s, rc);
+}
+
+/* The main thread's side: release what the workers flagged. */
+static void wake_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session_mgr *m = data;
+	struct session *s, *next;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: drained by an earlier round */
+	}
+	for (s = m->head; s; s = next) {
+		next = s->next;
+		if (!__atomic_load_n(&s->send_failed, __ATOMIC_ACQUIRE))
+			continue;
+		lease_refuse(s, s->fail_why);
+		release(s, s->fail_why);
+	}
+}
+
+/* The socket stays open (other fds may not take its number while a call
+ * is under way); closed when the session goes. */
+static void rtnl_drop(struct session *s, struct loop *l, int fd, int err)
 {
 	log_event(LOGL_WARN, "rtnl_error", "name=%s error=\"%s\" (interface names "
 		  "frozen for this namespace)", s->name, strerror(-err));
-	loop_del(s->mgr->loop, s->rtnl_fd);
-	close(s->rtnl_fd);
-	s->rtnl_fd = -1;
+	loop_del(l, fd);
+	s->rtnl_off = true;
 }
 
 static void rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct session *s = data;
-	int rc = links_read(s->links, fd, s->mgr->cfg->policies);
+	int rc = links_read(s->links, fd, s->pset);
 
 	if (rc < 0)
-		rtnl_drop(s, rc);
+		rtnl_drop(s, l, fd, rc);
+}
+
+/* ------------------------------------------------------------ threads */
+
+/*
+ * Run @fn for @s on the thread that serves it: through worker_call() for
+ * a worker's session, right here for one on the manager's loop.
+ */
+static int session_call(struct session *s,
+			int (*fn)(struct worker *w, struct loop *l, void *arg))
+{
+	if (!s->worker)
+		return fn(NULL, s->mgr->loop, s);
+	return worker_call(s->worker, fn, s);
+}
+
+/* Install what the main thread staged: policy, audit, interface names. */
+static int apply_call(struct worker *w, struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	s->policy = s->next_policy;
+	s->audit = s->next_audit;
+	if (s->next_pset) {
+		s->pset = s->next_pset;
+		s->next_pset = NULL;
+		if (s->links)
+			links_remap(s->links, s->pset);
+	}
+	if (s->next_links) {
+		int rc;
+
+		links_free(s->links);
+		s->links = s->next_links;
+		s->next_links = NULL;
+		rc = loop_add(l, s->rtnl_fd, EPOLLIN, rtnl_event, s);
+		if (rc < 0)
+			rtnl_drop(s, l, s->rtnl_fd, rc);
+	}
+	return 0;
+}
+
+static int assign_call(struct worker *w, struct loop *l, void *arg)
+{
+	struct session *s = arg;
+	int rc = loop_add(l, nfqb_queue_fd(s->q), EPOLLIN, worker_queue_event, s);
+
+	if (rc == 0 && s->rtnl_fd >= 0 && !s->rtnl_off) {
+		rc = loop_add(l, s->rtnl_fd, EPOLLIN, rtnl_event, s);
+		if (rc < 0)
+			loop_del(l, nfqb_queue_fd(s->q));
+	}
+	return rc;
+}
+
+static int unassign_call(struct worker *w, struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	loop_del(l, nfqb_queue_fd(s->q));
+	if (s->rtnl_fd >= 0)
+		loop_del(l, s->rtnl_fd);
+	return 0;
+}
+
+/*
+ * Hand a bound session to the least-loaded worker: its sockets leave the
+ * manager's loop for the worker's. No-op without workers.
+ */
+static int session_assign(struct session *s)
+{
+	struct session_mgr *m = s->mgr;
+	struct worker *w = worker_pool_least_loaded(m->pool);
+	int rc;
+
+	if (!w)
+		return 0;
+	loop_del(m->loop, nfqb_queue_fd(s->q));
+	if (s->rtnl_fd >= 0)
+		loop_del(m->loop, s->rtnl_fd);
+	s->worker = w;
+	s->tot_c = &worker_totals_mut(w)->c;
+	s->tot_h = &worker_totals_mut(w)->latency;
+	rc = session_call(s, assign_call);
+	if (rc < 0) {
+		s->worker = NULL;
+		s->tot_c = NULL;
+		s->tot_h = NULL;
+		return rc;
+	}
+	worker_load_add(w, 1);
+	return 0;
+}
+
+/* Take @s back from its worker: nothing there reads it once this returns. */
+static void session_unassign(struct session *s)
+{
+	struct worker *w = s->worker;
+
+	if (!w)
+		return;
+	(void)session_call(s, unassign_call);
+	worker_load_add(w, -1);
+	s->worker = NULL;
+}
+
+/* The socket's overruns: the worker publishes them for the main thread. */
+static uint64_t session_overruns(const struct session *s)
+{
+	struct nfqb_queue_stats st;
+
+	if (s->worker)
+		return __atomic_load_n(&s->enobufs, __ATOMIC_RELAXED);
+	nfqb_queue_get_stats(s->q, &st);
+	return st.enobufs;
 }
 
 static void release(struct session *s, const char *reason)
 {
 	char rb[LOG_VALUE_MAX];
 
+	session_unassign(s);
 	log_event(LOGL_INFO, "release",
 		  "name=%s netns_inode=%" PRIu64 " reason=%s packets=%" PRIu64
 		  " bytes=%" PRIu64 " accept=%" PRIu64 " drop=%" PRIu64,
@@ -590,6 +797,7 @@ static void session_destroy(struct session *s, bool unbind)
 	if (!s)
 		return;
 	m = s->mgr;
+	session_unassign(s);
 	session_unlink(s);
 	loop_timer_cancel(m->loop, &s->grace);
 	loop_timer_cancel(m->loop, &s->bind_timer);
@@ -611,6 +819,7 @@ static void session_destroy(struct session *s, bool unbind)
 			nfqb_queue_detach(s->q);
 	}
 	links_free(s->links);
+	links_free(s->next_links);
 	free(s->queues);
 	free(s->want);
 	free(s);
@@ -631,8 +840,9 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 	s->netns_ino = h->netns_ino;
 	s->agent_pid = h->pid;
 	s->agent_uid = h->uid;
-	s->policy = h->entry->policy;
-	s->audit = h->entry->audit;
+	s->policy = s->next_policy = h->entry->policy;
+	s->audit = s->next_audit = h->entry->audit;
+	s->pset = m->cfg->policies;
 	s->state = SESSION_ATTACHED;
 	s->attached_at = time(NULL);
 	loop_timer_init(&s->grace, grace_over, s);
@@ -641,28 +851,33 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 	return s;
 }
 
-/* Take the namespace's NETLINK_ROUTE socket and start following its links. */
+/*
+ * Take the namespace's NETLINK_ROUTE socket and start following its links:
+ * the table is made here and installed, with the socket's watch, on the
+ * thread serving @s (apply_call()).
+ */
 static void rtnl_start(struct session *s, int *fd)
 {
+	struct links *links = links_new();
 	int group = RTNLGRP_LINK;
 	int rc;
 
 	s->rtnl_fd = *fd;
 	*fd = -1;
-	if (!s->links)
-		s->links = links_new();
 	/* The agent subscribed already; an older or foreign one may not have. */
 	(void)setsockopt(s->rtnl_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
 			 sizeof(group));
-	rc = s->links ? links_request_dump(s->links, s->rtnl_fd) : -ENOMEM;
-	if (rc == 0)
-		rc = loop_add(s->mgr->loop, s->rtnl_fd, EPOLLIN, rtnl_event, s);
+	rc = links ? links_request_dump(links, s->rtnl_fd) : -ENOMEM;
 	if (rc < 0) {
 		log_event(LOGL_WARN, "rtnl_error", "name=%s error=\"%s\"", s->name,
 			  strerror(-rc));
+		links_free(links);
 		close(s->rtnl_fd);
 		s->rtnl_fd = -1;
+		return;
 	}
+	s->next_links = links;
+	(void)session_call(s, apply_call);
 }
 
 /* With @give_sockets, the ACCEPT carries the sockets that hold the queues,
@@ -820,15 +1035,25 @@ static int bind_request(struct session *s)
 /* Every queue bound: the agent is served from now on. */
 static void bind_complete(struct session *s)
 {
+	char why[WIRE_REASON_MAX];
+	int rc;
+
 	loop_timer_cancel(s->mgr->loop, &s->bind_timer);
 	s->state = SESSION_ATTACHED;
+	if (s->nadopted)
+		settle_adopted(s);
+	rc = session_assign(s);
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "no worker thread could take the namespace: %s",
+			 strerror(-rc));
+		bind_refuse(s, why);
+		return;
+	}
 	s->mgr->attaches++;
 	if (s->qopts.mode == NFQB_COPY_NONE)
 		log_event(LOGL_WARN, "copy_none", "name=%s entry=namespaces[%zu] "
 			  "detail=\"copy none: the kernel drops every packet sent to these "
 			  "queues without asking the broker\"", s->name, s->entry_index);
-	if (s->nadopted)
-		settle_adopted(s);
 	/* Queues first, then the rules that feed them: never queue to nobody. */
 	steering_attach(s);
 	send_accept(s, false);
@@ -960,8 +1185,9 @@ static int takeover(struct session *s, const struct session_hello *h, int *lease
 	s->agent_pid = h->pid;
 	s->agent_uid = h->uid;
 	s->state = SESSION_ATTACHED;
-	s->policy = h->entry->policy;
-	s->audit = h->entry->audit;
+	s->next_policy = h->entry->policy;
+	s->next_audit = h->entry->audit;
+	(void)session_call(s, apply_call);
 	s->entry_index = h->entry->index;
 	s->takeovers++;
 	/* A restarted agent opened new sockets; the queues stay on the ones
@@ -1027,10 +1253,55 @@ struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
 	m->last_reload_ok_at = m->started;
 	m->bind_ms = SESSION_BIND_MS;
 	m->send_fail_ms = SESSION_SEND_FAIL_MS;
+	m->wake_fd = -1;
 	/* Kernel queue stats are read from inside each namespace; this is
 	 * the way back. Without it the agent's /proc entry is used. */
 	m->home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	return m;
+}
+
+int session_mgr_start_workers(struct session_mgr *m, unsigned n)
+{
+	int rc;
+
+	if (m->pool)
+		return -EALREADY;
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wake_fd < 0)
+		return -errno;
+	rc = loop_add(m->loop, m->wake_fd, EPOLLIN, wake_event, m);
+	if (rc < 0)
+		goto fail;
+	if (policy_set_workers(m->cfg->policies, n) < 0)
+		log_event(LOGL_WARN, "workers", "warning=\"out of memory for per-worker rule "
+			  "counters: the workers share them\"");
+	m->pool = worker_pool_new(n);
+	if (!m->pool) {
+		rc = -errno;
+		loop_del(m->loop, m->wake_fd);
+		goto fail;
+	}
+	return 0;
+fail:
+	close(m->wake_fd);
+	m->wake_fd = -1;
+	return rc;
+}
+
+unsigned session_mgr_workers(const struct session_mgr *m, struct session_worker_view *out,
+			     unsigned max)
+{
+	unsigned n = worker_pool_size(m->pool);
+
+	for (unsigned i = 0; i < n && i < max; i++) {
+		struct worker *w = worker_pool_at(m->pool, i);
+		struct worker_totals t;
+
+		worker_totals_read(w, &t);
+		out[i] = (struct session_worker_view){ .index = i, .sessions = worker_load(w),
+						       .c = t.c };
+	}
+	return n;
 }
 
 void session_mgr_free(struct session_mgr *m)
@@ -1040,11 +1311,17 @@ void session_mgr_free(struct session_mgr *m)
 	while (m->head) {
 		struct session *s = m->head;
 
+		session_unassign(s);
 		log_event(LOGL_INFO, "detach", "name=%s netns_inode=%" PRIu64 " packets=%"
 			  PRIu64 " queues_kept=true", s->name, s->netns_ino, s->c.packets);
 		session_destroy(s, false);
 	}
 	steering_worker_free(m);
+	worker_pool_free(m->pool);
+	if (m->wake_fd >= 0) {
+		loop_del(m->loop, m->wake_fd);
+		close(m->wake_fd);
+	}
 	if (m->home_netns_fd >= 0)
 		close(m->home_netns_fd);
 	cfg_free(m->cfg);
@@ -1088,12 +1365,22 @@ static bool reresolve(struct session *s, const struct cfg *n, char *why, size_t 
 	if (strcmp(policy_name(pol), old) != 0)
 		log_event(LOGL_INFO, "policy_change", "name=%s from=%s to=%s", s->name, old,
 			  policy_name(pol));
-	s->policy = pol;
-	if (entry)
-		s->audit = entry->audit;
-	if (s->links)
-		links_remap(s->links, n->policies);
+	/* Installed by reload_swap() on the session's thread. */
+	s->next_policy = pol;
+	s->next_audit = entry ? entry->audit : s->audit;
+	s->next_pset = n->policies;
 	return true;
+}
+
+/*
+ * Every session onto what reresolve() staged, each on its own thread (a
+ * worker_call per session: no lock on the packet path). Once this
+ * returns, no thread decides with the old config's policies.
+ */
+static void reload_swap(struct session_mgr *m)
+{
+	for (struct session *s = m->head; s; s = s->next)
+		(void)session_call(s, apply_call);
 }
 
 static int reload_apply(struct session_mgr *m, const char *path, struct errs *e);
@@ -1124,9 +1411,10 @@ static int reload_apply(struct session_mgr *m, const char *path, struct errs *e)
 		log_config_errors(e);
 		return -EINVAL;
 	}
-	if (policy_set_carry_counters(n->policies, old->policies) < 0)
-		log_event(LOGL_WARN, "reload", "warning=\"out of memory: some rule counters "
-			  "start from 0\"");
+	/* Before any worker decides with them. */
+	if (policy_set_workers(n->policies, worker_pool_size(m->pool)) < 0)
+		log_event(LOGL_WARN, "reload", "warning=\"out of memory for per-worker rule "
+			  "counters: the workers share them\"");
 	for (s = m->head; s; s = next) {
 		next = s->next;
 		if (reresolve(s, n, why, sizeof(why))) {
@@ -1145,10 +1433,19 @@ static int reload_apply(struct session_mgr *m, const char *path, struct errs *e)
 		release(s, why);
 		ended++;
 	}
+	reload_swap(m);
+	/* After the swap, so that no packet decided on the old policies is
+	 * missed: the new counters are added to (workers count there too). */
+	if (policy_set_carry_counters(n->policies, old->policies) < 0)
+		log_event(LOGL_WARN, "reload", "warning=\"out of memory: some rule counters "
+			  "start from 0\"");
 	/* The sockets are bound already; moving them would cut off agents. */
 	if (strcmp(old->listen, n->listen) != 0 || old->listen_mode != n->listen_mode)
 		log_event(LOGL_WARN, "reload", "warning=\"broker.listen and listen_mode "
 			  "take effect at the next start\"");
+	if (old->workers != n->workers)
+		log_event(LOGL_WARN, "reload", "warning=\"broker.workers takes effect at the "
+			  "next start\"");
 	m->cfg = n;
 	cfg_free(old);
 	m->reloads_ok++;
@@ -1185,18 +1482,17 @@ void session_mgr_log_overruns(struct session_mgr *m)
 {
 	for (struct session *s = m->head; s; s = s->next) {
 		char vb[LOG_VALUE_MAX];
-		struct nfqb_queue_stats st;
+		uint64_t enobufs = session_overruns(s);
 
-		nfqb_queue_get_stats(s->q, &st);
-		if (st.enobufs < s->enobufs_logged)
+		if (enobufs < s->enobufs_logged)
 			s->enobufs_logged = 0;
-		if (st.enobufs > s->enobufs_logged)
+		if (enobufs > s->enobufs_logged)
 			log_event(LOGL_WARN, "enobufs", "name=%s overruns=%" PRIu64 " total=%"
 				  PRIu64 " hint=\"the socket's receive buffer overran and the "
 				  "kernel dropped queued packets: raise sock_len\"",
 				  log_value(vb, sizeof(vb), s->name),
-				  st.enobufs - s->enobufs_logged, st.enobufs);
-		s->enobufs_logged = st.enobufs;
+				  enobufs - s->enobufs_logged, enobufs);
+		s->enobufs_logged = enobufs;
 	}
 }
 
@@ -1226,30 +1522,41 @@ void session_mgr_log_stats(struct session_mgr *m)
 
 void session_view(const struct session *s, struct session_view *v)
 {
-	struct nfqb_queue_stats st;
-
-	nfqb_queue_get_stats(s->q, &st);
 	*v = (struct session_view){
 		.name = s->name, .state = s->state, .netns_dev = s->netns_dev,
 		.netns_ino = s->netns_ino, .agent_pid = s->agent_pid, .agent_uid = s->agent_uid,
 		.policy = policy_name(s->policy), .queues = s->queues, .nqueues = s->nqueues,
-		.c = s->c, .ks = &s->ks, .overruns = st.enobufs, .attached_at = s->attached_at,
-		.takeovers = s->takeovers, .session = s, .latency = &s->latency,
+		.ks = &s->ks, .overruns = session_overruns(s), .attached_at = s->attached_at,
+		.takeovers = s->takeovers, .session = s,
 		.audit = s->audit || policy_audit(s->policy),
+		.worker = s->worker ? (int)worker_index(s->worker) : -1,
 	};
+	session_counters_load(&v->c, &s->c);
+	hist_load(&v->latency, &s->latency);
 }
 
 void session_mgr_totals(const struct session_mgr *m, struct session_totals *t)
 {
 	*t = (struct session_totals){
-		.c = m->total, .namespaces = m->count, .attaches = m->attaches,
+		.namespaces = m->count, .attaches = m->attaches,
 		.refusals = m->refusals, .kstats_refreshes = m->kstats_refreshes,
-		.started = m->started, .latency = m->latency, .loop_lag = m->loop_lag,
+		.started = m->started, .loop_lag = m->loop_lag,
 		.reloads_ok = m->reloads_ok, .reloads_failed = m->reloads_failed,
 		.last_reload_ok = m->last_reload_ok, .last_reload_ok_at = m->last_reload_ok_at,
 		.ready = m->ready,
 	};
 	memcpy(t->refused, m->refused, sizeof(t->refused));
+	/* Sessions on the main loop (binding, no workers) count in m->total;
+	 * every worker in its own: the sum is every packet since start. */
+	session_counters_load(&t->c, &m->total);
+	hist_load(&t->latency, &m->latency);
+	for (unsigned i = 0; i < worker_pool_size(m->pool); i++) {
+		struct worker_totals wt;
+
+		worker_totals_read(worker_pool_at(m->pool, i), &wt);
+		session_counters_add(&t->c, &wt.c);
+		hist_merge(&t->latency, &wt.latency);
+	}
 }
 
 size_t session_mgr_count(const struct session_mgr *m)
@@ -1362,14 +1669,21 @@ const struct links *session_links(const struct session *s)
 	return s->links;
 }
 
+static int barrier_call(struct worker *w, struct loop *l, void *arg)
+{
+	return 0;
+}
+
 int session_mgr_observe(struct session_mgr *m, session_observer_fn fn, void *data)
 {
 	for (size_t i = 0; i < SESSION_OBSERVERS_MAX; i++) {
 		if (m->obs[i].fn)
 			continue;
-		m->obs[i] = (struct session_observer){ .fn = fn, .data = data };
+		/* Workers read these (session_verdict): data, then fn, then the count. */
+		__atomic_store_n(&m->obs[i].data, data, __ATOMIC_RELAXED);
+		__atomic_store_n(&m->obs[i].fn, fn, __ATOMIC_RELEASE);
 		if (m->nobs < i + 1)
-			m->nobs = i + 1;
+			__atomic_store_n(&m->nobs, i + 1, __ATOMIC_RELEASE);
 		return (int)i;
 	}
 	return -ENOSPC;
@@ -1377,11 +1691,19 @@ int session_mgr_observe(struct session_mgr *m, session_observer_fn fn, void *dat
 
 void session_mgr_unobserve(struct session_mgr *m, int handle)
 {
+	size_t n = m->nobs;
+
 	if (handle < 0 || handle >= SESSION_OBSERVERS_MAX)
 		return;
-	m->obs[handle] = (struct session_observer){ 0 };
-	while (m->nobs && !m->obs[m->nobs - 1].fn)
-		m->nobs--;
+	__atomic_store_n(&m->obs[handle].fn, NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&m->obs[handle].data, NULL, __ATOMIC_RELAXED);
+	while (n && !m->obs[n - 1].fn)
+		n--;
+	__atomic_store_n(&m->nobs, n, __ATOMIC_RELEASE);
+	/* A worker may be inside the callback: once each one took a call
+	 * (between two dispatch rounds), none is, and @data may go. */
+	for (unsigned i = 0; i < worker_pool_size(m->pool); i++)
+		(void)worker_call(worker_pool_at(m->pool, i), barrier_call, NULL);
 }
 
 /* ------------------------------------------------------------ snapshots */

@@ -90,6 +90,37 @@ struct session_counter_def {
 extern const struct session_counter_def session_verdict_counters[];
 extern const size_t session_verdict_ncounters;
 
+/*
+ * session_counters_load - a copy of @src, which a worker thread may be
+ * counting into (relaxed atomic loads, each field whole).
+ */
+static inline void session_counters_load(struct session_counters *dst,
+					 const struct session_counters *src)
+{
+	dst->packets = __atomic_load_n(&src->packets, __ATOMIC_RELAXED);
+	dst->bytes = __atomic_load_n(&src->bytes, __ATOMIC_RELAXED);
+	dst->accept = __atomic_load_n(&src->accept, __ATOMIC_RELAXED);
+	dst->drop = __atomic_load_n(&src->drop, __ATOMIC_RELAXED);
+	dst->repeat = __atomic_load_n(&src->repeat, __ATOMIC_RELAXED);
+	dst->queue = __atomic_load_n(&src->queue, __ATOMIC_RELAXED);
+	dst->errors = __atomic_load_n(&src->errors, __ATOMIC_RELAXED);
+	dst->would_drop = __atomic_load_n(&src->would_drop, __ATOMIC_RELAXED);
+}
+
+/* session_counters_add - @dst += @src, field by field (both the caller's). */
+static inline void session_counters_add(struct session_counters *dst,
+					const struct session_counters *src)
+{
+	dst->packets += src->packets;
+	dst->bytes += src->bytes;
+	dst->accept += src->accept;
+	dst->drop += src->drop;
+	dst->repeat += src->repeat;
+	dst->queue += src->queue;
+	dst->errors += src->errors;
+	dst->would_drop += src->would_drop;
+}
+
 /* session_counter_get - the value of counter @d in @c. */
 static inline uint64_t session_counter_get(const struct session_counters *c,
 					   const struct session_counter_def *d)
@@ -114,7 +145,8 @@ struct session_view {
 	time_t attached_at;           /* wall clock of the first attach */
 	unsigned takeovers;
 	const struct session *session;/* for steering_view()/steering_counters() */
-	const struct hist *latency;   /* receive to verdict sent (hist_latency_bounds) */
+	struct hist latency;          /* receive to verdict sent (hist_latency_bounds) */
+	int worker;                   /* the worker thread serving it, -1: the main loop */
 };
 
 /* session_view - fill @v from @s (pointers valid until the loop runs again). */
@@ -162,6 +194,27 @@ struct session_totals {
 
 /* session_mgr_totals - fill @t from @m. */
 void session_mgr_totals(const struct session_mgr *m, struct session_totals *t);
+
+/* One worker thread's share, for the metrics and nfq-ctl status. */
+struct session_worker_view {
+	unsigned index;
+	size_t sessions;              /* attached sessions it serves */
+	struct session_counters c;    /* every packet it decided */
+};
+
+/*
+ * session_mgr_workers - fill @out[0..@max) with the worker threads' views;
+ * returns the number of workers (0 for a manager without them).
+ */
+unsigned session_mgr_workers(const struct session_mgr *m, struct session_worker_view *out,
+			     unsigned max);
+
+/*
+ * session_mgr_start_workers - serve attached sessions on @n worker threads
+ * (1..WORKER_MAX) from now on; before the first attach. Without it every
+ * session is served on the manager's loop (unit tests). 0 or -errno.
+ */
+int session_mgr_start_workers(struct session_mgr *m, unsigned n);
 
 /* session_mgr_count - the number of sessions. */
 size_t session_mgr_count(const struct session_mgr *m);

@@ -252,6 +252,8 @@ static int status_table(FILE *f, json_object *reply, bool wide, time_t now)
 			cnt(&c, jget_u64(reply, "reloads_failed")));
 	}
 	fprintf(f, "namespaces:  %s\n", num(&c, jget_u64(reply, "namespaces")));
+	if (jget(reply, "workers", json_type_int))
+		fprintf(f, "workers:     %s threads\n", num(&c, jget_u64(reply, "workers")));
 	fprintf(f, "packets:     %s (%s)\n", cnt(&c, jget_u64(reply, "packets")),
 		byt(&c, jget_u64(reply, "bytes")));
 	fprintf(f, "verdicts:    %s\n", verd);
@@ -278,7 +280,7 @@ static int status_table(FILE *f, json_object *reply, bool wide, time_t now)
 			"verdicts", "attaches", "refusals", "control_clients", "watchers",
 			"control_refused", "config", "metrics_listen", "http", "access",
 			"ready", "last_reload_ok", "last_reload_ok_at", "reloads_ok",
-			"reloads_failed",
+			"reloads_failed", "workers",
 		};
 		bool seen = false;
 

@@ -100,6 +100,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->nallow_uids, 1);
 	assert_int_equal(c->allow_uids[0], 0);
 	assert_int_equal(c->grace_ms, 5000);
+	assert_int_equal(c->workers, 0);
 	assert_int_equal(c->queue_defaults.max_len, 1024);
 	assert_int_equal(c->queue_defaults.mode, NFQB_COPY_PACKET);
 	assert_int_equal(c->queue_defaults.range, 65535);
@@ -124,7 +125,7 @@ static void test_full(void **state)
 	struct cfg *c = expect_ok(
 		"{\"broker\": {\"listen\": \"/tmp/x/a.sock\", \"control\": \"/tmp/x/c.sock\","
 		" \"listen_mode\": \"0660\", \"control_mode\": \"600\", \"allow_uids\": [0, 1000],"
-		" \"grace_ms\": 0},"
+		" \"grace_ms\": 0, \"workers\": 3},"
 		" \"queue_defaults\": {\"max_len\": 10, \"copy\": \"meta\", \"range\": 100,"
 		"  \"sock_len\": 0, \"fail_open\": true, \"gso\": false, \"uid_gid\": true,"
 		"  \"secctx\": false, \"conntrack\": true},"
@@ -142,6 +143,7 @@ static void test_full(void **state)
 	assert_int_equal(c->nallow_uids, 2);
 	assert_true(cfg_uid_allowed(c, 1000));
 	assert_int_equal(c->grace_ms, 0);
+	assert_int_equal(c->workers, 3);
 	assert_int_equal(c->queue_defaults.max_len, 10);
 	assert_int_equal(c->queue_defaults.mode, NFQB_COPY_META);
 	assert_int_equal(c->queue_defaults.range, 100);
@@ -232,6 +234,12 @@ static void test_broker_keys(void **state)
 		   "broker.grace_ms: grace_ms 86400001 out of range 0-86400000");
 	broker_err("{\"grace_ms\": 1.5}", "broker.grace_ms: grace_ms 1.5 is not an integer");
 	broker_err("{\"grace_ms\": null}", "broker.grace_ms: expected an integer, got null");
+	broker_err("{\"workers\": 65}", "broker.workers: workers 65 out of range 0-64");
+	broker_err("{\"workers\": -1}", "broker.workers: workers -1 out of range 0-64");
+	broker_err("{\"workers\": 1.5}", "broker.workers: workers 1.5 is not an integer");
+	broker_err("{\"workers\": \"2\"}",
+		   "broker.workers: expected an integer, got string \"2\"");
+	broker_err("{\"workers\": true}", "broker.workers: expected an integer, got boolean true");
 	broker_err("{\"grace_ms\": \"5000\"}",
 		   "broker.grace_ms: expected an integer, got string \"5000\"");
 }

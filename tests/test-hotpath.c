@@ -161,13 +161,19 @@ static unsigned run_packets(struct fx *f, uint32_t first, unsigned n)
 	return verdict_msgs;
 }
 
-static void check_no_alloc(const char *mode)
+/* @worker: count as worker thread 0 does, into the policy's own block for it. */
+static void check_no_alloc(const char *mode, bool worker)
 {
+	struct policy_counter pc;
 	struct fx f = { 0 };
 	unsigned long a0, f0;
 	uint64_t before;
 
 	fixture_init(&f, mode);
+	if (worker) {
+		assert_int_equal(policy_set_workers(f.m->cfg->policies, 1), 0);
+		policy_thread_worker(0);
+	}
 	/* The counter must see a real allocation, or the check proves nothing. */
 	a0 = n_allocs;
 	f0 = n_frees;
@@ -187,9 +193,15 @@ static void check_no_alloc(const char *mode)
 	assert_int_equal(n_frees, f0);
 	/* every packet was decided, by rules and by the default */
 	assert_int_equal(f.s->c.packets - before, PACKETS);
-	assert_true(policy_counter(f.s->policy, -1)->packets > 0);
-	assert_true(policy_counter(f.s->policy, 0)->packets > 0);
-	assert_true(policy_counter(f.s->policy, 300)->packets > 0);
+	for (int idx = -1; idx <= 300; idx += 301) {
+		assert_true(policy_counter_load(f.s->policy, idx, &pc));
+		assert_true(pc.packets > 0);
+		/* a worker's counts are in its block, not in the shared one */
+		assert_true(worker == (policy_counter(f.s->policy, idx)->packets == 0));
+	}
+	assert_true(policy_counter_load(f.s->policy, 0, &pc));
+	assert_true(pc.packets > 0);
+	policy_thread_worker(-1);
 	fixture_free(&f);
 	/* under ASan the packets still ran (memory errors), uncounted */
 	if (!COUNT_ALLOCS)
@@ -199,13 +211,19 @@ static void check_no_alloc(const char *mode)
 static void test_enforce_allocates_nothing(void **state)
 {
 	(void)state;
-	check_no_alloc("enforce");
+	check_no_alloc("enforce", false);
+}
+
+static void test_worker_counters_allocate_nothing(void **state)
+{
+	(void)state;
+	check_no_alloc("enforce", true);
 }
 
 static void test_audit_allocates_nothing(void **state)
 {
 	(void)state;
-	check_no_alloc("audit");
+	check_no_alloc("audit", false);
 }
 
 int main(void)
@@ -213,6 +231,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_enforce_allocates_nothing),
 		cmocka_unit_test(test_audit_allocates_nothing),
+		cmocka_unit_test(test_worker_counters_allocate_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -129,6 +129,10 @@ static void test_status(void **state)
 		"metrics:     -\n"
 		"access:      admin\n");
 	free(s);
+	/* A broker with worker threads says how many, after the namespaces. */
+	s = render("status", "{\"ok\":true,\"namespaces\":2,\"workers\":4}", false, &rc);
+	assert_non_null(strstr(s, "\nnamespaces:  2\nworkers:     4 threads\n"));
+	free(s);
 	s = render("status", json, true, &rc);
 	assert_non_null(strstr(s, "\nconfig:      /etc/nfq-broker.json\n"));
 	assert_non_null(strstr(s, "\nnewkey:      [1]\n"));

@@ -54,12 +54,14 @@ status_of() {
 # expect_privs PID WHAT UID GID CAPS - every thread of PID: real, effective,
 # saved and fs ids, the four capability sets, no_new_privs. One thread,
 # besides the broker's steering thread ("nfqb-steer", started when a
-# namespace's steering first changes), which must be as unprivileged.
+# namespace's steering first changes) and its worker threads ("nfqb-worker0"...,
+# started after the drop), which must be as unprivileged.
 expect_privs() {
 	local pid=$1 what=$2 uid=$3 gid=$4 caps=$5 t n=0
 	for t in /proc/"$pid"/task/*; do
 		t=${t##*/}
-		[[ "$(cat "/proc/$pid/task/$t/comm" 2>/dev/null)" == nfqb-steer ]] || n=$((n + 1))
+		[[ "$(cat "/proc/$pid/task/$t/comm" 2>/dev/null)" == nfqb-@(steer|worker+([0-9])) ]] ||
+			n=$((n + 1))
 		nt_assert_eq "$uid $uid $uid $uid" "$(awk '$1 == "Uid:" { print $2, $3, $4, $5 }' \
 			"/proc/$pid/task/$t/status")" "$what (thread $t): Uid"
 		nt_assert_eq "$gid $gid $gid $gid" "$(awk '$1 == "Gid:" { print $2, $3, $4, $5 }' \

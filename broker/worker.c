@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker threads: each runs loop_run() on its own loop. A call is one slot
+ * per worker (callers serialised by call_mu): the caller fills it, wakes
+ * the worker's eventfd, and waits on the condition variable until the
+ * worker ran it between two dispatch rounds. The eventfd is an ordinary fd
+ * of the worker's loop, so a call waits at most one dispatch round.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "policy.h"
+#include "worker.h"
+
+struct worker {
+	struct worker_pool *pool;
+	unsigned index;
+	pthread_t th;
+	bool started;
+	struct loop *loop;            /* touched by this worker's thread only */
+	int efd;                      /* call doorbell, in loop */
+	pthread_mutex_t call_mu;      /* one caller at a time */
+	pthread_mutex_t mu;           /* the slot below */
+	pthread_cond_t cv;
+	int (*fn)(struct worker *w, struct loop *l, void *arg);
+	void *arg;
+	int result;
+	bool pending;                 /* a call waits to be run */
+	size_t load;                  /* sessions: main thread only */
+	/* written by this worker only, on every packet: a cache line of its
+	 * own, not shared with the call slot or the next worker */
+	struct worker_totals totals __attribute__((aligned(64)));
+};
+
+struct worker_pool {
+	unsigned n;
+	struct worker *w;
+};
+
+/* The doorbell: run the call in the slot, if any, and hand back its result. */
+static void call_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct worker *w = data;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: the call was already run on an earlier ring */
+	}
+	pthread_mutex_lock(&w->mu);
+	if (w->pending) {
+		w->result = w->fn(w, w->loop, w->arg);
+		w->pending = false;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *worker_main(void *data)
+{
+	struct worker *w = data;
+
+	/* Rule counters: this worker's own block of each policy. */
+	policy_thread_worker((int)w->index);
+	(void)loop_run(w->loop);
+	return NULL;
+}
+
+int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, void *arg),
+		void *arg)
+{
+	uint64_t one = 1;
+	int rc;
+
+	pthread_mutex_lock(&w->call_mu);
+	pthread_mutex_lock(&w->mu);
+	w->fn = fn;
+	w->arg = arg;
+	w->pending = true;
+	pthread_mutex_unlock(&w->mu);
+	while (write(w->efd, &one, sizeof(one)) < 0) {
+		if (errno == EINTR)
+			continue;
+		/* With one call at a time the counter cannot overflow: the fd
+		 * is gone. The caller would free what the worker still uses. */
+		log_event(LOGL_ERROR, "worker", "error=\"cannot wake worker %u: %s\" "
+			  "action=abort", w->index, strerror(errno));
+		abort();
+	}
+	pthread_mutex_lock(&w->mu);
+	while (w->pending)
+		pthread_cond_wait(&w->cv, &w->mu);
+	rc = w->result;
+	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_unlock(&w->call_mu);
+	return rc;
+}
+
+static int stop_call(struct worker *w, struct loop *l, void *arg)
+{
+	loop_stop(l);
+	return 0;
+}
+
+static void worker_fini(struct worker *w)
+{
+	if (w->started) {
+		(void)worker_call(w, stop_call, NULL);
+		pthread_join(w->th, NULL);
+	}
+	if (w->efd >= 0) {
+		if (w->loop)
+			loop_del(w->loop, w->efd);
+		close(w->efd);
+	}
+	loop_free(w->loop);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	pthread_mutex_destroy(&w->call_mu);
+}
+
+static int worker_init(struct worker_pool *p, unsigned i)
+{
+	struct worker *w = &p->w[i];
+	char name[16];
+	int rc;
+
+	w->pool = p;
+	w->index = i;
+	w->efd = -1;
+	pthread_mutex_init(&w->call_mu, NULL);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->loop = loop_new();
+	if (!w->loop)
+		return -errno;
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->efd < 0)
+		return -errno;
+	rc = loop_add(w->loop, w->efd, EPOLLIN, call_event, w);
+	if (rc < 0)
+		return rc;
+	rc = pthread_create(&w->th, NULL, worker_main, w);
+	if (rc != 0)
+		return -rc;
+	w->started = true;
+	/* Seen in ps -L, top -H and perf. */
+	snprintf(name, sizeof(name), "nfqb-worker%u", i);
+	pthread_setname_np(w->th, name);
+	return 0;
+}
+
+struct worker_pool *worker_pool_new(unsigned n)
+{
+	struct worker_pool *p;
+	sigset_t all, old;
+	int rc = 0;
+
+	if (n == 0 || n > WORKER_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->w = aligned_alloc(64, n * sizeof(*p->w));
+	if (!p->w) {
+		free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(p->w, 0, n * sizeof(*p->w));
+	p->n = n;
+	/* Signals are the main thread's (its signalfd): the threads
+	 * inherit a mask that blocks them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < n && rc == 0; i++)
+		rc = worker_init(p, i);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		worker_pool_free(p);
+		errno = -rc;
+		return NULL;
+	}
+	return p;
+}
+
+void worker_pool_free(struct worker_pool *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < p->n; i++)
+		worker_fini(&p->w[i]);
+	free(p->w);
+	free(p);
+}
+
+unsigned worker_pool_size(const struct worker_pool *p)
+{
+	return p ? p->n : 0;
+}
+
+struct worker *worker_pool_at(struct worker_pool *p, unsigned i)
+{
+	return p && i < p->n ? &p->w[i] : NULL;
+}
+
+struct worker *worker_pool_least_loaded(struct worker_pool *p)
+{
+	struct worker *best = NULL;
+
+	for (unsigned i = 0; p && i < p->n; i++)
+		if (!best || p->w[i].load < best->load)
+			best = &p->w[i];
+	return best;
+}
+
+unsigned worker_index(const struct worker *w)
+{
+	return w->index;
+}
+
+void worker_load_add(struct worker *w, int delta)
+{
+	if (delta < 0 && w->load < (size_t)-delta)
+		w->load = 0;
+	else
+		w->load += (size_t)(ssize_t)delta;
+}
+
+size_t worker_load(const struct worker *w)
+{
+	return w->load;
+}
+
+struct worker_totals *worker_totals_mut(struct worker *w)
+{
+	return &w->totals;
+}
+
+void worker_totals_read(const struct worker *w, struct worker_totals *out)
+{
+	session_counters_load(&out->c, &w->totals.c);
+	hist_load(&out->latency, &w->totals.latency);
+}
+
+bool worker_on_thread(const struct worker *w)
+{
+	return w->started && pthread_equal(pthread_self(), w->th);
+}
