@@ -21,7 +21,8 @@
  *   bench-udp flow --addr A --port P [--count N] [--size S] [--window W]
  *       Steady traffic to a sink of its own on A:P, at most W datagrams in
  *       flight; datagrams not back within 200 ms are written off so a drop
- *       never stalls the flow. Prints: flow sent=.. received=.. send_errors=..
+ *       never stalls the flow; SIGINT/SIGTERM end the sending early.
+ *       Prints: flow sent=.. received=.. send_errors=..
  *   bench-udp spawn-wait --status-file F [--timeout-ms MS] -- CMD...
  *       Start CMD (an nfq-agent with --status-file F), poll F every 100 us
  *       until it says state=attached; print "attached us=.. pid=.." and
@@ -279,8 +280,10 @@ static int cmd_echo(const struct opts *o)
 	if (o->ready_file) {
 		FILE *f = fopen(o->ready_file, "we");
 
-		if (f)
+		if (f) {
+			fputs("ready\n", f);
 			fclose(f);
+		}
 	}
 	for (;;) {
 		fl = sizeof(from);
@@ -343,8 +346,16 @@ static int cmd_ping(const struct opts *o)
 
 /* ------------------------------------------------------------------ flow */
 
+static volatile sig_atomic_t flow_stop;
+
+static void on_flow_signal(int sig)
+{
+	flow_stop = sig;
+}
+
 static int cmd_flow(const struct opts *o)
 {
+	struct sigaction sa = { .sa_handler = on_flow_signal };
 	int rx, tx, home = -1;
 	char *buf = calloc(1, (size_t)o->size + 64);
 	long sent = 0, got = 0, written_off = 0, errs = 0;
@@ -353,11 +364,13 @@ static int cmd_flow(const struct opts *o)
 
 	if (!buf || open_pair(o, NULL, home, &rx, &tx) < 0)
 		return 1;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	pfd = (struct pollfd){ .fd = rx, .events = POLLIN };
 	quiet = now_s();
 	end = quiet + (double)o->timeout_ms / 1000;
-	while ((sent < o->count || got + written_off < sent) && now_s() < end) {
-		while (sent < o->count && sent - got - written_off < o->window) {
+	while (((!flow_stop && sent < o->count) || got + written_off < sent) && now_s() < end) {
+		while (!flow_stop && sent < o->count && sent - got - written_off < o->window) {
 			if (send(tx, buf, (size_t)o->size, 0) < 0)
 				errs++;
 			sent++;
@@ -377,7 +390,7 @@ static int cmd_flow(const struct opts *o)
 	close(rx);
 	close(tx);
 	free(buf);
-	return sent == o->count ? 0 : 1;
+	return sent == o->count || flow_stop ? 0 : 1;
 }
 
 /* ------------------------------------------------------------------ spawn-wait */

@@ -85,7 +85,8 @@ def latency(rows, out):
     ref = by.get("ref", {})
     out.append("")
     out.append("latency: UDP ping-pong over a veth, queue on the server's INPUT (medians, us)")
-    out.append("  %-32s %8s %8s %9s %9s" % ("path", "p50", "p99", "added", "x ref add"))
+    out.append("  %-32s %8s %6s %8s %9s %9s" % ("path", "p50", "x ref", "p99", "added",
+                                                "x ref add"))
     summary = []
     for p in ("none", "ref", "broker20", "python"):
         runs = by.get(p)
@@ -96,12 +97,14 @@ def latency(rows, out):
         added = med([r["p50_us"] - none[i]["p50_us"] for i, r in runs.items() if i in none])
         ref_added = med([ref[i]["p50_us"] - none[i]["p50_us"] for i in ref if i in none])
         ax = added / ref_added if added is not None and ref_added else None
+        px = med([r["p50_us"] / ref[i]["p50_us"] for i, r in runs.items() if i in ref])
         if p == "none":
             added = ax = None
-        summary.append({"path": p, "runs": len(runs), "p50_us": p50, "p99_us": p99,
-                        "added_p50_us": added, "added_x_ref": ax})
-        out.append("  %-32s %8s %8s %9s %9s" % (LABELS[p], fmt(p50, ".1f"), fmt(p99, ".1f"),
-                                               fmt(added, "+.1f"), fmt(ax, ".2f")))
+        summary.append({"path": p, "runs": len(runs), "p50_us": p50, "p50_x_ref": px,
+                        "p99_us": p99, "added_p50_us": added, "added_x_ref": ax})
+        out.append("  %-32s %8s %6s %8s %9s %9s" % (LABELS[p], fmt(p50, ".1f"), fmt(px, ".2f"),
+                                                    fmt(p99, ".1f"), fmt(added, "+.1f"),
+                                                    fmt(ax, ".2f")))
     return summary
 
 
@@ -139,9 +142,10 @@ def reload(rows, out):
             s["lost"] = f["sent"] - f["received"] - int(f["decided_dropped"])
         except (TypeError, ValueError):
             s["lost"] = None
-        out.append("  traffic: sent %s, received %s, decided dropped %s, lost %s "
-                   "(kernel dropped_full %s, dropped_netlink %s)" % (
+        out.append("  traffic: sent %s, received %s, decided dropped %s, lost %s; broker decided "
+                   "%s, %s reloads ok (kernel dropped_full %s, dropped_netlink %s)" % (
                        f["sent"], f["received"], f["decided_dropped"], s["lost"],
+                       f.get("broker_packets"), f.get("reloads_ok"),
                        f.get("kernel_dropped_full"), f.get("kernel_dropped_netlink")))
     return s
 
