@@ -136,7 +136,10 @@ static int stop_pid(pid_t pid)
 	if (kill(pid, SIGSTOP) < 0)
 		return -1;
 	for (int i = 0; i < 2000; i++) {
-		if (proc_state(pid) == 'T')
+		char st = proc_state(pid);
+
+		/* 't': stopped while traced (under strace) */
+		if (st == 'T' || st == 't')
 			return 0;
 		usleep(1000);
 	}
