@@ -8,7 +8,7 @@
  * table, no allocation: the practical limit of one queue, against which
  * libnfqb, the broker and the Python module are measured.
  *
- *   nfq-ref [--max-len N] [--sock-len BYTES] QUEUE
+ *   nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] QUEUE
  *
  * Binds QUEUE in the network namespace it runs in (use `ip netns exec`),
  * copy mode packet (whole payload, as the other consumers), writes
@@ -31,7 +31,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
 
-#define BATCH 64
+#define BATCH 64          /* default --batch */
 #define BUF_LEN (1u << 20)
 
 struct ref {
@@ -39,6 +39,7 @@ struct ref {
 	uint16_t queue;
 	uint32_t last_id;      /* highest id seen, not yet accepted */
 	unsigned pending;      /* packets up to last_id without a verdict */
+	unsigned batch;        /* flush after this many */
 	char *buf;
 };
 
@@ -131,7 +132,7 @@ static int handle(struct ref *r, size_t len)
 				continue;
 			ph = mnl_attr_get_payload(a);
 			r->last_id = ntohl(ph->packet_id);
-			if (++r->pending >= BATCH && flush(r) < 0)
+			if (++r->pending >= r->batch && flush(r) < 0)
 				return -1;
 			break;
 		}
@@ -164,10 +165,10 @@ static int serve(struct ref *r)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: nfq-ref [--max-len N] [--sock-len BYTES] QUEUE\n"
-		   "Accept every packet of NFQUEUE QUEUE with batched verdicts (every %d\n"
+	fprintf(f, "usage: nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] QUEUE\n"
+		   "Accept every packet of NFQUEUE QUEUE with batched verdicts (every N\n"
 		   "packets and before blocking), until SIGTERM. Defaults: max-len 65536,\n"
-		   "sock-len 268435456 (SO_RCVBUFFORCE).\n", BATCH);
+		   "sock-len 268435456 (SO_RCVBUFFORCE), batch %d.\n", BATCH);
 }
 
 int main(int argc, char **argv)
@@ -175,11 +176,12 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "max-len", required_argument, NULL, 'm' },
 		{ "sock-len", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct ref r = { 0 };
+	struct ref r = { .batch = BATCH };
 	unsigned long max_len = 65536, sock_len = 256ul << 20, q;
 	int c, one = 1, rc = 1, v;
 
@@ -187,12 +189,14 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'm': max_len = strtoul(optarg, NULL, 10); break;
 		case 's': sock_len = strtoul(optarg, NULL, 10); break;
+		case 'b': r.batch = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (argc - optind != 1 || (q = strtoul(argv[optind], NULL, 10)) > 65535 ||
-	    !max_len || max_len > UINT32_MAX || sock_len > (1ul << 30)) {
+	    !max_len || max_len > UINT32_MAX || sock_len > (1ul << 30) ||
+	    r.batch < 1 || r.batch > 65536) {
 		usage(stderr);
 		return 2;
 	}

@@ -150,6 +150,59 @@ def reload(rows, out):
     return s
 
 
+def pick(rows, **kw):
+    for r in rows:
+        if all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def targets(summary, out):
+    """Issue 13's targets against this run's figures (64 B drains)."""
+    d, lat, sc = summary["drain"], summary["latency"], summary["scale"]
+    checks = []
+
+    def add(what, value, goal, ok):
+        checks.append({"target": what, "value": value, "goal": goal, "met": ok})
+
+    lib = pick(d, size=64, consumer="libnfqb")
+    b20 = pick(d, size=64, consumer="broker20")
+    b10k = pick(d, size=64, consumer="broker10k")
+    w2 = pick(d, size=64, consumer="workers2")
+    if lib and lib["pps_x_ref"] is not None:
+        add("libnfqb drain x ref", lib["pps_x_ref"], ">= 1.00", lib["pps_x_ref"] >= 1.0)
+        add("libnfqb CPU/pkt x ref", lib["cpu_x_ref"], "<= 1.00", lib["cpu_x_ref"] <= 1.0)
+    if b20 and b20["pps_x_ref"] is not None:
+        add("broker 20 rules drain x ref", b20["pps_x_ref"], ">= 0.90", b20["pps_x_ref"] >= 0.9)
+        add("broker CPU/pkt x ref", b20["cpu_x_ref"], "<= 1.05", b20["cpu_x_ref"] <= 1.05)
+    if b10k and b10k.get("x_broker20") is not None:
+        add("10,000 rules x 20 rules", b10k["x_broker20"], ">= 0.80", b10k["x_broker20"] >= 0.8)
+    if w2 and w2.get("x_workers1") is not None:
+        add("2 workers x 1 worker", w2["x_workers1"], ">= 1.70", w2["x_workers1"] >= 1.7)
+    lb = pick(lat, path="broker20")
+    lp = pick(lat, path="python")
+    if lb and lb["added_x_ref"] is not None:
+        add("broker added latency x ref", lb["added_x_ref"], "<= 1.10", lb["added_x_ref"] <= 1.1)
+    if lb and lp and lb["added_p50_us"] is not None and lp["added_p50_us"] is not None:
+        add("broker added latency - Python's (us)", lb["added_p50_us"] - lp["added_p50_us"],
+            "< 0", lb["added_p50_us"] < lp["added_p50_us"])
+    for r in sc:
+        if r["namespaces"] == 1000:
+            add("1,000 ns attach p50 (ms)", r["attach_p50_ms"], "<= 2", r["attach_p50_ms"] <= 2)
+            add("1,000 ns broker RSS (MiB)", r["rss_mib"], "<= 32", r["rss_mib"] <= 32)
+        if r["namespaces"] >= 5000:
+            add("%d ns attach without error" % r["namespaces"], r["traffic_bad"], "0 bad",
+                r["traffic_bad"] == 0)
+    if not checks:
+        return checks
+    out.append("")
+    out.append("issue 13 targets, this run (noise +-15 %: one run decides nothing)")
+    for c in checks:
+        out.append("  %-38s %9.2f  goal %-8s %s" % (c["target"], c["value"], c["goal"],
+                                                   "met" if c["met"] else "NOT met"))
+    return checks
+
+
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     meta = dict(a.split("=", 1) for a in sys.argv[3:])
@@ -165,6 +218,7 @@ def main():
         "scale": scale(sec.get("scale", []), out),
         "reload": reload(sec.get("reload", []), out),
     }
+    summary["targets"] = targets(summary, out)
     print("\n".join(out))
     with open(sys.argv[2], "w") as f:
         json.dump({"machine": meta, "summary": summary, "raw": rows}, f, indent=1)
