@@ -111,14 +111,12 @@ static long long cpu_ns(pid_t pid)
 	return sum;
 }
 
-static char proc_state(pid_t pid)
+static char task_state(const char *path)
 {
-	char path[64], buf[512], *p;
+	char buf[512], *p;
 	ssize_t n;
-	int fd;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -130,16 +128,40 @@ static char proc_state(pid_t pid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* Whether every thread of @pid is stopped ('t': stopped while traced,
+ * under strace). A broker's workers stop a moment after its main thread. */
+static int all_stopped(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int seen = 0, stopped = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir))) {
+		char st;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, d->d_name);
+		st = task_state(path);
+		seen++;
+		stopped += st == 'T' || st == 't';
+	}
+	closedir(dir);
+	return seen > 0 && stopped == seen;
+}
+
 /* Stop @pid and wait until every thread of it is stopped. */
 static int stop_pid(pid_t pid)
 {
 	if (kill(pid, SIGSTOP) < 0)
 		return -1;
 	for (int i = 0; i < 2000; i++) {
-		char st = proc_state(pid);
-
-		/* 't': stopped while traced (under strace) */
-		if (st == 'T' || st == 't')
+		if (all_stopped(pid))
 			return 0;
 		usleep(1000);
 	}
