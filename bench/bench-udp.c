@@ -13,6 +13,9 @@
  *       over that span (sum of /proc/PID/task/<tid>/schedstat run times, ns:
  *       utime+stime at nanosecond resolution, every thread counted).
  *         drain packets=.. seconds=.. pps=.. cpu_ns=.. cpu_ns_per_pkt=..
+ *               sink_cpu_ns=.. cores_busy=..
+ *       (cores_busy: the consumer's and the sink's CPU over the span, in
+ *       CPUs: at the machine's CPU count the drain is CPU-bound.)
  *   bench-udp echo --addr A --port P [--ready-file F]
  *       Send every datagram back to where it came from, until killed.
  *   bench-udp ping --addr A --port P [--count N] [--size S] [--warmup W]
@@ -40,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -109,6 +113,15 @@ static long long cpu_ns(pid_t pid)
 	}
 	closedir(dir);
 	return sum;
+}
+
+/* This process's CPU time in ns (the sink's share of a drain). */
+static long long self_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static char task_state(const char *path)
@@ -224,7 +237,7 @@ static int cmd_drain(const struct opts *o)
 	struct pollfd pfd[MAX_NS];
 	char *buf = calloc(1, (size_t)o->size + 64);
 	long got = 0, want = o->count * k;
-	long long c0, c1;
+	long long c0, c1, s0, s1;
 	double t0, last = 0, end;
 
 	home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -256,6 +269,7 @@ static int cmd_drain(const struct opts *o)
 	for (int i = 0; i < k; i++)
 		pfd[i] = (struct pollfd){ .fd = rx[i], .events = POLLIN };
 	c0 = cpu_ns(o->pid);
+	s0 = self_cpu_ns();
 	t0 = now_s();
 	kill(o->pid, SIGCONT);
 	end = t0 + (double)o->timeout_ms / 1000;
@@ -269,14 +283,19 @@ static int cmd_drain(const struct opts *o)
 			}
 	}
 	c1 = cpu_ns(o->pid);
+	s1 = self_cpu_ns();
 	if (got < want) {
 		fprintf(stderr, "bench-udp: drain: %ld of %ld datagrams arrived in %ld ms\n",
 			got, want, o->timeout_ms);
 	} else {
 		double s = last - t0;
 
-		printf("drain packets=%ld seconds=%.6f pps=%.0f cpu_ns=%lld cpu_ns_per_pkt=%.1f\n",
-		       want, s, (double)want / s, c1 - c0, (double)(c1 - c0) / (double)want);
+		/* cores_busy: consumer + sink CPU over the span; near the
+		 * machine's CPU count, the drain is CPU-bound */
+		printf("drain packets=%ld seconds=%.6f pps=%.0f cpu_ns=%lld cpu_ns_per_pkt=%.1f "
+		       "sink_cpu_ns=%lld cores_busy=%.2f\n",
+		       want, s, (double)want / s, c1 - c0, (double)(c1 - c0) / (double)want,
+		       s1 - s0, (double)(c1 - c0 + s1 - s0) / (s * 1e9));
 		rc = 0;
 	}
 	for (int i = 0; i < k; i++) {

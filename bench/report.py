@@ -42,8 +42,8 @@ def drain(rows, out):
         out.append("")
         out.append("drain, %d B payload: consumer stopped, queue filled, resumed alone "
                    "(medians; x = ratio to the reference, run by run)" % size)
-        out.append("  %-32s %10s %7s %12s %7s" % ("consumer", "pkt/s", "x ref",
-                                                 "CPU ns/pkt", "x ref"))
+        out.append("  %-32s %10s %7s %12s %7s %6s" % ("consumer", "pkt/s", "x ref",
+                                                     "CPU ns/pkt", "x ref", "cores"))
         for c in ("ref", "libnfqb", "python", "broker20", "broker10k", "workers1", "workers2"):
             runs = by.get((size, c))
             if not runs:
@@ -53,10 +53,12 @@ def drain(rows, out):
             rx = med([r["pps"] / ref[i]["pps"] for i, r in runs.items() if i in ref])
             cx = med([r["cpu_ns_per_pkt"] / ref[i]["cpu_ns_per_pkt"]
                       for i, r in runs.items() if i in ref])
+            busy = med([r.get("cores_busy") for r in runs.values()])
             s = {"size": size, "consumer": c, "runs": len(runs), "pps": pps,
-                 "cpu_ns_per_pkt": cpu, "pps_x_ref": rx, "cpu_x_ref": cx}
-            line = "  %-32s %10s %7s %12s %7s" % (LABELS[c], fmt(pps, ".0f"), fmt(rx, ".2f"),
-                                                 fmt(cpu, ".0f"), fmt(cx, ".2f"))
+                 "cpu_ns_per_pkt": cpu, "pps_x_ref": rx, "cpu_x_ref": cx, "cores_busy": busy}
+            line = "  %-32s %10s %7s %12s %7s %6s" % (LABELS[c], fmt(pps, ".0f"), fmt(rx, ".2f"),
+                                                     fmt(cpu, ".0f"), fmt(cx, ".2f"),
+                                                     fmt(busy, ".2f"))
             w1 = by.get((size, "workers1"), {})
             if c == "workers2" and w1:
                 s["x_workers1"] = med([r["pps"] / w1[i]["pps"] for i, r in runs.items()
