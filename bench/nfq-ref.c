@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nfq-ref - the reference consumer of scripts/bench: the least work one
+ * NFQUEUE can be served with, written on libmnl alone. One recv() into a
+ * large buffer, walk its messages, remember the highest packet id, and
+ * accept everything up to it with one NFQNL_MSG_VERDICT_BATCH every 64
+ * packets and before blocking again. No per-packet verdict, no callback
+ * table, no allocation: the practical limit of one queue, against which
+ * libnfqb, the broker and the Python module are measured.
+ *
+ *   nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] QUEUE
+ *
+ * Binds QUEUE in the network namespace it runs in (use `ip netns exec`),
+ * copy mode packet (whole payload, as the other consumers), writes
+ * "ready queue=Q" to stderr once bound and runs until SIGTERM/SIGINT.
+ * Exit: 0 signal, 1 runtime error, 2 usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+
+#define BATCH 64          /* default --batch */
+#define BUF_LEN (1u << 20)
+
+struct ref {
+	struct mnl_socket *nl;
+	uint16_t queue;
+	uint32_t last_id;      /* highest id seen, not yet accepted */
+	unsigned pending;      /* packets up to last_id without a verdict */
+	unsigned batch;        /* flush after this many */
+	char *buf;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	stop = sig;
+}
+
+static struct nlmsghdr *put_hdr(char *buf, int type, uint16_t queue)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = AF_UNSPEC;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(queue);
+	return nlh;
+}
+
+/* Config messages are acked so that a refused bind is seen at once. */
+static int config(struct ref *r, struct nlmsghdr *nlh)
+{
+	char ack[MNL_SOCKET_BUFFER_SIZE];
+	ssize_t n;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = 1;
+	if (mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	n = mnl_socket_recvfrom(r->nl, ack, sizeof(ack));
+	if (n < 0)
+		return -1;
+	return mnl_cb_run(ack, (size_t)n, 1, 0, NULL, NULL) < 0 ? -1 : 0;
+}
+
+static int bind_queue(struct ref *r, uint32_t max_len)
+{
+	char b[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = put_hdr(b, NFQNL_MSG_CONFIG, r->queue);
+	struct nfqnl_msg_config_cmd cmd = { .command = NFQNL_CFG_CMD_BIND };
+	struct nfqnl_msg_config_params p = { .copy_range = htonl(0xffff),
+					     .copy_mode = NFQNL_COPY_PACKET };
+
+	mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof(cmd), &cmd);
+	if (config(r, nlh) < 0)
+		return -1;
+	nlh = put_hdr(b, NFQNL_MSG_CONFIG, r->queue);
+	mnl_attr_put(nlh, NFQA_CFG_PARAMS, sizeof(p), &p);
+	mnl_attr_put_u32(nlh, NFQA_CFG_QUEUE_MAXLEN, htonl(max_len));
+	return config(r, nlh);
+}
+
+/* Accept every packet up to last_id in one message. */
+static int flush(struct ref *r)
+{
+	char b[128];
+	struct nlmsghdr *nlh;
+	struct nfqnl_msg_verdict_hdr v = { .verdict = htonl(NF_ACCEPT),
+					   .id = htonl(r->last_id) };
+
+	if (!r->pending)
+		return 0;
+	nlh = put_hdr(b, NFQNL_MSG_VERDICT_BATCH, r->queue);
+	mnl_attr_put(nlh, NFQA_VERDICT_HDR, sizeof(v), &v);
+	r->pending = 0;
+	return mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0 ? -1 : 0;
+}
+
+/* Walk one datagram of queued packets: ids only, nothing else is read. */
+static int handle(struct ref *r, size_t len)
+{
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)r->buf;
+	int left = (int)len;
+
+	for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+		const struct nlattr *a;
+
+		if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
+			continue;
+		mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+			const struct nfqnl_msg_packet_hdr *ph;
+
+			if (mnl_attr_get_type(a) != NFQA_PACKET_HDR ||
+			    mnl_attr_get_payload_len(a) < sizeof(*ph))
+				continue;
+			ph = mnl_attr_get_payload(a);
+			r->last_id = ntohl(ph->packet_id);
+			if (++r->pending >= r->batch && flush(r) < 0)
+				return -1;
+			break;
+		}
+	}
+	return 0;
+}
+
+static int serve(struct ref *r)
+{
+	int fd = mnl_socket_get_fd(r->nl);
+
+	while (!stop) {
+		ssize_t n = recv(fd, r->buf, BUF_LEN, r->pending ? MSG_DONTWAIT : 0);
+
+		if (n > 0) {
+			if (handle(r, (size_t)n) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (flush(r) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0 && errno != EINTR && errno != ENOBUFS)
+			return -1;
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] QUEUE\n"
+		   "Accept every packet of NFQUEUE QUEUE with batched verdicts (every N\n"
+		   "packets and before blocking), until SIGTERM. Defaults: max-len 65536,\n"
+		   "sock-len 268435456 (SO_RCVBUFFORCE), batch %d.\n", BATCH);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "max-len", required_argument, NULL, 'm' },
+		{ "sock-len", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct ref r = { .batch = BATCH };
+	unsigned long max_len = 65536, sock_len = 256ul << 20, q;
+	int c, one = 1, rc = 1, v;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'm': max_len = strtoul(optarg, NULL, 10); break;
+		case 's': sock_len = strtoul(optarg, NULL, 10); break;
+		case 'b': r.batch = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1 || (q = strtoul(argv[optind], NULL, 10)) > 65535 ||
+	    !max_len || max_len > UINT32_MAX || sock_len > (1ul << 30) ||
+	    r.batch < 1 || r.batch > 65536) {
+		usage(stderr);
+		return 2;
+	}
+	r.queue = (uint16_t)q;
+	r.buf = malloc(BUF_LEN);
+	r.nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!r.buf || !r.nl || mnl_socket_bind(r.nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		perror("nfq-ref: netlink socket");
+		goto out;
+	}
+	v = (int)sock_len;
+	if (setsockopt(mnl_socket_get_fd(r.nl), SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+		setsockopt(mnl_socket_get_fd(r.nl), SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	/* an overrun is counted by the kernel (dropped_netlink), not fatal */
+	mnl_socket_setsockopt(r.nl, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	if (bind_queue(&r, (uint32_t)max_len) < 0) {
+		fprintf(stderr, "nfq-ref: bind queue %u: %s\n", r.queue, strerror(errno));
+		goto out;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	fprintf(stderr, "ready queue=%u\n", r.queue);
+	if (serve(&r) < 0) {
+		fprintf(stderr, "nfq-ref: %s\n", strerror(errno));
+		goto out;
+	}
+	flush(&r);
+	rc = 0;
+out:
+	if (r.nl)
+		mnl_socket_close(r.nl);
+	free(r.buf);
+	return rc;
+}

@@ -1,0 +1,35 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# scripts/bench still works: its quick drain with the fewest datagrams
+# (every consumer it knows, one run) must finish, print the table with a
+# rate for the reference and the broker, and write its JSON. Asserts that
+# the harness runs, never a figure. About 10 s.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+nt_init benchsmoke
+
+nt_bin bench-udp >/dev/null
+nt_sub quick-drain
+nt_run bench 60000 env BENCH_NO_BUILD=1 RUNS=1 COUNT=2000 RESULTS="$NT_TMP/results" \
+	LIMIT_S=55 "$SRC/scripts/bench" --quick drain
+[[ $NT_RC == 0 ]] || nt_fail "scripts/bench --quick drain: exit status $NT_RC"
+out=$(nt_out bench)
+nt_assert_grep "$out" '^  reference \(libmnl, batch 64\) +[0-9]+ +1\.00 ' "reference row"
+nt_assert_grep "$out" '^  libnfqb \(nfqb-accept\) +[0-9]+ +[0-9.]+ ' "libnfqb row"
+nt_assert_grep "$out" '^  broker, 20 rules +[0-9]+ +[0-9.]+ ' "broker row"
+nt_assert_grep "$out" '^  broker, 10,000 rules +[0-9]+ +[0-9.]+ ' "10,000-rule row"
+json=$(find "$NT_TMP/results" -name '*.json')
+[[ -n $json ]] || nt_fail "no JSON written under $NT_TMP/results"
+nt_run json 5000 "${PYTHON:-python3}" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = [r for r in d["raw"] if r.get("packets")]
+assert d["machine"]["nproc"] and rows, d
+assert all(r["packets"] == 2000 for r in rows), rows
+' "$json"
+[[ $NT_RC == 0 ]] || nt_fail "bad JSON $json: $(cat "$(nt_err json)")"
+# nothing of the bench is left behind
+left=$(ip netns list | grep -c '^nt-bench-' || true)
+nt_assert_eq 0 "$left" "namespaces of scripts/bench left"
+nt_ok
