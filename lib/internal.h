@@ -21,7 +21,7 @@
 #define NFQB_TXBUF_SIZE 8192u
 /* Records a run handles before it flushes gathered verdicts even though
  * more are waiting: bounds how long a batched packet waits under load. */
-#define NFQB_FLUSH_EVERY 32
+#define NFQB_FLUSH_EVERY 64
 /* How long a synchronous config call waits for the kernel's answers. */
 #define NFQB_CFG_TIMEOUT_MS 5000
 /* Room for any config, probe or verdict message without a payload. */

@@ -333,25 +333,30 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
 	return err < 0 ? err : n;
 }
 
-/* One record from the socket. Returns packets handled, -EAGAIN, or an error. */
+/*
+ * One record from the socket. Returns packets handled, -EAGAIN, or an error.
+ * recvfrom() rather than recvmsg(): no msghdr or iovec to copy in and no
+ * flags to copy out, a tenth of the consumer's kernel time per packet
+ * (bench/README.md). MSG_TRUNC makes netlink return the record's real
+ * length, so a truncated record still shows; the source address stays,
+ * because the socket may be shared with an agent that could connect() it
+ * elsewhere, and only the kernel's records (nl_pid 0) count.
+ */
 static int rx_once(struct nfqb_queue *q, int flags)
 {
 	struct sockaddr_nl sa = { 0 };
-	struct iovec iov = { q->rx, NFQB_RXBUF_SIZE };
-	struct msghdr mh = {
-		.msg_name = &sa, .msg_namelen = sizeof(sa),
-		.msg_iov = &iov, .msg_iovlen = 1,
-	};
+	socklen_t salen = sizeof(sa);
 	ssize_t n;
 
 	do
-		n = recvmsg(q->fd, &mh, flags);
+		n = recvfrom(q->fd, q->rx, NFQB_RXBUF_SIZE, flags | MSG_TRUNC,
+			     (struct sockaddr *)&sa, &salen);
 	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
 	if (n < 0)
 		return -errno;
 	if (n == 0)
 		return -ECONNRESET;
-	if ((mh.msg_flags & MSG_TRUNC) || sa.nl_pid != 0) {
+	if ((size_t)n > NFQB_RXBUF_SIZE || sa.nl_pid != 0) {
 		/* Larger than any record the kernel builds, or not from the
 		 * kernel at all: skip it whole. */
 		q->st.malformed++;
