@@ -40,6 +40,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,19 +125,29 @@ static long long self_cpu_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static char task_state(const char *path)
+/* The start of the small file @path (a /proc entry, a status file) in
+ * @buf, NUL-terminated; false when it cannot be read or is empty. */
+static bool read_head(const char *path, char *buf, size_t len)
 {
-	char buf[512], *p;
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return false;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return false;
 	buf[n] = 0;
+	return true;
+}
+
+static char task_state(const char *path)
+{
+	char buf[512], *p;
+
+	if (!read_head(path, buf, sizeof(buf)))
+		return 0;
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p[2] : 0;
 }
@@ -442,17 +453,9 @@ static int cmd_flow(const struct opts *o)
 static int attached(const char *path)
 {
 	char buf[64];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return strncmp(buf, "state=attached\n", 15) == 0;
+	return read_head(path, buf, sizeof(buf)) &&
+	       strncmp(buf, "state=attached\n", 15) == 0;
 }
 
 static int cmd_spawn_wait(const struct opts *o, char **argv)

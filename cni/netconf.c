@@ -10,6 +10,7 @@
 
 #include "cni.h"
 #include "fsutil.h"
+#include "holder.h"
 
 static int conf_string(struct json_object *root, const char *key, const char *def,
 		       const char **out, struct cni_err *e)
@@ -221,24 +222,6 @@ int netconf_read(struct conf *c, struct cni_err *e)
 
 /* ------------------------------------------------------------------ environment */
 
-static bool cid_ok(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > CID_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		bool alnum = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-			     (ch >= 'A' && ch <= 'Z');
-
-		/* The spec's rule, which also keeps the id a safe file name. */
-		if (!alnum && (i == 0 || !strchr("_.-", ch)))
-			return false;
-	}
-	return true;
-}
-
 const char *netconf_env_get(const char *key)
 {
 	const char *v = getenv(key);
@@ -339,7 +322,7 @@ int netconf_env_read(struct env *v, struct cni_err *e)
 	v->ifname = netconf_env_get("CNI_IFNAME");
 	if (!v->cid)
 		return cni_set_err(e, CNI_ERR_ENV, "CNI_CONTAINERID is not set");
-	if (!cid_ok(v->cid))
+	if (!holder_cid_ok(v->cid))
 		return cni_set_err(e, CNI_ERR_ENV, "CNI_CONTAINERID: \"%.256s\" is not a valid container id",
 			       v->cid);
 	/* DEL must work with what is left: the namespace may be gone. */

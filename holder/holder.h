@@ -72,7 +72,9 @@ ssize_t holder_reply_format(const struct cni_err *e, char *buf, size_t len);
 int holder_reply_parse(const char *buf, size_t len, struct cni_err *e);
 /* holder_verb_name - "HOLD", "RELEASE", ... */
 const char *holder_verb_name(enum holder_verb v);
-/* holder_cid_ok - a container id as the state files accept it. */
+/* holder_cid_ok - a container id as the CNI spec allows it (alphanumeric first,
+ * then alphanumerics and "_.-"), which also keeps it a safe file name: the
+ * one check for nfq-cni and the holder. */
 bool holder_cid_ok(const char *cid);
 
 /* ---- supervise.c */

@@ -29,6 +29,7 @@
 
 #include "cni.h"
 #include "fsutil.h"
+#include "fake-agent.h"
 
 static char root[64];
 static char agent[96], statedir[96], sockpath[96];
@@ -39,20 +40,6 @@ static const char *const versions[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1
 #define PREV10 "{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"eth0\"}]," \
 	"\"ips\":[{\"address\":\"10.22.0.5/24\",\"interface\":0}]}"
 
-static const char fake_agent[] =
-	"#!/bin/sh\n"
-	"# fake nfq-agent: writes --status-file as FAKE_AGENT_MODE says\n"
-	"st=\n"
-	"while [ $# -gt 0 ]; do [ \"$1\" = --status-file ] && st=$2; shift; done\n"
-	"put() { printf 'state=%s\\nattempts=%s\\nreason=%s\\n' \"$1\" \"$2\" \"$3\" >\"$st.tmp\" && mv \"$st.tmp\" \"$st\"; }\n"
-	"trap 'exit 0' TERM\n"
-	"case \"$FAKE_AGENT_MODE\" in\n"
-	"refused) put refused 1 'no namespaces entry matches name \"p\"'; exit 1;;\n"
-	"exit) echo 'fake: boom' >&2; exit 3;;\n"
-	"retry) put retrying 3 'no broker socket at /x';;\n"
-	"*) echo 'event=attached' >&2; put attached 1 '';;\n"
-	"esac\n"
-	"i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n";
 
 static int setup(void **state)
 {

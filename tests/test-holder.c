@@ -26,6 +26,7 @@
 
 #include "holder.h"
 #include "clock.h"
+#include "fake-agent.h"
 
 static char dir[64];
 
@@ -355,19 +356,6 @@ static void test_backoff(void **state)
 
 /* ------------------------------------------------------------------ serving */
 
-static const char fake_agent[] =
-	"#!/bin/sh\n"
-	"st=\n"
-	"while [ $# -gt 0 ]; do [ \"$1\" = --status-file ] && st=$2; shift; done\n"
-	"put() { printf 'state=%s\\nattempts=%s\\nreason=%s\\n' \"$1\" \"$2\" \"$3\" >\"$st.tmp\" && mv \"$st.tmp\" \"$st\"; }\n"
-	"trap 'exit 0' TERM\n"
-	"case \"$FAKE_AGENT_MODE\" in\n"
-	"refused) put refused 1 'no namespaces entry matches name \"p\"'; exit 1;;\n"
-	"exit) echo 'fake: boom' >&2; exit 3;;\n"
-	"retry) put retrying 3 'no broker socket at /x';;\n"
-	"*) echo 'attached' >&2; put attached 1 '';;\n"
-	"esac\n"
-	"i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n";
 
 struct fixture {
 	struct server sv;

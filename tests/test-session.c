@@ -707,47 +707,6 @@ static void test_hijacked_when_served(void **state)
 	fixture_free(&f);
 }
 
-/* Verdict sends that keep failing (the library's counter is raised by hand:
- * sends to the kernel's address hardly fail) end the session with the
- * reason once the streak lasts send_fail_ms; a forged message from another
- * port makes the socket readable each round. */
-static void test_send_failures_release(void **state)
-{
-	struct fixture f;
-	char why[WIRE_REASON_MAX];
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
-	struct nlmsghdr noop = { .nlmsg_len = sizeof(noop), .nlmsg_type = NLMSG_NOOP };
-	struct pollfd p;
-	struct session *s;
-	int other;
-
-	if (!have_ns(state))
-		skip();
-	fixture_init(&f, cfg_text);
-	f.m->send_fail_ms = 200;
-	fixture_sockets(&f);
-	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
-	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
-	s = session_find(f.m, f.dev, f.ino);
-	to.nl_pid = nfqb_queue_portid(s->q);
-	other = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-	assert_true(other >= 0);
-	p = (struct pollfd){ .fd = f.agent, .events = POLLIN };
-	for (int i = 0; i < 40 && poll(&p, 1, 0) == 0; i++) {
-		s->q->st.send_errors++;
-		assert_int_equal(sendto(other, &noop, sizeof(noop), 0,
-					(struct sockaddr *)&to, sizeof(to)), (ssize_t)sizeof(noop));
-		run_for(f.l, 20);
-	}
-	refuse_reason(&f, 100, why, sizeof(why));
-	assert_string_equal(why, "verdicts could not be sent for 200 ms (send errors): the "
-			    "namespace's netfilter socket misbehaves");
-	assert_int_equal(f.m->count, 0);
-	assert_int_equal(queue_portid(11), 0);
-	close(other);
-	fixture_free(&f);
-}
-
 static int bump_send_errors(struct worker *w, struct loop *l, void *arg)
 {
 	struct session *s = arg;
@@ -756,19 +715,68 @@ static int bump_send_errors(struct worker *w, struct loop *l, void *arg)
 	return 0;
 }
 
+/*
+ * Raise @s's send-error count (by hand: sends to the kernel's address
+ * hardly fail) each round, on its worker's thread when it has one, with a
+ * forged message from another port making the socket readable, until the
+ * agent is refused; the reason and the release are checked.
+ */
+static void fail_sends_until_refused(struct fixture *f, struct session *s)
+{
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	struct nlmsghdr noop = { .nlmsg_len = sizeof(noop), .nlmsg_type = NLMSG_NOOP };
+	char why[WIRE_REASON_MAX];
+	struct pollfd p;
+	int other;
+
+	to.nl_pid = nfqb_queue_portid(s->q);
+	other = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	assert_true(other >= 0);
+	p = (struct pollfd){ .fd = f->agent, .events = POLLIN };
+	for (int i = 0; i < 40 && poll(&p, 1, 0) == 0; i++) {
+		if (s->worker)
+			assert_int_equal(worker_call(s->worker, bump_send_errors, s), 0);
+		else
+			bump_send_errors(NULL, NULL, s);
+		assert_int_equal(sendto(other, &noop, sizeof(noop), 0,
+					(struct sockaddr *)&to, sizeof(to)), (ssize_t)sizeof(noop));
+		run_for(f->l, 20);
+	}
+	refuse_reason(f, 100, why, sizeof(why));
+	assert_string_equal(why, "verdicts could not be sent for 200 ms (send errors): the "
+			    "namespace's netfilter socket misbehaves");
+	assert_int_equal(f->m->count, 0);
+	assert_int_equal(queue_portid(11), 0);
+	close(other);
+}
+
+/* Verdict sends that keep failing end the session with the reason once
+ * the streak lasts send_fail_ms. */
+static void test_send_failures_release(void **state)
+{
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	f.m->send_fail_ms = 200;
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	fail_sends_until_refused(&f, session_find(f.m, f.dev, f.ino));
+	fixture_free(&f);
+}
+
 /* The same on a worker thread: the worker never ends a session, it flags
  * it and wakes the main loop, which refuses the agent and releases it. */
 static void test_send_failures_release_on_worker(void **state)
 {
 	struct fixture f;
 	char why[WIRE_REASON_MAX];
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
-	struct nlmsghdr noop = { .nlmsg_len = sizeof(noop), .nlmsg_type = NLMSG_NOOP };
 	struct session_worker_view wv[4];
 	struct session_view v;
-	struct pollfd p;
 	struct session *s;
-	int other;
 
 	if (!have_ns(state))
 		skip();
@@ -784,24 +792,9 @@ static void test_send_failures_release_on_worker(void **state)
 	assert_int_equal(session_mgr_workers(f.m, wv, 4), 2);
 	assert_int_equal(wv[0].sessions, 1);
 	assert_int_equal(wv[1].sessions, 0);
-	to.nl_pid = nfqb_queue_portid(s->q);
-	other = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-	assert_true(other >= 0);
-	p = (struct pollfd){ .fd = f.agent, .events = POLLIN };
-	for (int i = 0; i < 40 && poll(&p, 1, 0) == 0; i++) {
-		assert_int_equal(worker_call(s->worker, bump_send_errors, s), 0);
-		assert_int_equal(sendto(other, &noop, sizeof(noop), 0,
-					(struct sockaddr *)&to, sizeof(to)), (ssize_t)sizeof(noop));
-		run_for(f.l, 20);
-	}
-	refuse_reason(&f, 100, why, sizeof(why));
-	assert_string_equal(why, "verdicts could not be sent for 200 ms (send errors): the "
-			    "namespace's netfilter socket misbehaves");
-	assert_int_equal(f.m->count, 0);
-	assert_int_equal(queue_portid(11), 0);
+	fail_sends_until_refused(&f, s);
 	assert_int_equal(session_mgr_workers(f.m, wv, 4), 2);
 	assert_int_equal(wv[0].sessions, 0);
-	close(other);
 	fixture_free(&f);
 }
 

@@ -19,6 +19,7 @@ nt_assert_grep "$out" '^  reference \(libmnl, batch 64\) +[0-9]+ +1\.00 ' "refer
 nt_assert_grep "$out" '^  libnfqb \(nfqb-accept\) +[0-9]+ +[0-9.]+ ' "libnfqb row"
 nt_assert_grep "$out" '^  broker, 20 rules +[0-9]+ +[0-9.]+ ' "broker row"
 nt_assert_grep "$out" '^  broker, 10,000 rules +[0-9]+ +[0-9.]+ ' "10,000-rule row"
+nt_assert_grep "$out" '^  broker --workers 2, 2 ns +[0-9]+ +[0-9.]+ ' "2-worker row"
 json=$(find "$NT_TMP/results" -name '*.json')
 [[ -n $json ]] || nt_fail "no JSON written under $NT_TMP/results"
 nt_run json 5000 "${PYTHON:-python3}" -c '
@@ -26,7 +27,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 rows = [r for r in d["raw"] if r.get("packets")]
 assert d["machine"]["nproc"] and rows, d
-assert all(r["packets"] == 2000 for r in rows), rows
+# the --workers rows drain two namespaces, 2000 datagrams each
+assert all(r["packets"] == 2000 * (2 if r["consumer"].startswith("workers") else 1)
+           for r in rows), rows
 ' "$json"
 [[ $NT_RC == 0 ]] || nt_fail "bad JSON $json: $(cat "$(nt_err json)")"
 # nothing of the bench is left behind

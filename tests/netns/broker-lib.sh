@@ -183,3 +183,16 @@ bk_agent_expect_refusal() {
 	nt_expect_exit "$2" 10000 1 "refused agent $1"
 	nt_assert_grep "$(nt_err "$1")" "$3" "reason printed by refused agent $1"
 }
+
+# bk_kill_recorded_agents DIR - SIGKILL every agent whose pid a state file
+# DIR/*.json records (nfq-cni's and nfq-holder's state dirs): a failing
+# test must not leave agents behind, and the holder leaves them by design.
+bk_kill_recorded_agents() {
+	local f pid
+	for f in "$1"/*.json; do
+		[[ -f "$f" ]] || continue
+		pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f")
+		[[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
+	done
+	return 0
+}

@@ -143,16 +143,7 @@ state_pid() {
 }
 
 # Kill whatever agent a failing test leaves (its pid is in the state dir).
-cleanup_agents() {
-	local f pid
-	for f in "$STATE"/*.json; do
-		[[ -f "$f" ]] || continue
-		pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f")
-		[[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
-	done
-	return 0
-}
-nt_defer cleanup_agents
+nt_defer "bk_kill_recorded_agents $(printf %q "$STATE")"
 
 # ---------------------------------------------------------------- version
 nt_sub version

@@ -124,16 +124,7 @@ holder_start() { # NAME
 	nt_wait_ready "$HPID" "$HLOG" 'event=started '
 }
 # Kill whatever agent a failing test leaves (the holder leaves them by design).
-cleanup_agents() {
-	local f pid
-	for f in "$HSTATE"/*.json; do
-		[[ -f "$f" ]] || continue
-		pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f")
-		[[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
-	done
-	return 0
-}
-nt_defer cleanup_agents
+nt_defer "bk_kill_recorded_agents $(printf %q "$HSTATE")"
 traffic() { # NS WHAT - 5001 accepted, 5002 dropped
 	bk_expect_traffic "$1" 5001 5 5 "$2: port 5001 (accept)"
 	bk_expect_traffic "$1" 5002 5 0 "$2: port 5002 (policy default: drop)"

@@ -106,16 +106,7 @@ teardown() {
 nt_defer teardown
 
 # Kill agents a failing test leaves (the holder leaves them by design).
-cleanup_agents() {
-	local f pid
-	for f in "$HSTATE"/*.json; do
-		[[ -f "$f" ]] || continue
-		pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f")
-		[[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
-	done
-	return 0
-}
-nt_defer cleanup_agents
+nt_defer "bk_kill_recorded_agents $(printf %q "$HSTATE")"
 
 # Can podman run a container here at all? Otherwise skip, saying why.
 if ! pm run --rm --network none --rootfs "$ROOTFS" /bin/true >"$NT_TMP/probe.out" 2>&1; then
