@@ -8,8 +8,8 @@
 # buffer), SIGCONT, and time until both kernel queues are empty (polled
 # every ms from /proc/PID/net of a process in each namespace).
 #
-#   sudo tests/netns/workers-drain.sh BUILD_DIR WORKERS N RUNS
-#   e.g. tests/netns/workers-drain.sh build 1 60000 5; ... build 2 60000 5
+#   sudo bench/workers-drain.sh BUILD_DIR WORKERS N RUNS
+#   e.g. bench/workers-drain.sh build 1 60000 5; ... build 2 60000 5
 #
 # Prints one line per run: queued=A+B drain_ms=T rate_kpps=R.
 set -euo pipefail
