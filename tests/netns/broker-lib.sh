@@ -196,3 +196,31 @@ bk_kill_recorded_agents() {
 	done
 	return 0
 }
+
+# bk_runtime_cgroup NAME - a new cgroup NAME standing in for a container
+# runtime's (the v1 pids hierarchy here, v2 where that is all), its path in
+# CG; emptied with SIGKILL and removed at exit. Status 1 when none can be made.
+bk_runtime_cgroup() {
+	local base
+	CG=""
+	for base in /sys/fs/cgroup/pids /sys/fs/cgroup; do
+		if [[ -w "$base/cgroup.procs" ]] && mkdir "$base/$1" 2>/dev/null; then
+			CG=$base/$1
+			nt_defer "bk_cgroup_kill_all $(printf %q "$CG"); rmdir $(printf %q "$CG")"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# bk_cgroup_kill_all DIR - SIGKILL every process of cgroup DIR until it is
+# empty, as a service manager restarting the runtime does (bounded: 5 s).
+bk_cgroup_kill_all() {
+	local i p
+	for ((i = 0; i < 50; i++)); do
+		[[ -n "$(cat "$1/cgroup.procs")" ]] || return 0
+		while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$1/cgroup.procs"
+		sleep 0.1
+	done
+	return 1
+}

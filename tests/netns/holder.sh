@@ -34,24 +34,7 @@ CID2=h${NT_ID//-/}b
 CID3=h${NT_ID//-/}c
 
 # The runtime's cgroup: the v1 pids hierarchy here, v2 where that is all.
-CG=""
-for base in /sys/fs/cgroup/pids /sys/fs/cgroup; do
-	if [[ -w "$base/cgroup.procs" ]] && mkdir "$base/nt-holder-$NT_ID" 2>/dev/null; then
-		CG=$base/nt-holder-$NT_ID
-		break
-	fi
-done
-[[ -n "$CG" ]] || nt_skip "cannot create a cgroup for the runtime"
-cg_kill_all() { # SIGKILL every process in the cgroup until it is empty (bounded)
-	local i p
-	for ((i = 0; i < 50; i++)); do
-		[[ -n "$(cat "$CG/cgroup.procs")" ]] || return 0
-		while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$CG/cgroup.procs"
-		sleep 0.05
-	done
-	return 1
-}
-nt_defer "cg_kill_all; rmdir $CG"
+bk_runtime_cgroup "nt-holder-$NT_ID" || nt_skip "cannot create a cgroup for the runtime"
 
 nt_ns_new NS_A pod
 nt_ns_new NS_B pod2
@@ -238,7 +221,7 @@ cni direct "$(netconf | sed "s|\"holder\":\"[^\"]*\"|\"agent\":\"$BK_AGENT\",\"s
 expect_ok direct "ADD in direct mode"
 DIRECT=$(json_get "$NT_TMP/direct/$CID3.json" pid)
 grep -qx "$DIRECT" "$CG/cgroup.procs" || nt_fail "the direct-mode agent is not in the runtime's cgroup"
-cg_kill_all || nt_fail "the runtime's cgroup did not empty"
+bk_cgroup_kill_all "$CG" || nt_fail "the runtime's cgroup did not empty"
 wait "$RT" 2>/dev/null || true
 alive "$DIRECT" && nt_fail "the direct-mode agent survived the runtime's cgroup"
 alive "$AGENT" && alive "$AGENT2" || nt_fail "an agent died with the runtime's cgroup"

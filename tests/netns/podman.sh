@@ -223,24 +223,7 @@ nt_ok
 # that is then emptied with SIGKILL, as a service manager restarting the
 # runtime does. Nothing of the pod's lives there.
 nt_sub runtime-cgroup
-CG=""
-for base in /sys/fs/cgroup/pids /sys/fs/cgroup; do
-	if [[ -w "$base/cgroup.procs" ]] && mkdir "$base/nt-podman-$NT_ID" 2>/dev/null; then
-		CG=$base/nt-podman-$NT_ID
-		break
-	fi
-done
-[[ -n "$CG" ]] || nt_fail "cannot create a cgroup for the runtime"
-cg_kill_all() {
-	local i p
-	for ((i = 0; i < 50; i++)); do
-		[[ -n "$(cat "$CG/cgroup.procs")" ]] || return 0
-		while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$CG/cgroup.procs"
-		sleep 0.1
-	done
-	return 1
-}
-nt_defer "cg_kill_all; rmdir $CG"
+bk_runtime_cgroup "nt-podman-$NT_ID" || nt_fail "cannot create a cgroup for the runtime"
 sh -c 'echo $$ >"$1/cgroup.procs" && exec timeout -k 5 120 podman run --name "$2" --network "$3" --rootfs "$4" /bin/sleep 600' \
 	sh "$CG" "$PFX-c" "$NET1" "$ROOTFS" >"$NT_TMP/podman-c.out" 2>&1 &
 RT=$!
@@ -253,7 +236,7 @@ nsc=$(ns_of "$PFX-c")
 nt_ipt "$nsc" -A INPUT -p udp --dport 5001 -j NFQUEUE --queue-num 3
 nt_ipt "$nsc" -A INPUT -p udp --dport 5002 -j NFQUEUE --queue-num 3
 [[ -n "$(cat "$CG/cgroup.procs")" ]] || nt_fail "podman is not in the runtime's cgroup"
-cg_kill_all || nt_fail "the runtime's cgroup did not empty"
+bk_cgroup_kill_all "$CG" || nt_fail "the runtime's cgroup did not empty"
 wait "$RT" 2>/dev/null || true
 alive "$A" && alive "$B" && alive "$C" || nt_fail "an agent died with the runtime's cgroup"
 served "$PFX-c" "$NET1" "the container started by the killed runtime"
