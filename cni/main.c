@@ -176,6 +176,21 @@ static int add_locked(const struct conf *c, const struct env *v, const struct pa
 	return add_spawn(c, p, prog, s, e);
 }
 
+/*
+ * Lock @c's state_dir for one command: the lock's fd, or -EINVAL with @e
+ * set. A missing state_dir is -ENOENT with @e untouched when @missing_ok
+ * (DEL and GC: nothing was ever recorded, so there is nothing to do).
+ */
+static int lock_state_dir(const struct conf *c, bool missing_ok, struct cni_err *e)
+{
+	int lock = state_lock(c->state_dir);
+
+	if (lock >= 0 || (missing_ok && lock == -ENOENT))
+		return lock;
+	return cni_set_err(e, CNI_ERR_STATE, "state_dir %.512s: lock: %s", c->state_dir,
+			   strerror(-lock));
+}
+
 static int cmd_add(const struct conf *c, const struct env *v, struct cni_err *e)
 {
 	char prog[PATH_MAX];
@@ -198,10 +213,9 @@ static int cmd_add(const struct conf *c, const struct env *v, struct cni_err *e)
 	ret = fs_mkdir_p(c->state_dir, 0755, 0700, false, NULL, 0);
 	if (ret < 0)
 		return cni_set_err(e, CNI_ERR_STATE, "state_dir %.512s: %s", c->state_dir, strerror(-ret));
-	lock = state_lock(c->state_dir);
+	lock = lock_state_dir(c, false, e);
 	if (lock < 0)
-		return cni_set_err(e, CNI_ERR_STATE, "state_dir %.512s: lock: %s", c->state_dir,
-			       strerror(-lock));
+		return lock;
 	ret = add_locked(c, v, &p, prog, &s, e);
 	close(lock);
 	if (ret < 0)
@@ -270,12 +284,11 @@ static int cmd_del(const struct conf *c, const struct env *v, struct cni_err *e)
 
 	if (c->holder)
 		return via_holder_del(c, v, e);
-	lock = state_lock(c->state_dir);
+	lock = lock_state_dir(c, true, e);
 	if (lock == -ENOENT)
 		return 0;
 	if (lock < 0)
-		return cni_set_err(e, CNI_ERR_STATE, "state_dir %.512s: lock: %s", c->state_dir,
-			       strerror(-lock));
+		return lock;
 	ret = release(c->state_dir, v->cid, c->netname, v->ifname, e);
 	close(lock);
 	return ret;
@@ -373,12 +386,11 @@ static int cmd_gc(const struct conf *c, struct cni_err *e)
 			       c->version);
 	if (c->holder)
 		return via_holder_gc(c, e);
-	lock = state_lock(c->state_dir);
+	lock = lock_state_dir(c, true, e);
 	if (lock == -ENOENT)
 		return 0;
 	if (lock < 0)
-		return cni_set_err(e, CNI_ERR_STATE, "state_dir %.512s: lock: %s", c->state_dir,
-			       strerror(-lock));
+		return lock;
 	dir = opendir(c->state_dir);
 	while (dir && (d = readdir(dir))) {
 		char cid[CID_MAX + 1];
