@@ -37,33 +37,13 @@
 #include <libnfnetlink/libnfnetlink.h>
 #include <nfqb/queue.h>
 
+#include "bench-util.h"
+
 #define QNUM 7
 #define PORT 5757
 #define WINDOW 64
 
 static volatile int consumer_stop;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = -1;
-
-	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		err = ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	if (s >= 0)
-		close(s);
-	return err;
-}
 
 static int rule(const char *op)
 {

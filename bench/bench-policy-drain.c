@@ -34,6 +34,7 @@
 
 #include <nfqb/queue.h>
 
+#include "bench-util.h"
 #include "errs.h"
 #include "pktmeta.h"
 #include "policy-index.h"
@@ -51,28 +52,6 @@ struct consumer {
 
 /* The drain in progress: the callback is bound once, the policy changes. */
 static struct consumer *cur;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = -1;
-
-	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		err = ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	if (s >= 0)
-		close(s);
-	return err;
-}
 
 static int iptables(const char *rule)
 {

@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #define MAX_NS 8
 #define BATCH 64
 #define BIG_BUF (256 << 20)
@@ -62,14 +64,6 @@ struct opts {
 	long count, size, warmup, window, timeout_ms;
 	pid_t pid;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int sockaddr_of(const struct opts *o, struct sockaddr_in *a)
 {
