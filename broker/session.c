@@ -1372,15 +1372,32 @@ static bool reresolve(struct session *s, const struct cfg *n, char *why, size_t 
 	return true;
 }
 
+/* A worker installs what was staged for each of its sessions; the main
+ * thread waits in worker_call(), so the session list holds still. */
+static int apply_worker_call(struct worker *w, struct loop *l, void *arg)
+{
+	struct session_mgr *m = arg;
+
+	for (struct session *s = m->head; s; s = s->next)
+		if (s->worker == w)
+			(void)apply_call(w, l, s);
+	return 0;
+}
+
 /*
- * Every session onto what reresolve() staged, each on its own thread (a
- * worker_call per session: no lock on the packet path). Once this
- * returns, no thread decides with the old config's policies.
+ * Every session onto what reresolve() staged, on its own thread: one
+ * worker_call per worker, not per session (a reload with thousands of
+ * sessions would otherwise wait for a thread hand-off each), and no lock
+ * on the packet path. Once this returns, no thread decides with the old
+ * config's policies.
  */
 static void reload_swap(struct session_mgr *m)
 {
 	for (struct session *s = m->head; s; s = s->next)
-		(void)session_call(s, apply_call);
+		if (!s->worker)
+			(void)apply_call(NULL, m->loop, s);
+	for (unsigned i = 0; i < worker_pool_size(m->pool); i++)
+		(void)worker_call(worker_pool_at(m->pool, i), apply_worker_call, m);
 }
 
 static int reload_apply(struct session_mgr *m, const char *path, struct errs *e);
