@@ -18,9 +18,10 @@
  *       CPUs: at the machine's CPU count the drain is CPU-bound.)
  *   bench-udp echo --addr A --port P [--ready-file F]
  *       Send every datagram back to where it came from, until killed.
- *   bench-udp ping --addr A --port P [--count N] [--size S] [--warmup W]
- *       N sequential request/reply round trips; prints
- *         ping n=.. lost=.. p50_us=.. p99_us=.. mean_us=..
+ *   bench-udp ping --addr A --port P[,P2...] [--count N] [--size S] [--warmup W]
+ *       N sequential request/reply round trips to each port, the ports
+ *       taking turns (one round trip each); prints per port
+ *         ping port=P n=.. lost=.. p50_us=.. p99_us=.. mean_us=..
  *   bench-udp flow --addr A --port P [--count N] [--size S] [--window W]
  *       Steady traffic to a sink of its own on A:P, at most W datagrams in
  *       flight; datagrams not back within 200 ms are written off so a drop
@@ -53,6 +54,7 @@
 #include "bench-util.h"
 
 #define MAX_NS 8
+#define MAX_PORTS 8
 #define BATCH 64
 #define BIG_BUF (256 << 20)
 
@@ -61,6 +63,7 @@ struct opts {
 	const char *netns[MAX_NS];
 	int n_netns;
 	int port;
+	int ports[MAX_PORTS], n_ports;
 	long count, size, warmup, window, timeout_ms;
 	pid_t pid;
 };
@@ -187,13 +190,18 @@ static int stop_pid(pid_t pid)
 	return -1;
 }
 
-/* Open the sink and the sender in namespace @path (NULL: this one). */
-static int open_pair(const struct opts *o, const char *path, int home, int *rx, int *tx)
+/*
+ * Open the sink, the sender and the namespace's NFQUEUE table
+ * (/proc/net/netfilter/nfnetlink_queue, opened from inside the namespace so
+ * that it shows that namespace's queues) in namespace @path (NULL: this one).
+ */
+static int open_pair(const struct opts *o, const char *path, int home, int *rx, int *tx,
+		     int *qf)
 {
 	struct sockaddr_in a;
-	int fd = -1;
+	int fd = -1, one = 1;
 
-	*rx = *tx = -1;
+	*rx = *tx = *qf = -1;
 	if (sockaddr_of(o, &a) < 0)
 		return -1;
 	if (path) {
@@ -205,8 +213,10 @@ static int open_pair(const struct opts *o, const char *path, int home, int *rx, 
 	}
 	*rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	*tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (*rx < 0 || *tx < 0 || bind(*rx, (void *)&a, sizeof(a)) < 0 ||
-	    connect(*tx, (void *)&a, sizeof(a)) < 0)
+	*qf = open("/proc/self/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC);
+	if (*rx < 0 || *tx < 0 || *qf < 0 || bind(*rx, (void *)&a, sizeof(a)) < 0 ||
+	    connect(*tx, (void *)&a, sizeof(a)) < 0 ||
+	    setsockopt(*rx, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0)
 		goto fail;
 	bufs(*rx, SO_RCVBUFFORCE, SO_RCVBUF);
 	/* a queued datagram stays charged to its sender: room for all */
@@ -221,35 +231,95 @@ fail:
 	return -1;
 }
 
-/* Read whatever is there; returns datagrams read. */
-static long drain_rx(int fd, char *buf, size_t size)
+/* Packets waiting for a verdict in the queues of @qf's namespace (the sum of
+ * the third column, queue_total), or -1. */
+static long queued_total(int qf)
+{
+	char buf[4096], *line, *save = NULL;
+	long sum = 0;
+	unsigned q, portid, total;
+	ssize_t n = pread(qf, buf, sizeof(buf) - 1, 0);
+
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (sscanf(line, "%u %u %u", &q, &portid, &total) == 3)
+			sum += total;
+	return sum;
+}
+
+/*
+ * Read whatever is there; returns datagrams read and raises *@last to the
+ * latest kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME, seconds).
+ */
+static long drain_rx(int fd, char *buf, size_t size, double *last)
 {
 	struct mmsghdr m[BATCH];
 	struct iovec iov[BATCH];
+	static char ctl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
 	int n;
 
 	for (int i = 0; i < BATCH; i++) {
 		iov[i] = (struct iovec){ .iov_base = buf, .iov_len = size };
-		m[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+		m[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1,
+						      .msg_control = ctl[i],
+						      .msg_controllen = sizeof(ctl[i]) } };
 	}
 	n = recvmmsg(fd, m, BATCH, MSG_DONTWAIT, NULL);
+	for (int i = 0; i < n; i++) {
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m[i].msg_hdr);
+		struct timespec ts;
+		double t;
+
+		if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+			continue;
+		memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+		t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+		if (t > *last)
+			*last = t;
+	}
 	return n > 0 ? n : 0;
 }
 
+static double real_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Whether every namespace's queues are empty: all verdicts given. */
+static bool queues_empty(const int *qf, int k)
+{
+	for (int i = 0; i < k; i++)
+		if (queued_total(qf[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * The sink stays out of the consumer's way: during the drain it only looks
+ * at the kernel queues' counts once a millisecond, and reads the datagrams
+ * after the queues are empty. The end of the drain is the kernel's receive
+ * time of the last datagram, so a sink that competes with the consumer for
+ * a core (two broker workers on two cores) neither delays nor blurs it.
+ */
 static int cmd_drain(const struct opts *o)
 {
-	int rx[MAX_NS], tx[MAX_NS], k = o->n_netns ? o->n_netns : 1, home, rc = 1;
-	struct pollfd pfd[MAX_NS];
+	int rx[MAX_NS], tx[MAX_NS], qf[MAX_NS], k = o->n_netns ? o->n_netns : 1, home, rc = 1;
 	char *buf = calloc(1, (size_t)o->size + 64);
 	long got = 0, want = o->count * k;
 	long long c0, c1, s0, s1;
-	double t0, last = 0, end;
+	double t0, last = 0, end, rt0;
+	bool empty = false;
 
 	home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (!buf || home < 0 || o->pid <= 0)
 		return 2;
 	for (int i = 0; i < k; i++)
-		if (open_pair(o, o->n_netns ? o->netns[i] : NULL, home, &rx[i], &tx[i]) < 0)
+		if (open_pair(o, o->n_netns ? o->netns[i] : NULL, home, &rx[i], &tx[i], &qf[i]) < 0)
 			return 1;
 	if (stop_pid(o->pid) < 0) {
 		fprintf(stderr, "bench-udp: cannot stop pid %d: %s\n", (int)o->pid, strerror(errno));
@@ -264,36 +334,38 @@ static int cmd_drain(const struct opts *o)
 			}
 	/* nothing may arrive before the resume: the queue holds it all */
 	for (int i = 0; i < k; i++)
-		got += drain_rx(rx[i], buf, (size_t)o->size);
+		got += drain_rx(rx[i], buf, (size_t)o->size, &last);
 	if (got) {
 		fprintf(stderr, "bench-udp: %ld datagrams arrived while the consumer was stopped "
 			"(no queue rule?)\n", got);
 		kill(o->pid, SIGCONT);
 		return 1;
 	}
-	for (int i = 0; i < k; i++)
-		pfd[i] = (struct pollfd){ .fd = rx[i], .events = POLLIN };
 	c0 = cpu_ns(o->pid);
 	s0 = self_cpu_ns();
 	t0 = now_s();
+	rt0 = real_s();
 	kill(o->pid, SIGCONT);
 	end = t0 + (double)o->timeout_ms / 1000;
-	while (got < want && now_s() < end) {
-		if (poll(pfd, (nfds_t)k, 50) <= 0)
-			continue;
-		for (int i = 0; i < k; i++)
-			if (pfd[i].revents & POLLIN) {
-				got += drain_rx(rx[i], buf, (size_t)o->size);
-				last = now_s();
-			}
-	}
+	while (!(empty = queues_empty(qf, k)) && now_s() < end)
+		usleep(1000);
 	c1 = cpu_ns(o->pid);
 	s1 = self_cpu_ns();
+	/* the last verdicts' datagrams may still be on their way (softirq) */
+	while (got < want && now_s() < end) {
+		long n = 0;
+
+		for (int i = 0; i < k; i++)
+			n += drain_rx(rx[i], buf, (size_t)o->size, &last);
+		got += n;
+		if (!n && empty)
+			usleep(1000);
+	}
 	if (got < want) {
-		fprintf(stderr, "bench-udp: drain: %ld of %ld datagrams arrived in %ld ms\n",
-			got, want, o->timeout_ms);
+		fprintf(stderr, "bench-udp: drain: %ld of %ld datagrams arrived in %ld ms%s\n",
+			got, want, o->timeout_ms, empty ? "" : " (queues not empty)");
 	} else {
-		double s = last - t0;
+		double s = last - rt0;
 
 		/* cores_busy: consumer + sink CPU over the span; near the
 		 * machine's CPU count, the drain is CPU-bound */
@@ -306,6 +378,7 @@ static int cmd_drain(const struct opts *o)
 	for (int i = 0; i < k; i++) {
 		close(rx[i]);
 		close(tx[i]);
+		close(qf[i]);
 	}
 	close(home);
 	free(buf);
@@ -349,48 +422,91 @@ static int dbl_cmp(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
+/* One path of an interleaved ping: its socket and round-trip times. */
+struct ping_path {
+	int fd, port;
+	long ok, lost;
+	double *rtt, sum;
+};
+
+/* One round trip on @pp; false when the reply did not come. */
+static bool ping_once(struct ping_path *pp, char *buf, size_t size, bool keep)
+{
+	double t = now_s();
+
+	if (send(pp->fd, buf, size, 0) < 0 || recv(pp->fd, buf, size + 64, 0) < 0) {
+		pp->lost++;
+		return false;
+	}
+	t = (now_s() - t) * 1e6;
+	if (keep) {
+		pp->rtt[pp->ok++] = t;
+		pp->sum += t;
+	}
+	return true;
+}
+
+static void ping_report(struct ping_path *pp)
+{
+	long ok = pp->ok;
+
+	qsort(pp->rtt, (size_t)ok, sizeof(double), dbl_cmp);
+	printf("ping port=%d n=%ld lost=%ld p50_us=%.2f p99_us=%.2f mean_us=%.2f\n", pp->port,
+	       ok, pp->lost, pp->rtt[ok / 2],
+	       pp->rtt[(ok * 99) / 100 < ok ? (ok * 99) / 100 : ok - 1], pp->sum / (double)ok);
+}
+
+/*
+ * The paths (ports) take turns, one round trip each: every path sees the
+ * same machine at the same moments, so slow drifts (a neighbour, CPU
+ * placement, idle states of a VM's cores) move all of them alike and the
+ * differences between paths stand out of the noise.
+ */
 static int cmd_ping(const struct opts *o)
 {
-	struct sockaddr_in a;
 	struct timeval tv = { .tv_sec = 1 };
-	long n = o->count, ok = 0, lost = 0;
-	double *rtt = calloc((size_t)n, sizeof(double)), sum = 0;
+	struct ping_path pp[MAX_PORTS] = { 0 };
 	char *buf = calloc(1, (size_t)o->size + 64);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	long lost = 0;
+	int rc = 1;
 
-	if (!rtt || !buf || sockaddr_of(o, &a) < 0 || fd < 0 ||
-	    connect(fd, (void *)&a, sizeof(a)) < 0) {
-		perror("bench-udp: ping");
+	if (!buf)
 		return 1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	for (long i = -o->warmup; i < n; i++) {
-		double t = now_s();
+	for (int k = 0; k < o->n_ports; k++)
+		pp[k].fd = -1;
+	for (int k = 0; k < o->n_ports; k++) {
+		struct opts one = *o;
+		struct sockaddr_in a;
 
-		if (send(fd, buf, (size_t)o->size, 0) < 0 ||
-		    recv(fd, buf, (size_t)o->size + 64, 0) < 0) {
-			lost++;
-			if (lost > 10)
-				break;
-			continue;
+		one.port = pp[k].port = o->ports[k];
+		pp[k].fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		pp[k].rtt = calloc((size_t)o->count, sizeof(double));
+		if (!pp[k].rtt || sockaddr_of(&one, &a) < 0 || pp[k].fd < 0 ||
+		    connect(pp[k].fd, (void *)&a, sizeof(a)) < 0) {
+			perror("bench-udp: ping");
+			goto out;
 		}
-		t = (now_s() - t) * 1e6;
-		if (i >= 0) {
-			rtt[ok++] = t;
-			sum += t;
+		setsockopt(pp[k].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	for (long i = -o->warmup; i < o->count && lost <= 10; i++)
+		for (int k = 0; k < o->n_ports; k++)
+			lost += !ping_once(&pp[k], buf, (size_t)o->size, i >= 0);
+	for (int k = 0; k < o->n_ports; k++) {
+		if (!pp[k].ok) {
+			fprintf(stderr, "bench-udp: ping: no reply on port %d\n", pp[k].port);
+			goto out;
 		}
+		ping_report(&pp[k]);
 	}
-	close(fd);
-	if (!ok) {
-		fprintf(stderr, "bench-udp: ping: no reply\n");
-		return 1;
+	rc = lost ? 1 : 0;
+out:
+	for (int k = 0; k < o->n_ports; k++) {
+		if (pp[k].fd >= 0)
+			close(pp[k].fd);
+		free(pp[k].rtt);
 	}
-	qsort(rtt, (size_t)ok, sizeof(double), dbl_cmp);
-	printf("ping n=%ld lost=%ld p50_us=%.2f p99_us=%.2f mean_us=%.2f\n", ok, lost,
-	       rtt[ok / 2], rtt[(ok * 99) / 100 < ok ? (ok * 99) / 100 : ok - 1], sum / (double)ok);
-	free(rtt);
 	free(buf);
-	return lost ? 1 : 0;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ flow */
@@ -405,13 +521,13 @@ static void on_flow_signal(int sig)
 static int cmd_flow(const struct opts *o)
 {
 	struct sigaction sa = { .sa_handler = on_flow_signal };
-	int rx, tx, home = -1;
+	int rx, tx, qf, home = -1;
 	char *buf = calloc(1, (size_t)o->size + 64);
 	long sent = 0, got = 0, written_off = 0, errs = 0;
 	struct pollfd pfd;
-	double quiet, end;
+	double quiet, end, last = 0;
 
-	if (!buf || open_pair(o, NULL, home, &rx, &tx) < 0)
+	if (!buf || open_pair(o, NULL, home, &rx, &tx, &qf) < 0)
 		return 1;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -425,7 +541,7 @@ static int cmd_flow(const struct opts *o)
 			sent++;
 		}
 		if (poll(&pfd, 1, 20) > 0) {
-			got += drain_rx(rx, buf, (size_t)o->size);
+			got += drain_rx(rx, buf, (size_t)o->size, &last);
 			quiet = now_s();
 		} else if (now_s() - quiet > 0.2) {
 			written_off = sent - got;
@@ -434,10 +550,11 @@ static int cmd_flow(const struct opts *o)
 	}
 	/* stragglers of written-off datagrams still count as received */
 	while (poll(&pfd, 1, 200) > 0)
-		got += drain_rx(rx, buf, (size_t)o->size);
+		got += drain_rx(rx, buf, (size_t)o->size, &last);
 	printf("flow sent=%ld received=%ld send_errors=%ld\n", sent, got, errs);
 	close(rx);
 	close(tx);
+	close(qf);
 	free(buf);
 	return sent == o->count || flow_stop ? 0 : 1;
 }
@@ -522,6 +639,8 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	optind = 2;
+	o.ports[0] = o.port;
+	o.n_ports = 1;
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p': o.pid = (pid_t)atol(optarg); break;
@@ -531,7 +650,16 @@ int main(int argc, char **argv)
 			o.netns[o.n_netns++] = optarg;
 			break;
 		case 'a': o.addr = optarg; break;
-		case 'P': o.port = atoi(optarg); break;
+		case 'P':
+			/* a comma-separated list: ping takes turns between them */
+			o.n_ports = 0;
+			for (char *t = strtok(optarg, ","); t; t = strtok(NULL, ",")) {
+				if (o.n_ports == MAX_PORTS)
+					return 2;
+				o.ports[o.n_ports++] = atoi(t);
+			}
+			o.port = o.ports[0];
+			break;
 		case 'c': o.count = atol(optarg); break;
 		case 's': o.size = atol(optarg); break;
 		case 'w': o.warmup = atol(optarg); break;

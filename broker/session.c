@@ -1042,6 +1042,11 @@ static void bind_complete(struct session *s)
 	s->state = SESSION_ATTACHED;
 	if (s->nadopted)
 		settle_adopted(s);
+	/* Packets received with the last answer, after it, were left in the
+	 * queue's slots when bind_answer() stopped the run; the socket may not
+	 * be readable again for them. */
+	if (nfqb_queue_pending(s->q))
+		queue_error(s, nfqb_queue_run(s->q, false));
 	rc = session_assign(s);
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "no worker thread could take the namespace: %s",

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <linux/netlink.h>
 
@@ -17,6 +18,11 @@
 
 /* One netlink record: a 64 KiB payload (GSO) plus every other attribute. */
 #define NFQB_RXBUF_SIZE (65536u + 8192u)
+/* Records one receive takes (recvmmsg): a drain costs one system call per
+ * NFQB_RX_SLOTS packets instead of one per packet. Each slot has room for
+ * the largest record; pages a slot never touches are never committed. */
+#define NFQB_RX_SLOTS NFQB_RX_BATCH_MAX
+#define NFQB_RX_AREA ((size_t)NFQB_RX_SLOTS * NFQB_RXBUF_SIZE)
 /* Small verdicts (id, mark) coalesced into one send. */
 #define NFQB_TXBUF_SIZE 8192u
 /* Records a run handles before it flushes gathered verdicts even though
@@ -119,7 +125,14 @@ struct nfqb_queue {
 	bool stop;
 	bool batching;
 	bool dispatching;
-	uint8_t *rx;              /* NFQB_RXBUF_SIZE, allocated once */
+	uint8_t *rx;              /* NFQB_RX_AREA, mapped once */
+	/* Records received but not yet handled: slots [rx_next, rx_count). A
+	 * stopped run leaves the rest here for the next one. */
+	unsigned rx_next, rx_count;
+	unsigned rx_batch;        /* slots one receive fills, <= NFQB_RX_SLOTS */
+	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
+	struct iovec rx_iov[NFQB_RX_SLOTS];
+	struct sockaddr_nl rx_sa[NFQB_RX_SLOTS];
 	uint8_t tx[NFQB_TXBUF_SIZE];
 	size_t tx_len;
 	uint8_t *scratch;         /* set_payload of the packet in its callback */

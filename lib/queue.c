@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,18 +54,28 @@ struct nfqb_queue *queue_new_unchecked(int fd)
 
 	if (!q)
 		goto fail;
-	q->rx = malloc(NFQB_RXBUF_SIZE);
-	if (!q->rx)
+	/* mmap, not malloc: the area is large and mostly never touched, and
+	 * must not come from (and return to) the heap's committed pages */
+	q->rx = mmap(NULL, NFQB_RX_AREA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		     -1, 0);
+	if (q->rx == MAP_FAILED) {
+		q->rx = NULL;
 		goto fail;
+	}
+	for (unsigned i = 0; i < NFQB_RX_SLOTS; i++) {
+		q->rx_iov[i] = (struct iovec){ .iov_base = q->rx + i * NFQB_RXBUF_SIZE,
+					       .iov_len = NFQB_RXBUF_SIZE };
+		q->rx_mm[i].msg_hdr = (struct msghdr){ .msg_iov = &q->rx_iov[i], .msg_iovlen = 1,
+						       .msg_name = &q->rx_sa[i] };
+	}
 	q->fd = fd;
 	q->to_kernel = sock_is_netlink(fd);
 	q->rtnl_fd = -1;
 	q->batching = true;
+	q->rx_batch = NFQB_RX_SLOTS;
 	q->seq = (uint32_t)time(NULL);
 	return q;
 fail:
-	if (q)
-		free(q->rx);
 	free(q);
 	close(fd);
 	errno = ENOMEM;
@@ -137,7 +148,7 @@ static void queue_free(struct nfqb_queue *q)
 		close(q->rtnl_fd);
 	free(q->bind);
 	free(q->scratch);
-	free(q->rx);
+	munmap(q->rx, NFQB_RX_AREA);
 	free(q);
 }
 
@@ -176,6 +187,19 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q)
 void nfqb_queue_stop(struct nfqb_queue *q)
 {
 	q->stop = true;
+}
+
+bool nfqb_queue_pending(const struct nfqb_queue *q)
+{
+	return q && q->rx_next < q->rx_count;
+}
+
+int nfqb_queue_set_rx_batch(struct nfqb_queue *q, unsigned n)
+{
+	if (!q || n < 1 || n > NFQB_RX_SLOTS)
+		return -EINVAL;
+	q->rx_batch = n;
+	return 0;
 }
 
 void nfqb_queue_set_batching(struct nfqb_queue *q, bool on)
@@ -334,77 +358,147 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
 }
 
 /*
- * One record from the socket. Returns packets handled, -EAGAIN, or an error.
- * recvfrom() rather than recvmsg(): no msghdr or iovec to copy in and no
- * flags to copy out, a tenth of the consumer's kernel time per packet
- * (bench/README.md). MSG_TRUNC makes netlink return the record's real
- * length, so a truncated record still shows; the source address stays,
- * because the socket may be shared with an agent that could connect() it
- * elsewhere, and only the kernel's records (nl_pid 0) count.
+ * Fill the slots from the socket: how many records arrived, or -errno.
+ * recvmmsg() rather than one recv per record: a drain costs one system call
+ * per NFQB_RX_SLOTS packets, and fewer records than slots means the socket
+ * was empty, which saves the receive that would only say EAGAIN. MSG_TRUNC
+ * makes netlink report a record's real length, so a truncated record still
+ * shows. The source address is read because the socket may be shared with
+ * an agent that could connect() it elsewhere: only the kernel's records
+ * (nl_pid 0) count.
  */
-static int rx_once(struct nfqb_queue *q, int flags)
+static int rx_fill(struct nfqb_queue *q, int flags)
 {
-	struct sockaddr_nl sa = { 0 };
-	socklen_t salen = sizeof(sa);
-	ssize_t n;
+	int n;
 
+	for (unsigned i = 0; i < NFQB_RX_SLOTS; i++) {
+		q->rx_sa[i].nl_pid = 0;
+		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
+	}
 	do
-		n = recvfrom(q->fd, q->rx, NFQB_RXBUF_SIZE, flags | MSG_TRUNC,
-			     (struct sockaddr *)&sa, &salen);
+		n = recvmmsg(q->fd, q->rx_mm, q->rx_batch, flags | MSG_TRUNC, NULL);
 	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
 	if (n < 0)
 		return -errno;
-	if (n == 0)
+	q->rx_next = 0;
+	q->rx_count = (unsigned)n;
+	return n;
+}
+
+static bool rx_held(const struct nfqb_queue *q)
+{
+	return q->rx_next < q->rx_count;
+}
+
+/* Handle the next held record: packets handled, or -ECONNRESET. */
+static int rx_next(struct nfqb_queue *q)
+{
+	unsigned i = q->rx_next++;
+	size_t len = q->rx_mm[i].msg_len;
+	int n;
+
+	if (len == 0)
 		return -ECONNRESET;
-	if ((size_t)n > NFQB_RXBUF_SIZE || sa.nl_pid != 0) {
+	if (len > NFQB_RXBUF_SIZE || q->rx_sa[i].nl_pid != 0) {
 		/* Larger than any record the kernel builds, or not from the
 		 * kernel at all: skip it whole. */
 		q->st.malformed++;
 		return 0;
 	}
-	n = queue_dispatch(q, q->rx, (size_t)n);
+	n = queue_dispatch(q, q->rx_iov[i].iov_base, len);
 	cfg_progress(q);
-	return (int)n;
+	return n;
 }
 
-static int run_loop(struct nfqb_queue *q, bool block)
+/* How a run waits for the next records. */
+enum rx_wait {
+	RX_NOWAIT,      /* the socket may hold more: take what is there */
+	RX_BLOCK,       /* it ran dry: block in the receive itself */
+	RX_POLL,        /* a blocking receive did not block (O_NONBLOCK on a
+			 * shared file, or the receive timeout): poll, then take */
+};
+
+/* Receive for a run that may wait; poll() only where a blocking receive
+ * cannot be trusted to block. -EINTR when a signal wants the caller. */
+static int rx_wait_fill(struct nfqb_queue *q, enum rx_wait w)
+{
+	struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+
+	if (w == RX_BLOCK)
+		return rx_fill(q, MSG_WAITFORONE);
+	if (w == RX_POLL && poll(&pfd, 1, -1) < 0)
+		return -errno;
+	return rx_fill(q, MSG_DONTWAIT);
+}
+
+/*
+ * A blocking run sleeps in recvmmsg() itself rather than in poll() and
+ * then a receive: one system call fewer per wakeup, about 2 us of a
+ * packet's round trip here (bench/README.md). A receive timeout
+ * (SO_RCVTIMEO) is set for the run's length because only then does a
+ * signal interrupt a blocking receive whatever its handler's SA_RESTART
+ * (signal(7)); the caller's own timeout is restored when the run ends.
+ */
+#define RUN_RCVTIMEO_S 60
+
+static bool run_timeout_set(struct nfqb_queue *q, struct timeval *saved)
+{
+	struct timeval tv = { .tv_sec = RUN_RCVTIMEO_S };
+	socklen_t len = sizeof(*saved);
+
+	return getsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, saved, &len) == 0 &&
+	       setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
+}
+
+static void run_timeout_restore(struct nfqb_queue *q, const struct timeval *saved)
+{
+	setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, saved, sizeof(*saved));
+}
+
+/* @sleep: how a blocking run waits once the socket ran dry. */
+static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 {
 	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, n, err;
-	struct pollfd pfd;
+	enum rx_wait w = RX_NOWAIT;
 
-	if (!q || q->fd < 0)
-		return -EBADF;
-	for (;;) {
-		if (q->stop || (!block && budget-- <= 0))
-			break;
-		n = rx_once(q, MSG_DONTWAIT);
-		if (n >= 0) {
-			total += n;
-			/* Under sustained load the socket never runs dry: flush
-			 * anyway, or batched packets would wait (and fill the
-			 * kernel queue) for as long as the load lasts. */
-			if (++unflushed >= NFQB_FLUSH_EVERY) {
-				unflushed = 0;
+	while (!q->stop) {
+		if (!rx_held(q)) {
+			if (!block && budget <= 0)
+				break;
+			if (w != RX_NOWAIT) {
+				/* the socket ran dry: give the gathered verdicts */
 				err = verdict_flush(q);
 				if (err < 0)
 					return err;
+				if (!block)
+					return total;
 			}
+			n = rx_wait_fill(q, w);
+			/* fewer records than slots: the socket was empty */
+			if (n >= 0)
+				w = (unsigned)n < q->rx_batch ? sleep : RX_NOWAIT;
+			else if (n == -ENOBUFS)
+				q->st.enobufs++;
+			else if (n == -EAGAIN || n == -EWOULDBLOCK)
+				w = w == RX_NOWAIT ? sleep : RX_POLL;
+			else
+				return n;
 			continue;
 		}
-		if (n == -ENOBUFS) {
-			q->st.enobufs++;
-			continue;
-		}
-		err = verdict_flush(q);
-		if (n != -EAGAIN && n != -EWOULDBLOCK)
+		n = rx_next(q);
+		if (n < 0)
 			return n;
-		if (err < 0)
-			return err;
-		if (!block)
-			return total;
-		pfd = (struct pollfd){ .fd = q->fd, .events = POLLIN };
-		if (poll(&pfd, 1, -1) < 0)
-			return -errno;   /* -EINTR: a signal wants the caller */
+		total += n;
+		budget--;
+		/* Under sustained load the socket never runs dry: flush anyway,
+		 * or batched packets would wait (and fill the kernel queue) for
+		 * as long as the load lasts. */
+		if (++unflushed >= NFQB_FLUSH_EVERY) {
+			unflushed = 0;
+			err = verdict_flush(q);
+			if (err < 0)
+				return err;
+		}
 	}
 	q->stop = false;
 	err = verdict_flush(q);
@@ -413,11 +507,21 @@ static int run_loop(struct nfqb_queue *q, bool block)
 
 int nfqb_queue_run(struct nfqb_queue *q, bool block)
 {
-	int rc = run_loop(q, block);
+	struct timeval saved;
+	bool timed;
+	int rc;
+
+	if (!q || q->fd < 0)
+		return -EBADF;
+	/* a run that does not block returns where it would wait */
+	timed = block && run_timeout_set(q, &saved);
+	rc = run_loop(q, block, timed || !block ? RX_BLOCK : RX_POLL);
+	if (timed)
+		run_timeout_restore(q, &saved);
 
 	/* A stop asked for by a callback belongs to this run, also when it
-	 * ended in an error; one asked for by a signal handler during poll
-	 * (-EINTR) still ends the next. */
+	 * ended in an error; one asked for by a signal handler during the
+	 * wait (-EINTR) still ends the next. */
 	if (rc < 0 && rc != -EINTR && rc != -EBADF)
 		q->stop = false;
 	return rc;
@@ -928,6 +1032,14 @@ static int cfg_wait(struct nfqb_queue *q, struct sync_wait *w)
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (!w->done) {
+		if (rx_held(q)) {
+			n = rx_next(q);
+			if (n < 0) {
+				err = n;
+				break;
+			}
+			continue;
+		}
 		waited = elapsed_ms(&start);
 		if (waited >= NFQB_CFG_TIMEOUT_MS)
 			break;
@@ -938,7 +1050,7 @@ static int cfg_wait(struct nfqb_queue *q, struct sync_wait *w)
 			err = n < 0 ? -errno : -ETIMEDOUT;
 			break;
 		}
-		n = rx_once(q, MSG_DONTWAIT);
+		n = rx_fill(q, MSG_DONTWAIT);
 		if (n == -ENOBUFS) {
 			q->st.enobufs++;   /* our answer may be lost: the timeout tells */
 		} else if (n < 0 && n != -EAGAIN) {

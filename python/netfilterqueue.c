@@ -873,6 +873,10 @@ static PyObject *nfq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		Py_DECREF(self);
 		return oserror(err, "Failed to open NFQueue.");
 	}
+	/* A callback that raises ends the run; records received with its
+	 * packet would then wait for an fd that is no longer readable (a
+	 * select() loop calling run(False)), so one record per receive. */
+	nfqb_queue_set_rx_batch(self->q, 1);
 	if (rtnlfd >= 0) {
 		fd = fcntl(rtnlfd, F_DUPFD_CLOEXEC, 3);
 		if (fd < 0) {

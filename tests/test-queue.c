@@ -17,11 +17,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -436,7 +440,7 @@ static void on_loop_packet(struct nfqb_packet *p, void *user)
 		nfqb_queue_stop(f->q);
 }
 
-/* rx_once() drops records whose sender has a non-zero nl_pid (not the kernel). */
+/* rx_next() drops records whose sender has a non-zero nl_pid (not the kernel). */
 static void name_peer(int fd, uint32_t pid)
 {
 	assert_int_equal(tmsg_name_peer(fd, pid), 0);
@@ -521,6 +525,9 @@ static void test_stop_from_callback(void **state)
 	assert_int_equal(f->calls, 2);
 	assert_int_equal(f->ids[0], 1);
 	assert_int_equal(f->ids[1], 2);
+	/* 3 came in the same receive: held for the next run, which the
+	 * socket's readiness would no longer announce */
+	assert_true(nfqb_queue_pending(f->q));
 	/* Verdicts are out when run returns: one batch for 1 and 2. */
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 	assert_int_equal(types[0], NFQNL_MSG_VERDICT_BATCH);
@@ -533,7 +540,101 @@ static void test_stop_from_callback(void **state)
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 	assert_int_equal(types[0], NFQNL_MSG_VERDICT);
 	assert_int_equal(ids[0], 3);
+	assert_false(nfqb_queue_pending(f->q));
+	assert_false(nfqb_queue_pending(NULL));
 	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+}
+
+/* One record per receive: a stopped run leaves nothing behind. */
+static void test_rx_batch_one(void **state)
+{
+	struct loop_fx *f = *state;
+
+	assert_int_equal(nfqb_queue_set_rx_batch(f->q, 0), -EINVAL);
+	assert_int_equal(nfqb_queue_set_rx_batch(f->q, NFQB_RX_BATCH_MAX + 1), -EINVAL);
+	assert_int_equal(nfqb_queue_set_rx_batch(NULL, 1), -EINVAL);
+	assert_int_equal(nfqb_queue_set_rx_batch(f->q, 1), 0);
+	name_peer(f->peer, 0);
+	for (uint32_t id = 1; id <= 3; id++)
+		send_packet(f->peer, id);
+	f->stop_at = 2;
+	assert_int_equal(nfqb_queue_run(f->q, false), 2);
+	assert_false(nfqb_queue_pending(f->q));
+	/* 3 is still in the socket, which says so */
+	struct pollfd pfd = { .fd = nfqb_queue_fd(f->q), .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_int_equal(f->ids[2], 3);
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+/* SIGALRM after @ms with an SA_RESTART handler: the kind of handler that
+ * signal() installs and that a plain blocking receive would restart. */
+static void restart_alarm_in(long ms)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	struct itimerval it = { .it_value = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 } };
+
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	alarms = 0;
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A blocking run sleeps in the receive; a signal still ends it, and the
+ * caller's receive timeout is back afterwards. */
+static void test_blocking_run_signal(void **state)
+{
+	struct loop_fx *f = *state;
+	struct timeval mine = { .tv_sec = 7 }, got = { 0 };
+	socklen_t len = sizeof(got);
+	int fd = nfqb_queue_fd(f->q);
+
+	name_peer(f->peer, 0);
+	send_packet(f->peer, 1);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &mine, sizeof(mine)), 0);
+	restart_alarm_in(100);
+	assert_int_equal(nfqb_queue_run(f->q, true), -EINTR);
+	assert_int_equal(alarms, 1);
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &got, &len), 0);
+	assert_int_equal(got.tv_sec, 7);
+	assert_int_equal(got.tv_usec, 0);
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* The socket's file may be non-blocking (a process sharing it set
+ * O_NONBLOCK): a blocking run must then wait in poll(), not spin. */
+static void test_blocking_run_nonblocking_file(void **state)
+{
+	struct loop_fx *f = *state;
+	int fd = nfqb_queue_fd(f->q);
+	double c0;
+
+	name_peer(f->peer, 0);
+	send_packet(f->peer, 1);
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	restart_alarm_in(300);
+	c0 = cpu_s();
+	assert_int_equal(nfqb_queue_run(f->q, true), -EINTR);
+	/* a spinning run burns the whole 300 ms; a sleeping one next to none */
+	assert_true(cpu_s() - c0 < 0.15);
+	assert_int_equal(f->calls, 1);
+	signal(SIGALRM, SIG_DFL);
 }
 
 /* Packet 33 looks at what already reached the kernel side: under a load
@@ -1258,6 +1359,10 @@ int main(void)
 		cmocka_unit_test(test_run_idle),
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_flushes_under_load, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_rx_batch_one, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_blocking_run_signal, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_blocking_run_nonblocking_file, loop_setup,
+						loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_foreign_sender, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_oversized_record, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_reentry_refused, loop_setup, loop_teardown),

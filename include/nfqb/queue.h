@@ -267,22 +267,41 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q);
 
 /**
  * nfqb_queue_run - receive and dispatch packets (run(block)).
+ * Records are received up to 8 per system call (recvmmsg).
  * Non-blocking (@block false): handles what is already queued on the
- * socket (at most NFQB_RUN_BUDGET messages, so one busy socket cannot
+ * socket (about NFQB_RUN_BUDGET messages, so one busy socket cannot
  * starve others in an event loop: the fd stays readable), flushes verdicts,
  * returns the number of packets handled.
- * Blocking: loops until nfqb_queue_stop() or an error. Pending verdicts
- * are flushed before it sleeps and, under sustained load, after every 32
- * records, so no packet waits long for a batch.
- * A signal interrupts a blocking run with -EINTR. ENOBUFS (the socket
- * overran) is counted in the stats and survived.
+ * Blocking: loops until nfqb_queue_stop() or an error, sleeping in the
+ * receive itself. Pending verdicts are flushed before it sleeps and, under
+ * sustained load, after every 64 records, so no packet waits long for a
+ * batch. For the length of a blocking run the socket has a receive timeout
+ * (SO_RCVTIMEO, 60 s; the caller's own is restored at the end) so that a
+ * signal interrupts it with -EINTR also when its handler has SA_RESTART.
+ * ENOBUFS (the socket overran) is counted in the stats and survived.
  */
 int nfqb_queue_run(struct nfqb_queue *q, bool block);
 
 #define NFQB_RUN_BUDGET 1024
 
-/** nfqb_queue_stop - make a blocking nfqb_queue_run() return (callable from a callback). */
+/**
+ * nfqb_queue_stop - make nfqb_queue_run() return after the current record
+ * (callable from a callback). Records the run had already received stay
+ * with @q and are handled first by the next nfqb_queue_run() or by a
+ * synchronous config call (see nfqb_queue_pending()).
+ */
 void nfqb_queue_stop(struct nfqb_queue *q);
+
+/**
+ * nfqb_queue_pending - whether @q holds records it received but did not
+ * handle yet: a run takes up to NFQB_RX_BATCH_MAX records per system call
+ * (nfqb_queue_set_rx_batch()), and one stopped by nfqb_queue_stop() leaves
+ * the rest. Their packets wait for a verdict while the socket may no
+ * longer be readable, so an event loop that stops runs calls
+ * nfqb_queue_run() again while this is true instead of waiting for the
+ * fd. False for NULL. Since NFQB_1.3.
+ */
+bool nfqb_queue_pending(const struct nfqb_queue *q);
 
 /**
  * nfqb_queue_handle - dispatch netlink bytes the caller received itself
@@ -296,6 +315,18 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len);
 
 /** nfqb_queue_flush - send every pending (batched) verdict now. */
 int nfqb_queue_flush(struct nfqb_queue *q);
+
+/**
+ * nfqb_queue_set_rx_batch - how many records one receive may take, 1 to
+ * NFQB_RX_BATCH_MAX (the default). 1 receives one record per system call
+ * and so never leaves records behind a stopped run (nfqb_queue_pending()):
+ * for callers that must stop mid-run and then wait on the fd, as the
+ * Python module does when a callback raises. Returns 0 or -EINVAL. Since
+ * NFQB_1.3.
+ */
+int nfqb_queue_set_rx_batch(struct nfqb_queue *q, unsigned n);
+
+#define NFQB_RX_BATCH_MAX 8
 
 /**
  * nfqb_queue_set_batching - coalesce consecutive plain accepts given in the
