@@ -9,19 +9,22 @@
  *       stopped (SIGSTOP), N datagrams of S bytes are sent in each namespace
  *       (an NFQUEUE rule of the caller's holds them in the queue), then PID
  *       is resumed alone (SIGCONT). Prints, on one line, the time from the
- *       resume to the last datagram at the sinks and the consumer's CPU time
- *       over that span (sum of /proc/PID/task/<tid>/schedstat run times, ns:
- *       utime+stime at nanosecond resolution, every thread counted).
+ *       resume to the last datagram at the sinks (its kernel receive time,
+ *       SO_TIMESTAMPNS; the sinks read nothing until every namespace's
+ *       /proc/net/netfilter/nfnetlink_queue shows its queues empty, polled
+ *       once a millisecond, so they take no CPU from the consumer) and the
+ *       consumer's CPU time until the queues were seen empty (sum of
+ *       /proc/PID/task/<tid>/schedstat run times, ns: utime+stime at
+ *       nanosecond resolution, every thread counted).
  *         drain packets=.. seconds=.. pps=.. cpu_ns=.. cpu_ns_per_pkt=..
  *               sink_cpu_ns=.. cores_busy=..
  *       (cores_busy: the consumer's and the sink's CPU over the span, in
  *       CPUs: at the machine's CPU count the drain is CPU-bound.)
  *   bench-udp echo --addr A --port P [--ready-file F]
  *       Send every datagram back to where it came from, until killed.
- *   bench-udp ping --addr A --port P[,P2...] [--count N] [--size S] [--warmup W]
- *       N sequential request/reply round trips to each port, the ports
- *       taking turns (one round trip each); prints per port
- *         ping port=P n=.. lost=.. p50_us=.. p99_us=.. mean_us=..
+ *   bench-udp ping --addr A --port P [--count N] [--size S] [--warmup W]
+ *       N sequential request/reply round trips; prints
+ *         ping n=.. lost=.. p50_us=.. p99_us=.. mean_us=..
  *   bench-udp flow --addr A --port P [--count N] [--size S] [--window W]
  *       Steady traffic to a sink of its own on A:P, at most W datagrams in
  *       flight; datagrams not back within 200 ms are written off so a drop
@@ -54,7 +57,6 @@
 #include "bench-util.h"
 
 #define MAX_NS 8
-#define MAX_PORTS 8
 #define BATCH 64
 #define BIG_BUF (256 << 20)
 
@@ -63,7 +65,6 @@ struct opts {
 	const char *netns[MAX_NS];
 	int n_netns;
 	int port;
-	int ports[MAX_PORTS], n_ports;
 	long count, size, warmup, window, timeout_ms;
 	pid_t pid;
 };
@@ -422,91 +423,48 @@ static int dbl_cmp(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-/* One path of an interleaved ping: its socket and round-trip times. */
-struct ping_path {
-	int fd, port;
-	long ok, lost;
-	double *rtt, sum;
-};
-
-/* One round trip on @pp; false when the reply did not come. */
-static bool ping_once(struct ping_path *pp, char *buf, size_t size, bool keep)
-{
-	double t = now_s();
-
-	if (send(pp->fd, buf, size, 0) < 0 || recv(pp->fd, buf, size + 64, 0) < 0) {
-		pp->lost++;
-		return false;
-	}
-	t = (now_s() - t) * 1e6;
-	if (keep) {
-		pp->rtt[pp->ok++] = t;
-		pp->sum += t;
-	}
-	return true;
-}
-
-static void ping_report(struct ping_path *pp)
-{
-	long ok = pp->ok;
-
-	qsort(pp->rtt, (size_t)ok, sizeof(double), dbl_cmp);
-	printf("ping port=%d n=%ld lost=%ld p50_us=%.2f p99_us=%.2f mean_us=%.2f\n", pp->port,
-	       ok, pp->lost, pp->rtt[ok / 2],
-	       pp->rtt[(ok * 99) / 100 < ok ? (ok * 99) / 100 : ok - 1], pp->sum / (double)ok);
-}
-
-/*
- * The paths (ports) take turns, one round trip each: every path sees the
- * same machine at the same moments, so slow drifts (a neighbour, CPU
- * placement, idle states of a VM's cores) move all of them alike and the
- * differences between paths stand out of the noise.
- */
 static int cmd_ping(const struct opts *o)
 {
+	struct sockaddr_in a;
 	struct timeval tv = { .tv_sec = 1 };
-	struct ping_path pp[MAX_PORTS] = { 0 };
+	long n = o->count, ok = 0, lost = 0;
+	double *rtt = calloc((size_t)n, sizeof(double)), sum = 0;
 	char *buf = calloc(1, (size_t)o->size + 64);
-	long lost = 0;
-	int rc = 1;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	if (!buf)
+	if (!rtt || !buf || sockaddr_of(o, &a) < 0 || fd < 0 ||
+	    connect(fd, (void *)&a, sizeof(a)) < 0) {
+		perror("bench-udp: ping");
 		return 1;
-	for (int k = 0; k < o->n_ports; k++)
-		pp[k].fd = -1;
-	for (int k = 0; k < o->n_ports; k++) {
-		struct opts one = *o;
-		struct sockaddr_in a;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (long i = -o->warmup; i < n; i++) {
+		double t = now_s();
 
-		one.port = pp[k].port = o->ports[k];
-		pp[k].fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		pp[k].rtt = calloc((size_t)o->count, sizeof(double));
-		if (!pp[k].rtt || sockaddr_of(&one, &a) < 0 || pp[k].fd < 0 ||
-		    connect(pp[k].fd, (void *)&a, sizeof(a)) < 0) {
-			perror("bench-udp: ping");
-			goto out;
+		if (send(fd, buf, (size_t)o->size, 0) < 0 ||
+		    recv(fd, buf, (size_t)o->size + 64, 0) < 0) {
+			lost++;
+			if (lost > 10)
+				break;
+			continue;
 		}
-		setsockopt(pp[k].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	}
-	for (long i = -o->warmup; i < o->count && lost <= 10; i++)
-		for (int k = 0; k < o->n_ports; k++)
-			lost += !ping_once(&pp[k], buf, (size_t)o->size, i >= 0);
-	for (int k = 0; k < o->n_ports; k++) {
-		if (!pp[k].ok) {
-			fprintf(stderr, "bench-udp: ping: no reply on port %d\n", pp[k].port);
-			goto out;
+		t = (now_s() - t) * 1e6;
+		if (i >= 0) {
+			rtt[ok++] = t;
+			sum += t;
 		}
-		ping_report(&pp[k]);
 	}
-	rc = lost ? 1 : 0;
-out:
-	for (int k = 0; k < o->n_ports; k++) {
-		if (pp[k].fd >= 0)
-			close(pp[k].fd);
-		free(pp[k].rtt);
+	close(fd);
+	if (!ok) {
+		fprintf(stderr, "bench-udp: ping: no reply\n");
+		return 1;
 	}
+	qsort(rtt, (size_t)ok, sizeof(double), dbl_cmp);
+	printf("ping n=%ld lost=%ld p50_us=%.2f p99_us=%.2f mean_us=%.2f\n", ok, lost,
+	       rtt[ok / 2], rtt[(ok * 99) / 100 < ok ? (ok * 99) / 100 : ok - 1], sum / (double)ok);
+	free(rtt);
 	free(buf);
-	return rc;
+	return lost ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------ flow */
@@ -639,8 +597,6 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	optind = 2;
-	o.ports[0] = o.port;
-	o.n_ports = 1;
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p': o.pid = (pid_t)atol(optarg); break;
@@ -650,16 +606,7 @@ int main(int argc, char **argv)
 			o.netns[o.n_netns++] = optarg;
 			break;
 		case 'a': o.addr = optarg; break;
-		case 'P':
-			/* a comma-separated list: ping takes turns between them */
-			o.n_ports = 0;
-			for (char *t = strtok(optarg, ","); t; t = strtok(NULL, ",")) {
-				if (o.n_ports == MAX_PORTS)
-					return 2;
-				o.ports[o.n_ports++] = atoi(t);
-			}
-			o.port = o.ports[0];
-			break;
+		case 'P': o.port = atoi(optarg); break;
 		case 'c': o.count = atol(optarg); break;
 		case 's': o.size = atol(optarg); break;
 		case 'w': o.warmup = atol(optarg); break;
