@@ -1044,9 +1044,15 @@ static void bind_complete(struct session *s)
 		settle_adopted(s);
 	/* Packets received with the last answer, after it, were left in the
 	 * queue's slots when bind_answer() stopped the run; the socket may not
-	 * be readable again for them. */
-	if (nfqb_queue_pending(s->q))
-		queue_error(s, nfqb_queue_run(s->q, false));
+	 * be readable again for them. Failed sends are counted in the queue's
+	 * stats, which the next round's sends_failing() reads. */
+	if (nfqb_queue_pending(s->q)) {
+		uint64_t t0 = hist_now_ns(), before = s->c.packets;
+
+		rc = nfqb_queue_run(s->q, false);
+		observe_latency(s, t0, before);
+		queue_error(s, rc);
+	}
 	rc = session_assign(s);
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "no worker thread could take the namespace: %s",

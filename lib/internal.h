@@ -130,6 +130,7 @@ struct nfqb_queue {
 	 * stopped run leaves the rest here for the next one. */
 	unsigned rx_next, rx_count;
 	unsigned rx_batch;        /* slots one receive fills, <= NFQB_RX_SLOTS */
+	bool rx_spilled;          /* slots 1.. hold pages of large records */
 	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
 	struct iovec rx_iov[NFQB_RX_SLOTS];
 	struct sockaddr_nl rx_sa[NFQB_RX_SLOTS];

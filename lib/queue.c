@@ -346,17 +346,6 @@ int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len)
 	return (int)(q->st.packets - before);
 }
 
-int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
-{
-	int n = queue_dispatch(q, buf, len), err;
-
-	if (n < 0 || !q)
-		return n;
-	cfg_progress(q);
-	err = verdict_flush(q);
-	return err < 0 ? err : n;
-}
-
 /*
  * Fill the slots from the socket: how many records arrived, or -errno.
  * recvmmsg() rather than one recv per record: a drain costs one system call
@@ -367,7 +356,9 @@ int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
  * an agent that could connect() it elsewhere: only the kernel's records
  * (nl_pid 0) count.
  */
-static int rx_fill(struct nfqb_queue *q, int flags)
+static void rx_note_spill(struct nfqb_queue *q, unsigned n);
+
+static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 {
 	int n;
 
@@ -376,13 +367,39 @@ static int rx_fill(struct nfqb_queue *q, int flags)
 		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
 	}
 	do
-		n = recvmmsg(q->fd, q->rx_mm, q->rx_batch, flags | MSG_TRUNC, NULL);
+		n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
 	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
 	if (n < 0)
 		return -errno;
 	q->rx_next = 0;
 	q->rx_count = (unsigned)n;
+	rx_note_spill(q, (unsigned)n);
 	return n;
+}
+
+/*
+ * Slot 0 stays committed, as the one buffer of a single receive did; the
+ * other slots only hold records in bursts. When a burst of large records
+ * (GSO, jumbo) wrote more than the first page of any of them, their pages
+ * go back once the socket has run dry (rx_trim()), or a thousand queues
+ * would each keep half a MiB after one burst. Small records touch one page
+ * per slot and are left alone: trimming those would fault on every burst.
+ */
+#define RX_SPILL_BYTES 4096u
+
+static void rx_note_spill(struct nfqb_queue *q, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		if (q->rx_mm[i].msg_len > RX_SPILL_BYTES)
+			q->rx_spilled = true;
+}
+
+static void rx_trim(struct nfqb_queue *q)
+{
+	if (!q->rx_spilled)
+		return;
+	q->rx_spilled = false;
+	(void)madvise(q->rx + NFQB_RXBUF_SIZE, NFQB_RX_AREA - NFQB_RXBUF_SIZE, MADV_DONTNEED);
 }
 
 static bool rx_held(const struct nfqb_queue *q)
@@ -410,6 +427,22 @@ static int rx_next(struct nfqb_queue *q)
 	return n;
 }
 
+int nfqb_queue_handle(struct nfqb_queue *q, const void *buf, size_t len)
+{
+	int held = 0, n, err;
+
+	/* Records a stopped run left are older than @buf's: a batch verdict
+	 * for @buf's packets would settle theirs unseen. */
+	while (q && !q->dispatching && rx_held(q) && (n = rx_next(q)) >= 0)
+		held += n;
+	n = queue_dispatch(q, buf, len);
+	if (n < 0 || !q)
+		return n;
+	cfg_progress(q);
+	err = verdict_flush(q);
+	return err < 0 ? err : n + held;
+}
+
 /* How a run waits for the next records. */
 enum rx_wait {
 	RX_NOWAIT,      /* the socket may hold more: take what is there */
@@ -425,10 +458,10 @@ static int rx_wait_fill(struct nfqb_queue *q, enum rx_wait w)
 	struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
 
 	if (w == RX_BLOCK)
-		return rx_fill(q, MSG_WAITFORONE);
+		return rx_fill(q, MSG_WAITFORONE, q->rx_batch);
 	if (w == RX_POLL && poll(&pfd, 1, -1) < 0)
 		return -errno;
-	return rx_fill(q, MSG_DONTWAIT);
+	return rx_fill(q, MSG_DONTWAIT, q->rx_batch);
 }
 
 /*
@@ -458,15 +491,17 @@ static void run_timeout_restore(struct nfqb_queue *q, const struct timeval *save
 /* @sleep: how a blocking run waits once the socket ran dry. */
 static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 {
-	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, n, err;
+	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, failed = 0, n, err;
 	enum rx_wait w = RX_NOWAIT;
 
 	while (!q->stop) {
 		if (!rx_held(q)) {
-			if (!block && budget <= 0)
+			if (failed || (!block && budget <= 0))
 				break;
 			if (w != RX_NOWAIT) {
 				/* the socket ran dry: give the gathered verdicts */
+				rx_trim(q);
+				unflushed = 0;
 				err = verdict_flush(q);
 				if (err < 0)
 					return err;
@@ -474,7 +509,8 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 					return total;
 			}
 			n = rx_wait_fill(q, w);
-			/* fewer records than slots: the socket was empty */
+			/* fewer records than asked for: the socket was empty (or
+			 * an overrun cut the receive short: the next one says so) */
 			if (n >= 0)
 				w = (unsigned)n < q->rx_batch ? sleep : RX_NOWAIT;
 			else if (n == -ENOBUFS)
@@ -492,16 +528,20 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 		budget--;
 		/* Under sustained load the socket never runs dry: flush anyway,
 		 * or batched packets would wait (and fill the kernel queue) for
-		 * as long as the load lasts. */
+		 * as long as the load lasts. A failed flush still lets the
+		 * records already received have their callbacks (the socket
+		 * will not announce them again) and ends the run after them. */
 		if (++unflushed >= NFQB_FLUSH_EVERY) {
 			unflushed = 0;
 			err = verdict_flush(q);
-			if (err < 0)
-				return err;
+			if (err < 0 && !failed)
+				failed = err;
 		}
 	}
 	q->stop = false;
 	err = verdict_flush(q);
+	if (failed)
+		return failed;
 	return err < 0 ? err : total;
 }
 
@@ -513,6 +553,10 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 
 	if (!q || q->fd < 0)
 		return -EBADF;
+	/* From a callback: the outer run's held records and q->cur belong
+	 * to it, a nested receive would overwrite the one being handled. */
+	if (q->dispatching)
+		return -EDEADLK;
 	/* a run that does not block returns where it would wait */
 	timed = block && run_timeout_set(q, &saved);
 	rc = run_loop(q, block, timed || !block ? RX_BLOCK : RX_POLL);
@@ -1050,7 +1094,10 @@ static int cfg_wait(struct nfqb_queue *q, struct sync_wait *w)
 			err = n < 0 ? -errno : -ETIMEDOUT;
 			break;
 		}
-		n = rx_fill(q, MSG_DONTWAIT);
+		/* one record at a time: the answer is then the last record
+		 * taken, and packets after it stay in the socket, which
+		 * says so to whoever polls it next */
+		n = rx_fill(q, MSG_DONTWAIT, 1);
 		if (n == -ENOBUFS) {
 			q->st.enobufs++;   /* our answer may be lost: the timeout tells */
 		} else if (n < 0 && n != -EAGAIN) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -567,6 +568,125 @@ static void test_rx_batch_one(void **state)
 	assert_int_equal(f->ids[2], 3);
 }
 
+/* A synchronous config call takes one record per receive: packets behind
+ * its answer stay in the socket, readable for whoever polls it next. */
+static void test_cfg_wait_leaves_packets_in_socket(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[128] = { 0 };
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct pollfd pfd = { .fd = nfqb_queue_fd(f->q), .events = POLLIN };
+	struct nlmsgerr *e;
+
+	test_bind(f->q, FAKE_QNUM + 1, on_loop_packet, f);
+	name_peer(f->peer, 0);
+	/* the unbind's answer (its sequence number is the next one) with
+	 * two packets right behind it */
+	nlh->nlmsg_type = NLMSG_ERROR;
+	nlh->nlmsg_seq = f->q->seq + 1;
+	e = mnl_nlmsg_put_extra_header(nlh, sizeof(*e));
+	e->error = 0;
+	assert_int_equal(send(f->peer, buf, nlh->nlmsg_len, 0), (ssize_t)nlh->nlmsg_len);
+	send_packet(f->peer, 1);
+	send_packet(f->peer, 2);
+	assert_int_equal(nfqb_queue_unbind(f->q, FAKE_QNUM + 1), 0);
+	assert_false(nfqb_queue_pending(f->q));
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(nfqb_queue_run(f->q, false), 2);
+	assert_int_equal(f->calls, 2);
+}
+
+/* A run from inside a callback would receive over the record being
+ * handled: refused, and no packet goes without its callback. */
+static int nested_rc = 1;
+
+static void on_nested(struct nfqb_packet *p, void *user)
+{
+	struct loop_fx *f = user;
+
+	on_loop_packet(p, user);
+	if (nfqb_packet_id(p) == 1)
+		nested_rc = nfqb_queue_run(f->q, false);
+}
+
+static void test_nested_run_refused(void **state)
+{
+	struct loop_fx *f = *state;
+
+	queue_binding(f->q, FAKE_QNUM)->cb = on_nested;
+	name_peer(f->peer, 0);
+	for (uint32_t id = 1; id <= 4; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_run(f->q, false), 4);
+	assert_int_equal(nested_rc, -EDEADLK);
+	assert_int_equal(f->calls, 4);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_int_equal(f->ids[i], i + 1);
+}
+
+/* Bytes handed in while a stopped run holds records: the held ones (older
+ * ids) are handled first, so no batch verdict settles them unseen. */
+static void test_handle_takes_held_first(void **state)
+{
+	struct loop_fx *f = *state;
+	_Alignas(4) uint8_t buf[512] = { 0 };
+	uint32_t ids[8];
+	uint8_t types[8];
+	size_t len;
+
+	name_peer(f->peer, 0);
+	for (uint32_t id = 1; id <= 3; id++)
+		send_packet(f->peer, id);
+	f->stop_at = 1;
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_true(nfqb_queue_pending(f->q));
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+	len = put_packet(buf, FAKE_QNUM, 10);
+	len += put_packet(buf + len, FAKE_QNUM, 11);
+	assert_int_equal(nfqb_queue_handle(f->q, buf, len), 4);
+	assert_false(nfqb_queue_pending(f->q));
+	assert_int_equal(f->calls, 5);
+	assert_int_equal(f->ids[1], 2);
+	assert_int_equal(f->ids[2], 3);
+	assert_int_equal(f->ids[3], 10);
+	assert_int_equal(f->ids[4], 11);
+}
+
+/* Resident pages of [@p, @p + @len). */
+static size_t resident(const void *p, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = (len + (size_t)pg - 1) / (size_t)pg, in = 0;
+	unsigned char *v = calloc(n, 1);
+
+	assert_non_null(v);
+	assert_int_equal(mincore((void *)p, len, v), 0);
+	for (size_t i = 0; i < n; i++)
+		in += v[i] & 1;
+	free(v);
+	return in;
+}
+
+/* After a burst of large records the slots beyond the first give their
+ * pages back once the socket runs dry; slot 0 keeps its own. */
+static void test_rx_slots_trimmed_after_burst(void **state)
+{
+	struct loop_fx *f = *state;
+	size_t big = 20000, rest = NFQB_RX_AREA - NFQB_RXBUF_SIZE;
+	uint8_t *buf = calloc(1, big);
+
+	assert_non_null(buf);
+	name_peer(f->peer, 0);
+	for (uint32_t id = 1; id <= NFQB_RX_SLOTS; id++) {
+		put_packet(buf, FAKE_QNUM, id);
+		assert_int_equal(send(f->peer, buf, big, 0), (ssize_t)big);
+	}
+	free(buf);
+	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RX_SLOTS);
+	assert_int_equal(resident(f->q->rx + NFQB_RXBUF_SIZE, rest), 0);
+	assert_true(resident(f->q->rx, NFQB_RXBUF_SIZE) >= big / 4096);
+}
+
 static volatile sig_atomic_t alarms;
 
 static void on_alarm(int sig)
@@ -614,7 +734,6 @@ static void test_blocking_run_signal(void **state)
 	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &got, &len), 0);
 	assert_int_equal(got.tv_sec, 7);
 	assert_int_equal(got.tv_usec, 0);
-	signal(SIGALRM, SIG_DFL);
 }
 
 /* The socket's file may be non-blocking (a process sharing it set
@@ -631,10 +750,20 @@ static void test_blocking_run_nonblocking_file(void **state)
 	restart_alarm_in(300);
 	c0 = cpu_s();
 	assert_int_equal(nfqb_queue_run(f->q, true), -EINTR);
-	/* a spinning run burns the whole 300 ms; a sleeping one next to none */
+	/* Not a speed check: a run that spins on EAGAIN burns the whole
+	 * 300 ms, one that sleeps next to none; half is the line between. */
 	assert_true(cpu_s() - c0 < 0.15);
 	assert_int_equal(f->calls, 1);
+}
+
+/* The alarm tests' teardown: no timer or handler outlives a failed one. */
+static int alarm_teardown(void **state)
+{
+	struct itimerval off = { 0 };
+
+	setitimer(ITIMER_REAL, &off, NULL);
 	signal(SIGALRM, SIG_DFL);
+	return loop_teardown(state);
 }
 
 /* Packet 33 looks at what already reached the kernel side: under a load
@@ -1360,9 +1489,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_flushes_under_load, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_rx_batch_one, loop_setup, loop_teardown),
-		cmocka_unit_test_setup_teardown(test_blocking_run_signal, loop_setup, loop_teardown),
-		cmocka_unit_test_setup_teardown(test_blocking_run_nonblocking_file, loop_setup,
+		cmocka_unit_test_setup_teardown(test_cfg_wait_leaves_packets_in_socket, loop_setup,
 						loop_teardown),
+		cmocka_unit_test_setup_teardown(test_nested_run_refused, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_handle_takes_held_first, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_rx_slots_trimmed_after_burst, loop_setup,
+						loop_teardown),
+		cmocka_unit_test_setup_teardown(test_blocking_run_signal, loop_setup, alarm_teardown),
+		cmocka_unit_test_setup_teardown(test_blocking_run_nonblocking_file, loop_setup,
+						alarm_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_foreign_sender, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_skips_oversized_record, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_reentry_refused, loop_setup, loop_teardown),

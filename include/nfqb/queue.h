@@ -267,7 +267,8 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q);
 
 /**
  * nfqb_queue_run - receive and dispatch packets (run(block)).
- * Records are received up to 8 per system call (recvmmsg).
+ * Records are received up to 8 per system call (recvmmsg;
+ * nfqb_queue_set_rx_batch()). Not from a callback of @q (-EDEADLK).
  * Non-blocking (@block false): handles what is already queued on the
  * socket (about NFQB_RUN_BUDGET messages, so one busy socket cannot
  * starve others in an event loop: the fd stays readable), flushes verdicts,
