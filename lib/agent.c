@@ -15,11 +15,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include <nfqb/agent.h>
@@ -116,20 +117,20 @@ fail:
 	return ret;
 }
 
+/*
+ * The capability calls are the kernel's own (prctl, capget, capset), not
+ * libcap's: an agent is started for every pod, and loading libcap and its
+ * probing of each capability one by one cost more than the drop itself.
+ */
 static int drop_bounding(void)
 {
-	int max = cap_max_bits();
+	for (int c = 0; c < 64; c++) {
+		int in = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
 
-	for (int c = 0; c < max; c++) {
-		int in = cap_get_bound((cap_value_t)c);
-
-		if (in < 0) {
-			/* libcap knows more bits than this kernel: nothing to drop. */
-			if (errno == EINVAL)
-				continue;
-			return -errno;
-		}
-		if (in && cap_drop_bound((cap_value_t)c) < 0)
+		if (in < 0)
+			/* EINVAL: past the last capability this kernel knows. */
+			return errno == EINVAL ? 0 : -errno;
+		if (in && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
 			/* Without CAP_SETPCAP (a container granting NET_ADMIN
 			 * alone) the bounding set stays; no_new_privs and empty
 			 * permitted/inheritable/ambient sets still mean no
@@ -142,26 +143,18 @@ static int drop_bounding(void)
 /* Empty the permitted, effective and inheritable sets and check they are. */
 static int clear_sets(int bounding)
 {
-	cap_t none = NULL, now = NULL;
-	int ret;
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
 
-	none = cap_init();
-	if (!none)
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capset, &h, d) < 0)
 		return -errno;
-	if (cap_set_proc(none) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	now = cap_get_proc();
-	if (!now) {
-		ret = -errno;
-		goto fail;
-	}
-	ret = cap_compare(now, none) == 0 ? bounding : -EPERM;
-fail:
-	cap_free(now);
-	cap_free(none);
-	return ret;
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		if (d[i].effective || d[i].permitted || d[i].inheritable)
+			return -EPERM;
+	return bounding;
 }
 
 /* no_new_privs, the bounding set, the ambient set: what needs CAP_SETPCAP
@@ -175,7 +168,8 @@ static int drop_prelude(void)
 	bounding = drop_bounding();
 	if (bounding < 0)
 		return bounding;
-	if (cap_reset_ambient() < 0 && errno != EINVAL)
+	/* EINVAL: a kernel without ambient capabilities (before 4.3). */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -errno;
 	return bounding;
 }
