@@ -125,17 +125,27 @@ fail:
 static int drop_bounding(void)
 {
 	for (int c = 0; c < 64; c++) {
-		int in = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+		/* Dropped without asking first: one call per capability.
+		 * EINVAL: past the last capability this kernel knows. */
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0)
+			continue;
+		if (errno == EINVAL)
+			return 0;
+		if (errno != EPERM)
+			return -errno;
+		/* Without CAP_SETPCAP (a container granting NET_ADMIN alone)
+		 * the bounding set stays, unless it is empty already;
+		 * no_new_privs and empty permitted/inheritable/ambient sets
+		 * still mean no capability can ever come back. */
+		for (; c < 64; c++) {
+			int in = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
 
-		if (in < 0)
-			/* EINVAL: past the last capability this kernel knows. */
-			return errno == EINVAL ? 0 : -errno;
-		if (in && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-			/* Without CAP_SETPCAP (a container granting NET_ADMIN
-			 * alone) the bounding set stays; no_new_privs and empty
-			 * permitted/inheritable/ambient sets still mean no
-			 * capability can ever come back. */
-			return errno == EPERM ? 1 : -errno;
+			if (in > 0)
+				return 1;
+			if (in < 0)
+				return errno == EINVAL ? 0 : -errno;
+		}
+		return 0;
 	}
 	return 0;
 }
