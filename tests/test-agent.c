@@ -354,6 +354,11 @@ static int fake_serve(int lfd, enum fake_mode mode, const char *reason, size_t w
 		wire_refuse_init_flags(&ref, reason, WIRE_REFUSE_F_RETRY);
 		return wire_send(c, &ref, sizeof(ref), NULL, 0) ? 25 : 0;
 	}
+	/* wire_recv() never blocks and accept() returns at the agent's
+	 * connect(), before its hello is sent: wait for the hello. */
+	p.fd = c;
+	if (poll(&p, 1, 10000) != 1)
+		return 28;
 	n = wire_recv(c, buf, sizeof(buf), fds, &nfds);
 	if (n <= 0 || wire_hello_check(buf, (size_t)n, nfds, why, sizeof(why)) != 0)
 		return 21;
