@@ -331,7 +331,7 @@ const char *session_kstats_strerror(int err)
 /* Bounds the drain of an adopted socket while traffic keeps coming. */
 #define ADOPT_DRAIN_ROUNDS 1024
 
-static void observe_latency(struct session *s, uint64_t t0, uint64_t packets_before);
+static int run_observed(struct session *s);
 
 /*
  * A restarted broker adopted queues the previous one had bound. Packets
@@ -345,8 +345,6 @@ static void settle_adopted(struct session *s)
 {
 	struct nfqb_kstat ks[64];
 	int n = session_kstats(s, ks, sizeof(ks) / sizeof(ks[0]));
-	uint64_t t0, before;
-	int ran;
 
 	if (n < 0) {
 		log_event(LOGL_WARN, "adopt", "name=%s error=\"kernel queue stats: %s\"",
@@ -355,14 +353,9 @@ static void settle_adopted(struct session *s)
 	}
 	/* Packets decided in the drain are latency observations too: the
 	 * histogram's count stays the packets decided. */
-	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++) {
-		t0 = hist_now_ns();
-		before = s->c.packets;
-		ran = nfqb_queue_run(s->q, false);
-		observe_latency(s, t0, before);
-		if (ran <= 0)
+	for (int i = 0; i < ADOPT_DRAIN_ROUNDS; i++)
+		if (run_observed(s) <= 0)
 			break;
-	}
 	for (size_t i = 0; i < s->nqueues; i++) {
 		uint16_t num = s->queues[i];
 
@@ -474,6 +467,16 @@ static void observe_latency(struct session *s, uint64_t t0, uint64_t packets_bef
 	hist_add(tot_h(s), &hist_latency_bounds, dt, n);
 }
 
+/* One non-blocking run of @s's queue, observed by the latency histograms. */
+static int run_observed(struct session *s)
+{
+	uint64_t t0 = hist_now_ns(), before = s->c.packets;
+	int rc = nfqb_queue_run(s->q, false);
+
+	observe_latency(s, t0, before);
+	return rc;
+}
+
 /* A run that failed as a whole (not a verdict send). */
 static void queue_error(struct session *s, int rc)
 {
@@ -492,10 +495,7 @@ static void queue_error(struct session *s, int rc)
 static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct session *s = data;
-	uint64_t t0 = hist_now_ns(), before = s->c.packets;
-	int rc = nfqb_queue_run(s->q, false);
-
-	observe_latency(s, t0, before);
+	int rc = run_observed(s);
 
 	/* The answer to a bind step arrived during the run (which stopped
 	 * there): take the next step now, outside the library. */
@@ -516,10 +516,9 @@ static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
 static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct session *s = data;
-	uint64_t t0 = hist_now_ns(), before = s->c.packets, one = 1;
-	int rc = nfqb_queue_run(s->q, false);
+	uint64_t one = 1;
+	int rc = run_observed(s);
 
-	observe_latency(s, t0, before);
 	if (sends_failing(s, rc, s->fail_why, sizeof(s->fail_why))) {
 		loop_del(l, fd);
 		__atomic_store_n(&s->send_failed, true, __ATOMIC_RELEASE);
@@ -1046,13 +1045,8 @@ static void bind_complete(struct session *s)
 	 * queue's slots when bind_answer() stopped the run; the socket may not
 	 * be readable again for them. Failed sends are counted in the queue's
 	 * stats, which the next round's sends_failing() reads. */
-	if (nfqb_queue_pending(s->q)) {
-		uint64_t t0 = hist_now_ns(), before = s->c.packets;
-
-		rc = nfqb_queue_run(s->q, false);
-		observe_latency(s, t0, before);
-		queue_error(s, rc);
-	}
+	if (nfqb_queue_pending(s->q))
+		queue_error(s, run_observed(s));
 	rc = session_assign(s);
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "no worker thread could take the namespace: %s",
