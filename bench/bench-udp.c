@@ -192,9 +192,11 @@ static int stop_pid(pid_t pid)
 }
 
 /*
- * Open the sink, the sender and the namespace's NFQUEUE table
+ * Open the sink and the sender in namespace @path (NULL: this one). For a
+ * drain (@qf not NULL) also the namespace's NFQUEUE table
  * (/proc/net/netfilter/nfnetlink_queue, opened from inside the namespace so
- * that it shows that namespace's queues) in namespace @path (NULL: this one).
+ * that it shows that namespace's queues), and the sink takes the kernel's
+ * receive times.
  */
 static int open_pair(const struct opts *o, const char *path, int home, int *rx, int *tx,
 		     int *qf)
@@ -202,7 +204,7 @@ static int open_pair(const struct opts *o, const char *path, int home, int *rx, 
 	struct sockaddr_in a;
 	int fd = -1, one = 1;
 
-	*rx = *tx = *qf = -1;
+	*rx = *tx = -1;
 	if (sockaddr_of(o, &a) < 0)
 		return -1;
 	if (path) {
@@ -214,11 +216,14 @@ static int open_pair(const struct opts *o, const char *path, int home, int *rx, 
 	}
 	*rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	*tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	*qf = open("/proc/self/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC);
-	if (*rx < 0 || *tx < 0 || *qf < 0 || bind(*rx, (void *)&a, sizeof(a)) < 0 ||
-	    connect(*tx, (void *)&a, sizeof(a)) < 0 ||
-	    setsockopt(*rx, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0)
+	if (*rx < 0 || *tx < 0 || bind(*rx, (void *)&a, sizeof(a)) < 0 ||
+	    connect(*tx, (void *)&a, sizeof(a)) < 0)
 		goto fail;
+	if (qf) {
+		*qf = open("/proc/self/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC);
+		if (*qf < 0 || setsockopt(*rx, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0)
+			goto fail;
+	}
 	bufs(*rx, SO_RCVBUFFORCE, SO_RCVBUF);
 	/* a queued datagram stays charged to its sender: room for all */
 	bufs(*tx, SO_SNDBUFFORCE, SO_SNDBUF);
@@ -251,8 +256,9 @@ static long queued_total(int qf)
 }
 
 /*
- * Read whatever is there; returns datagrams read and raises *@last to the
- * latest kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME, seconds).
+ * Read whatever is there; returns datagrams read and, with @last, raises
+ * *@last to the latest kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME,
+ * seconds).
  */
 static long drain_rx(int fd, char *buf, size_t size, double *last)
 {
@@ -268,7 +274,7 @@ static long drain_rx(int fd, char *buf, size_t size, double *last)
 						      .msg_controllen = sizeof(ctl[i]) } };
 	}
 	n = recvmmsg(fd, m, BATCH, MSG_DONTWAIT, NULL);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; last && i < n; i++) {
 		struct cmsghdr *c = CMSG_FIRSTHDR(&m[i].msg_hdr);
 		struct timespec ts;
 		double t;
@@ -479,13 +485,13 @@ static void on_flow_signal(int sig)
 static int cmd_flow(const struct opts *o)
 {
 	struct sigaction sa = { .sa_handler = on_flow_signal };
-	int rx, tx, qf, home = -1;
+	int rx, tx, home = -1;
 	char *buf = calloc(1, (size_t)o->size + 64);
 	long sent = 0, got = 0, written_off = 0, errs = 0;
 	struct pollfd pfd;
-	double quiet, end, last = 0;
+	double quiet, end;
 
-	if (!buf || open_pair(o, NULL, home, &rx, &tx, &qf) < 0)
+	if (!buf || open_pair(o, NULL, home, &rx, &tx, NULL) < 0)
 		return 1;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -499,7 +505,7 @@ static int cmd_flow(const struct opts *o)
 			sent++;
 		}
 		if (poll(&pfd, 1, 20) > 0) {
-			got += drain_rx(rx, buf, (size_t)o->size, &last);
+			got += drain_rx(rx, buf, (size_t)o->size, NULL);
 			quiet = now_s();
 		} else if (now_s() - quiet > 0.2) {
 			written_off = sent - got;
@@ -508,11 +514,10 @@ static int cmd_flow(const struct opts *o)
 	}
 	/* stragglers of written-off datagrams still count as received */
 	while (poll(&pfd, 1, 200) > 0)
-		got += drain_rx(rx, buf, (size_t)o->size, &last);
+		got += drain_rx(rx, buf, (size_t)o->size, NULL);
 	printf("flow sent=%ld received=%ld send_errors=%ld\n", sent, got, errs);
 	close(rx);
 	close(tx);
-	close(qf);
 	free(buf);
 	return sent == o->count || flow_stop ? 0 : 1;
 }
