@@ -347,37 +347,6 @@ int queue_dispatch(struct nfqb_queue *q, const void *buf, size_t len)
 }
 
 /*
- * Fill the slots from the socket: how many records arrived, or -errno.
- * recvmmsg() rather than one recv per record: a drain costs one system call
- * per NFQB_RX_SLOTS packets, and fewer records than slots means the socket
- * was empty, which saves the receive that would only say EAGAIN. MSG_TRUNC
- * makes netlink report a record's real length, so a truncated record still
- * shows. The source address is read because the socket may be shared with
- * an agent that could connect() it elsewhere: only the kernel's records
- * (nl_pid 0) count.
- */
-static void rx_note_spill(struct nfqb_queue *q, unsigned n);
-
-static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
-{
-	int n;
-
-	for (unsigned i = 0; i < NFQB_RX_SLOTS; i++) {
-		q->rx_sa[i].nl_pid = 0;
-		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
-	}
-	do
-		n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
-	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
-	if (n < 0)
-		return -errno;
-	q->rx_next = 0;
-	q->rx_count = (unsigned)n;
-	rx_note_spill(q, (unsigned)n);
-	return n;
-}
-
-/*
  * Slot 0 stays committed, as the one buffer of a single receive did; the
  * other slots only hold records in bursts. When a burst of large records
  * (GSO, jumbo) wrote more than the first page of any of them, their pages
@@ -400,6 +369,35 @@ static void rx_trim(struct nfqb_queue *q)
 		return;
 	q->rx_spilled = false;
 	(void)madvise(q->rx + NFQB_RXBUF_SIZE, NFQB_RX_AREA - NFQB_RXBUF_SIZE, MADV_DONTNEED);
+}
+
+/*
+ * Fill the slots from the socket: how many records arrived, or -errno.
+ * recvmmsg() rather than one recv per record: a drain costs one system call
+ * per NFQB_RX_SLOTS packets, and fewer records than asked for means the socket
+ * was empty, which saves the receive that would only say EAGAIN. MSG_TRUNC
+ * makes netlink report a record's real length, so a truncated record still
+ * shows. The source address is read because the socket may be shared with
+ * an agent that could connect() it elsewhere: only the kernel's records
+ * (nl_pid 0) count.
+ */
+static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
+{
+	int n;
+
+	for (unsigned i = 0; i < vlen; i++) {
+		q->rx_sa[i].nl_pid = 0;
+		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
+	}
+	do
+		n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
+	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
+	if (n < 0)
+		return -errno;
+	q->rx_next = 0;
+	q->rx_count = (unsigned)n;
+	rx_note_spill(q, (unsigned)n);
+	return n;
 }
 
 static bool rx_held(const struct nfqb_queue *q)
