@@ -136,6 +136,20 @@ static void replace_netns(struct held *h, const char *netns)
 	snprintf(h->s.netns, sizeof(h->s.netns), "%s", netns);
 }
 
+/*
+ * The running agent's status: 0, or -1 when it has none (yet). Whoever sees
+ * it attached first, the HOLD itself or its waiter, makes @h no longer
+ * fresh: an agent that dies after it served is restarted, not forgotten.
+ */
+static int live_status(struct held *h, struct agent_status *st)
+{
+	if (h->pidfd < 0 || held_status(h, st) != 0)
+		return -1;
+	if (strcmp(st->state, "attached") == 0)
+		h->fresh = false;
+	return 0;
+}
+
 static void do_hold(struct server *sv, int fd, const struct holder_req *r, int64_t now)
 {
 	struct held *h = held_find(&sv->hd, r->cid);
@@ -179,7 +193,7 @@ static void do_hold(struct server *sv, int fd, const struct holder_req *r, int64
 		state_att_del(&h->s, r->net, r->ifname);
 		return;
 	}
-	if (h->pidfd >= 0 && held_status(h, &st) == 0 && strcmp(st.state, "attached") == 0) {
+	if (live_status(h, &st) == 0 && strcmp(st.state, "attached") == 0) {
 		serve_reply(fd, NULL);
 		return;
 	}
@@ -343,9 +357,8 @@ static int tick_one(struct server *sv, struct waiter *w, int64_t now)
 			  w->timeout_ms);
 		return 1;
 	}
-	if (h->pidfd >= 0 && held_status(h, &st) == 0) {
+	if (live_status(h, &st) == 0) {
 		if (strcmp(st.state, "attached") == 0) {
-			h->fresh = false;
 			serve_reply(w->fd, NULL);
 			return 1;
 		}
