@@ -19,7 +19,9 @@ struct loop_slot {
 	loop_fd_cb cb;
 	void *data;
 	uint32_t gen;
+	uint32_t again_gen;      /* the registration loop_again() was for */
 	bool used;
+	bool again;              /* the fd is in loop.again[] */
 };
 
 struct loop {
@@ -31,6 +33,11 @@ struct loop {
 	struct loop_timer **heap;
 	size_t heap_n, heap_cap;
 	uint64_t programmed;     /* deadline the timerfd is set to, 0 = none */
+	/* fds whose callback runs again without waiting (loop_again()): one
+	 * entry per fd number, plus those already run in the current round,
+	 * so 2 * nslots entries always fit and loop_again() cannot fail. */
+	int *again;
+	size_t again_n;
 	bool stop;
 };
 
@@ -89,6 +96,7 @@ void loop_free(struct loop *l)
 		l->heap[i]->heap_idx = SIZE_MAX;
 	free(l->heap);
 	free(l->slots);
+	free(l->again);
 	free(l);
 }
 
@@ -96,11 +104,17 @@ static int slots_reserve(struct loop *l, int fd)
 {
 	size_t n = l->nslots ? l->nslots : 64;
 	struct loop_slot *s;
+	int *again;
 
 	if ((size_t)fd < l->nslots)
 		return 0;
 	while (n <= (size_t)fd)
 		n *= 2;
+	/* first: a larger again[] than the slots need is harmless */
+	again = realloc(l->again, 2 * n * sizeof(*again));
+	if (!again)
+		return -ENOMEM;
+	l->again = again;
 	s = realloc(l->slots, n * sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -161,6 +175,23 @@ int loop_del(struct loop *l, int fd)
 	s->data = NULL;
 	s->gen = (s->gen + 1) % UINT32_MAX;
 	l->nfds--;
+	return 0;
+}
+
+int loop_again(struct loop *l, int fd)
+{
+	struct loop_slot *s;
+
+	if (fd < 0 || (size_t)fd >= l->nslots || !l->slots[fd].used)
+		return -ENOENT;
+	s = &l->slots[fd];
+	/* An entry left by an earlier registration of this fd number now
+	 * stands for this one. */
+	s->again_gen = s->gen;
+	if (!s->again) {
+		s->again = true;
+		l->again[l->again_n++] = fd;
+	}
 	return 0;
 }
 
@@ -322,13 +353,34 @@ static void dispatch(struct loop *l, const struct epoll_event *ev)
 	s->cb(l, fd, ev->events, s->data);
 }
 
+/*
+ * The callbacks loop_again() asked for before this round; those asked for
+ * during it wait for the next, after the fds that became ready meanwhile.
+ */
+static void again_run(struct loop *l)
+{
+	size_t n0 = l->again_n, i;
+
+	for (i = 0; i < n0 && !l->stop; i++) {
+		int fd = l->again[i];
+		struct loop_slot *s = &l->slots[fd];
+
+		s->again = false;
+		/* removed since (and maybe its number reused): skip */
+		if (s->used && s->again_gen == s->gen)
+			s->cb(l, fd, EPOLLIN, s->data);
+	}
+	l->again_n -= i;
+	memmove(l->again, l->again + i, l->again_n * sizeof(*l->again));
+}
+
 int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
 
 	l->stop = false;
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, -1);
+		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, l->again_n ? 0 : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -337,6 +389,8 @@ int loop_run(struct loop *l)
 		}
 		for (int i = 0; i < n && !l->stop; i++)
 			dispatch(l, &evs[i]);
+		if (l->again_n)
+			again_run(l);
 	}
 	return 0;
 }

@@ -51,6 +51,15 @@ int loop_mod(struct loop *l, int fd, uint32_t events);
  */
 int loop_del(struct loop *l, int fd);
 
+/*
+ * loop_again - call @fd's callback again (with EPOLLIN) in the next round,
+ * without waiting for the fd: for an fd watched edge-triggered (EPOLLET)
+ * whose callback left work the fd will not announce again. Never fails
+ * for a registered fd (no allocation); -ENOENT otherwise. Removing the fd
+ * cancels it.
+ */
+int loop_again(struct loop *l, int fd);
+
 /* loop_timer_init - prepare an embedded timer that calls @cb(l, t, @data). */
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 /* loop_timer_arm - (re)arm @t to fire once at @deadline_ms (loop_now_ms() clock). */

@@ -131,6 +131,8 @@ struct nfqb_queue {
 	unsigned rx_next, rx_count;
 	unsigned rx_batch;        /* slots one receive fills, <= NFQB_RX_SLOTS */
 	bool rx_spilled;          /* slots 1.. hold pages of large records */
+	bool rx_dry;              /* the last run ended at an empty socket and
+				   * nothing received since: nfqb_queue_drained() */
 	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
 	struct iovec rx_iov[NFQB_RX_SLOTS];
 	struct sockaddr_nl rx_sa[NFQB_RX_SLOTS];

@@ -194,6 +194,11 @@ bool nfqb_queue_pending(const struct nfqb_queue *q)
 	return q && q->rx_next < q->rx_count;
 }
 
+bool nfqb_queue_drained(const struct nfqb_queue *q)
+{
+	return q && q->rx_dry;
+}
+
 int nfqb_queue_set_rx_batch(struct nfqb_queue *q, unsigned n)
 {
 	if (!q || n < 1 || n > NFQB_RX_SLOTS)
@@ -389,6 +394,7 @@ static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 		q->rx_sa[i].nl_pid = 0;
 		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
 	}
+	q->rx_dry = false;
 	do
 		n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
 	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
@@ -503,6 +509,9 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 				err = verdict_flush(q);
 				if (err < 0)
 					return err;
+				/* Every record that arrives from now on wakes
+				 * the fd again (edge-triggered waits rely on it). */
+				q->rx_dry = true;
 				if (!block)
 					return total;
 			}

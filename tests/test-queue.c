@@ -546,6 +546,85 @@ static void test_stop_from_callback(void **state)
 	assert_int_equal(nfqb_queue_run(f->q, false), 0);
 }
 
+/* A callback that keeps the socket fed: one new packet per packet handled,
+ * while f->stop_at (used as a count here) lasts. */
+static void on_feeding_packet(struct nfqb_packet *p, void *user)
+{
+	struct loop_fx *f = user;
+
+	f->calls++;
+	assert_int_equal(nfqb_packet_accept(p), 0);
+	if (f->stop_at > 0) {
+		f->stop_at--;
+		send_packet(f->peer, nfqb_packet_id(p) + 1);
+	}
+}
+
+/*
+ * nfqb_queue_drained() tells an edge-triggered loop when it may wait: only
+ * after a run that ended at an empty socket. Stopped, out of budget or
+ * failed, the run leaves work that no new edge would announce.
+ */
+static void test_drained(void **state)
+{
+	struct loop_fx *f = *state;
+	uint32_t ids[8];
+	uint8_t types[8];
+	int n;
+
+	assert_false(nfqb_queue_drained(NULL));
+	assert_false(nfqb_queue_drained(f->q));      /* no run yet */
+	name_peer(f->peer, 0);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_true(nfqb_queue_drained(f->q));
+	/* fewer records than a receive asks for: it ran dry */
+	for (uint32_t id = 1; id <= 3; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_run(f->q, false), 3);
+	assert_true(nfqb_queue_drained(f->q));
+
+	/* stopped by a callback with records held */
+	for (uint32_t id = 4; id <= 6; id++)
+		send_packet(f->peer, id);
+	f->stop_at = 4;
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_true(nfqb_queue_pending(f->q));
+	assert_false(nfqb_queue_drained(f->q));
+	assert_int_equal(nfqb_queue_run(f->q, false), 2);
+	assert_true(nfqb_queue_drained(f->q));
+	(void)read_verdicts(f->peer, ids, types, 8);
+
+	/* out of budget: every receive is full (a batch's callbacks put as
+	 * many packets back), the socket never runs dry during the run. A
+	 * record that arrives after a short receive would wake the fd anew:
+	 * that run counts as drained. */
+	queue_binding(f->q, FAKE_QNUM)->cb = on_feeding_packet;
+	f->calls = 0;
+	f->stop_at = NFQB_RUN_BUDGET + 100;
+	for (uint32_t id = 100; id < 100 + NFQB_RX_BATCH_MAX; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RUN_BUDGET);
+	assert_false(nfqb_queue_pending(f->q));
+	assert_false(nfqb_queue_drained(f->q));
+	/* the next run takes the rest and ends dry */
+	n = nfqb_queue_run(f->q, false);
+	assert_int_equal(n, 100 + NFQB_RX_BATCH_MAX);
+	assert_int_equal(f->calls, NFQB_RUN_BUDGET + 100 + NFQB_RX_BATCH_MAX);
+	assert_true(nfqb_queue_drained(f->q));
+	/* the verdicts: batches every NFQB_FLUSH_EVERY, not looked at here */
+	while (recv(f->peer, ids, sizeof(ids), MSG_DONTWAIT) >= 0) {
+	}
+
+	/* failed: an empty record (a peer that hung up) ends the run in an error */
+	assert_int_equal(send(f->peer, "", 0, 0), 0);
+	send_packet(f->peer, 2000);
+	n = nfqb_queue_run(f->q, false);
+	assert_true(n < 0);
+	assert_false(nfqb_queue_drained(f->q));
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_true(nfqb_queue_drained(f->q));
+}
+
 /* One record per receive: a stopped run leaves nothing behind. */
 static void test_rx_batch_one(void **state)
 {
@@ -1488,6 +1567,7 @@ int main(void)
 		cmocka_unit_test(test_run_idle),
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_flushes_under_load, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_drained, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_rx_batch_one, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_wait_leaves_packets_in_socket, loop_setup,
 						loop_teardown),

@@ -305,6 +305,17 @@ void nfqb_queue_stop(struct nfqb_queue *q);
 bool nfqb_queue_pending(const struct nfqb_queue *q);
 
 /**
+ * nfqb_queue_drained - whether the last nfqb_queue_run() on @q returned
+ * because the socket had no record left (with nothing held and nothing
+ * received since). Then every record that arrives later makes the fd
+ * readable anew, so an event loop that watches the fd edge-triggered
+ * (EPOLLET) may wait for it; while this is false (the run stopped at its
+ * budget, at nfqb_queue_stop() or at an error) it must run @q again
+ * without waiting. False for NULL. Since NFQB_1.3.
+ */
+bool nfqb_queue_drained(const struct nfqb_queue *q);
+
+/**
  * nfqb_queue_handle - dispatch netlink bytes the caller received itself
  * from this queue's socket (run_socket()). Pending verdicts are flushed
  * before it returns. Returns the number of packets handled; malformed

@@ -9,7 +9,9 @@
 # under traffic in two namespaces changes the decisions at once and loses
 # no datagram; an agent killed with SIGKILL leaves its session to the
 # grace period and its release while the other namespaces keep being
-# served; SIGTERM ends the broker cleanly.
+# served; a burst of more records than one run takes (the queue sockets
+# are watched edge-triggered) is decided to the last one with no traffic
+# after it; SIGTERM ends the broker cleanly.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker-lib.sh"
@@ -32,7 +34,8 @@ done
 
 # write_config VERDICT_OF_5002
 write_config() {
-	bk_config "\"namespaces\": [
+	bk_config "\"queue_defaults\": { \"max_len\": 8192 },
+  \"namespaces\": [
     { \"name\": \"pod-a\", \"netns\": \"$(nt_ns_path "$NS_A")\", \"queues\": [1], \"policy\": \"p\" },
     { \"name\": \"pod-b\", \"netns\": \"$(nt_ns_path "$NS_B")\", \"queues\": [1], \"policy\": \"p\" },
     { \"name\": \"pod-c\", \"netns\": \"$(nt_ns_path "$NS_C")\", \"queues\": [1], \"policy\": \"p\" }
@@ -208,6 +211,30 @@ nt_assert_eq 1 "$(metric "nfqb_worker_sessions{worker=\"$C_W\"}")" \
 # the released namespace's queue was unbound (the worker let go of it first)
 unbound() { ! nt_queue_bound "$@"; }
 nt_wait_for 3000 "queue 1 of pod-c unbound" unbound "$NS_C" 1
+nt_ok
+
+# ---------------------------------------------------------------- burst
+# A worker watches its queue sockets edge-triggered: a run stops after
+# NFQB_RUN_BUDGET (1024) records and must be run again without a new
+# wakeup. The broker is stopped while NBURST datagrams queue up in pod-a's
+# socket; once it goes on, nothing else is sent and every one of them
+# must still get its verdict. The rule is on INPUT: loopback has orphaned
+# the datagrams there, so a queued one does not hold the sender's buffer
+# (on OUTPUT the sender would block after a few hundred).
+nt_sub burst-past-budget
+NBURST=2500
+nt_ipt "$NS_A" -A INPUT -i lo -p udp --dport 5004 -j NFQUEUE --queue-num 1
+ctl status status
+before=$(agents_py 'st["packets"]')
+kill -STOP "$BK_PID"
+nt_udp_send "$NS_A" 127.0.0.1 5004 --count "$NBURST"
+nt_assert_eq "$NBURST" "$(nt_kstat "$NS_A" 1 queued)" "all $NBURST datagrams waiting in the queue"
+nt_assert_eq 0 "$(nt_kstat "$NS_A" 1 dropped_netlink)" "none lost to a full socket"
+kill -CONT "$BK_PID"
+none_queued() { [[ "$(nt_kstat "$1" 1 queued)" == 0 ]]; }
+nt_wait_for 5000 "the burst decided, with no traffic after it" none_queued "$NS_A"
+ctl status status
+nt_assert_eq $((before + NBURST)) "$(agents_py 'st["packets"]')" "status: every datagram of the burst counted"
 nt_ok
 
 # ---------------------------------------------------------------- stop
