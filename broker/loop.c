@@ -20,6 +20,7 @@ struct loop_slot {
 	void *data;
 	uint32_t gen;
 	uint32_t again_gen;      /* the registration loop_again() was for */
+	uint32_t again_events;   /* epoll events merged into that run */
 	bool used;
 	bool again;              /* the fd is in loop.again[] */
 };
@@ -186,7 +187,9 @@ int loop_again(struct loop *l, int fd)
 		return -ENOENT;
 	s = &l->slots[fd];
 	/* An entry left by an earlier registration of this fd number now
-	 * stands for this one. */
+	 * stands for this one (without that one's events). */
+	if (s->again_gen != s->gen)
+		s->again_events = 0;
 	s->again_gen = s->gen;
 	if (!s->again) {
 		s->again = true;
@@ -350,25 +353,34 @@ static void dispatch(struct loop *l, const struct epoll_event *ev)
 	s = &l->slots[fd];
 	if (!s->used || s->gen != gen)
 		return;     /* removed by an earlier callback of this round */
+	if (s->again && s->again_gen == gen) {
+		/* its queued run answers this event too: one call per round
+		 * for a busy fd, not two */
+		s->again_events |= ev->events;
+		return;
+	}
 	s->cb(l, fd, ev->events, s->data);
 }
 
 /*
- * The callbacks loop_again() asked for before this round; those asked for
- * during it wait for the next, after the fds that became ready meanwhile.
+ * The first @n0 queued callbacks: those loop_again() asked for before this
+ * round's epoll_wait(). Those asked for during the round wait for the
+ * next, after the fds that become ready meanwhile.
  */
-static void again_run(struct loop *l)
+static void again_run(struct loop *l, size_t n0)
 {
-	size_t n0 = l->again_n, i;
+	size_t i;
 
 	for (i = 0; i < n0 && !l->stop; i++) {
 		int fd = l->again[i];
 		struct loop_slot *s = &l->slots[fd];
+		uint32_t events = EPOLLIN | s->again_events;
 
 		s->again = false;
+		s->again_events = 0;
 		/* removed since (and maybe its number reused): skip */
 		if (s->used && s->again_gen == s->gen)
-			s->cb(l, fd, EPOLLIN, s->data);
+			s->cb(l, fd, events, s->data);
 	}
 	l->again_n -= i;
 	memmove(l->again, l->again + i, l->again_n * sizeof(*l->again));
@@ -380,7 +392,8 @@ int loop_run(struct loop *l)
 
 	l->stop = false;
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, l->again_n ? 0 : -1);
+		size_t queued = l->again_n;
+		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, queued ? 0 : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -389,8 +402,8 @@ int loop_run(struct loop *l)
 		}
 		for (int i = 0; i < n && !l->stop; i++)
 			dispatch(l, &evs[i]);
-		if (l->again_n)
-			again_run(l);
+		if (queued)
+			again_run(l, queued);
 	}
 	return 0;
 }

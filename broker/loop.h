@@ -52,11 +52,12 @@ int loop_mod(struct loop *l, int fd, uint32_t events);
 int loop_del(struct loop *l, int fd);
 
 /*
- * loop_again - call @fd's callback again (with EPOLLIN) in the next round,
- * without waiting for the fd: for an fd watched edge-triggered (EPOLLET)
- * whose callback left work the fd will not announce again. Never fails
- * for a registered fd (no allocation); -ENOENT otherwise. Removing the fd
- * cancels it.
+ * loop_again - call @fd's callback again in the next round, after the
+ * fds that became ready, without waiting for @fd: for an fd watched
+ * edge-triggered (EPOLLET) whose callback left work the fd will not
+ * announce again. The call gets EPOLLIN plus any events reported for @fd
+ * meanwhile (it stands for their call too). Never fails for a registered
+ * fd (no allocation); -ENOENT otherwise. Removing the fd cancels it.
  */
 int loop_again(struct loop *l, int fd);
 

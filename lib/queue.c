@@ -564,6 +564,9 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 	 * to it, a nested receive would overwrite the one being handled. */
 	if (q->dispatching)
 		return -EDEADLK;
+	/* only this run's own receives decide (one stopped before its
+	 * first, by a stop asked for earlier, did not see the socket) */
+	q->rx_dry = false;
 	/* a run that does not block returns where it would wait */
 	timed = block && run_timeout_set(q, &saved);
 	rc = run_loop(q, block, timed || !block ? RX_BLOCK : RX_POLL);

@@ -560,9 +560,81 @@ static void test_again_cancelled_by_del(void **state)
 }
 
 /*
- * Many fds asking again from their own and from each other's callbacks,
- * while others are removed and their numbers reused: every one runs
- * exactly as often as asked (and ASan sees no write past the list).
+ * Order and count: a busy edge-triggered fd that gets a new edge and asks
+ * again on every call runs once per round, after the fds that became
+ * ready, not twice (once for its edge, once for its request).
+ */
+static char order[64];
+static size_t norder;
+static int order_other = -1;
+
+static void order_mark(char c)
+{
+	if (norder < sizeof(order) - 1)
+		order[norder++] = c;
+}
+
+static void busy_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	order_mark('B');
+	if (order_other >= 0) {
+		efd_signal(order_other);         /* ready now: runs before B's rerun */
+		order_other = -1;
+	}
+	efd_signal(fd);                          /* a new edge every call */
+	assert_int_equal(loop_again(l, fd), 0);
+}
+
+/* Level-triggered and never read: called once per round, so it counts them. */
+static void round_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	int *rounds = data;
+
+	order_mark('T');
+	if (++*rounds == 6)
+		loop_stop(l);
+}
+
+static void other_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+	order_mark('O');
+	drain(fd);
+}
+
+static void test_again_once_per_round(void **state)
+{
+	struct loop *l = loop_new();
+	int b = efd_new(), t = efd_new(), o = efd_new(), rounds = 0;
+
+	assert_int_equal(loop_add(l, b, EPOLLIN | EPOLLET, busy_cb, NULL), 0);
+	assert_int_equal(loop_add(l, t, EPOLLIN, round_cb, &rounds), 0);
+	assert_int_equal(loop_add(l, o, EPOLLIN, other_cb, NULL), 0);
+	order_other = o;
+	efd_signal(b);
+	efd_signal(t);
+	assert_int_equal(loop_run(l), 0);
+	order[norder] = '\0';
+	assert_int_equal(rounds, 6);
+	/* one B per round: never two between round marks */
+	assert_null(strstr(order, "BB"));
+	/* the fd B made ready runs before B's rerun */
+	assert_non_null(strchr(order, 'O'));
+	assert_non_null(strchr(order + 1, 'B'));
+	assert_true(strchr(order, 'O') < strchr(order + 1, 'B'));
+	assert_true(strlen(order) >= 11);
+	assert_int_equal(loop_del(l, b), 0);
+	assert_int_equal(loop_del(l, t), 0);
+	assert_int_equal(loop_del(l, o), 0);
+	close(b);
+	close(t);
+	close(o);
+	loop_free(l);
+}
+
+/*
+ * Many fds asking again from their own and from each other's callbacks:
+ * every one runs as often as asked (and ASan sees no write past the
+ * list; removal and reuse are test_again_cancelled_by_del's).
  */
 static void test_again_many(void **state)
 {
@@ -960,6 +1032,7 @@ int main(void)
 		cmocka_unit_test(test_again_reruns_without_edge),
 		cmocka_unit_test(test_again_fair),
 		cmocka_unit_test(test_again_cancelled_by_del),
+		cmocka_unit_test(test_again_once_per_round),
 		cmocka_unit_test(test_again_many),
 		cmocka_unit_test(test_timer_order_simple),
 		cmocka_unit_test(test_timer_many_random),

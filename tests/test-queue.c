@@ -623,6 +623,16 @@ static void test_drained(void **state)
 	assert_false(nfqb_queue_drained(f->q));
 	assert_int_equal(nfqb_queue_run(f->q, false), 1);
 	assert_true(nfqb_queue_drained(f->q));
+
+	/* a stop asked for between runs (a signal handler) ends the next run
+	 * before its first receive: it saw nothing, so it is not drained */
+	for (uint32_t id = 3000; id < 3003; id++)
+		send_packet(f->peer, id);
+	nfqb_queue_stop(f->q);
+	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_false(nfqb_queue_drained(f->q));
+	assert_int_equal(nfqb_queue_run(f->q, false), 3);
+	assert_true(nfqb_queue_drained(f->q));
 }
 
 /* One record per receive: a stopped run leaves nothing behind. */

@@ -271,8 +271,9 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q);
  * nfqb_queue_set_rx_batch()). Not from a callback of @q (-EDEADLK).
  * Non-blocking (@block false): handles what is already queued on the
  * socket (about NFQB_RUN_BUDGET messages, so one busy socket cannot
- * starve others in an event loop: the fd stays readable), flushes verdicts,
- * returns the number of packets handled.
+ * starve others in an event loop: the fd stays readable; an edge-triggered
+ * loop asks nfqb_queue_drained()), flushes verdicts, returns the number of
+ * packets handled.
  * Blocking: loops until nfqb_queue_stop() or an error, sleeping in the
  * receive itself. Pending verdicts are flushed before it sleeps and, under
  * sustained load, after every 64 records, so no packet waits long for a

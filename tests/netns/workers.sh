@@ -228,7 +228,8 @@ ctl status status
 before=$(agents_py 'st["packets"]')
 kill -STOP "$BK_PID"
 nt_udp_send "$NS_A" 127.0.0.1 5004 --count "$NBURST"
-nt_assert_eq "$NBURST" "$(nt_kstat "$NS_A" 1 queued)" "all $NBURST datagrams waiting in the queue"
+all_queued() { [[ "$(nt_kstat "$1" 1 queued)" == "$NBURST" ]]; }
+nt_wait_for 5000 "all $NBURST datagrams waiting in the queue" all_queued "$NS_A"
 nt_assert_eq 0 "$(nt_kstat "$NS_A" 1 dropped_netlink)" "none lost to a full socket"
 kill -CONT "$BK_PID"
 none_queued() { [[ "$(nt_kstat "$1" 1 queued)" == 0 ]]; }
