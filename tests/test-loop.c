@@ -458,6 +458,13 @@ static void again_cb(struct loop *l, int fd, uint32_t events, void *data)
 
 #define AGAIN_INIT { .also = -1, .del = -1 }
 
+/* Stop watching @fd and close it. */
+static void unwatch(struct loop *l, int fd)
+{
+	assert_int_equal(loop_del(l, fd), 0);
+	close(fd);
+}
+
 static void test_again_reruns_without_edge(void **state)
 {
 	struct loop *l = loop_new();
@@ -477,8 +484,7 @@ static void test_again_reruns_without_edge(void **state)
 	efd_signal(e);
 	run_for(l, 30);
 	assert_int_equal(a.calls, 5);
-	assert_int_equal(loop_del(l, e), 0);
-	close(e);
+	unwatch(l, e);
 	loop_free(l);
 }
 
@@ -503,10 +509,8 @@ static void test_again_fair(void **state)
 	efd_signal(o);
 	run_for(l, 30);
 	assert_int_equal(other.calls, 2);
-	assert_int_equal(loop_del(l, b), 0);
-	assert_int_equal(loop_del(l, o), 0);
-	close(b);
-	close(o);
+	unwatch(l, b);
+	unwatch(l, o);
 	loop_free(l);
 }
 
@@ -536,8 +540,7 @@ static void test_again_cancelled_by_del(void **state)
 	a.left = 0;
 	assert_int_equal(loop_add(l, e, EPOLLIN | EPOLLET, again_cb, &a), 0);
 	assert_int_equal(loop_again(l, e), 0);
-	assert_int_equal(loop_del(l, e), 0);
-	close(e);
+	unwatch(l, e);
 	/* the number comes back with a new registration that did not ask */
 	n = efd_new();
 	assert_int_equal(n, e);
@@ -552,10 +555,8 @@ static void test_again_cancelled_by_del(void **state)
 	run_for(l, 30);
 	assert_int_equal(fresh.calls, 1);
 	assert_int_equal(a.calls, 0);
-	assert_int_equal(loop_del(l, n), 0);
-	assert_int_equal(loop_del(l, k), 0);
-	close(n);
-	close(k);
+	unwatch(l, n);
+	unwatch(l, k);
 	loop_free(l);
 }
 
@@ -622,12 +623,9 @@ static void test_again_once_per_round(void **state)
 	assert_non_null(strchr(order + 1, 'B'));
 	assert_true(strchr(order, 'O') < strchr(order + 1, 'B'));
 	assert_true(strlen(order) >= 11);
-	assert_int_equal(loop_del(l, b), 0);
-	assert_int_equal(loop_del(l, t), 0);
-	assert_int_equal(loop_del(l, o), 0);
-	close(b);
-	close(t);
-	close(o);
+	unwatch(l, b);
+	unwatch(l, t);
+	unwatch(l, o);
 	loop_free(l);
 }
 
@@ -664,8 +662,7 @@ static void test_again_many(void **state)
 		assert_true(a[i].calls <= 2 + ROUNDS);
 	}
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(loop_del(l, fd[i]), 0);
-		close(fd[i]);
+		unwatch(l, fd[i]);
 	}
 	free(fd);
 	free(a);
