@@ -189,9 +189,15 @@ void nfqb_queue_stop(struct nfqb_queue *q)
 	q->stop = true;
 }
 
+/* Records received and not handled yet (a stopped run leaves them). */
+static bool rx_held(const struct nfqb_queue *q)
+{
+	return q->rx_next < q->rx_count;
+}
+
 bool nfqb_queue_pending(const struct nfqb_queue *q)
 {
-	return q && q->rx_next < q->rx_count;
+	return q && rx_held(q);
 }
 
 bool nfqb_queue_drained(const struct nfqb_queue *q)
@@ -404,11 +410,6 @@ static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 	q->rx_count = (unsigned)n;
 	rx_note_spill(q, (unsigned)n);
 	return n;
-}
-
-static bool rx_held(const struct nfqb_queue *q)
-{
-	return q->rx_next < q->rx_count;
 }
 
 /* Handle the next held record: packets handled, or -ECONNRESET. */
