@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench-util.h"
 #include "errs.h"
 #include "hist.h"
 #include "pktmeta.h"
@@ -36,14 +37,6 @@
 #define NRULES 50
 #define NPKT 4096                  /* fits in cache: measures matching, not memory */
 #define ROUND 32                   /* packets per dispatch round (a loaded socket) */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Rules shaped like real ones; most packets fall through many of them. */
 static char *make_config(void)
@@ -121,7 +114,7 @@ static double eval_loop(const struct policy *p, const struct pktmeta *pkts, long
 {
 	struct hist sess = { 0 }, total = { 0 };
 	uint64_t t_round = hist_now_ns();
-	double t0 = now();
+	double t0 = now_s();
 
 	for (long i = 0; i < n; i++) {
 		const struct pktmeta *m = &pkts[i & (NPKT - 1)];
@@ -140,14 +133,14 @@ static double eval_loop(const struct policy *p, const struct pktmeta *pkts, long
 	}
 	if (round && total.count != (uint64_t)(n - n % round))
 		fprintf(stderr, "event=error what=hist count=%" PRIu64 "\n", total.count);
-	return now() - t0;
+	return now_s() - t0;
 }
 
 /* Seconds for @rounds of session.c's per-round bookkeeping alone. */
 static double bookkeeping(long rounds)
 {
 	struct hist sess = { 0 }, total = { 0 };
-	double t0 = now();
+	double t0 = now_s();
 
 	for (long i = 0; i < rounds; i++) {
 		uint64_t t_round = hist_now_ns(), t = hist_now_ns();
@@ -157,7 +150,7 @@ static double bookkeeping(long rounds)
 	}
 	if (total.count != (uint64_t)rounds * ROUND)
 		fprintf(stderr, "event=error what=hist count=%" PRIu64 "\n", total.count);
-	return now() - t0;
+	return now_s() - t0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -297,14 +290,14 @@ static double time_eval(int (*eval)(const struct policy *, const struct pktmeta 
 {
 	const struct policy_action *act;
 	long done = 0;
-	double t0 = now(), t;
+	double t0 = now_s(), t;
 
 	*hits = 0;
 	do {
 		for (size_t i = 0; i < NPKT; i++)
 			*hits += eval(p, &pkts[i], &act) >= 0;
 		done += NPKT;
-		t = now() - t0;
+		t = now_s() - t0;
 	} while (t < 0.2);
 	return t * 1e9 / (double)done;
 }
@@ -353,9 +346,9 @@ static double scale_one(int n, const struct pktmeta *pkts_in, double ref20)
 		fprintf(stderr, "event=error what=scale-setup rules=%d\n", n);
 		exit(1);
 	}
-	t0 = now();
+	t0 = now_s();
 	s = policy_set_parse(o, &e);
-	t_parse = now() - t0;
+	t_parse = now_s() - t0;
 	json_object_put(o);
 	if (!s) {
 		fprintf(stderr, "event=error what=scale-config line=\"%s\"\n", e.n ? e.lines[0] : "");
@@ -364,19 +357,19 @@ static double scale_one(int n, const struct pktmeta *pkts_in, double ref20)
 	p = (struct policy *)policy_set_find(s, "bench");
 	if (!p->idx) {
 		/* below the threshold: built here only to compare */
-		t0 = now();
+		t0 = now_s();
 		if (policy_index_build(p) < 0)
 			exit(1);
-		t_index = now() - t0;
+		t_index = now_s() - t0;
 	} else {
 		/* the parse built it; time a second build alone */
 		struct policy_index *keep = p->idx;
 
 		p->idx = NULL;
-		t0 = now();
+		t0 = now_s();
 		if (policy_index_build(p) < 0)
 			exit(1);
-		t_index = now() - t0;
+		t_index = now_s() - t0;
 		policy_index_free(p->idx);
 		p->idx = keep;
 	}
@@ -464,7 +457,7 @@ int main(int argc, char **argv)
 		pkts[i].indev_id = policy_ifname_id(s, name);
 	}
 
-	t0 = now();
+	t0 = now_s();
 	/* Evaluate and count, as session_verdict() does. */
 	for (long i = 0; i < n; i++) {
 		const struct pktmeta *m = &pkts[i & (NPKT - 1)];
@@ -473,14 +466,14 @@ int main(int argc, char **argv)
 		policy_count(p, idx, m->len);
 		hits += idx >= 0;
 	}
-	t_eval = now() - t0;
+	t_eval = now_s() - t0;
 
-	t0 = now();
+	t0 = now_s();
 	for (long i = 0; i < n; i++) {
 		ref += pkts[i & (NPKT - 1)].dport == 53;
 		sink = ref;
 	}
-	t_ref = now() - t0;
+	t_ref = now_s() - t0;
 	(void)sink;
 
 	printf("bench=policy rules=%d packets=%ld matched=%ld eval_ns=%.2f "

@@ -15,17 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "config.h"
 #include "errs.h"
 #include "policy.h"
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A config whose policy has @n rules like real ones (a port and a net each). */
 static int write_config(const char *path, size_t n)
@@ -77,15 +70,15 @@ int main(int argc, char **argv)
 
 		if (!n || write_config(path, n) < 0 || !(old = load(path)))
 			break;
-		t0 = now();
+		t0 = now_s();
 		new = load(path);
-		t1 = now();
+		t1 = now_s();
 		if (!new) {
 			cfg_free(old);
 			break;
 		}
 		policy_set_carry_counters(new->policies, old->policies);
-		t2 = now();
+		t2 = now_s();
 		if (!base)
 			base = (t2 - t0) / (double)n;
 		printf("%8zu %12.1f %12.1f %12.1f %10.2f\n", n, (t1 - t0) * 1e3, (t2 - t1) * 1e3,

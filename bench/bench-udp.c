@@ -282,19 +282,11 @@ static long drain_rx(int fd, char *buf, size_t size, double *last)
 		if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
 			continue;
 		memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-		t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+		t = timespec_s(&ts);
 		if (t > *last)
 			*last = t;
 	}
 	return n > 0 ? n : 0;
-}
-
-static double real_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Whether every namespace's queues are empty: all verdicts given. */
@@ -351,7 +343,7 @@ static int cmd_drain(const struct opts *o)
 	c0 = cpu_ns(o->pid);
 	s0 = self_cpu_ns();
 	t0 = now_s();
-	rt0 = real_s();
+	rt0 = clock_s(CLOCK_REALTIME);
 	kill(o->pid, SIGCONT);
 	end = t0 + (double)o->timeout_ms / 1000;
 	while (!(empty = queues_empty(qf, k)) && now_s() < end)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the benchmarks that make their own network namespace share: a
- * monotonic clock in seconds and bringing that namespace's lo up.
+ * What the benchmarks that make their own network namespace share: clocks
+ * in seconds and bringing that namespace's lo up.
  */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
@@ -12,12 +12,23 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline double now_s(void)
+static inline double timespec_s(const struct timespec *ts)
+{
+	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
+}
+
+/* clock_s - @clock (CLOCK_MONOTONIC, CLOCK_REALTIME...) in seconds. */
+static inline double clock_s(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	clock_gettime(clock, &ts);
+	return timespec_s(&ts);
+}
+
+static inline double now_s(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
 }
 
 /* lo_up - set lo up in the caller's network namespace; 0 or -1. */
