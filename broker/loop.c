@@ -39,6 +39,8 @@ struct loop {
 	 * so 2 * nslots entries always fit and loop_again() cannot fail. */
 	int *again;
 	size_t again_n;
+	loop_idle_cb idle;       /* sleeps in the owner's stead (loop_set_idle) */
+	void *idle_data;
 	bool stop;
 };
 
@@ -386,6 +388,12 @@ static void again_run(struct loop *l, size_t n0)
 	memmove(l->again, l->again + i, l->again_n * sizeof(*l->again));
 }
 
+void loop_set_idle(struct loop *l, loop_idle_cb cb, void *data)
+{
+	l->idle = cb;
+	l->idle_data = cb ? data : NULL;
+}
+
 int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
@@ -393,12 +401,17 @@ int loop_run(struct loop *l)
 	l->stop = false;
 	while (!l->stop) {
 		size_t queued = l->again_n;
-		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, queued ? 0 : -1);
+		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, queued || l->idle ? 0 : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
+		}
+		/* nothing ready and nothing queued: where the loop would sleep */
+		if (n == 0 && !queued && l->idle) {
+			l->idle(l, l->idle_data);
+			continue;
 		}
 		for (int i = 0; i < n && !l->stop; i++)
 			dispatch(l, &evs[i]);

@@ -61,6 +61,19 @@ int loop_del(struct loop *l, int fd);
  */
 int loop_again(struct loop *l, int fd);
 
+typedef void (*loop_idle_cb)(struct loop *l, void *data);
+
+/*
+ * loop_set_idle - when a round finds no fd ready and nothing queued, call
+ * @cb instead of sleeping in epoll_wait(); NULL goes back to sleeping
+ * there. @cb sleeps where it likes (a worker that serves one socket sleeps
+ * in its receive) and returns when any of the loop's fds or timers may
+ * need attention: the owner of @cb must arrange to wake it for those,
+ * since the loop no longer waits on them itself. Each return starts a
+ * round that looks at them without waiting.
+ */
+void loop_set_idle(struct loop *l, loop_idle_cb cb, void *data);
+
 /* loop_timer_init - prepare an embedded timer that calls @cb(l, t, @data). */
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 /* loop_timer_arm - (re)arm @t to fire once at @deadline_ms (loop_now_ms() clock). */

@@ -92,6 +92,9 @@ struct session {
 	bool send_failed;
 	char fail_why[WIRE_REASON_MAX];
 	uint64_t enobufs;             /* the socket's overruns, published by its thread */
+	/* the only session of its worker, which sleeps in its receive
+	 * (session.c, "solo"); main thread only */
+	bool solo;
 };
 
 struct steering_worker;
@@ -122,6 +125,7 @@ struct session_mgr {
 	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
 	struct worker_pool *pool;     /* session_mgr_start_workers(); NULL: all on loop */
 	int wake_fd;                  /* eventfd: a worker flagged a session (send_failed) */
+	struct session *solo[WORKER_MAX]; /* each worker's solo session, or NULL */
 };
 
 /* session_verdict - the nfqb callback of every session's queues (@user

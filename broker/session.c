@@ -644,6 +644,130 @@ static int unassign_call(struct worker *w, struct loop *l, void *arg)
 }
 
 /*
+ * Solo: a worker with a single session sleeps in that session's receive
+ * (nfqb_queue_wait()) rather than in epoll_wait() and then a receive, one
+ * system call fewer per wakeup: 0.4-0.5 us of a lone packet's round trip
+ * here (bench/README.md, "What limits the latency"). Its loop's other fds
+ * then wake it through the main thread: worker_call() kicks it, and the
+ * session's NETLINK_ROUTE socket is watched on the main loop too (edge-
+ * triggered: one kick per message batch), so a link change is read as
+ * soon as it would have been. A kick is an acknowledgement the kernel
+ * queues on the session's own socket (nfqb_queue_wake()), so no wakeup
+ * falls between the worker's look at its flag and its receive.
+ */
+static void solo_kick(void *arg)
+{
+	struct session *s = arg;
+
+	/* fails only when the socket cannot take a record, and then it holds
+	 * records already: the receive does not sleep */
+	(void)nfqb_queue_wake(s->q);
+}
+
+static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *data);
+
+/* The loop has nothing ready and nothing queued: sleep in the receive. */
+static void solo_idle(struct loop *l, void *data)
+{
+	struct session *s = data;
+	int fd = nfqb_queue_fd(s->q);
+
+	while (!worker_kick_take(s->worker)) {
+		/* its sends failed: no longer read (the main thread releases it) */
+		if (__atomic_load_n(&s->send_failed, __ATOMIC_ACQUIRE)) {
+			loop_set_idle(l, NULL, NULL);
+			return;
+		}
+		/* an error of the wait's receive is the run's to report: the
+		 * socket says it again */
+		(void)nfqb_queue_wait(s->q);
+		worker_queue_event(l, fd, EPOLLIN, s);
+		/* records left (queued again): the loop's turn first */
+		if (!nfqb_queue_drained(s->q))
+			return;
+	}
+}
+
+static int solo_call(struct worker *w, struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	/* a session whose sends failed is not read any more */
+	if (s && __atomic_load_n(&s->send_failed, __ATOMIC_ACQUIRE))
+		s = NULL;
+	loop_set_idle(l, s ? solo_idle : NULL, s);
+	return 0;
+}
+
+static void solo_rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session *s = data;
+
+	worker_kick(s->worker);
+}
+
+/* Watch @s's route socket on the main loop while it is solo. */
+static void solo_watch_rtnl(struct session *s)
+{
+	if (s->solo && s->rtnl_fd >= 0 &&
+	    loop_add(s->mgr->loop, s->rtnl_fd, EPOLLIN | EPOLLET, solo_rtnl_event, s) < 0)
+		log_event(LOGL_WARN, "solo", "name=%s error=\"cannot watch the route socket; "
+			  "link changes are read with the next packet\"", s->name);
+}
+
+static void solo_enter(struct session *s)
+{
+	worker_set_kick(s->worker, solo_kick, s);
+	s->solo = true;
+	(void)worker_call(s->worker, solo_call, s);
+	solo_watch_rtnl(s);
+	log_event(LOGL_DEBUG, "solo", "name=%s worker=%u state=on", s->name,
+		  worker_index(s->worker));
+}
+
+static void solo_leave(struct session *s)
+{
+	if (!s->solo)
+		return;
+	(void)worker_call(s->worker, solo_call, NULL);
+	worker_set_kick(s->worker, NULL, NULL);
+	s->solo = false;
+	if (s->rtnl_fd >= 0)
+		loop_del(s->mgr->loop, s->rtnl_fd);
+	log_event(LOGL_DEBUG, "solo", "name=%s worker=%u state=off", s->name,
+		  worker_index(s->worker));
+}
+
+/* After @s joined its worker: solo while it is the only session there. */
+static void solo_joined(struct session *s)
+{
+	struct session **slot = &s->mgr->solo[worker_index(s->worker)];
+
+	if (worker_load(s->worker) == 1) {
+		*slot = s;
+		solo_enter(s);
+	} else if (*slot) {
+		solo_leave(*slot);
+		*slot = NULL;
+	}
+}
+
+/* After a session left @w: the one left there, if one, goes solo. */
+static void solo_left(struct session_mgr *m, struct worker *w)
+{
+	struct session *s;
+
+	if (worker_load(w) != 1)
+		return;
+	for (s = m->head; s; s = s->next)
+		if (s->worker == w) {
+			m->solo[worker_index(w)] = s;
+			solo_enter(s);
+			return;
+		}
+}
+
+/*
  * Hand a bound session to the least-loaded worker: its sockets leave the
  * manager's loop for the worker's. No-op without workers.
  */
@@ -669,6 +793,7 @@ static int session_assign(struct session *s)
 		return rc;
 	}
 	worker_load_add(w, 1);
+	solo_joined(s);
 	return 0;
 }
 
@@ -679,9 +804,14 @@ static void session_unassign(struct session *s)
 
 	if (!w)
 		return;
+	if (s->solo) {
+		solo_leave(s);
+		s->mgr->solo[worker_index(w)] = NULL;
+	}
 	(void)session_call(s, unassign_call);
 	worker_load_add(w, -1);
 	s->worker = NULL;
+	solo_left(s->mgr, w);
 }
 
 /* The socket's overruns: the worker publishes them for the main thread. */
@@ -889,6 +1019,7 @@ static void rtnl_start(struct session *s, int *fd)
 	}
 	s->next_links = links;
 	(void)session_call(s, apply_call);
+	solo_watch_rtnl(s);
 }
 
 /* With @give_sockets, the ACCEPT carries the sockets that hold the queues,

@@ -21,6 +21,10 @@
 #include "policy.h"
 #include "worker.h"
 
+/* call_wait() */
+#define CALL_NUDGE_MS 10
+#define WORKER_SIG SIGURG
+
 struct worker {
 	struct worker_pool *pool;
 	unsigned index;
@@ -36,6 +40,12 @@ struct worker {
 	int result;
 	bool pending;                 /* a call waits to be run */
 	size_t load;                  /* sessions: main thread only */
+	/* worker_set_kick(): main thread only. kicked is the Dekker flag
+	 * between the kicker (set, then wake) and the sleeper (take, then
+	 * sleep): a wakeup sent after the take finds the sleeper. */
+	void (*kick)(void *arg);
+	void *kick_arg;
+	bool kicked;
 	/* written by this worker only, on every packet: a cache line of its
 	 * own, not shared with the call slot or the next worker */
 	struct worker_totals totals __attribute__((aligned(64)));
@@ -68,10 +78,48 @@ static void *worker_main(void *data)
 {
 	struct worker *w = data;
 
+	sigset_t nudge;
+
 	/* Rule counters: this worker's own block of each policy. */
 	policy_thread_worker((int)w->index);
+	sigemptyset(&nudge);
+	sigaddset(&nudge, WORKER_SIG);
+	pthread_sigmask(SIG_UNBLOCK, &nudge, NULL);
 	(void)loop_run(w->loop);
 	return NULL;
+}
+
+/*
+ * The kick of a solo worker is an acknowledgement the kernel queues on
+ * the session's socket; a tenant can make its copy of that socket refuse
+ * the kernel (connect() it elsewhere) until the health check notices. A
+ * call that a kicked worker did not take within CALL_NUDGE_MS is
+ * followed by WORKER_SIG, again every CALL_NUDGE_MS: the signal ends a
+ * receive that sleeps (its handler has no SA_RESTART), and the next look
+ * at the kick flag finds it. Never needed while the kick works.
+ */
+
+static void call_wait(struct worker *w)
+{
+	struct timespec ts;
+
+	if (!w->kick) {
+		pthread_cond_wait(&w->cv, &w->mu);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += CALL_NUDGE_MS * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && w->pending)
+		pthread_kill(w->th, WORKER_SIG);
+}
+
+static void nudge_handler(int sig)
+{
+	/* only to interrupt: the kick flag says why */
 }
 
 int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, void *arg),
@@ -95,13 +143,34 @@ int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, vo
 			  "action=abort", w->index, strerror(errno));
 		abort();
 	}
+	/* after the doorbell: the round a kick starts must find it */
+	worker_kick(w);
 	pthread_mutex_lock(&w->mu);
 	while (w->pending)
-		pthread_cond_wait(&w->cv, &w->mu);
+		call_wait(w);
 	rc = w->result;
 	pthread_mutex_unlock(&w->mu);
 	pthread_mutex_unlock(&w->call_mu);
 	return rc;
+}
+
+void worker_set_kick(struct worker *w, void (*fn)(void *arg), void *arg)
+{
+	w->kick = fn;
+	w->kick_arg = fn ? arg : NULL;
+}
+
+void worker_kick(struct worker *w)
+{
+	if (!w->kick)
+		return;
+	__atomic_store_n(&w->kicked, true, __ATOMIC_SEQ_CST);
+	w->kick(w->kick_arg);
+}
+
+bool worker_kick_take(struct worker *w)
+{
+	return __atomic_exchange_n(&w->kicked, false, __ATOMIC_SEQ_CST);
 }
 
 static int stop_call(struct worker *w, struct loop *l, void *arg)
@@ -138,7 +207,12 @@ static int worker_init(struct worker_pool *p, unsigned i)
 	w->efd = -1;
 	pthread_mutex_init(&w->call_mu, NULL);
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	w->loop = loop_new();
 	if (!w->loop)
 		return -errno;
@@ -180,7 +254,16 @@ struct worker_pool *worker_pool_new(unsigned n)
 	memset(p->w, 0, n * sizeof(*p->w));
 	p->n = n;
 	/* Signals are the main thread's (its signalfd): the threads
-	 * inherit a mask that blocks them all. */
+	 * inherit a mask that blocks them all, but WORKER_SIG, which only
+	 * interrupts (call_wait()). The main thread keeps it blocked. */
+	struct sigaction sa = { .sa_handler = nudge_handler };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(WORKER_SIG, &sa, NULL) < 0) {
+		free(p->w);
+		free(p);
+		return NULL;
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (unsigned i = 0; i < n && rc == 0; i++)

@@ -75,6 +75,19 @@ struct worker *worker_pool_least_loaded(struct worker_pool *p);
 int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, void *arg),
 		void *arg);
 
+/*
+ * A worker whose loop sleeps somewhere else than in epoll_wait()
+ * (loop_set_idle(): one session's receive) must be woken for what its
+ * loop's fds would have said. worker_set_kick - @fn(@arg) wakes that sleep
+ * (NULL: none; main thread only). worker_kick - flag @w and call it (main
+ * thread; worker_call() kicks too). worker_kick_take - on @w's thread:
+ * whether it was kicked since the last take, clearing the flag; the
+ * sleeper takes before it sleeps, so a kick after the take ends the sleep.
+ */
+void worker_set_kick(struct worker *w, void (*fn)(void *arg), void *arg);
+void worker_kick(struct worker *w);
+bool worker_kick_take(struct worker *w);
+
 /* worker_index - @w's number, 0-based (the metrics' worker label). */
 unsigned worker_index(const struct worker *w);
 

@@ -133,6 +133,8 @@ struct nfqb_queue {
 	bool rx_spilled;          /* slots 1.. hold pages of large records */
 	bool rx_dry;              /* the last run ended at an empty socket and
 				   * nothing received since: nfqb_queue_drained() */
+	bool rx_short;            /* nfqb_queue_wait() got fewer records than it
+				   * asked for: the socket was empty after them */
 	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
 	struct iovec rx_iov[NFQB_RX_SLOTS];
 	struct sockaddr_nl rx_sa[NFQB_RX_SLOTS];

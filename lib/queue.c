@@ -401,6 +401,7 @@ static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
 	}
 	q->rx_dry = false;
+	q->rx_short = false;
 	do
 		n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
 	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
@@ -497,7 +498,8 @@ static void run_timeout_restore(struct nfqb_queue *q, const struct timeval *save
 static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 {
 	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, failed = 0, n, err;
-	enum rx_wait w = RX_NOWAIT;
+	/* the records nfqb_queue_wait() held were all the socket had */
+	enum rx_wait w = q->rx_short && rx_held(q) ? sleep : RX_NOWAIT;
 
 	while (!q->stop) {
 		if (!rx_held(q)) {
@@ -580,6 +582,61 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 	if (rc < 0 && rc != -EINTR && rc != -EBADF)
 		q->stop = false;
 	return rc;
+}
+
+/*
+ * The wait a worker serving a single socket sleeps in instead of
+ * epoll_wait() and a receive: one system call fewer per wakeup. What else
+ * needs the sleeper wakes it with nfqb_queue_wake(), so it is never
+ * interrupted by a signal and no wakeup can fall between a check and the
+ * receive: the kernel's answer is a record like the packets.
+ */
+int nfqb_queue_wait(struct nfqb_queue *q)
+{
+	struct pollfd pfd;
+	int n;
+
+	if (!q || q->fd < 0)
+		return -EBADF;
+	if (q->dispatching)
+		return -EDEADLK;
+	if (rx_held(q))
+		return (int)(q->rx_count - q->rx_next);
+	n = rx_fill(q, MSG_WAITFORONE, q->rx_batch);
+	if (n == -EAGAIN || n == -EWOULDBLOCK) {
+		/* O_NONBLOCK on the file, set through a copy of it (the
+		 * socket may be shared): then sleep in poll() */
+		pfd = (struct pollfd){ .fd = q->fd, .events = POLLIN };
+		if (poll(&pfd, 1, -1) < 0)
+			return -errno;
+		return 0;
+	}
+	if (n == -ENOBUFS)
+		q->st.enobufs++;
+	if (n < 0)
+		return n;
+	q->rx_short = (unsigned)n < q->rx_batch;
+	return n;
+}
+
+/* NLMSG_NOOP asks for nothing; NLM_F_ACK makes the kernel answer it with
+ * an NLMSG_ERROR record of error 0 (or -EPERM without CAP_NET_ADMIN, which
+ * wakes as well), sent to this socket. seq 0 is never a config request's:
+ * handle_error() ignores it. */
+int nfqb_queue_wake(const struct nfqb_queue *q)
+{
+	struct nlmsghdr nlh = {
+		.nlmsg_len = NLMSG_HDRLEN,
+		.nlmsg_type = NLMSG_NOOP,
+		.nlmsg_flags = NLM_F_ACK,
+	};
+	struct iovec iov = { .iov_base = &nlh, .iov_len = sizeof(nlh) };
+
+	if (!q || q->fd < 0)
+		return -EBADF;
+	if (!q->to_kernel)
+		return -ENOTSOCK;
+	return nl_send_kernel(q->fd, &iov, 1, true);
 }
 
 /* ---- configuration ------------------------------------------------ */

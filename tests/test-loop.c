@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -669,6 +670,89 @@ static void test_again_many(void **state)
 	loop_free(l);
 }
 
+/* ------------------------------------------------------------ idle */
+
+/* An idle callback: sleeps in poll() on its own fd, as a solo worker
+ * sleeps in its receive, and notes what the loop had done before. */
+struct idle {
+	int calls;
+	int stop_at;             /* loop_stop() instead of sleeping on this call */
+	int wake;                /* its sleep's fd */
+	int event_fd;            /* an fd of the loop made ready during call 1 */
+	int other_calls_at[4];   /* the other fd's calls when each call began */
+	int again_calls_at[4];
+	struct rec *other;
+	struct again *again;
+};
+
+static void idle_cb(struct loop *l, void *data)
+{
+	struct idle *d = data;
+	struct pollfd p = { .fd = d->wake, .events = POLLIN };
+
+	if (d->calls < 4) {
+		d->other_calls_at[d->calls] = d->other ? d->other->calls : 0;
+		d->again_calls_at[d->calls] = d->again ? d->again->calls : 0;
+	}
+	if (++d->calls >= d->stop_at) {
+		loop_stop(l);
+		return;
+	}
+	if (d->calls == 1 && d->event_fd >= 0)
+		efd_signal(d->event_fd);     /* arrives while it sleeps */
+	efd_signal(d->wake);                 /* its wakeup */
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	drain(d->wake);
+}
+
+/*
+ * The idle callback runs only where the loop would sleep: after the ready
+ * fds and the queued runs; each return starts a round that sees what
+ * became ready meanwhile. NULL sleeps in epoll_wait() again.
+ */
+static void test_idle(void **state)
+{
+	struct loop *l = loop_new();
+	struct again a = AGAIN_INIT;
+	struct rec other = REC_INIT;
+	struct idle d = { .stop_at = 3, .event_fd = -1 };
+	int e = efd_new(), o = efd_new();
+
+	d.wake = efd_new();
+	d.other = &other;
+	d.again = &a;
+	d.event_fd = o;
+	other.drain = true;
+	a.left = 2;
+	assert_int_equal(loop_add(l, e, EPOLLIN | EPOLLET, again_cb, &a), 0);
+	assert_int_equal(loop_add(l, o, EPOLLIN, rec_cb, &other), 0);
+	efd_signal(e);
+	efd_signal(o);
+	loop_set_idle(l, idle_cb, &d);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(d.calls, 3);
+	/* first idle: the ready fd served, every queued run done */
+	assert_int_equal(d.other_calls_at[0], 1);
+	assert_int_equal(d.again_calls_at[0], 3);
+	/* the event that came during the sleep was served before the next */
+	assert_int_equal(d.other_calls_at[1], 2);
+	assert_int_equal(other.calls, 2);
+	assert_int_equal(a.calls, 3);
+
+	/* without it the loop sleeps in epoll_wait until its timer */
+	loop_set_idle(l, NULL, &d);
+	run_for(l, 30);
+	assert_int_equal(d.calls, 3);
+	efd_signal(o);
+	run_for(l, 30);
+	assert_int_equal(other.calls, 3);
+	assert_int_equal(d.calls, 3);
+	unwatch(l, e);
+	unwatch(l, o);
+	close(d.wake);
+	loop_free(l);
+}
+
 /* ------------------------------------------------------------ timers */
 
 /* Every timer callback records who fired, its deadline and the time. */
@@ -1031,6 +1115,7 @@ int main(void)
 		cmocka_unit_test(test_again_cancelled_by_del),
 		cmocka_unit_test(test_again_once_per_round),
 		cmocka_unit_test(test_again_many),
+		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_timer_order_simple),
 		cmocka_unit_test(test_timer_many_random),
 		cmocka_unit_test(test_timer_past_deadline),

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -633,6 +634,94 @@ static void test_drained(void **state)
 	assert_false(nfqb_queue_drained(f->q));
 	assert_int_equal(nfqb_queue_run(f->q, false), 3);
 	assert_true(nfqb_queue_drained(f->q));
+}
+
+/*
+ * nfqb_queue_wait() holds what one receive got; a run after it handles
+ * those and, when they were fewer than a receive asks for, trusts that
+ * the socket was empty: a record sent in between waits for the next run
+ * (an edge-triggered or waiting caller is woken for it anew).
+ */
+static void test_wait_holds(void **state)
+{
+	struct loop_fx *f = *state;
+	uint32_t ids[8];
+	uint8_t types[8];
+
+	assert_int_equal(nfqb_queue_wait(NULL), -EBADF);
+	name_peer(f->peer, 0);
+	for (uint32_t id = 1; id <= 2; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_wait(f->q), 2);
+	assert_true(nfqb_queue_pending(f->q));
+	/* held records answer a second wait at once */
+	assert_int_equal(nfqb_queue_wait(f->q), 2);
+	send_packet(f->peer, 3);
+	assert_int_equal(nfqb_queue_run(f->q, false), 2);
+	assert_true(nfqb_queue_drained(f->q));
+	assert_int_equal(f->calls, 2);
+	/* one batch verdict up to id 2: packet 3 was not seen */
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_int_equal(f->ids[2], 3);
+
+	/* a full receive: the run goes on receiving */
+	for (uint32_t id = 10; id < 10 + NFQB_RX_BATCH_MAX + 2; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_wait(f->q), NFQB_RX_BATCH_MAX);
+	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RX_BATCH_MAX + 2);
+	assert_true(nfqb_queue_drained(f->q));
+	while (recv(f->peer, ids, sizeof(ids), MSG_DONTWAIT) >= 0) {
+	}
+
+	/* a blocking wait on an O_NONBLOCK file sleeps in poll() instead */
+	int fl = fcntl(nfqb_queue_fd(f->q), F_GETFL);
+
+	assert_int_equal(fcntl(nfqb_queue_fd(f->q), F_SETFL, fl | O_NONBLOCK), 0);
+	send_packet(f->peer, 50);
+	assert_int_equal(nfqb_queue_wait(f->q), 1);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_int_equal(fcntl(nfqb_queue_fd(f->q), F_SETFL, fl), 0);
+	/* not on a socketpair: nothing would answer */
+	assert_int_equal(nfqb_queue_wake(f->q), -ENOTSOCK);
+	assert_int_equal(nfqb_queue_wake(NULL), -EBADF);
+}
+
+/*
+ * nfqb_queue_wake() on a real netlink socket: the kernel's answer ends a
+ * wait that sleeps already (woken by another process sharing the socket,
+ * as a thread would) and one that starts after it; a run skips it. An
+ * alarm fails the test rather than letting a lost wakeup hang it.
+ */
+static void test_wake(void **state)
+{
+	struct nfqb_queue *q = nfqb_queue_open();
+	struct nfqb_queue_stats st;
+	pid_t pid;
+	int status;
+
+	assert_non_null(q);
+	alarm(10);
+	assert_int_equal(nfqb_queue_wake(q), 0);
+	assert_int_equal(nfqb_queue_wait(q), 1);
+	assert_int_equal(nfqb_queue_run(q, false), 0);
+	assert_true(nfqb_queue_drained(q));
+	nfqb_queue_get_stats(q, &st);
+	assert_int_equal(st.malformed, 0);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(100 * 1000);
+		_exit(nfqb_queue_wake(q) == 0 ? 0 : 1);
+	}
+	assert_int_equal(nfqb_queue_wait(q), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(nfqb_queue_run(q, false), 0);
+	alarm(0);
+	nfqb_queue_close(q);
 }
 
 /* One record per receive: a stopped run leaves nothing behind. */
@@ -1578,6 +1667,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_from_callback, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_run_flushes_under_load, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_drained, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_wait_holds, loop_setup, loop_teardown),
+		cmocka_unit_test(test_wake),
 		cmocka_unit_test_setup_teardown(test_rx_batch_one, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_wait_leaves_packets_in_socket, loop_setup,
 						loop_teardown),

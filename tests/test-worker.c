@@ -6,6 +6,7 @@
  * thread is under way waits for it and leaves nothing behind.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,6 +197,81 @@ struct slow {
 	int rc;
 };
 
+/*
+ * A worker whose loop sleeps elsewhere (loop_set_idle()) is reached by
+ * its kick: every call returns, also when the sleep begins just before
+ * the call's doorbell. A kick that came before the doorbell would let
+ * the idle sleep again with the call unseen; the alarm fails the test.
+ */
+struct sleeper {
+	struct worker *w;
+	int wake;                /* the sleep's fd: the kick writes it */
+	int sleeps, kicks;
+};
+
+static void sleeper_idle(struct loop *l, void *data)
+{
+	struct sleeper *sl = data;
+	struct pollfd p = { .fd = sl->wake, .events = POLLIN };
+	uint64_t v;
+
+	while (!worker_kick_take(sl->w)) {
+		sl->sleeps++;
+		if (poll(&p, 1, -1) == 1 && read(sl->wake, &v, sizeof(v)) < 0) {
+			/* EAGAIN: another round took it */
+		}
+	}
+}
+
+static void sleeper_kick(void *arg)
+{
+	struct sleeper *sl = arg;
+	uint64_t one = 1;
+
+	sl->kicks++;
+	assert_int_equal(write(sl->wake, &one, sizeof(one)), sizeof(one));
+}
+
+static int idle_call(struct worker *w, struct loop *l, void *arg)
+{
+	loop_set_idle(l, arg ? sleeper_idle : NULL, arg);
+	return 0;
+}
+
+static int nop_call(struct worker *w, struct loop *l, void *arg)
+{
+	return 7;
+}
+
+static void test_kick_reaches_idle(void **state)
+{
+	struct worker_pool *p = worker_pool_new(1);
+	struct sleeper sl = { .wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+	int i;
+
+	assert_non_null(p);
+	assert_true(sl.wake >= 0);
+	sl.w = worker_pool_at(p, 0);
+	worker_kick(sl.w);                     /* no kick set: nothing */
+	worker_set_kick(sl.w, sleeper_kick, &sl);
+	assert_int_equal(worker_call(sl.w, idle_call, &sl), 0);
+	alarm(20);
+	for (i = 0; i < 2000; i++) {
+		assert_int_equal(worker_call(sl.w, nop_call, NULL), 7);
+		if (i % 7 == 0)
+			usleep(100);    /* let it fall asleep in between */
+	}
+	assert_int_equal(sl.kicks, 2001);
+	assert_true(sl.sleeps >= 1);
+	/* back to epoll_wait: calls work without a kick */
+	assert_int_equal(worker_call(sl.w, idle_call, NULL), 0);
+	worker_set_kick(sl.w, NULL, NULL);
+	assert_int_equal(worker_call(sl.w, nop_call, NULL), 7);
+	alarm(0);
+	worker_pool_free(p);
+	close(sl.wake);
+}
+
 static int slow_call(struct worker *w, struct loop *l, void *arg)
 {
 	struct slow *sl = arg;
@@ -246,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_least_loaded),
 		cmocka_unit_test(test_totals),
 		cmocka_unit_test(test_free_with_call_pending),
+		cmocka_unit_test(test_kick_reaches_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

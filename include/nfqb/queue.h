@@ -317,6 +317,33 @@ bool nfqb_queue_pending(const struct nfqb_queue *q);
 bool nfqb_queue_drained(const struct nfqb_queue *q);
 
 /**
+ * nfqb_queue_wait - sleep until records arrive on @q's socket or someone
+ * calls nfqb_queue_wake(), and hold what arrived for the next
+ * nfqb_queue_run(), which handles it first. For a thread that serves this
+ * one socket but must also answer other events: it sleeps in the receive
+ * itself, as a blocking run does, instead of in poll() or epoll_wait()
+ * and then a receive. A non-blocking run after it that finds fewer
+ * records held than a receive asks for flushes and returns without
+ * receiving again. Returns the number of records held (0 when a wait in
+ * poll() ended: the socket's file is O_NONBLOCK), or -errno (-ENOBUFS is
+ * counted, as by a run). Not from a callback of @q (-EDEADLK). Since
+ * NFQB_1.3.
+ */
+int nfqb_queue_wait(struct nfqb_queue *q);
+
+/**
+ * nfqb_queue_wake - end a nfqb_queue_wait() on @q, now or, if none sleeps,
+ * the next one. It asks the kernel for an acknowledgement (NLMSG_NOOP
+ * with NLM_F_ACK), which arrives on @q's socket as a record that runs
+ * skip. Touches nothing in @q but its fd: callable from another thread
+ * while @q's owner waits or runs, and from a signal handler. A wakeup that
+ * must carry a reason carries it beside, set before the call. 0 or -errno
+ * (-ENOTSOCK when @q is not a netlink socket).
+ * Since NFQB_1.3.
+ */
+int nfqb_queue_wake(const struct nfqb_queue *q);
+
+/**
  * nfqb_queue_handle - dispatch netlink bytes the caller received itself
  * from this queue's socket (run_socket()). Pending verdicts are flushed
  * before it returns. Returns the number of packets handled; malformed

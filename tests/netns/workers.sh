@@ -11,7 +11,10 @@
 # grace period and its release while the other namespaces keep being
 # served; a burst of more records than one run takes (the queue sockets
 # are watched edge-triggered) is decided to the last one with no traffic
-# after it; SIGTERM ends the broker cleanly.
+# after it; a worker with a single namespace sleeps in its receive (solo,
+# docs/design.md "Threads") and leaves that when a second joins, and goes
+# back to it when the other leaves, deciding right throughout (the calls
+# of the reload reach it through its kick); SIGTERM ends the broker cleanly.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker-lib.sh"
@@ -142,6 +145,11 @@ nt_assert_eq 20 "$w0" "metrics: worker 0 (two namespaces, 10 each)"
 nt_assert_eq "$(metric nfqb_broker_packets_total)" $((w0 + w1)) "metrics: broker total == workers' sum"
 nt_assert_eq 2 "$(metric 'nfqb_worker_sessions{worker="0"}')" "metrics: sessions of worker 0"
 nt_assert_eq 1 "$(metric 'nfqb_worker_sessions{worker="1"}')" "metrics: sessions of worker 1"
+# solo: pod-a alone on worker 0 until pod-c joined it; pod-b alone on 1
+nt_assert_grep "$BK_LOG" 'event=solo name=pod-a worker=0 state=on$' "pod-a went solo"
+nt_assert_grep "$BK_LOG" 'event=solo name=pod-a worker=0 state=off$' "pod-a left solo for pod-c"
+nt_assert_lines "$BK_LOG" 'event=solo name=pod-b worker=1 state=on$' 1 "pod-b solo on worker 1"
+nt_assert_nogrep "$BK_LOG" 'event=solo name=pod-c ' "pod-c never solo (it shares worker 0)"
 nt_ok
 
 # ---------------------------------------------------------------- reload
@@ -208,6 +216,8 @@ for w in 0 1; do
 done
 nt_assert_eq 1 "$(metric "nfqb_worker_sessions{worker=\"$C_W\"}")" \
 	"metrics: sessions of pod-c's worker after the release (its other one)"
+nt_assert_lines "$BK_LOG" "event=solo name=pod-a worker=$C_W state=on\$" 2 \
+	"pod-a alone again: solo again"
 # the released namespace's queue was unbound (the worker let go of it first)
 unbound() { ! nt_queue_bound "$@"; }
 nt_wait_for 3000 "queue 1 of pod-c unbound" unbound "$NS_C" 1
