@@ -35,6 +35,12 @@ for ns in "$NS_A" "$NS_B" "$NS_C"; do
 	bk_queue_rule "$ns" 1 5003
 done
 
+# pod-b's link test (solo-links): datagrams from NS_H over a veth whose
+# end in pod-b is renamed while pod-b's worker sleeps in its receive
+nt_ns_new NS_H h
+nt_veth "$NS_H" x0 10.77.0.1/24 "$NS_B" x0 10.77.0.2/24
+nt_ipt "$NS_B" -A INPUT -p udp --dport 5005 -j NFQUEUE --queue-num 1
+
 # write_config VERDICT_OF_5002
 write_config() {
 	bk_config "\"queue_defaults\": { \"max_len\": 8192 },
@@ -48,7 +54,8 @@ write_config() {
       \"default\": \"drop\",
       \"rules\": [
         { \"name\": \"open\", \"match\": { \"proto\": \"udp\", \"dport\": [5001, 5003] }, \"verdict\": \"accept\" },
-        { \"name\": \"p5002\", \"match\": { \"proto\": \"udp\", \"dport\": 5002 }, \"verdict\": \"$1\" }
+        { \"name\": \"p5002\", \"match\": { \"proto\": \"udp\", \"dport\": 5002 }, \"verdict\": \"$1\" },
+        { \"name\": \"byname\", \"match\": { \"proto\": \"udp\", \"dport\": 5005, \"indev\": \"solo1\" }, \"verdict\": \"accept\" }
       ]
     }
   }"
@@ -150,6 +157,42 @@ nt_assert_grep "$BK_LOG" 'event=solo name=pod-a worker=0 state=on$' "pod-a went 
 nt_assert_grep "$BK_LOG" 'event=solo name=pod-a worker=0 state=off$' "pod-a left solo for pod-c"
 nt_assert_lines "$BK_LOG" 'event=solo name=pod-b worker=1 state=on$' 1 "pod-b solo on worker 1"
 nt_assert_nogrep "$BK_LOG" 'event=solo name=pod-c ' "pod-c never solo (it shares worker 0)"
+nt_ok
+
+# ---------------------------------------------------------------- links
+# pod-b is solo: its worker sleeps in the queue's receive, not in epoll,
+# so a link change must wake it (the main loop watches the route socket
+# and kicks). The rename is followed at once by traffic; the rule accepts
+# by the new name only, so a worker that read the change late drops it.
+nt_sub solo-links
+# from_h COUNT - COUNT datagrams from NS_H to pod-b over the veth: BK_GOT
+from_h() {
+	local rpid name="recv-h-$RANDOM"
+	nt_udp_recv rpid "$name" "$NS_B" 10.77.0.2 5005 "$1" 1500
+	nt_udp_send "$NS_H" 10.77.0.2 5005 --count "$1"
+	nt_wait_pid "$rpid" 5000
+	BK_GOT=$(nt_udp_summary "$name" received)
+}
+from_h 3
+nt_assert_eq 0 "$BK_GOT" "indev x0: no rule for it (default drop)"
+for round in 1 2 3; do
+	ip -n "$NS_B" link set x0 down
+	ip -n "$NS_B" link set x0 name solo1
+	ip -n "$NS_B" link set solo1 up
+	nt_wait_for 3000 "the veth carrier back" \
+		nt_x "$NS_B" sh -c 'grep -qx 1 /sys/class/net/solo1/carrier'
+	from_h 3
+	nt_assert_eq 3 "$BK_GOT" "round $round: renamed to solo1 while solo: accepted by name"
+	ip -n "$NS_B" link set solo1 down
+	ip -n "$NS_B" link set solo1 name x0
+	ip -n "$NS_B" link set x0 up
+	nt_wait_for 3000 "the veth carrier back" \
+		nt_x "$NS_B" sh -c 'grep -qx 1 /sys/class/net/x0/carrier'
+	from_h 3
+	nt_assert_eq 0 "$BK_GOT" "round $round: renamed back to x0: dropped"
+done
+nt_assert_lines "$BK_LOG" 'event=solo name=pod-b worker=1 state=on$' 1 "pod-b solo all along"
+nt_assert_nogrep "$BK_LOG" 'event=solo name=pod-b .*state=off' "pod-b never left solo"
 nt_ok
 
 # ---------------------------------------------------------------- reload
