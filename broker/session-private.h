@@ -126,6 +126,7 @@ struct session_mgr {
 	struct worker_pool *pool;     /* session_mgr_start_workers(); NULL: all on loop */
 	int wake_fd;                  /* eventfd: a worker flagged a session (send_failed) */
 	struct session *solo[WORKER_MAX]; /* each worker's solo session, or NULL */
+	bool closing;                 /* session_mgr_free() under way */
 };
 
 /* session_verdict - the nfqb callback of every session's queues (@user

@@ -560,7 +560,7 @@ static void rtnl_drop(struct session *s, struct loop *l, int fd, int err)
 	log_event(LOGL_WARN, "rtnl_error", "name=%s error=\"%s\" (interface names "
 		  "frozen for this namespace)", s->name, strerror(-err));
 	loop_del(l, fd);
-	s->rtnl_off = true;
+	__atomic_store_n(&s->rtnl_off, true, __ATOMIC_RELEASE);
 }
 
 static void rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
@@ -680,7 +680,9 @@ static void solo_idle(struct loop *l, void *data)
 		}
 		/* an error of the wait's receive is the run's to report: the
 		 * socket says it again */
+		worker_sleeping(s->worker, true);
 		(void)nfqb_queue_wait(s->q);
+		worker_sleeping(s->worker, false);
 		worker_queue_event(l, fd, EPOLLIN, s);
 		/* records left (queued again): the loop's turn first */
 		if (!nfqb_queue_drained(s->q))
@@ -703,6 +705,11 @@ static void solo_rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct session *s = data;
 
+	/* the worker gave the socket up (rtnl_drop()): so does this watch */
+	if (__atomic_load_n(&s->rtnl_off, __ATOMIC_ACQUIRE)) {
+		loop_del(l, fd);
+		return;
+	}
 	worker_kick(s->worker);
 }
 
@@ -738,18 +745,25 @@ static void solo_leave(struct session *s)
 		  worker_index(s->worker));
 }
 
-/* After @s joined its worker: solo while it is the only session there. */
-static void solo_joined(struct session *s)
+/* Before a session joins @w: its solo one, if any, stops sleeping in its
+ * own receive first, so the newcomer's packets never wait on it. */
+static void solo_joining(struct session_mgr *m, struct worker *w)
 {
-	struct session **slot = &s->mgr->solo[worker_index(s->worker)];
+	struct session **slot = &m->solo[worker_index(w)];
 
-	if (worker_load(s->worker) == 1) {
-		*slot = s;
-		solo_enter(s);
-	} else if (*slot) {
+	if (*slot) {
 		solo_leave(*slot);
 		*slot = NULL;
 	}
+}
+
+/* After @s joined its worker: solo while it is the only session there. */
+static void solo_joined(struct session *s)
+{
+	if (worker_load(s->worker) != 1)
+		return;
+	s->mgr->solo[worker_index(s->worker)] = s;
+	solo_enter(s);
 }
 
 /* After a session left @w: the one left there, if one, goes solo. */
@@ -757,7 +771,7 @@ static void solo_left(struct session_mgr *m, struct worker *w)
 {
 	struct session *s;
 
-	if (worker_load(w) != 1)
+	if (worker_load(w) != 1 || m->closing)
 		return;
 	for (s = m->head; s; s = s->next)
 		if (s->worker == w) {
@@ -785,11 +799,13 @@ static int session_assign(struct session *s)
 	s->worker = w;
 	s->tot_c = &worker_totals_mut(w)->c;
 	s->tot_h = &worker_totals_mut(w)->latency;
+	solo_joining(m, w);
 	rc = session_call(s, assign_call);
 	if (rc < 0) {
 		s->worker = NULL;
 		s->tot_c = NULL;
 		s->tot_h = NULL;
+		solo_left(m, w);       /* its one session again, if it had one */
 		return rc;
 	}
 	worker_load_add(w, 1);
@@ -1456,6 +1472,7 @@ void session_mgr_free(struct session_mgr *m)
 {
 	if (!m)
 		return;
+	m->closing = true;     /* no session turns solo on the way out */
 	while (m->head) {
 		struct session *s = m->head;
 

@@ -46,6 +46,7 @@ struct worker {
 	void (*kick)(void *arg);
 	void *kick_arg;
 	bool kicked;
+	bool sleeping;                /* worker_sleeping(): in its idle receive */
 	/* written by this worker only, on every packet: a cache line of its
 	 * own, not shared with the call slot or the next worker */
 	struct worker_totals totals __attribute__((aligned(64)));
@@ -113,7 +114,10 @@ static void call_wait(struct worker *w)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && w->pending)
+	/* only a sleeping receive: a signal elsewhere could cut a log
+	 * line's write short; the next round catches a sleep begun since */
+	if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && w->pending &&
+	    __atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST))
 		pthread_kill(w->th, WORKER_SIG);
 }
 
@@ -162,10 +166,17 @@ void worker_set_kick(struct worker *w, void (*fn)(void *arg), void *arg)
 
 void worker_kick(struct worker *w)
 {
-	if (!w->kick)
+	/* Flagged already: that kick's wakeup, or the take before the next
+	 * sleep, covers this one too. A tenant flapping its links costs one
+	 * wakeup per sleep, not one per message batch. */
+	if (!w->kick || __atomic_exchange_n(&w->kicked, true, __ATOMIC_SEQ_CST))
 		return;
-	__atomic_store_n(&w->kicked, true, __ATOMIC_SEQ_CST);
 	w->kick(w->kick_arg);
+}
+
+void worker_sleeping(struct worker *w, bool on)
+{
+	__atomic_store_n(&w->sleeping, on, __ATOMIC_SEQ_CST);
 }
 
 bool worker_kick_take(struct worker *w)
@@ -255,7 +266,10 @@ struct worker_pool *worker_pool_new(unsigned n)
 	p->n = n;
 	/* Signals are the main thread's (its signalfd): the threads
 	 * inherit a mask that blocks them all, but WORKER_SIG, which only
-	 * interrupts (call_wait()). The main thread keeps it blocked. */
+	 * interrupts (call_wait()). The calling thread, and so the threads
+	 * it starts later, keep WORKER_SIG blocked: a SIGURG sent to the
+	 * process lands on a worker, whose loop takes EINTR in its stride.
+	 * The handler stays installed (a no-op) after the pool is freed. */
 	struct sigaction sa = { .sa_handler = nudge_handler };
 
 	sigemptyset(&sa.sa_mask);
@@ -268,6 +282,7 @@ struct worker_pool *worker_pool_new(unsigned n)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (unsigned i = 0; i < n && rc == 0; i++)
 		rc = worker_init(p, i);
+	sigaddset(&old, WORKER_SIG);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc < 0) {
 		worker_pool_free(p);

@@ -83,10 +83,14 @@ int worker_call(struct worker *w, int (*fn)(struct worker *w, struct loop *l, vo
  * thread; worker_call() kicks too). worker_kick_take - on @w's thread:
  * whether it was kicked since the last take, clearing the flag; the
  * sleeper takes before it sleeps, so a kick after the take ends the sleep.
+ * A kick while the flag is still set sends nothing.
  */
 void worker_set_kick(struct worker *w, void (*fn)(void *arg), void *arg);
 void worker_kick(struct worker *w);
 bool worker_kick_take(struct worker *w);
+/* worker_sleeping - on @w's thread, around its idle receive: only then
+ * does a call that its kick did not reach send the thread SIGURG. */
+void worker_sleeping(struct worker *w, bool on);
 
 /* worker_index - @w's number, 0-based (the metrics' worker label). */
 unsigned worker_index(const struct worker *w);

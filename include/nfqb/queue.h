@@ -325,9 +325,10 @@ bool nfqb_queue_drained(const struct nfqb_queue *q);
  * and then a receive. A non-blocking run after it that finds fewer
  * records held than a receive asks for flushes and returns without
  * receiving again. Returns the number of records held (0 when a wait in
- * poll() ended: the socket's file is O_NONBLOCK), or -errno (-ENOBUFS is
- * counted, as by a run). Not from a callback of @q (-EDEADLK). Since
- * NFQB_1.3.
+ * poll() ended: the socket's file is O_NONBLOCK or has a receive timeout
+ * that expired), or -errno: -ENOBUFS (counted, as by a run), -EINTR (a
+ * signal whose handler has no SA_RESTART). Not from a callback of @q
+ * (-EDEADLK). Since NFQB_1.3.
  */
 int nfqb_queue_wait(struct nfqb_queue *q);
 
@@ -337,8 +338,11 @@ int nfqb_queue_wait(struct nfqb_queue *q);
  * with NLM_F_ACK), which arrives on @q's socket as a record that runs
  * skip. Touches nothing in @q but its fd: callable from another thread
  * while @q's owner waits or runs, and from a signal handler. A wakeup that
- * must carry a reason carries it beside, set before the call. 0 or -errno
- * (-ENOTSOCK when @q is not a netlink socket).
+ * must carry a reason carries it beside, set before the call. Whoever
+ * shares the socket can read the answer away or make it undeliverable
+ * (connect() the socket elsewhere): with a shared socket keep a backstop,
+ * such as a signal to a waiter that still sleeps. 0 or -errno (-ENOTSOCK
+ * when @q is not a netlink socket).
  * Since NFQB_1.3.
  */
 int nfqb_queue_wake(const struct nfqb_queue *q);
