@@ -175,19 +175,19 @@ from_h() {
 }
 from_h 3
 nt_assert_eq 0 "$BK_GOT" "indev x0: no rule for it (default drop)"
-for round in 1 2 3; do
-	ip -n "$NS_B" link set x0 down
-	ip -n "$NS_B" link set x0 name solo1
-	ip -n "$NS_B" link set solo1 up
+# rename FROM TO - pod-b's veth end, up again with its carrier back
+rename() {
+	ip -n "$NS_B" link set "$1" down
+	ip -n "$NS_B" link set "$1" name "$2"
+	ip -n "$NS_B" link set "$2" up
 	nt_wait_for 3000 "the veth carrier back" \
-		nt_x "$NS_B" sh -c 'grep -qx 1 /sys/class/net/solo1/carrier'
+		nt_x "$NS_B" sh -c "grep -qx 1 /sys/class/net/$2/carrier"
+}
+for round in 1 2 3; do
+	rename x0 solo1
 	from_h 3
 	nt_assert_eq 3 "$BK_GOT" "round $round: renamed to solo1 while solo: accepted by name"
-	ip -n "$NS_B" link set solo1 down
-	ip -n "$NS_B" link set solo1 name x0
-	ip -n "$NS_B" link set x0 up
-	nt_wait_for 3000 "the veth carrier back" \
-		nt_x "$NS_B" sh -c 'grep -qx 1 /sys/class/net/x0/carrier'
+	rename solo1 x0
 	from_h 3
 	nt_assert_eq 0 "$BK_GOT" "round $round: renamed back to x0: dropped"
 done
