@@ -587,9 +587,11 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 /*
  * The wait a worker serving a single socket sleeps in instead of
  * epoll_wait() and a receive: one system call fewer per wakeup. What else
- * needs the sleeper wakes it with nfqb_queue_wake(), so it is never
- * interrupted by a signal and no wakeup can fall between a check and the
- * receive: the kernel's answer is a record like the packets.
+ * needs the sleeper wakes it with nfqb_queue_wake(): the kernel's answer
+ * is a record like the packets, so no wakeup falls between a check and
+ * the receive and no signal is needed, while nobody sharing the socket
+ * reads the answer away or connect()s the socket elsewhere (the broker
+ * keeps a signal as the backstop for that: broker/worker.c).
  */
 int nfqb_queue_wait(struct nfqb_queue *q)
 {
