@@ -92,9 +92,6 @@ struct session {
 	bool send_failed;
 	char fail_why[WIRE_REASON_MAX];
 	uint64_t enobufs;             /* the socket's overruns, published by its thread */
-	/* the only session of its worker, which sleeps in its receive
-	 * (session.c, "solo"); main thread only */
-	bool solo;
 };
 
 struct steering_worker;
@@ -125,7 +122,9 @@ struct session_mgr {
 	uint32_t send_fail_ms;        /* SESSION_SEND_FAIL_MS (likewise) */
 	struct worker_pool *pool;     /* session_mgr_start_workers(); NULL: all on loop */
 	int wake_fd;                  /* eventfd: a worker flagged a session (send_failed) */
-	struct session *solo[WORKER_MAX]; /* each worker's solo session, or NULL */
+	/* each worker's solo session (the only one it serves, which it
+	 * sleeps in the receive of: session.c, "Solo"), or NULL */
+	struct session *solo[WORKER_MAX];
 	bool closing;                 /* session_mgr_free() under way */
 };
 

@@ -713,10 +713,16 @@ static void solo_rtnl_event(struct loop *l, int fd, uint32_t events, void *data)
 	worker_kick(s->worker);
 }
 
+/* Whether @s is its worker's solo session (mgr->solo[] says). */
+static bool solo_is(const struct session *s)
+{
+	return s->worker && s->mgr->solo[worker_index(s->worker)] == s;
+}
+
 /* Watch @s's route socket on the main loop while it is solo. */
 static void solo_watch_rtnl(struct session *s)
 {
-	if (s->solo && s->rtnl_fd >= 0 &&
+	if (solo_is(s) && s->rtnl_fd >= 0 &&
 	    loop_add(s->mgr->loop, s->rtnl_fd, EPOLLIN | EPOLLET, solo_rtnl_event, s) < 0)
 		log_event(LOGL_WARN, "solo", "name=%s error=\"cannot watch the route socket; "
 			  "link changes are read with the next packet\"", s->name);
@@ -724,58 +730,42 @@ static void solo_watch_rtnl(struct session *s)
 
 static void solo_enter(struct session *s)
 {
+	s->mgr->solo[worker_index(s->worker)] = s;
 	worker_set_kick(s->worker, solo_kick, s);
-	s->solo = true;
 	(void)worker_call(s->worker, solo_call, s);
 	solo_watch_rtnl(s);
 	log_event(LOGL_DEBUG, "solo", "name=%s worker=%u state=on", s->name,
 		  worker_index(s->worker));
 }
 
-static void solo_leave(struct session *s)
+/* @w's solo session, if it has one, goes back to waiting in epoll: before
+ * another session joins @w (its packets never wait on that sleep) and
+ * before the solo one leaves. */
+static void solo_stop(struct session_mgr *m, struct worker *w)
 {
-	if (!s->solo)
+	struct session *s = m->solo[worker_index(w)];
+
+	if (!s)
 		return;
-	(void)worker_call(s->worker, solo_call, NULL);
-	worker_set_kick(s->worker, NULL, NULL);
-	s->solo = false;
+	(void)worker_call(w, solo_call, NULL);
+	worker_set_kick(w, NULL, NULL);
+	m->solo[worker_index(w)] = NULL;
 	if (s->rtnl_fd >= 0)
-		loop_del(s->mgr->loop, s->rtnl_fd);
+		loop_del(m->loop, s->rtnl_fd);
 	log_event(LOGL_DEBUG, "solo", "name=%s worker=%u state=off", s->name,
-		  worker_index(s->worker));
+		  worker_index(w));
 }
 
-/* Before a session joins @w: its solo one, if any, stops sleeping in its
- * own receive first, so the newcomer's packets never wait on it. */
-static void solo_joining(struct session_mgr *m, struct worker *w)
-{
-	struct session **slot = &m->solo[worker_index(w)];
-
-	if (*slot) {
-		solo_leave(*slot);
-		*slot = NULL;
-	}
-}
-
-/* After @s joined its worker: solo while it is the only session there. */
-static void solo_joined(struct session *s)
-{
-	if (worker_load(s->worker) != 1)
-		return;
-	s->mgr->solo[worker_index(s->worker)] = s;
-	solo_enter(s);
-}
-
-/* After a session left @w: the one left there, if one, goes solo. */
-static void solo_left(struct session_mgr *m, struct worker *w)
+/* After @w's load changed: its one session, if it has exactly one, goes
+ * solo (none on the way out of session_mgr_free()). */
+static void solo_start(struct session_mgr *m, struct worker *w)
 {
 	struct session *s;
 
-	if (worker_load(w) != 1 || m->closing)
+	if (worker_load(w) != 1 || m->closing || m->solo[worker_index(w)])
 		return;
 	for (s = m->head; s; s = s->next)
 		if (s->worker == w) {
-			m->solo[worker_index(w)] = s;
 			solo_enter(s);
 			return;
 		}
@@ -799,17 +789,17 @@ static int session_assign(struct session *s)
 	s->worker = w;
 	s->tot_c = &worker_totals_mut(w)->c;
 	s->tot_h = &worker_totals_mut(w)->latency;
-	solo_joining(m, w);
+	solo_stop(m, w);
 	rc = session_call(s, assign_call);
 	if (rc < 0) {
 		s->worker = NULL;
 		s->tot_c = NULL;
 		s->tot_h = NULL;
-		solo_left(m, w);       /* its one session again, if it had one */
+		solo_start(m, w);      /* its one session again, if it had one */
 		return rc;
 	}
 	worker_load_add(w, 1);
-	solo_joined(s);
+	solo_start(m, w);
 	return 0;
 }
 
@@ -820,14 +810,11 @@ static void session_unassign(struct session *s)
 
 	if (!w)
 		return;
-	if (s->solo) {
-		solo_leave(s);
-		s->mgr->solo[worker_index(w)] = NULL;
-	}
+	solo_stop(s->mgr, w);
 	(void)session_call(s, unassign_call);
 	worker_load_add(w, -1);
 	s->worker = NULL;
-	solo_left(s->mgr, w);
+	solo_start(s->mgr, w);
 }
 
 /* The socket's overruns: the worker publishes them for the main thread. */
