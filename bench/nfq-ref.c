@@ -8,7 +8,13 @@
  * table, no allocation: the practical limit of one queue, against which
  * libnfqb, the broker and the Python module are measured.
  *
- *   nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] QUEUE
+ *   nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] [--recv one|mmsg] QUEUE
+ *
+ * --recv mmsg receives the way libnfqb does instead (recvmmsg() into
+ * NFQB_RX_SLOTS slots, MSG_WAITFORONE, the source address read; a short
+ * batch means the socket ran dry): the latency section runs both, so that
+ * what the receive pattern alone costs a round trip shows in the same run
+ * (bench/README.md, "What limits the latency").
  *
  * Binds QUEUE in the network namespace it runs in (use `ip netns exec`),
  * copy mode packet (whole payload, as the other consumers), writes
@@ -19,6 +25,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +40,8 @@
 
 #define BATCH 64          /* default --batch */
 #define BUF_LEN (1u << 20)
+#define MM_SLOTS 8        /* libnfqb's NFQB_RX_SLOTS */
+#define MM_SLOT_LEN (BUF_LEN / MM_SLOTS)
 
 struct ref {
 	struct mnl_socket *nl;
@@ -40,6 +49,7 @@ struct ref {
 	uint32_t last_id;      /* highest id seen, not yet accepted */
 	unsigned pending;      /* packets up to last_id without a verdict */
 	unsigned batch;        /* flush after this many */
+	bool mmsg;             /* --recv mmsg */
 	char *buf;
 };
 
@@ -114,9 +124,9 @@ static int flush(struct ref *r)
 }
 
 /* Walk one datagram of queued packets: ids only, nothing else is read. */
-static int handle(struct ref *r, size_t len)
+static int handle(struct ref *r, const char *buf, size_t len)
 {
-	const struct nlmsghdr *nlh = (const struct nlmsghdr *)r->buf;
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
 	int left = (int)len;
 
 	for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
@@ -140,15 +150,65 @@ static int handle(struct ref *r, size_t len)
 	return 0;
 }
 
+/* --recv mmsg: block in recvmmsg() for the first record, as libnfqb does;
+ * after a full batch look again without blocking, after a short one (the
+ * socket ran dry) flush and block. */
+static int serve_mmsg(struct ref *r)
+{
+	int fd = mnl_socket_get_fd(r->nl);
+	struct mmsghdr mm[MM_SLOTS];
+	struct iovec iov[MM_SLOTS];
+	struct sockaddr_nl sa[MM_SLOTS];
+	bool dry = true;
+
+	for (unsigned i = 0; i < MM_SLOTS; i++) {
+		iov[i] = (struct iovec){ r->buf + i * MM_SLOT_LEN, MM_SLOT_LEN };
+		mm[i] = (struct mmsghdr){ .msg_hdr = { .msg_name = &sa[i], .msg_iov = &iov[i],
+						      .msg_iovlen = 1 } };
+	}
+	while (!stop) {
+		int n;
+
+		for (unsigned i = 0; i < MM_SLOTS; i++)
+			mm[i].msg_hdr.msg_namelen = sizeof(sa[i]);
+		n = recvmmsg(fd, mm, MM_SLOTS, (dry ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC,
+			     NULL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			dry = true;
+			if (flush(r) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0) {
+			if (errno != EINTR && errno != ENOBUFS)
+				return -1;
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			/* MSG_TRUNC reports a cut record's whole length */
+			size_t len = mm[i].msg_len < MM_SLOT_LEN ? mm[i].msg_len : MM_SLOT_LEN;
+
+			if (handle(r, iov[i].iov_base, len) < 0)
+				return -1;
+		}
+		dry = n < MM_SLOTS;
+		if (dry && flush(r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int serve(struct ref *r)
 {
 	int fd = mnl_socket_get_fd(r->nl);
 
+	if (r->mmsg)
+		return serve_mmsg(r);
 	while (!stop) {
 		ssize_t n = recv(fd, r->buf, BUF_LEN, r->pending ? MSG_DONTWAIT : 0);
 
 		if (n > 0) {
-			if (handle(r, (size_t)n) < 0)
+			if (handle(r, r->buf, (size_t)n) < 0)
 				return -1;
 			continue;
 		}
@@ -165,10 +225,12 @@ static int serve(struct ref *r)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] QUEUE\n"
+	fprintf(f, "usage: nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] [--recv one|mmsg]\n"
+		   "       QUEUE\n"
 		   "Accept every packet of NFQUEUE QUEUE with batched verdicts (every N\n"
 		   "packets and before blocking), until SIGTERM. Defaults: max-len 65536,\n"
-		   "sock-len 268435456 (SO_RCVBUFFORCE), batch %d.\n", BATCH);
+		   "sock-len 268435456 (SO_RCVBUFFORCE), batch %d, recv one (recv() per\n"
+		   "datagram; mmsg: recvmmsg() of %d slots as libnfqb receives).\n", BATCH, MM_SLOTS);
 }
 
 int main(int argc, char **argv)
@@ -177,6 +239,7 @@ int main(int argc, char **argv)
 		{ "max-len", required_argument, NULL, 'm' },
 		{ "sock-len", required_argument, NULL, 's' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "recv", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -190,6 +253,13 @@ int main(int argc, char **argv)
 		case 'm': max_len = strtoul(optarg, NULL, 10); break;
 		case 's': sock_len = strtoul(optarg, NULL, 10); break;
 		case 'b': r.batch = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'r':
+			if (strcmp(optarg, "mmsg") != 0 && strcmp(optarg, "one") != 0) {
+				usage(stderr);
+				return 2;
+			}
+			r.mmsg = optarg[0] == 'm';
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -11,6 +11,7 @@ import sys
 
 LABELS = {
     "ref": "reference (libmnl, batch 64)",
+    "refmmsg": "reference, libnfqb's receive",
     "libnfqb": "libnfqb (nfqb-accept)",
     "python": "Python module (ours, libnfqb)",
     "broker20": "broker, 20 rules",
@@ -87,10 +88,10 @@ def latency(rows, out):
     ref = by.get("ref", {})
     out.append("")
     out.append("latency: UDP ping-pong over a veth, queue on the server's INPUT (medians, us)")
-    out.append("  %-32s %8s %6s %8s %9s %9s" % ("path", "p50", "x ref", "p99", "added",
-                                                "x ref add"))
+    out.append("  %-32s %8s %6s %8s %9s %9s %8s" % ("path", "p50", "x ref", "p99", "added",
+                                                     "x ref add", "preempt"))
     summary = []
-    for p in ("none", "ref", "broker20", "python"):
+    for p in ("none", "ref", "refmmsg", "broker20", "python"):
         runs = by.get(p)
         if not runs:
             continue
@@ -100,13 +101,18 @@ def latency(rows, out):
         ref_added = med([ref[i]["p50_us"] - none[i]["p50_us"] for i in ref if i in none])
         ax = added / ref_added if added is not None and ref_added else None
         px = med([r["p50_us"] / ref[i]["p50_us"] for i, r in runs.items() if i in ref])
+        # the share of round trips in which the consumer was preempted
+        # (bench/README.md, "What limits the latency")
+        pre = med([100.0 * r["ivcsw"] / r["trips"] for r in runs.values()
+                   if r.get("trips") and r.get("ivcsw") is not None])
         if p == "none":
-            added = ax = None
+            added = ax = pre = None
         summary.append({"path": p, "runs": len(runs), "p50_us": p50, "p50_x_ref": px,
-                        "p99_us": p99, "added_p50_us": added, "added_x_ref": ax})
-        out.append("  %-32s %8s %6s %8s %9s %9s" % (LABELS[p], fmt(p50, ".1f"), fmt(px, ".2f"),
-                                                    fmt(p99, ".1f"), fmt(added, "+.1f"),
-                                                    fmt(ax, ".2f")))
+                        "p99_us": p99, "added_p50_us": added, "added_x_ref": ax,
+                        "preempted_pct": pre})
+        out.append("  %-32s %8s %6s %8s %9s %9s %8s" % (
+            LABELS[p], fmt(p50, ".1f"), fmt(px, ".2f"), fmt(p99, ".1f"), fmt(added, "+.1f"),
+            fmt(ax, ".2f"), "-" if pre is None else "%.0f %%" % pre))
     return summary
 
 
