@@ -236,6 +236,7 @@ static json_object *agent_obj(const struct session_view *v)
 	jadd(a, "takeovers", json_object_new_uint64(v->takeovers));
 	/* The worker thread serving it; null while binding (the main loop's). */
 	jadd(a, "worker", v->worker >= 0 ? json_object_new_int(v->worker) : NULL);
+	jadd(a, "solo", json_object_new_boolean(v->solo));
 	jadd(a, "steer", steer_obj(v));
 	return a;
 }

@@ -407,16 +407,23 @@ GETTER(get_reload_ok_at, (uint64_t)r->t.last_reload_ok_at)
 GETTER(get_started, (uint64_t)r->t.started)
 
 /* One sample per worker thread: its sessions, or the packets it decided. */
+static uint64_t worker_value(const struct session_worker_view *w, const char *name)
+{
+	if (strstr(name, "packets"))
+		return w->c.packets;
+	if (strstr(name, "solo"))
+		return w->solo;
+	return w->sessions;
+}
+
 static void emit_workers(const struct render *r, const struct metric *mt)
 {
-	bool packets = strstr(mt->name, "packets") != NULL;
-
 	for (unsigned i = 0; i < r->nw; i++) {
 		char ib[16];
 
 		snprintf(ib, sizeof(ib), "%u", r->w[i].index);
 		sample(r->b, mt->name, "worker", ib, NULL, NULL, NULL, NULL,
-		       packets ? r->w[i].c.packets : (uint64_t)r->w[i].sessions);
+		       worker_value(&r->w[i], mt->name));
 	}
 }
 
@@ -447,6 +454,9 @@ static const struct metric metrics[] = {
 	  emit_workers, NULL },
 	{ "nfqb_worker_packets_total", "counter",
 	  "Packets decided by each worker thread since the broker started.",
+	  emit_workers, NULL },
+	{ "nfqb_worker_solo", "gauge",
+	  "1 while a worker thread serves a single namespace and sleeps in its receive.",
 	  emit_workers, NULL },
 	{ "nfqb_kstats_refresh_total", "counter",
 	  "Reads of a namespace's kernel queue statistics (on a tick, not per scrape).",

@@ -1450,6 +1450,7 @@ unsigned session_mgr_workers(const struct session_mgr *m, struct session_worker_
 
 		worker_totals_read(w, &t);
 		out[i] = (struct session_worker_view){ .index = i, .sessions = worker_load(w),
+						       .solo = m->solo[worker_index(w)] != NULL,
 						       .c = t.c };
 	}
 	return n;
@@ -1699,6 +1700,7 @@ void session_view(const struct session *s, struct session_view *v)
 		.takeovers = s->takeovers, .session = s,
 		.audit = s->audit || policy_audit(s->policy),
 		.worker = s->worker ? (int)worker_index(s->worker) : -1,
+		.solo = solo_is(s),
 	};
 	session_counters_load(&v->c, &s->c);
 	hist_load(&v->latency, &s->latency);

@@ -147,6 +147,8 @@ struct session_view {
 	const struct session *session;/* for steering_view()/steering_counters() */
 	struct hist latency;          /* receive to verdict sent (hist_latency_bounds) */
 	int worker;                   /* the worker thread serving it, -1: the main loop */
+	bool solo;                    /* that worker serves it alone and sleeps in its
+				       * receive (docs/design.md, "Threads") */
 };
 
 /* session_view - fill @v from @s (pointers valid until the loop runs again). */
@@ -199,6 +201,7 @@ void session_mgr_totals(const struct session_mgr *m, struct session_totals *t);
 struct session_worker_view {
 	unsigned index;
 	size_t sessions;              /* attached sessions it serves */
+	bool solo;                    /* it sleeps in its one session's receive */
 	struct session_counters c;    /* every packet it decided */
 };
 

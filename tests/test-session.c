@@ -789,12 +789,16 @@ static void test_send_failures_release_on_worker(void **state)
 	s = session_find(f.m, f.dev, f.ino);
 	session_view(s, &v);
 	assert_int_equal(v.worker, 0);
+	assert_true(v.solo);            /* alone on its worker */
 	assert_int_equal(session_mgr_workers(f.m, wv, 4), 2);
 	assert_int_equal(wv[0].sessions, 1);
+	assert_true(wv[0].solo);
 	assert_int_equal(wv[1].sessions, 0);
+	assert_false(wv[1].solo);
 	fail_sends_until_refused(&f, s);
 	assert_int_equal(session_mgr_workers(f.m, wv, 4), 2);
 	assert_int_equal(wv[0].sessions, 0);
+	assert_false(wv[0].solo);
 	fixture_free(&f);
 }
 

@@ -152,6 +152,11 @@ nt_assert_eq 20 "$w0" "metrics: worker 0 (two namespaces, 10 each)"
 nt_assert_eq "$(metric nfqb_broker_packets_total)" $((w0 + w1)) "metrics: broker total == workers' sum"
 nt_assert_eq 2 "$(metric 'nfqb_worker_sessions{worker="0"}')" "metrics: sessions of worker 0"
 nt_assert_eq 1 "$(metric 'nfqb_worker_sessions{worker="1"}')" "metrics: sessions of worker 1"
+nt_assert_eq 0 "$(metric 'nfqb_worker_solo{worker="0"}')" "metrics: worker 0 (two namespaces) not solo"
+nt_assert_eq 1 "$(metric 'nfqb_worker_solo{worker="1"}')" "metrics: worker 1 (pod-b alone) solo"
+nt_assert_eq "[False, True, False]" \
+	"$(agents_py '[a[n]["solo"] for n in ("pod-a", "pod-b", "pod-c")]')" \
+	"nfq-ctl agents: only pod-b, alone on its worker, is solo"
 # solo: pod-a alone on worker 0 until pod-c joined it; pod-b alone on 1
 nt_assert_grep "$BK_LOG" 'event=solo name=pod-a worker=0 state=on$' "pod-a went solo"
 nt_assert_grep "$BK_LOG" 'event=solo name=pod-a worker=0 state=off$' "pod-a left solo for pod-c"
@@ -261,6 +266,12 @@ nt_assert_eq 1 "$(metric "nfqb_worker_sessions{worker=\"$C_W\"}")" \
 	"metrics: sessions of pod-c's worker after the release (its other one)"
 nt_assert_lines "$BK_LOG" "event=solo name=pod-a worker=$C_W state=on\$" 2 \
 	"pod-a alone again: solo again"
+for w in 0 1; do
+	nt_assert_eq "$(agents_py "int(sum(x['worker'] == $w for x in a.values()) == 1)")" \
+		"$(metric "nfqb_worker_solo{worker=\"$w\"}")" \
+		"metrics: worker $w solo exactly when it serves one namespace"
+done
+nt_assert_eq "True" "$(agents_py 'a["pod-a"]["solo"]')" "nfq-ctl agents: pod-a solo again"
 # the released namespace's queue was unbound (the worker let go of it first)
 unbound() { ! nt_queue_bound "$@"; }
 nt_wait_for 3000 "queue 1 of pod-c unbound" unbound "$NS_C" 1
