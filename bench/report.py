@@ -88,8 +88,8 @@ def latency(rows, out):
     ref = by.get("ref", {})
     out.append("")
     out.append("latency: UDP ping-pong over a veth, queue on the server's INPUT (medians, us)")
-    out.append("  %-32s %8s %6s %8s %9s %9s %8s" % ("path", "p50", "x ref", "p99", "added",
-                                                     "x ref add", "preempt"))
+    out.append("  %-32s %8s %6s %8s %9s %9s %9s" % ("path", "p50", "x ref", "p99", "added",
+                                                     "x ref add", "invol/100"))
     summary = []
     for p in ("none", "ref", "refmmsg", "broker20", "python"):
         runs = by.get(p)
@@ -101,18 +101,18 @@ def latency(rows, out):
         ref_added = med([ref[i]["p50_us"] - none[i]["p50_us"] for i in ref if i in none])
         ax = added / ref_added if added is not None and ref_added else None
         px = med([r["p50_us"] / ref[i]["p50_us"] for i, r in runs.items() if i in ref])
-        # the share of round trips in which the consumer was preempted
-        # (bench/README.md, "What limits the latency")
+        # involuntary context switches of the consumer's threads per 100
+        # round trips (bench/README.md, "What limits the latency")
         pre = med([100.0 * r["ivcsw"] / r["trips"] for r in runs.values()
                    if r.get("trips") and r.get("ivcsw") is not None])
         if p == "none":
             added = ax = pre = None
         summary.append({"path": p, "runs": len(runs), "p50_us": p50, "p50_x_ref": px,
                         "p99_us": p99, "added_p50_us": added, "added_x_ref": ax,
-                        "preempted_pct": pre})
-        out.append("  %-32s %8s %6s %8s %9s %9s %8s" % (
+                        "involuntary_per_100_trips": pre})
+        out.append("  %-32s %8s %6s %8s %9s %9s %9s" % (
             LABELS[p], fmt(p50, ".1f"), fmt(px, ".2f"), fmt(p99, ".1f"), fmt(added, "+.1f"),
-            fmt(ax, ".2f"), "-" if pre is None else "%.0f %%" % pre))
+            fmt(ax, ".2f"), fmt(pre, ".0f")))
     return summary
 
 

@@ -456,7 +456,7 @@ static const struct metric metrics[] = {
 	  "Packets decided by each worker thread since the broker started.",
 	  emit_workers, NULL },
 	{ "nfqb_worker_solo", "gauge",
-	  "1 while a worker thread serves a single namespace and sleeps in its receive.",
+	  "1 while a worker thread is solo: it serves one namespace and waits in its receive.",
 	  emit_workers, NULL },
 	{ "nfqb_kstats_refresh_total", "counter",
 	  "Reads of a namespace's kernel queue statistics (on a tick, not per scrape).",

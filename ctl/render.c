@@ -108,17 +108,32 @@ static const char *steer_str(struct cells *c, json_object *a)
 	return b;
 }
 
+/* The worker thread serving a namespace, "solo" when it serves it alone;
+ * "-" while binding (null) or from a broker without workers. */
+static const char *worker_str(struct cells *c, json_object *a)
+{
+	json_object *w = jget(a, "worker", json_type_int);
+	json_object *solo = jget(a, "solo", json_type_boolean);
+	char *b = cell(c);
+
+	if (!w)
+		return "-";
+	snprintf(b, sizeof(c->b[0]), "%d%s", json_object_get_int(w),
+		 solo && json_object_get_boolean(solo) ? " solo" : "");
+	return b;
+}
+
 static int agents_table(FILE *f, json_object *reply, bool wide, time_t now)
 {
 	static const char *const hdr[] = {
 		"NAME", "STATE", "POLICY", "QUEUES", ">PACKETS", ">BYTES", ">DROPS", ">ERRORS",
 		">KDROPS", ">AGE",
 		/* wide */ ">PID", ">UID", ">NETNS", ">ACCEPT", ">REPEAT", ">KQUEUED",
-		">OVERRUNS", ">TAKEOVERS", "STEER",
+		">OVERRUNS", ">TAKEOVERS", "WORKER", "STEER",
 	};
 	json_object *arr = jget(reply, "agents", json_type_array);
 	struct fmt_table t;
-	size_t ncols = wide ? 19 : 10;
+	size_t ncols = wide ? 20 : 10;
 	int rc;
 
 	if (!arr)
@@ -150,7 +165,7 @@ static int agents_table(FILE *f, json_object *reply, bool wide, time_t now)
 			num(&c, jget_u64(a, "netns_inode")), cnt(&c, jget_u64(v, "accept")),
 			cnt(&c, jget_u64(v, "repeat")), cnt(&c, kqueued),
 			cnt(&c, jget_u64(a, "overruns")), cnt(&c, jget_u64(a, "takeovers")),
-			steer_str(&c, a),
+			worker_str(&c, a), steer_str(&c, a),
 		};
 		fmt_table_row(&t, row);
 	}

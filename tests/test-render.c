@@ -27,7 +27,7 @@ static const char agents_json[] =
 	"\"repeat\":0,\"queue\":0,\"error\":1},\"kernel\":[{\"queue\":1,\"queued\":3,"
 	"\"dropped_full\":5,\"dropped_netlink\":1},{\"queue\":2,\"queued\":0,"
 	"\"dropped_full\":0,\"dropped_netlink\":0}],\"overruns\":0,"
-	"\"attached_at\":1000,\"takeovers\":2,"
+	"\"attached_at\":1000,\"takeovers\":2,\"worker\":1,\"solo\":true,"
 	"\"steer\":{\"installed\":true,\"backend\":\"nft\",\"rules\":[{},{}]}},"
 	"{\"name\":\"b\",\"state\":\"grace\",\"policy\":\"open\",\"queues\":[7],"
 	"\"packets\":5,\"bytes\":1140,\"verdicts\":{\"accept\":5},\"kernel\":[],"
@@ -62,11 +62,11 @@ static void test_agents(void **state)
 	s = render("agents", agents_json, true, &rc);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(s, "  PID  UID       NETNS  ACCEPT  REPEAT  KQUEUED  OVERRUNS  "
-				  "TAKEOVERS  STEER\n"));
+				  "TAKEOVERS  WORKER  STEER\n"));
 	assert_non_null(strstr(s, "3m12s   42    0  4026532000    1.2k       0        3         0"
-				  "          2  nft(2)\n"));
-	/* No steer object: "-". */
-	assert_non_null(strstr(s, "  -\n"));
+				  "          2  1 solo  nft(2)\n"));
+	/* No worker (binding, or no workers) and no steer object: "-". */
+	assert_non_null(strstr(s, "          0  -       -\n"));
 	free(s);
 
 	s = render("agents", "{\"ok\":true,\"agents\":[{\"name\":\"x\",\"steer\":"

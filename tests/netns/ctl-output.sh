@@ -99,8 +99,11 @@ nt_assert_grep "$(nt_out agents-tty)" '^pod-a +attached +web +1 +1\.2k' "agents 
 # wide: more columns, the netns inode and agent pid among them
 ctl_ok agents-w agents -o wide
 W=$(nt_out agents-w)
-nt_assert_grep "$W" '^NAME .* AGE +PID +UID +NETNS +ACCEPT +REPEAT +KQUEUED +OVERRUNS +TAKEOVERS +STEER$' "agents wide header"
-nt_assert_grep "$W" "^pod-a .* $AG_A +0 +$(nt_ns_ino "$NS_A") +1\.2k +0 +0 +0 +0 +[^ ]+\$" "agents wide: pod-a's pid, uid, netns"
+nt_assert_grep "$W" '^NAME .* AGE +PID +UID +NETNS +ACCEPT +REPEAT +KQUEUED +OVERRUNS +TAKEOVERS +WORKER +STEER$' "agents wide header"
+# WORKER: what the JSON says (pod-a and pod-b each alone on a worker when
+# the broker has two or more: "N solo")
+WK=$(py "$(nt_out agents)" '(lambda a: "%d%s" % (a["worker"], " solo" if a["solo"] else ""))(next(x for x in json.loads(t)["agents"] if x["name"] == "pod-a"))')
+nt_assert_grep "$W" "^pod-a .* $AG_A +0 +$(nt_ns_ino "$NS_A") +1\.2k +0 +0 +0 +0 +$WK +[^ ]+\$" "agents wide: pod-a's pid, uid, netns, worker"
 
 ctl_ok rules-t rules -o table
 R=$(nt_out rules-t)
