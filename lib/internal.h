@@ -135,6 +135,12 @@ struct nfqb_queue {
 				   * nothing received since: nfqb_queue_drained() */
 	bool rx_short;            /* nfqb_queue_wait() got fewer records than it
 				   * asked for: the socket was empty after them */
+	unsigned rx_asked;        /* records the last receive asked for */
+	unsigned rx_woke;         /* records received since the socket last ran dry */
+	bool rx_lonely;           /* the socket last ran dry after a single record:
+				   * the next sleep takes one (rx_fill()) */
+	bool rx_probe;            /* a lonely sleep took one: the look after it
+				   * takes one too */
 	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
 	struct iovec rx_iov[NFQB_RX_SLOTS];
 	struct sockaddr_nl rx_sa[NFQB_RX_SLOTS];

@@ -382,8 +382,36 @@ static void rx_trim(struct nfqb_queue *q)
 	(void)madvise(q->rx + NFQB_RXBUF_SIZE, NFQB_RX_AREA - NFQB_RXBUF_SIZE, MADV_DONTNEED);
 }
 
+/* The socket ran dry: was the wake that ends here a lonely one? */
+static void rx_ran_dry(struct nfqb_queue *q)
+{
+	q->rx_lonely = q->rx_woke <= 1;
+	q->rx_woke = 0;
+	q->rx_probe = false;
+}
+
 /*
- * Fill the slots from the socket: how many records arrived, or -errno.
+ * One record into slot 0 with recvfrom(), the receive with the least work
+ * before it sleeps: recvmmsg() copies in and checks a message header
+ * first, and after its one record asks again, which finds the socket
+ * empty only once the verdict would have been sent.
+ */
+static int rx_recv_one(struct nfqb_queue *q, int flags)
+{
+	socklen_t alen = sizeof(q->rx_sa[0]);
+	ssize_t n;
+
+	q->rx_sa[0].nl_pid = 0;
+	n = recvfrom(q->fd, q->rx_iov[0].iov_base, q->rx_iov[0].iov_len, flags,
+		     (struct sockaddr *)&q->rx_sa[0], &alen);
+	if (n < 0)
+		return -1;
+	q->rx_mm[0].msg_len = (unsigned)n;
+	return 1;
+}
+
+/*
+ * Fill up to @vlen slots from the socket: how many records arrived, or -errno.
  * recvmmsg() rather than one recv per record: a drain costs one system call
  * per NFQB_RX_SLOTS packets, and fewer records than asked for means the socket
  * was empty, which saves the receive that would only say EAGAIN. MSG_TRUNC
@@ -391,22 +419,47 @@ static void rx_trim(struct nfqb_queue *q)
  * shows. The source address is read because the socket may be shared with
  * an agent that could connect() it elsewhere: only the kernel's records
  * (nl_pid 0) count.
+ *
+ * A socket whose records come one at a time (request and answer: each
+ * wake finds a single record, the socket then dry) sleeps in a receive of
+ * one instead and looks for a second with another receive of one, before
+ * the verdict: what a consumer does between its verdict and its sleep
+ * delays the packet's answer twice over on a busy CPU (the woken receiver
+ * then waits for it instead of preempting it, bench/README.md "What
+ * limits the latency"), and recvmmsg()'s own look for a second record
+ * falls there. The first wake with more than one record goes back to
+ * batches.
  */
 static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 {
+	bool sleep = flags & MSG_WAITFORONE;
 	int n;
 
-	for (unsigned i = 0; i < vlen; i++) {
-		q->rx_sa[i].nl_pid = 0;
-		q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
-	}
+	if (q->rx_lonely && (sleep || q->rx_probe))
+		vlen = 1;
 	q->rx_dry = false;
 	q->rx_short = false;
-	do
-		n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
-	while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
-	if (n < 0)
+	do {
+		if (vlen == 1)
+			n = rx_recv_one(q, (flags & ~MSG_WAITFORONE) | MSG_TRUNC);
+		else {
+			for (unsigned i = 0; i < vlen; i++) {
+				q->rx_sa[i].nl_pid = 0;
+				q->rx_mm[i].msg_hdr.msg_namelen = sizeof(q->rx_sa[i]);
+			}
+			n = recvmmsg(q->fd, q->rx_mm, vlen, flags | MSG_TRUNC, NULL);
+		}
+	} while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
+	if (n < 0) {
+		if ((errno == EAGAIN || errno == EWOULDBLOCK) && (flags & MSG_DONTWAIT))
+			rx_ran_dry(q);
 		return -errno;
+	}
+	q->rx_asked = vlen;
+	q->rx_probe = sleep && vlen == 1;
+	q->rx_woke += (unsigned)n;
+	if ((unsigned)n < vlen)
+		rx_ran_dry(q);
 	q->rx_next = 0;
 	q->rx_count = (unsigned)n;
 	rx_note_spill(q, (unsigned)n);
@@ -522,7 +575,7 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 			/* fewer records than asked for: the socket was empty (or
 			 * an overrun cut the receive short: the next one says so) */
 			if (n >= 0)
-				w = (unsigned)n < q->rx_batch ? sleep : RX_NOWAIT;
+				w = (unsigned)n < q->rx_asked ? sleep : RX_NOWAIT;
 			else if (n == -ENOBUFS)
 				q->st.enobufs++;
 			else if (n == -EAGAIN || n == -EWOULDBLOCK)
@@ -617,7 +670,7 @@ int nfqb_queue_wait(struct nfqb_queue *q)
 		q->st.enobufs++;
 	if (n < 0)
 		return n;
-	q->rx_short = (unsigned)n < q->rx_batch;
+	q->rx_short = (unsigned)n < q->rx_asked;
 	return n;
 }
 

@@ -640,7 +640,8 @@ static void test_drained(void **state)
  * nfqb_queue_wait() holds what one receive got; a run after it handles
  * those and, when they were fewer than a receive asks for, trusts that
  * the socket was empty: a record sent in between waits for the next run
- * (an edge-triggered or waiting caller is woken for it anew).
+ * (an edge-triggered or waiting caller is woken for it anew). After a
+ * wake of a single record the wait asks for one (rx_fill()).
  */
 static void test_wait_holds(void **state)
 {
@@ -666,11 +667,30 @@ static void test_wait_holds(void **state)
 	assert_int_equal(nfqb_queue_run(f->q, false), 1);
 	assert_int_equal(f->ids[2], 3);
 
-	/* a full receive: the run goes on receiving */
+	/* that run's wake brought one record before the socket ran dry: the
+	 * next wait takes one, however many there are, and the run looks
+	 * for a second with a receive of one before it goes on in batches */
 	for (uint32_t id = 10; id < 10 + NFQB_RX_BATCH_MAX + 2; id++)
+		send_packet(f->peer, id);
+	assert_int_equal(nfqb_queue_wait(f->q), 1);
+	assert_false(nfqb_queue_drained(f->q));
+	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RX_BATCH_MAX + 2);
+	assert_true(nfqb_queue_drained(f->q));
+	/* a wake of many records: the next wait takes a full receive, and
+	 * the run goes on receiving */
+	for (uint32_t id = 30; id < 30 + NFQB_RX_BATCH_MAX + 2; id++)
 		send_packet(f->peer, id);
 	assert_int_equal(nfqb_queue_wait(f->q), NFQB_RX_BATCH_MAX);
 	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RX_BATCH_MAX + 2);
+	assert_true(nfqb_queue_drained(f->q));
+	/* a lone record again: its wait takes one, the run's look finds the
+	 * socket empty and the run ends after it */
+	send_packet(f->peer, 60);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	send_packet(f->peer, 61);
+	send_packet(f->peer, 62);
+	assert_int_equal(nfqb_queue_wait(f->q), 1);
+	assert_int_equal(nfqb_queue_run(f->q, false), 2);
 	assert_true(nfqb_queue_drained(f->q));
 	while (recv(f->peer, ids, sizeof(ids), MSG_DONTWAIT) >= 0) {
 	}
