@@ -12,7 +12,8 @@
  *
  * --recv mmsg receives the way libnfqb does instead (recvmmsg() into
  * NFQB_RX_SLOTS slots, MSG_WAITFORONE, the source address read; a short
- * batch means the socket ran dry): the latency section runs both, so that
+ * batch means the socket ran dry; after a wake of one record, receives of
+ * one): the latency section runs both, so that
  * what the receive pattern alone costs a round trip shows in the same run
  * (bench/README.md, "What limits the latency").
  *
@@ -150,16 +151,32 @@ static int handle(struct ref *r, const char *buf, size_t len)
 	return 0;
 }
 
-/* --recv mmsg: block in recvmmsg() for the first record, as libnfqb does;
- * after a full batch look again without blocking, after a short one (the
- * socket ran dry) flush and block. */
+/* One record into mm[0] with recvfrom(), the source address read. */
+static int recv_one(int fd, struct mmsghdr *mm, int flags)
+{
+	socklen_t alen = sizeof(struct sockaddr_nl);
+	ssize_t n = recvfrom(fd, mm->msg_hdr.msg_iov[0].iov_base, mm->msg_hdr.msg_iov[0].iov_len,
+			     flags, (struct sockaddr *)mm->msg_hdr.msg_name, &alen);
+
+	if (n < 0)
+		return -1;
+	mm->msg_len = (unsigned)n;
+	return 1;
+}
+
+/* --recv mmsg: receive as libnfqb does (lib/queue.c, rx_fill()): block in
+ * recvmmsg() for the first record; after a full batch look again without
+ * blocking, after a short one (the socket ran dry) flush and block. After
+ * a wake that brought a single record, sleep in a receive of one and look
+ * for a second with another, before the verdict. */
 static int serve_mmsg(struct ref *r)
 {
 	int fd = mnl_socket_get_fd(r->nl);
 	struct mmsghdr mm[MM_SLOTS];
 	struct iovec iov[MM_SLOTS];
 	struct sockaddr_nl sa[MM_SLOTS];
-	bool dry = true;
+	bool dry = true, lonely = false, probe = false;
+	unsigned woke = 0;
 
 	for (unsigned i = 0; i < MM_SLOTS; i++) {
 		iov[i] = (struct iovec){ r->buf + i * MM_SLOT_LEN, MM_SLOT_LEN };
@@ -167,14 +184,21 @@ static int serve_mmsg(struct ref *r)
 						      .msg_iovlen = 1 } };
 	}
 	while (!stop) {
+		unsigned want = lonely && (dry || probe) ? 1 : MM_SLOTS;
 		int n;
 
-		for (unsigned i = 0; i < MM_SLOTS; i++)
+		for (unsigned i = 0; i < want; i++)
 			mm[i].msg_hdr.msg_namelen = sizeof(sa[i]);
-		n = recvmmsg(fd, mm, MM_SLOTS, (dry ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC,
-			     NULL);
+		if (want == 1)
+			n = recv_one(fd, &mm[0], (dry ? 0 : MSG_DONTWAIT) | MSG_TRUNC);
+		else
+			n = recvmmsg(fd, mm, MM_SLOTS,
+				     (dry ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC, NULL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			lonely = woke <= 1;
+			woke = 0;
 			dry = true;
+			probe = false;
 			if (flush(r) < 0)
 				return -1;
 			continue;
@@ -184,6 +208,8 @@ static int serve_mmsg(struct ref *r)
 				return -1;
 			continue;
 		}
+		probe = dry && want == 1;
+		woke += (unsigned)n;
 		for (int i = 0; i < n; i++) {
 			/* MSG_TRUNC reports a cut record's whole length */
 			size_t len = mm[i].msg_len < MM_SLOT_LEN ? mm[i].msg_len : MM_SLOT_LEN;
@@ -191,9 +217,14 @@ static int serve_mmsg(struct ref *r)
 			if (handle(r, iov[i].iov_base, len) < 0)
 				return -1;
 		}
-		dry = n < MM_SLOTS;
-		if (dry && flush(r) < 0)
-			return -1;
+		dry = (unsigned)n < want;
+		if (dry) {
+			lonely = woke <= 1;
+			woke = 0;
+			probe = false;
+			if (flush(r) < 0)
+				return -1;
+		}
 	}
 	return 0;
 }

@@ -88,8 +88,9 @@ def latency(rows, out):
     ref = by.get("ref", {})
     out.append("")
     out.append("latency: UDP ping-pong over a veth, queue on the server's INPUT (medians, us)")
-    out.append("  %-32s %8s %6s %8s %9s %9s %9s" % ("path", "p50", "x ref", "p99", "added",
-                                                     "x ref add", "invol/100"))
+    out.append("  %-32s %8s %6s %8s %9s %9s %9s %8s %8s" % (
+        "path", "p50", "x ref", "p99", "added", "x ref add", "invol/100", "cpu/trip",
+        "cpu-ref"))
     summary = []
     for p in ("none", "ref", "refmmsg", "broker20", "python"):
         runs = by.get(p)
@@ -105,14 +106,23 @@ def latency(rows, out):
         # round trips (bench/README.md, "What limits the latency")
         pre = med([100.0 * r["ivcsw"] / r["trips"] for r in runs.values()
                    if r.get("trips") and r.get("ivcsw") is not None])
+        # the consumer's CPU time (all threads, user and system) per round
+        # trip, and its excess over the reference's in the same run
+        cpu = med([r["cpu_ns"] / 1000.0 / r["trips"] for r in runs.values()
+                   if r.get("trips") and r.get("cpu_ns") is not None])
+        cpu_x = med([(r["cpu_ns"] - ref[i]["cpu_ns"]) / 1000.0 / r["trips"]
+                     for i, r in runs.items()
+                     if i in ref and r.get("cpu_ns") is not None
+                     and ref[i].get("cpu_ns") is not None])
         if p == "none":
-            added = ax = pre = None
+            added = ax = pre = cpu = cpu_x = None
         summary.append({"path": p, "runs": len(runs), "p50_us": p50, "p50_x_ref": px,
                         "p99_us": p99, "added_p50_us": added, "added_x_ref": ax,
-                        "involuntary_per_100_trips": pre})
-        out.append("  %-32s %8s %6s %8s %9s %9s %9s" % (
+                        "involuntary_per_100_trips": pre, "cpu_us_per_trip": cpu,
+                        "cpu_us_over_ref": cpu_x})
+        out.append("  %-32s %8s %6s %8s %9s %9s %9s %8s %8s" % (
             LABELS[p], fmt(p50, ".1f"), fmt(px, ".2f"), fmt(p99, ".1f"), fmt(added, "+.1f"),
-            fmt(ax, ".2f"), fmt(pre, ".0f")))
+            fmt(ax, ".2f"), fmt(pre, ".0f"), fmt(cpu, ".2f"), fmt(cpu_x, "+.2f")))
     return summary
 
 
