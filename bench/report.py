@@ -78,6 +78,14 @@ def drain(rows, out):
     return summary
 
 
+def per_trip(r):
+    """The consumer's CPU time (all threads, user and system) per round
+    trip in us; None when the run did not record it."""
+    if not r.get("trips") or r.get("cpu_ns") is None:
+        return None
+    return r["cpu_ns"] / 1000.0 / r["trips"]
+
+
 def latency(rows, out):
     by = {}
     for r in rows:
@@ -106,14 +114,12 @@ def latency(rows, out):
         # round trips (bench/README.md, "What limits the latency")
         pre = med([100.0 * r["ivcsw"] / r["trips"] for r in runs.values()
                    if r.get("trips") and r.get("ivcsw") is not None])
-        # the consumer's CPU time (all threads, user and system) per round
-        # trip, and its excess over the reference's in the same run
-        cpu = med([r["cpu_ns"] / 1000.0 / r["trips"] for r in runs.values()
-                   if r.get("trips") and r.get("cpu_ns") is not None])
-        cpu_x = med([(r["cpu_ns"] - ref[i]["cpu_ns"]) / 1000.0 / r["trips"]
-                     for i, r in runs.items()
-                     if i in ref and r.get("cpu_ns") is not None
-                     and ref[i].get("cpu_ns") is not None])
+        # the consumer's CPU time per round trip, and its excess over the
+        # reference's in the same run
+        cpu = med([per_trip(r) for r in runs.values()])
+        cpu_x = med([per_trip(r) - per_trip(ref[i]) for i, r in runs.items()
+                     if i in ref and per_trip(r) is not None
+                     and per_trip(ref[i]) is not None])
         if p == "none":
             added = ax = pre = cpu = cpu_x = None
         summary.append({"path": p, "runs": len(runs), "p50_us": p50, "p50_x_ref": px,

@@ -647,7 +647,10 @@ static int unassign_call(struct worker *w, struct loop *l, void *arg)
  * Solo: a worker with a single session sleeps in that session's receive
  * (nfqb_queue_wait()) rather than in epoll_wait() and then a receive, one
  * system call fewer per wakeup: 0.4-0.5 us of a lone packet's round trip
- * here (bench/README.md, "What limits the latency"). Its loop's other fds
+ * here (bench/README.md, "What limits the latency"). Since the library
+ * reads lone records one at a time, a wake of one makes three system
+ * calls again (receive, a receive that finds the socket empty, verdict),
+ * as the reference loop does, and was still measured faster. Its loop's other fds
  * then wake it through the main thread: worker_call() kicks it, and the
  * session's NETLINK_ROUTE socket is watched on the main loop too (edge-
  * triggered: one kick per message batch), so a link change is read as

@@ -136,10 +136,11 @@ struct nfqb_queue {
 	bool rx_short;            /* nfqb_queue_wait() got fewer records than it
 				   * asked for: the socket was empty after them */
 	unsigned rx_asked;        /* records the last receive asked for */
-	unsigned rx_woke;         /* records received since the socket last ran dry */
-	bool rx_lonely;           /* the socket last ran dry after a single record:
-				   * the next sleep takes one (rx_fill()) */
-	bool rx_probe;            /* a lonely sleep took one: the look after it
+	unsigned rx_woke;         /* records received since the socket last ran
+				   * dry, counted up to 2 */
+	bool rx_lonely;           /* the last wake that brought records brought
+				   * one: the next sleep takes one (rx_fill()) */
+	bool rx_probe;            /* a sleep took one record: the look after it
 				   * takes one too */
 	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
 	struct iovec rx_iov[NFQB_RX_SLOTS];

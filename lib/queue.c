@@ -382,19 +382,21 @@ static void rx_trim(struct nfqb_queue *q)
 	(void)madvise(q->rx + NFQB_RXBUF_SIZE, NFQB_RX_AREA - NFQB_RXBUF_SIZE, MADV_DONTNEED);
 }
 
-/* The socket ran dry: was the wake that ends here a lonely one? */
+/* The socket ran dry: did the wake that ends here bring one record? One
+ * that brought none (a run on an empty socket) tells nothing. */
 static void rx_ran_dry(struct nfqb_queue *q)
 {
-	q->rx_lonely = q->rx_woke <= 1;
+	if (q->rx_woke)
+		q->rx_lonely = q->rx_woke == 1;
 	q->rx_woke = 0;
 	q->rx_probe = false;
 }
 
 /*
  * One record into slot 0 with recvfrom(), the receive with the least work
- * before it sleeps: recvmmsg() copies in and checks a message header
- * first, and after its one record asks again, which finds the socket
- * empty only once the verdict would have been sent.
+ * before it sleeps (recvmmsg() copies in and checks a message header for
+ * each slot it tries). 1, or -1 with errno set, as recvmmsg() answers:
+ * rx_fill() retries both alike.
  */
 static int rx_recv_one(struct nfqb_queue *q, int flags)
 {
@@ -414,28 +416,29 @@ static int rx_recv_one(struct nfqb_queue *q, int flags)
  * Fill up to @vlen slots from the socket: how many records arrived, or -errno.
  * recvmmsg() rather than one recv per record: a drain costs one system call
  * per NFQB_RX_SLOTS packets, and fewer records than asked for means the socket
- * was empty, which saves the receive that would only say EAGAIN. MSG_TRUNC
- * makes netlink report a record's real length, so a truncated record still
- * shows. The source address is read because the socket may be shared with
+ * was empty, which saves the receive that would only say EAGAIN (a
+ * receive of one has to make it: below). MSG_TRUNC makes netlink report a
+ * record's real length, so a truncated record still shows. The source address is read because the socket may be shared with
  * an agent that could connect() it elsewhere: only the kernel's records
  * (nl_pid 0) count.
  *
  * A socket whose records come one at a time (request and answer: each
- * wake finds a single record, the socket then dry) sleeps in a receive of
- * one instead and looks for a second with another receive of one, before
- * the verdict: what a consumer does between its verdict and its sleep
- * delays the packet's answer twice over on a busy CPU (the woken receiver
- * then waits for it instead of preempting it, bench/README.md "What
- * limits the latency"), and recvmmsg()'s own look for a second record
- * falls there. The first wake with more than one record goes back to
- * batches.
+ * wake finds a single record, the socket then dry) sleeps in a recvfrom()
+ * of one instead and looks for a second with another, one system call
+ * more per wake (three per packet with its verdict, where a wake's
+ * recvmmsg() looks for the second itself). Measured on one CPU, the round
+ * trip through the broker is shorter for it and the consumer's CPU per
+ * packet lower; which part of recvmmsg()'s work costs what was not
+ * isolated (bench/README.md, "What limits the latency"). The first look
+ * that finds a second record goes back to batches. Only sleeps take one:
+ * a caller that waits in epoll_wait() keeps its batches.
  */
 static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 {
-	bool sleep = flags & MSG_WAITFORONE;
+	bool blocking = flags & MSG_WAITFORONE;
 	int n;
 
-	if (q->rx_lonely && (sleep || q->rx_probe))
+	if (q->rx_lonely && (blocking || q->rx_probe))
 		vlen = 1;
 	q->rx_dry = false;
 	q->rx_short = false;
@@ -456,8 +459,9 @@ static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 		return -errno;
 	}
 	q->rx_asked = vlen;
-	q->rx_probe = sleep && vlen == 1;
-	q->rx_woke += (unsigned)n;
+	q->rx_probe = blocking && vlen == 1;
+	/* only whether a wake brought one record counts: no wrap */
+	q->rx_woke = q->rx_woke + (unsigned)n > 2 ? 2 : q->rx_woke + (unsigned)n;
 	if ((unsigned)n < vlen)
 		rx_ran_dry(q);
 	q->rx_next = 0;
@@ -524,9 +528,9 @@ static int rx_wait_fill(struct nfqb_queue *q, enum rx_wait w)
 }
 
 /*
- * A blocking run sleeps in recvmmsg() itself rather than in poll() and
- * then a receive: one system call fewer per wakeup, about 2 us of a
- * packet's round trip here (bench/README.md). A receive timeout
+ * A blocking run sleeps in the receive itself (rx_fill()) rather than in
+ * poll() and then a receive: one system call fewer per wakeup, about 2 us
+ * of a packet's round trip here (bench/README.md). A receive timeout
  * (SO_RCVTIMEO) is set for the run's length because only then does a
  * signal interrupt a blocking receive whatever its handler's SA_RESTART
  * (signal(7)); the caller's own timeout is restored when the run ends.
@@ -639,7 +643,9 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 
 /*
  * The wait a worker serving a single socket sleeps in instead of
- * epoll_wait() and a receive: one system call fewer per wakeup. What else
+ * epoll_wait() and a receive: one system call fewer per wakeup that
+ * brings several records (a wake of one spends it on the look for a
+ * second, rx_fill()). What else
  * needs the sleeper wakes it with nfqb_queue_wake(): the kernel's answer
  * is a record like the packets, so no wakeup falls between a check and
  * the receive and no signal is needed, while nobody sharing the socket

@@ -268,10 +268,10 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q);
 /**
  * nfqb_queue_run - receive and dispatch packets (run(block)).
  * Records are received up to 8 per system call (recvmmsg;
- * nfqb_queue_set_rx_batch()); when the socket last ran dry after a single
- * record (request and answer traffic), one per receive until a receive
- * finds a second one behind it (docs/library.md). Not from a callback of
- * @q (-EDEADLK).
+ * nfqb_queue_set_rx_batch()); a blocking run whose last wake brought a
+ * single record sleeps in a receive of one and looks for a second with
+ * another, back to batches once that look finds one (docs/library.md).
+ * Not from a callback of @q (-EDEADLK).
  * Non-blocking (@block false): handles what is already queued on the
  * socket (about NFQB_RUN_BUDGET messages, so one busy socket cannot
  * starve others in an event loop: the fd stays readable; an edge-triggered
@@ -327,8 +327,9 @@ bool nfqb_queue_drained(const struct nfqb_queue *q);
  * itself, as a blocking run does, instead of in poll() or epoll_wait()
  * and then a receive. A non-blocking run after it that finds fewer
  * records held than the receive asked for flushes and returns without
- * receiving again. Like a run's, the wait asks for a single record when
- * the socket last ran dry after one. Returns the number of records held (0 when a wait in
+ * receiving again. Like a blocking run, the wait asks for a single record
+ * when the last wake brought one, and the run after it then looks for a
+ * second. Returns the number of records held (0 when a wait in
  * poll() ended: the socket's file is O_NONBLOCK or has a receive timeout
  * that expired), or -errno: -ENOBUFS (counted, as by a run), -EINTR (a
  * signal whose handler has no SA_RESTART). Not from a callback of @q
