@@ -650,10 +650,11 @@ static int unassign_call(struct worker *w, struct loop *l, void *arg)
  * here (bench/README.md, "What limits the latency"). Since the library
  * reads lone records one at a time, a wake of one makes three system
  * calls again (receive, a receive that finds the socket empty, verdict),
- * as the reference loop does, and was still measured faster. Its loop's other fds
- * then wake it through the main thread: worker_call() kicks it, and the
- * session's NETLINK_ROUTE socket is watched on the main loop too (edge-
- * triggered: one kick per message batch), so a link change is read as
+ * as the reference loop does; paired one-CPU rounds still measured the
+ * round trip shorter so (same section). Its loop's other fds then wake it
+ * through the main thread: worker_call() kicks it, and the session's
+ * NETLINK_ROUTE socket is watched on the main loop too (edge-triggered:
+ * one kick per message batch), so a link change is read as
  * soon as it would have been. A kick is an acknowledgement the kernel
  * queues on the session's own socket (nfqb_queue_wake()), so no wakeup
  * falls between the worker's look at its flag and its receive.

@@ -418,9 +418,10 @@ static int rx_recv_one(struct nfqb_queue *q, int flags)
  * per NFQB_RX_SLOTS packets, and fewer records than asked for means the socket
  * was empty, which saves the receive that would only say EAGAIN (a
  * receive of one has to make it: below). MSG_TRUNC makes netlink report a
- * record's real length, so a truncated record still shows. The source address is read because the socket may be shared with
- * an agent that could connect() it elsewhere: only the kernel's records
- * (nl_pid 0) count.
+ * record's real length, so a truncated record still shows. The source
+ * address is read because the socket may be shared with an agent that
+ * could connect() it elsewhere: only the kernel's records (nl_pid 0)
+ * count.
  *
  * A socket whose records come one at a time (request and answer: each
  * wake finds a single record, the socket then dry) sleeps in a recvfrom()
@@ -645,12 +646,12 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
  * The wait a worker serving a single socket sleeps in instead of
  * epoll_wait() and a receive: one system call fewer per wakeup that
  * brings several records (a wake of one spends it on the look for a
- * second, rx_fill()). What else
- * needs the sleeper wakes it with nfqb_queue_wake(): the kernel's answer
- * is a record like the packets, so no wakeup falls between a check and
- * the receive and no signal is needed, while nobody sharing the socket
- * reads the answer away or connect()s the socket elsewhere (the broker
- * keeps a signal as the backstop for that: broker/worker.c).
+ * second, rx_fill()). What else needs the sleeper wakes it with
+ * nfqb_queue_wake(): the kernel's answer is a record like the packets, so
+ * no wakeup falls between a check and the receive and no signal is
+ * needed, while nobody sharing the socket reads the answer away or
+ * connect()s the socket elsewhere (the broker keeps a signal as the
+ * backstop for that: broker/worker.c).
  */
 int nfqb_queue_wait(struct nfqb_queue *q)
 {
