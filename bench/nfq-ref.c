@@ -164,6 +164,16 @@ static int recv_one(int fd, struct mmsghdr *mm, int flags)
 	return 1;
 }
 
+/* The socket ran dry: whether the wake that ends here brought one record
+ * (one that brought none tells nothing), as lib/queue.c rx_ran_dry(). */
+static void ran_dry(bool *lonely, unsigned *woke, bool *probe)
+{
+	if (*woke)
+		*lonely = *woke == 1;
+	*woke = 0;
+	*probe = false;
+}
+
 /* --recv mmsg: receive as libnfqb does (lib/queue.c, rx_fill()): block in
  * recvmmsg() for the first record; after a full batch look again without
  * blocking, after a short one (the socket ran dry) flush and block. After
@@ -195,10 +205,8 @@ static int serve_mmsg(struct ref *r)
 			n = recvmmsg(fd, mm, MM_SLOTS,
 				     (dry ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC, NULL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			lonely = woke <= 1;
-			woke = 0;
+			ran_dry(&lonely, &woke, &probe);
 			dry = true;
-			probe = false;
 			if (flush(r) < 0)
 				return -1;
 			continue;
@@ -209,7 +217,7 @@ static int serve_mmsg(struct ref *r)
 			continue;
 		}
 		probe = dry && want == 1;
-		woke += (unsigned)n;
+		woke = woke + (unsigned)n > 2 ? 2 : woke + (unsigned)n;
 		for (int i = 0; i < n; i++) {
 			/* MSG_TRUNC reports a cut record's whole length */
 			size_t len = mm[i].msg_len < MM_SLOT_LEN ? mm[i].msg_len : MM_SLOT_LEN;
@@ -219,9 +227,7 @@ static int serve_mmsg(struct ref *r)
 		}
 		dry = (unsigned)n < want;
 		if (dry) {
-			lonely = woke <= 1;
-			woke = 0;
-			probe = false;
+			ran_dry(&lonely, &woke, &probe);
 			if (flush(r) < 0)
 				return -1;
 		}

@@ -46,10 +46,11 @@
 #ifndef __has_feature
 #define __has_feature(x) 0
 #endif
+static unsigned n_recvfrom, n_recvmmsg;
+
 #if !defined(__SANITIZE_ADDRESS__) && !__has_feature(address_sanitizer)
 #define COUNT_RECVS 1
 #include <sys/syscall.h>
-static unsigned n_recvfrom, n_recvmmsg;
 
 #ifdef __USE_GNU
 #define SA_PTR(a) ((a).__sockaddr__)
@@ -71,7 +72,6 @@ int recvmmsg(int fd, struct mmsghdr *mm, unsigned int vlen, int flags, struct ti
 }
 #else
 #define COUNT_RECVS 0
-static unsigned n_recvfrom, n_recvmmsg;
 #endif
 
 static void recvs_reset(void)
