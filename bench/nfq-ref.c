@@ -43,6 +43,7 @@
 #define BUF_LEN (1u << 20)
 #define MM_SLOTS 8        /* libnfqb's NFQB_RX_SLOTS */
 #define MM_SLOT_LEN (BUF_LEN / MM_SLOTS)
+#define LOOK_EVERY 8      /* libnfqb's NFQB_RX_LOOK_EVERY */
 
 struct ref {
 	struct mnl_socket *nl;
@@ -166,27 +167,27 @@ static int recv_one(int fd, struct mmsghdr *mm, int flags)
 
 /* The socket ran dry: whether the wake that ends here brought one record
  * (one that brought none tells nothing), as lib/queue.c rx_ran_dry(). */
-static void ran_dry(bool *lonely, unsigned *woke, bool *probe)
+static void ran_dry(bool *lonely, unsigned *woke)
 {
 	if (*woke)
 		*lonely = *woke == 1;
 	*woke = 0;
-	*probe = false;
 }
 
 /* --recv mmsg: receive as libnfqb does (lib/queue.c, rx_fill()): block in
  * recvmmsg() for the first record; after a full batch look again without
  * blocking, after a short one (the socket ran dry) flush and block. After
- * a wake that brought a single record, sleep in a receive of one and look
- * for a second with another, before the verdict. */
+ * a wake that brought a single record, sleep in a receive of one and give
+ * its verdict before anything looks for a second; every LOOK_EVERY-th
+ * such sleep is a batch again. */
 static int serve_mmsg(struct ref *r)
 {
 	int fd = mnl_socket_get_fd(r->nl);
 	struct mmsghdr mm[MM_SLOTS];
 	struct iovec iov[MM_SLOTS];
 	struct sockaddr_nl sa[MM_SLOTS];
-	bool dry = true, lonely = false, probe = false;
-	unsigned woke = 0;
+	bool dry = true, lonely = false;
+	unsigned woke = 0, lone = 0;
 
 	for (unsigned i = 0; i < MM_SLOTS; i++) {
 		iov[i] = (struct iovec){ r->buf + i * MM_SLOT_LEN, MM_SLOT_LEN };
@@ -194,18 +195,19 @@ static int serve_mmsg(struct ref *r)
 						      .msg_iovlen = 1 } };
 	}
 	while (!stop) {
-		unsigned want = lonely && (dry || probe) ? 1 : MM_SLOTS;
+		bool one = lonely && dry && lone < LOOK_EVERY - 1;
+		unsigned want = one ? 1 : MM_SLOTS;
 		int n;
 
 		for (unsigned i = 0; i < want; i++)
 			mm[i].msg_hdr.msg_namelen = sizeof(sa[i]);
-		if (want == 1)
-			n = recv_one(fd, &mm[0], (dry ? 0 : MSG_DONTWAIT) | MSG_TRUNC);
+		if (one)
+			n = recv_one(fd, &mm[0], MSG_TRUNC);
 		else
 			n = recvmmsg(fd, mm, MM_SLOTS,
 				     (dry ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC, NULL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ran_dry(&lonely, &woke, &probe);
+			ran_dry(&lonely, &woke);
 			dry = true;
 			if (flush(r) < 0)
 				return -1;
@@ -216,8 +218,13 @@ static int serve_mmsg(struct ref *r)
 				return -1;
 			continue;
 		}
-		probe = dry && want == 1;
-		woke = woke + (unsigned)n > 2 ? 2 : woke + (unsigned)n;
+		if (one) {
+			lone++;
+		} else {
+			if (dry)
+				lone = 0;
+			woke = woke + (unsigned)n > 2 ? 2 : woke + (unsigned)n;
+		}
 		for (int i = 0; i < n; i++) {
 			/* MSG_TRUNC reports a cut record's whole length */
 			size_t len = mm[i].msg_len < MM_SLOT_LEN ? mm[i].msg_len : MM_SLOT_LEN;
@@ -225,9 +232,10 @@ static int serve_mmsg(struct ref *r)
 			if (handle(r, iov[i].iov_base, len) < 0)
 				return -1;
 		}
-		dry = (unsigned)n < want;
+		dry = one || (unsigned)n < want;
 		if (dry) {
-			ran_dry(&lonely, &woke, &probe);
+			if (!one)
+				ran_dry(&lonely, &woke);
 			if (flush(r) < 0)
 				return -1;
 		}

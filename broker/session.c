@@ -513,9 +513,8 @@ static void queue_event(struct loop *l, int fd, uint32_t events, void *data)
  * never ends a session: when the sends keep failing it stops reading the
  * socket, flags the session and wakes the main thread (wake_event()).
  */
-static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *data)
+static bool worker_run(struct loop *l, int fd, struct session *s)
 {
-	struct session *s = data;
 	uint64_t one = 1;
 	int rc = run_observed(s);
 
@@ -525,12 +524,19 @@ static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *da
 		if (write(s->mgr->wake_fd, &one, sizeof(one)) < 0) {
 			/* the counter is non-zero already: the main thread wakes */
 		}
-		return;
+		return false;
 	}
 	queue_error(s, rc);
+	return true;
+}
+
+static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct session *s = data;
+
 	/* Watched edge-triggered: what a run left (its budget spent, an
 	 * error) would not wake the fd again. */
-	if (!nfqb_queue_drained(s->q))
+	if (worker_run(l, fd, s) && !nfqb_queue_drained(s->q))
 		(void)loop_again(l, fd);
 }
 
@@ -647,11 +653,10 @@ static int unassign_call(struct worker *w, struct loop *l, void *arg)
  * Solo: a worker with a single session sleeps in that session's receive
  * (nfqb_queue_wait()) rather than in epoll_wait() and then a receive, one
  * system call fewer per wakeup: 0.4-0.5 us of a lone packet's round trip
- * here (bench/README.md, "What limits the latency"). Since the library
- * reads lone records one at a time, a wake of one makes three system
- * calls again (receive, a receive that finds the socket empty, verdict),
- * as the reference loop does; paired one-CPU rounds still measured the
- * round trip shorter so (same section). Its loop's other fds then wake it
+ * here (bench/README.md, "What limits the latency"). While records come
+ * one per wake the library reads them one at a time and gives each
+ * verdict before looking for more: two system calls per packet (the
+ * receive, the verdict), where the reference loop makes three. Its loop's other fds then wake it
  * through the main thread: worker_call() kicks it, and the session's
  * NETLINK_ROUTE socket is watched on the main loop too (edge-triggered:
  * one kick per message batch), so a link change is read as
@@ -687,10 +692,18 @@ static void solo_idle(struct loop *l, void *data)
 		worker_sleeping(s->worker, true);
 		(void)nfqb_queue_wait(s->q);
 		worker_sleeping(s->worker, false);
-		worker_queue_event(l, fd, EPOLLIN, s);
-		/* records left (queued again): the loop's turn first */
-		if (!nfqb_queue_drained(s->q))
+		if (!worker_run(l, fd, s))
 			return;
+		/* What the socket still has, the next wait takes: a run after
+		 * a wait of one record gives its verdict without looking for
+		 * more, so it is not drained. Only records a run held back
+		 * (it stopped early) need the loop's turn. Edge-triggered is
+		 * safe: each epoll_wait() of the loop is followed by a run
+		 * that looks until the socket is empty. */
+		if (nfqb_queue_pending(s->q)) {
+			(void)loop_again(l, fd);
+			return;
+		}
 	}
 }
 

@@ -23,6 +23,9 @@
  * the largest record; pages a slot never touches are never committed. */
 #define NFQB_RX_SLOTS NFQB_RX_BATCH_MAX
 #define NFQB_RX_AREA ((size_t)NFQB_RX_SLOTS * NFQB_RXBUF_SIZE)
+/* While records come one per wake, every NFQB_RX_LOOK_EVERY-th sleep is a
+ * batch receive again: the one that notices when they stop coming alone. */
+#define NFQB_RX_LOOK_EVERY 8
 /* Small verdicts (id, mark) coalesced into one send. */
 #define NFQB_TXBUF_SIZE 8192u
 /* Records a run handles before it flushes gathered verdicts even though
@@ -140,8 +143,10 @@ struct nfqb_queue {
 				   * dry, counted up to 2 */
 	bool rx_lonely;           /* the last wake that brought records brought
 				   * one: the next sleep takes one (rx_fill()) */
-	bool rx_probe;            /* a sleep took one record: the look after it
-				   * takes one too */
+	unsigned rx_lone;         /* sleeps that took one record since a sleep
+				   * last looked for more (NFQB_RX_LOOK_EVERY) */
+	bool rx_unlooked;         /* the last receive was such a sleep: the
+				   * socket may hold more, nobody looked */
 	struct mmsghdr rx_mm[NFQB_RX_SLOTS];
 	struct iovec rx_iov[NFQB_RX_SLOTS];
 	struct sockaddr_nl rx_sa[NFQB_RX_SLOTS];

@@ -389,7 +389,6 @@ static void rx_ran_dry(struct nfqb_queue *q)
 	if (q->rx_woke)
 		q->rx_lonely = q->rx_woke == 1;
 	q->rx_woke = 0;
-	q->rx_probe = false;
 }
 
 /*
@@ -425,24 +424,27 @@ static int rx_recv_one(struct nfqb_queue *q, int flags)
  *
  * A socket whose records come one at a time (request and answer: each
  * wake finds a single record, the socket then dry) sleeps in a recvfrom()
- * of one instead and looks for a second with another, one system call
- * more per wake (three per packet with its verdict, where a wake's
- * recvmmsg() looks for the second itself). Measured on one CPU, the round
- * trip through the broker is shorter for it and the consumer's CPU per
- * packet lower; which part of recvmmsg()'s work costs what was not
- * isolated (bench/README.md, "What limits the latency"). The first look
- * that finds a second record goes back to batches. Only sleeps take one:
- * a caller that waits in epoll_wait() keeps its batches.
+ * of one instead, and the record's verdict goes out before anything looks
+ * for a second: the caller's next sleep is that look (rx_stopped()). Two
+ * system calls per packet with its verdict, where the reference loop
+ * makes three (bench/README.md, "What limits the latency"): the receive
+ * that would only say EAGAIN sat between the packet and its verdict.
+ * Every NFQB_RX_LOOK_EVERY-th such sleep is a batch again, whose count
+ * says whether records still come alone; the first that brings several
+ * goes back to batches. Only sleeps take one: a caller that waits in
+ * epoll_wait() keeps its batches and its looks.
  */
 static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 {
 	bool blocking = flags & MSG_WAITFORONE;
+	bool lone = q->rx_lonely && blocking && q->rx_lone < NFQB_RX_LOOK_EVERY - 1;
 	int n;
 
-	if (q->rx_lonely && (blocking || q->rx_probe))
+	if (lone)
 		vlen = 1;
 	q->rx_dry = false;
 	q->rx_short = false;
+	q->rx_unlooked = false;
 	do {
 		if (vlen == 1)
 			n = rx_recv_one(q, (flags & ~MSG_WAITFORONE) | MSG_TRUNC);
@@ -460,15 +462,31 @@ static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 		return -errno;
 	}
 	q->rx_asked = vlen;
-	q->rx_probe = blocking && vlen == 1;
-	/* only whether a wake brought one record counts: no wrap */
-	q->rx_woke = q->rx_woke + (unsigned)n > 2 ? 2 : q->rx_woke + (unsigned)n;
-	if ((unsigned)n < vlen)
-		rx_ran_dry(q);
+	if (lone) {
+		/* a wake of one as far as anybody knows: the look that
+		 * would tell is the caller's next sleep */
+		q->rx_lone++;
+		q->rx_unlooked = true;
+	} else {
+		if (blocking)
+			q->rx_lone = 0;
+		/* only whether a wake brought one record counts: no wrap */
+		q->rx_woke = q->rx_woke + (unsigned)n > 2 ? 2 : q->rx_woke + (unsigned)n;
+		if ((unsigned)n < vlen)
+			rx_ran_dry(q);
+	}
 	q->rx_next = 0;
 	q->rx_count = (unsigned)n;
 	rx_note_spill(q, (unsigned)n);
 	return n;
+}
+
+/* Whether a run stops receiving once the @n records of its last receive
+ * are handled: fewer than asked for (the socket was empty after them), or
+ * a lone sleep's one, whose verdict goes out first. */
+static bool rx_stopped(const struct nfqb_queue *q, int n)
+{
+	return (unsigned)n < q->rx_asked || q->rx_unlooked;
 }
 
 /* Handle the next held record: packets handled, or -ECONNRESET. */
@@ -571,8 +589,9 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 				if (err < 0)
 					return err;
 				/* Every record that arrives from now on wakes
-				 * the fd again (edge-triggered waits rely on it). */
-				q->rx_dry = true;
+				 * the fd again (edge-triggered waits rely on it);
+				 * after a lone sleep's record nobody looked. */
+				q->rx_dry = !q->rx_unlooked;
 				if (!block)
 					return total;
 			}
@@ -580,7 +599,7 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 			/* fewer records than asked for: the socket was empty (or
 			 * an overrun cut the receive short: the next one says so) */
 			if (n >= 0)
-				w = (unsigned)n < q->rx_asked ? sleep : RX_NOWAIT;
+				w = rx_stopped(q, n) ? sleep : RX_NOWAIT;
 			else if (n == -ENOBUFS)
 				q->st.enobufs++;
 			else if (n == -EAGAIN || n == -EWOULDBLOCK)
@@ -677,7 +696,7 @@ int nfqb_queue_wait(struct nfqb_queue *q)
 		q->st.enobufs++;
 	if (n < 0)
 		return n;
-	q->rx_short = (unsigned)n < q->rx_asked;
+	q->rx_short = rx_stopped(q, n);
 	return n;
 }
 

@@ -716,15 +716,25 @@ static void test_wait_holds(void **state)
 	assert_int_equal(ids[0], 2);
 	assert_int_equal(nfqb_queue_run(f->q, false), 1);
 	assert_int_equal(f->ids[2], 3);
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 
 	/* that run's wake brought one record before the socket ran dry: the
-	 * next wait takes one, however many there are, and the run looks
-	 * for a second with a receive of one before it goes on in batches */
-	for (uint32_t id = 10; id < 10 + NFQB_RX_BATCH_MAX + 2; id++)
+	 * next waits take one each, however many there are, and the run
+	 * after each gives its verdict and ends without looking for more
+	 * (so the socket is not known to be drained); the
+	 * NFQB_RX_LOOK_EVERY-th wait is a batch, and a full one ends that */
+	for (uint32_t id = 10; id < 10 + NFQB_RX_LOOK_EVERY + NFQB_RX_BATCH_MAX; id++)
 		send_packet(f->peer, id);
-	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_false(nfqb_queue_drained(f->q));
-	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RX_BATCH_MAX + 2);
+	for (uint32_t id = 10; id < 10 + NFQB_RX_LOOK_EVERY - 1; id++) {
+		assert_int_equal(nfqb_queue_wait(f->q), 1);
+		assert_false(nfqb_queue_drained(f->q));
+		assert_int_equal(nfqb_queue_run(f->q, false), 1);
+		assert_false(nfqb_queue_drained(f->q));
+		assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+		assert_int_equal(ids[0], id);
+	}
+	assert_int_equal(nfqb_queue_wait(f->q), NFQB_RX_BATCH_MAX);
+	assert_int_equal(nfqb_queue_run(f->q, false), NFQB_RX_BATCH_MAX + 1);
 	assert_true(nfqb_queue_drained(f->q));
 	/* a wake of many records: the next wait takes a full receive, and
 	 * the run goes on receiving */
@@ -787,14 +797,15 @@ static void test_wake(void **state)
 
 /*
  * Request and answer: after a wake that brought one record, a wait (or a
- * blocking run) sleeps in a recvfrom() of one and the run looks for a
- * second with another; a look that finds one goes back to batches, and a
- * run on an empty socket changes nothing.
+ * blocking run) sleeps in a recvfrom() of one, and the run gives that
+ * record's verdict without looking for a second; every
+ * NFQB_RX_LOOK_EVERY-th sleep is a batch, and one that brings several goes
+ * back to batches. A run on an empty socket changes nothing.
  */
 static void test_lonely_receives(void **state)
 {
 	struct loop_fx *f = *state;
-	uint32_t ids[8];
+	uint32_t ids[8], id;
 	uint8_t types[8];
 	int status;
 	pid_t pid;
@@ -807,20 +818,22 @@ static void test_lonely_receives(void **state)
 	recvs_check(0, 1);                /* a batch receive, short: dry */
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 
-	/* that wake brought one: receives of one, the look finds none, the
-	 * verdict goes out and the run ends */
+	/* that wake brought one: a receive of one, then the verdict, and
+	 * the run ends with no other receive */
 	send_packet(f->peer, 2);
 	recvs_reset();
 	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_false(nfqb_queue_drained(f->q));
 	assert_int_equal(nfqb_queue_run(f->q, false), 1);
-	assert_true(nfqb_queue_drained(f->q));
-	recvs_check(2, 0);
+	assert_false(nfqb_queue_drained(f->q));
+	recvs_check(1, 0);
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 	assert_int_equal(ids[0], 2);
 
-	/* an empty run: no record, no change */
+	/* an empty run: a batch finds nothing, and the sleeps stay lone */
+	recvs_reset();
 	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_true(nfqb_queue_drained(f->q));
+	recvs_check(0, 1);
 	/* a blocking run looks (a batch: nothing there), then sleeps in a
 	 * receive of one, until a record arrives from another process */
 	f->stop_at = 3;
@@ -838,29 +851,53 @@ static void test_lonely_receives(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	alarm(0);
 	f->stop_at = 0;
-	assert_int_equal(nfqb_queue_run(f->q, false), 0);
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
+	assert_int_equal(ids[0], 3);
 
-	/* three queued: the wait takes one, the look finds the second, a
-	 * batch the third */
-	for (uint32_t id = 4; id <= 6; id++)
+	/* Records queued together still go one per wait (nobody looks)
+	 * until the NFQB_RX_LOOK_EVERY-th sleep since the last batch (the
+	 * first wait's): two were lone already. */
+	for (id = 4; id < 4 + NFQB_RX_LOOK_EVERY - 2; id++)
 		send_packet(f->peer, id);
+	for (id = 4; id < 4 + NFQB_RX_LOOK_EVERY - 3; id++) {
+		recvs_reset();
+		assert_int_equal(nfqb_queue_wait(f->q), 1);
+		assert_int_equal(nfqb_queue_run(f->q, false), 1);
+		recvs_check(1, 0);
+	}
+	/* the look: a batch, which finds the last one and then nothing */
 	recvs_reset();
 	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_int_equal(nfqb_queue_run(f->q, false), 3);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
 	assert_true(nfqb_queue_drained(f->q));
-	recvs_check(2, 1);
+	recvs_check(0, 1);
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), NFQB_RX_LOOK_EVERY - 2);
+	assert_int_equal(ids[NFQB_RX_LOOK_EVERY - 3], 3 + NFQB_RX_LOOK_EVERY - 2);
 
-	/* that wake brought three, and an empty run does not count as a wake
-	 * of one: the next wait is a batch again, whose short count ends the
-	 * run without another receive */
-	assert_int_equal(nfqb_queue_run(f->q, false), 0);
-	send_packet(f->peer, 7);
-	send_packet(f->peer, 8);
+	/* still one per wake: lone again, up to the next look, which brings
+	 * two and so ends it */
+	for (id = 0; id < NFQB_RX_LOOK_EVERY - 1; id++) {
+		send_packet(f->peer, 100 + id);
+		recvs_reset();
+		assert_int_equal(nfqb_queue_wait(f->q), 1);
+		assert_int_equal(nfqb_queue_run(f->q, false), 1);
+		recvs_check(1, 0);
+	}
+	send_packet(f->peer, 200);
+	send_packet(f->peer, 201);
 	recvs_reset();
 	assert_int_equal(nfqb_queue_wait(f->q), 2);
 	assert_int_equal(nfqb_queue_run(f->q, false), 2);
+	assert_true(nfqb_queue_drained(f->q));
 	recvs_check(0, 1);
-	assert_int_equal(f->calls, 8);
+	/* batches from here: a record alone is found by one, short */
+	send_packet(f->peer, 202);
+	recvs_reset();
+	assert_int_equal(nfqb_queue_wait(f->q), 1);
+	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	assert_true(nfqb_queue_drained(f->q));
+	recvs_check(0, 1);
+	assert_int_equal(f->calls, 3 + (NFQB_RX_LOOK_EVERY - 2) + (NFQB_RX_LOOK_EVERY - 1) + 3);
 }
 
 /* One record per receive: a stopped run leaves nothing behind. */

@@ -269,8 +269,9 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q);
  * nfqb_queue_run - receive and dispatch packets (run(block)).
  * Records are received up to 8 per system call (recvmmsg;
  * nfqb_queue_set_rx_batch()); a blocking run whose last wake brought a
- * single record sleeps in a receive of one and looks for a second with
- * another, back to batches once that look finds one (docs/library.md).
+ * single record sleeps in a receive of one and gives its verdict before
+ * any look for a second; every 8th such sleep is a batch again, and one
+ * that brings several goes back to batches (docs/library.md).
  * Not from a callback of @q (-EDEADLK).
  * Non-blocking (@block false): handles what is already queued on the
  * socket (about NFQB_RUN_BUDGET messages, so one busy socket cannot
@@ -328,8 +329,10 @@ bool nfqb_queue_drained(const struct nfqb_queue *q);
  * and then a receive. A non-blocking run after it that finds fewer
  * records held than the receive asked for flushes and returns without
  * receiving again. Like a blocking run, the wait asks for a single record
- * when the last wake brought one, and the run after it then looks for a
- * second. Returns the number of records held (0 when a wait in
+ * when the last wake brought one, and the run after it gives that
+ * record's verdict and returns without looking for a second: it is then
+ * not drained (nfqb_queue_drained()), and the caller's next wait takes
+ * whatever came meanwhile. Returns the number of records held (0 when a wait in
  * poll() ended: the socket's file is O_NONBLOCK or has a receive timeout
  * that expired), or -errno: -ENOBUFS (counted, as by a run), -EINTR (a
  * signal whose handler has no SA_RESTART). Not from a callback of @q

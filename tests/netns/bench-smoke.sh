@@ -3,7 +3,8 @@
 #
 # scripts/bench still works: its quick drain with the fewest datagrams
 # (every consumer it knows, one run) must finish, print the table with a
-# rate for the reference and the broker, and write its JSON. Asserts that
+# rate for the reference, the broker and python-netfilterqueue, and write
+# its JSON. Asserts that
 # the harness runs, never a figure. About 10 s.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -20,6 +21,17 @@ nt_assert_grep "$out" '^  libnfqb \(nfqb-accept\) +[0-9]+ +[0-9.]+ ' "libnfqb ro
 nt_assert_grep "$out" '^  broker, 20 rules +[0-9]+ +[0-9.]+ ' "broker row"
 nt_assert_grep "$out" '^  broker, 10,000 rules +[0-9]+ +[0-9.]+ ' "10,000-rule row"
 nt_assert_grep "$out" '^  broker --workers 2, 2 ns +[0-9]+ +[0-9.]+ ' "2-worker row"
+# python-netfilterqueue itself, built from bench/upstream/ (scripts/test
+# installs cython3): its row is there and it is upstream's module that ran
+if command -v cython3 >/dev/null; then
+	nt_assert_grep "$out" '^  python-netfilterqueue 1\.1\.0 +[0-9]+ +[0-9.]+ ' \
+		"python-netfilterqueue row"
+	nt_assert_grep "$(nt_err bench)" \
+		'python-netfilterqueue: ready queue=1 module=.*/upstream-nfq/netfilterqueue/__init__\.py' \
+		"upstream's module loaded"
+else
+	nt_log "cython3 not installed (apt-get install cython3): python-netfilterqueue not checked"
+fi
 json=$(find "$NT_TMP/results" -name '*.json')
 [[ -n $json ]] || nt_fail "no JSON written under $NT_TMP/results"
 nt_run json 5000 "${PYTHON:-python3}" -c '
