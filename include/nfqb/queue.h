@@ -315,8 +315,9 @@ bool nfqb_queue_pending(const struct nfqb_queue *q);
  * received since). Then every record that arrives later makes the fd
  * readable anew, so an event loop that watches the fd edge-triggered
  * (EPOLLET) may wait for it; while this is false (the run stopped at its
- * budget, at nfqb_queue_stop() or at an error) it must run @q again
- * without waiting. False for NULL. Since NFQB_1.3.
+ * budget, at nfqb_queue_stop() or at an error, or it followed a
+ * nfqb_queue_wait() that took a lone record: nobody looked) it must run @q
+ * again without waiting. False for NULL. Since NFQB_1.3.
  */
 bool nfqb_queue_drained(const struct nfqb_queue *q);
 
