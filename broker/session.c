@@ -656,8 +656,9 @@ static int unassign_call(struct worker *w, struct loop *l, void *arg)
  * here (bench/README.md, "What limits the latency"). While records come
  * one per wake the library reads them one at a time and gives each
  * verdict before looking for more: two system calls per packet (the
- * receive, the verdict), where the reference loop makes three. Its loop's other fds then wake it
- * through the main thread: worker_call() kicks it, and the session's
+ * receive, the verdict), where the reference loop makes three. Its
+ * loop's other fds then wake it through the main thread: worker_call()
+ * kicks it, and the session's
  * NETLINK_ROUTE socket is watched on the main loop too (edge-triggered:
  * one kick per message batch), so a link change is read as
  * soon as it would have been. A kick is an acknowledgement the kernel
@@ -672,8 +673,6 @@ static void solo_kick(void *arg)
 	 * records already: the receive does not sleep */
 	(void)nfqb_queue_wake(s->q);
 }
-
-static void worker_queue_event(struct loop *l, int fd, uint32_t events, void *data);
 
 /* The loop has nothing ready and nothing queued: sleep in the receive. */
 static void solo_idle(struct loop *l, void *data)
@@ -692,18 +691,15 @@ static void solo_idle(struct loop *l, void *data)
 		worker_sleeping(s->worker, true);
 		(void)nfqb_queue_wait(s->q);
 		worker_sleeping(s->worker, false);
+		/* What the socket still has, or what a run held back, the
+		 * next wait takes: a run after a wait of one record gives its
+		 * verdict without looking for more, so it is not drained, and
+		 * is not asked. No epoll_wait() happens here: the fd stays in
+		 * the loop's set (edge-triggered), where every record that
+		 * arrives meanwhile is reported to the loop's next one, and
+		 * leaving solo queues a run that looks (solo_off_call()). */
 		if (!worker_run(l, fd, s))
 			return;
-		/* What the socket still has, the next wait takes: a run after
-		 * a wait of one record gives its verdict without looking for
-		 * more, so it is not drained. Only records a run held back
-		 * (it stopped early) need the loop's turn. Edge-triggered is
-		 * safe: each epoll_wait() of the loop is followed by a run
-		 * that looks until the socket is empty. */
-		if (nfqb_queue_pending(s->q)) {
-			(void)loop_again(l, fd);
-			return;
-		}
 	}
 }
 
@@ -712,9 +708,21 @@ static int solo_call(struct worker *w, struct loop *l, void *arg)
 	struct session *s = arg;
 
 	/* a session whose sends failed is not read any more */
-	if (s && __atomic_load_n(&s->send_failed, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&s->send_failed, __ATOMIC_ACQUIRE))
 		s = NULL;
 	loop_set_idle(l, s ? solo_idle : NULL, s);
+	return 0;
+}
+
+/* Back to epoll_wait(): the first run there looks until the socket is
+ * empty, whatever the solo runs left unlooked (-ENOENT, ignored, when the
+ * fd is no longer watched: its sends failed). */
+static int solo_off_call(struct worker *w, struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	loop_set_idle(l, NULL, NULL);
+	(void)loop_again(l, nfqb_queue_fd(s->q));
 	return 0;
 }
 
@@ -764,7 +772,7 @@ static void solo_stop(struct session_mgr *m, struct worker *w)
 
 	if (!s)
 		return;
-	(void)worker_call(w, solo_call, NULL);
+	(void)worker_call(w, solo_off_call, s);
 	worker_set_kick(w, NULL, NULL);
 	m->solo[worker_index(w)] = NULL;
 	if (s->rtnl_fd >= 0)

@@ -137,7 +137,9 @@ struct nfqb_queue {
 	bool rx_dry;              /* the last run ended at an empty socket and
 				   * nothing received since: nfqb_queue_drained() */
 	bool rx_short;            /* nfqb_queue_wait() got fewer records than it
-				   * asked for: the socket was empty after them */
+				   * asked for (the socket was empty after them)
+				   * or a lone one: the run after it does not
+				   * receive again (rx_stopped()) */
 	unsigned rx_asked;        /* records the last receive asked for */
 	unsigned rx_woke;         /* records received since the socket last ran
 				   * dry, counted up to 2 */

@@ -470,6 +470,10 @@ static int rx_fill(struct nfqb_queue *q, int flags, unsigned vlen)
 	} else {
 		if (blocking)
 			q->rx_lone = 0;
+		/* several at once: not alone, also under a load that never
+		 * lets the socket run dry (which would tell the same) */
+		if (n > 1)
+			q->rx_lonely = false;
 		/* only whether a wake brought one record counts: no wrap */
 		q->rx_woke = q->rx_woke + (unsigned)n > 2 ? 2 : q->rx_woke + (unsigned)n;
 		if ((unsigned)n < vlen)
@@ -574,7 +578,8 @@ static void run_timeout_restore(struct nfqb_queue *q, const struct timeval *save
 static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 {
 	int total = 0, budget = NFQB_RUN_BUDGET, unflushed = 0, failed = 0, n, err;
-	/* the records nfqb_queue_wait() held were all the socket had */
+	/* the records nfqb_queue_wait() held were all the socket had, or a
+	 * lone record whose verdict goes out first */
 	enum rx_wait w = q->rx_short && rx_held(q) ? sleep : RX_NOWAIT;
 
 	while (!q->stop) {
@@ -597,7 +602,8 @@ static int run_loop(struct nfqb_queue *q, bool block, enum rx_wait sleep)
 			}
 			n = rx_wait_fill(q, w);
 			/* fewer records than asked for: the socket was empty (or
-			 * an overrun cut the receive short: the next one says so) */
+			 * an overrun cut the receive short: the next one says
+			 * so); a lone sleep's record: its verdict first */
 			if (n >= 0)
 				w = rx_stopped(q, n) ? sleep : RX_NOWAIT;
 			else if (n == -ENOBUFS)
@@ -663,9 +669,9 @@ int nfqb_queue_run(struct nfqb_queue *q, bool block)
 
 /*
  * The wait a worker serving a single socket sleeps in instead of
- * epoll_wait() and a receive: one system call fewer per wakeup that
- * brings several records (a wake of one spends it on the look for a
- * second, rx_fill()). What else needs the sleeper wakes it with
+ * epoll_wait() and a receive: one system call fewer per wakeup (while
+ * records come alone the receive takes one and the run after it no
+ * look, rx_fill()). What else needs the sleeper wakes it with
  * nfqb_queue_wake(): the kernel's answer is a record like the packets, so
  * no wakeup falls between a check and the receive and no signal is
  * needed, while nobody sharing the socket reads the answer away or

@@ -835,31 +835,41 @@ static void test_lonely_receives(void **state)
 	assert_true(nfqb_queue_drained(f->q));
 	recvs_check(0, 1);
 	/* a blocking run looks (a batch: nothing there), then sleeps in a
-	 * receive of one, until a record arrives from another process */
-	f->stop_at = 3;
+	 * receive of one until a record arrives from another process, and
+	 * sends its verdict before anything looks again: the other process
+	 * sends the next record only once it has that verdict, so a look
+	 * made first would be one more receive */
+	f->stop_at = 4;
 	alarm(10);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
+
 		usleep(100 * 1000);
 		send_packet(f->peer, 3);
+		if (poll(&pfd, 1, 5000) != 1 || read_verdicts(f->peer, ids, types, 8) != 1 ||
+		    ids[0] != 3)
+			_exit(1);
+		send_packet(f->peer, 4);
 		_exit(0);
 	}
 	recvs_reset();
-	assert_int_equal(nfqb_queue_run(f->q, true), 1);
-	recvs_check(1, 1);
+	assert_int_equal(nfqb_queue_run(f->q, true), 2);
+	recvs_check(2, 1);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	alarm(0);
 	f->stop_at = 0;
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
-	assert_int_equal(ids[0], 3);
+	assert_int_equal(ids[0], 4);
 
 	/* Records queued together still go one per wait (nobody looks)
 	 * until the NFQB_RX_LOOK_EVERY-th sleep since the last batch (the
-	 * first wait's): two were lone already. */
-	for (id = 4; id < 4 + NFQB_RX_LOOK_EVERY - 2; id++)
+	 * first wait's): three were lone already. */
+	for (id = 5; id < 5 + NFQB_RX_LOOK_EVERY - 3; id++)
 		send_packet(f->peer, id);
-	for (id = 4; id < 4 + NFQB_RX_LOOK_EVERY - 3; id++) {
+	for (id = 5; id < 5 + NFQB_RX_LOOK_EVERY - 4; id++) {
 		recvs_reset();
 		assert_int_equal(nfqb_queue_wait(f->q), 1);
 		assert_int_equal(nfqb_queue_run(f->q, false), 1);
@@ -871,8 +881,8 @@ static void test_lonely_receives(void **state)
 	assert_int_equal(nfqb_queue_run(f->q, false), 1);
 	assert_true(nfqb_queue_drained(f->q));
 	recvs_check(0, 1);
-	assert_int_equal(read_verdicts(f->peer, ids, types, 8), NFQB_RX_LOOK_EVERY - 2);
-	assert_int_equal(ids[NFQB_RX_LOOK_EVERY - 3], 3 + NFQB_RX_LOOK_EVERY - 2);
+	assert_int_equal(read_verdicts(f->peer, ids, types, 8), NFQB_RX_LOOK_EVERY - 3);
+	assert_int_equal(ids[NFQB_RX_LOOK_EVERY - 4], 4 + NFQB_RX_LOOK_EVERY - 3);
 
 	/* still one per wake: lone again, up to the next look, which brings
 	 * two and so ends it */
@@ -897,7 +907,7 @@ static void test_lonely_receives(void **state)
 	assert_int_equal(nfqb_queue_run(f->q, false), 1);
 	assert_true(nfqb_queue_drained(f->q));
 	recvs_check(0, 1);
-	assert_int_equal(f->calls, 3 + (NFQB_RX_LOOK_EVERY - 2) + (NFQB_RX_LOOK_EVERY - 1) + 3);
+	assert_int_equal(f->calls, 4 + (NFQB_RX_LOOK_EVERY - 3) + (NFQB_RX_LOOK_EVERY - 1) + 3);
 }
 
 /* One record per receive: a stopped run leaves nothing behind. */

@@ -15,16 +15,20 @@ src=$here/python-netfilterqueue/netfilterqueue
 out=${1:?usage: build.sh OUTDIR}
 py=${PYTHON:-python3}
 
+# the interpreter that will import it says where its headers are and
+# what its extensions are called (a venv's python included)
+inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
+suffix=$("$py" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null ||
+	true)
 missing=()
 command -v cython3 >/dev/null || missing+=(cython3)
-command -v "$py-config" >/dev/null || missing+=(python3-dev)
+[[ -n $inc && -e $inc/Python.h && -n $suffix ]] || missing+=(python3-dev)
 pkg-config --exists libnetfilter_queue 2>/dev/null || missing+=(libnetfilter-queue-dev)
 if ((${#missing[@]})); then
 	echo "python-netfilterqueue not built: missing ${missing[*]}" >&2
 	exit 3
 fi
 
-suffix=$("$py-config" --extension-suffix)
 mod=$out/netfilterqueue/_impl$suffix
 if [[ -e $mod && -z $(find "$src" "$0" -newer "$mod" -print -quit) ]]; then
 	exit 0
@@ -33,8 +37,8 @@ mkdir -p "$out/netfilterqueue"
 cp "$src/__init__.py" "$src/_version.py" "$out/netfilterqueue/"
 # setup.py's compiler directive; _impl.pxd is found beside _impl.pyx
 cython3 -3 --directive language_level=3str -o "$out/netfilterqueue/_impl.c" "$src/_impl.pyx"
-# shellcheck disable=SC2046 # the flags are words
-${CC:-cc} -O2 -g -DNDEBUG -fwrapv -fno-strict-aliasing -fPIC -shared -w $("$py-config" --includes) \
+# shellcheck disable=SC2046 # pkg-config's flags are words
+${CC:-cc} -O2 -g -DNDEBUG -fwrapv -fno-strict-aliasing -fPIC -shared -w -I"$inc" \
 	"$out/netfilterqueue/_impl.c" $(pkg-config --cflags --libs libnetfilter_queue) \
 	-o "$mod.tmp"
 mv "$mod.tmp" "$mod"

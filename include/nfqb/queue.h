@@ -270,8 +270,8 @@ uint32_t nfqb_queue_portid(const struct nfqb_queue *q);
  * Records are received up to 8 per system call (recvmmsg;
  * nfqb_queue_set_rx_batch()); a blocking run whose last wake brought a
  * single record sleeps in a receive of one and gives its verdict before
- * any look for a second; every 8th such sleep is a batch again, and one
- * that brings several goes back to batches (docs/library.md).
+ * any look for a second; every 8th such sleep is a batch again, and any
+ * receive that brings several goes back to batches (docs/library.md).
  * Not from a callback of @q (-EDEADLK).
  * Non-blocking (@block false): handles what is already queued on the
  * socket (about NFQB_RUN_BUDGET messages, so one busy socket cannot

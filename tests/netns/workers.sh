@@ -14,7 +14,8 @@
 # after it; a worker with a single namespace sleeps in its receive (solo,
 # docs/design.md "Threads") and leaves that when a second joins, and goes
 # back to it when the other leaves, deciding right throughout (the calls
-# of the reload reach it through its kick); SIGTERM ends the broker cleanly.
+# of the reload reach it through its kick), also with request-and-answer
+# traffic switching to and fro; SIGTERM ends the broker cleanly.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker-lib.sh"
@@ -275,6 +276,48 @@ nt_assert_eq "True" "$(agents_py 'a["pod-a"]["solo"]')" "nfq-ctl agents: pod-a s
 # the released namespace's queue was unbound (the worker let go of it first)
 unbound() { ! nt_queue_bound "$@"; }
 nt_wait_for 3000 "queue 1 of pod-c unbound" unbound "$NS_C" 1
+nt_ok
+
+# ---------------------------------------------------------------- solo switch
+# Request and answer in pod-a and pod-b, each alone on its worker (solo),
+# while pod-c attaches (joining one of their workers, which leaves solo)
+# and is released again (solo again), three times. While requests come one
+# at a time a solo run gives each verdict without looking for more
+# (docs/library.md) and is not drained; no switch may leave a request
+# unanswered: bench-udp ping waits 1 s for each answer and fails on any
+# loss.
+nt_sub solo-switch
+UDP=$(nt_bin bench-udp)
+nt_spawn ECHO_A echo-a nt_x "$NS_A" "$UDP" echo --addr 127.0.0.1 --port 5003 \
+	--ready-file "$NT_TMP/echo-a.ready"
+nt_spawn ECHO_B echo-b nt_x "$NS_B" "$UDP" echo --addr 127.0.0.1 --port 5003 \
+	--ready-file "$NT_TMP/echo-b.ready"
+nt_wait_file 5000 "$NT_TMP/echo-a.ready"
+nt_wait_file 5000 "$NT_TMP/echo-b.ready"
+off0=$(grep -cE 'event=solo name=pod-[ab] worker=[01] state=off$' "$BK_LOG" || true)
+nt_spawn PING_A ping-a nt_x "$NS_A" "$UDP" ping --addr 127.0.0.1 --port 5003 --count 100000
+nt_spawn PING_B ping-b nt_x "$NS_B" "$UDP" ping --addr 127.0.0.1 --port 5003 --count 100000
+for round in 1 2 3; do
+	bk_agent_nsenter AG_C agent-c-$round "$NS_C" pod-c
+	bk_wait_attach pod-c $((round + 1))
+	kill -TERM "$AG_C"
+	nt_wait_pid "$AG_C" 5000
+	bk_wait_count 'event=release name=pod-c ' $((round + 1)) 5000
+done
+{ kill -0 "$PING_A" && kill -0 "$PING_B"; } 2>/dev/null ||
+	nt_fail "a ping ended before the switches did: the test did not switch under traffic"
+off1=$(grep -cE 'event=solo name=pod-[ab] worker=[01] state=off$' "$BK_LOG" || true)
+nt_assert_eq 3 $((off1 - off0)) "pod-a or pod-b left solo once per attach of pod-c"
+nt_expect_exit "$PING_A" 120000 0 "ping in pod-a (every answer within 1 s)"
+nt_expect_exit "$PING_B" 120000 0 "ping in pod-b (every answer within 1 s)"
+for p in a b; do
+	nt_assert_grep "$(nt_out "ping-$p")" '^ping n=100000 lost=0 ' "ping in pod-$p: no loss"
+done
+nt_kill "$ECHO_A"
+nt_kill "$ECHO_B"
+ctl agents agents
+nt_assert_eq "[True, True]" "$(agents_py '[a[n]["solo"] for n in ("pod-a", "pod-b")]')" \
+	"pod-a and pod-b solo again"
 nt_ok
 
 # ---------------------------------------------------------------- burst
