@@ -179,7 +179,7 @@ static void ran_dry(bool *lonely, unsigned *woke)
  * blocking, after a short one (the socket ran dry) flush and block. After
  * a wake that brought a single record, sleep in a receive of one and give
  * its verdict before anything looks for a second; every LOOK_EVERY-th
- * such sleep is a batch again. */
+ * such sleep is a batch again, and any receive of several ends that. */
 static int serve_mmsg(struct ref *r)
 {
 	int fd = mnl_socket_get_fd(r->nl);
@@ -223,6 +223,8 @@ static int serve_mmsg(struct ref *r)
 		} else {
 			if (dry)
 				lone = 0;
+			if (n > 1)
+				lonely = false;
 			woke = woke + (unsigned)n > 2 ? 2 : woke + (unsigned)n;
 		}
 		for (int i = 0; i < n; i++) {

@@ -430,7 +430,7 @@ static int rx_recv_one(struct nfqb_queue *q, int flags)
  * makes three (bench/README.md, "What limits the latency"): the receive
  * that would only say EAGAIN sat between the packet and its verdict.
  * Every NFQB_RX_LOOK_EVERY-th such sleep is a batch again, whose count
- * says whether records still come alone; the first that brings several
+ * says whether records still come alone; any receive that brings several
  * goes back to batches. Only sleeps take one: a caller that waits in
  * epoll_wait() keeps its batches and its looks.
  */
