@@ -193,9 +193,13 @@ nt_assert_grep "$HLOG" "event=started .*held=1$" "one namespace held"
 kill -KILL "$AGENT"
 nt_wait_for 5000 "the new holder to restart the adopted agent" new_agent "$CID" "$AGENT"
 AGENT=$(agent_of "$CID")
-# both gone at once: the next holder starts the agent again
+# both gone at once: the next holder starts the agent again (once the
+# agent has died: SIGKILL takes effect when it next runs, and a holder
+# started before that adopts it, then restarts it when it exits)
 kill -KILL "$HPID" "$AGENT"
 wait "$HPID" 2>/dev/null || true
+dead() { ! alive "$1"; }
+nt_wait_for 5000 "the killed agent gone" dead "$AGENT"
 holder_start holder3
 nt_assert_grep "$HLOG" "event=agent_missing cid=$CID " "the dead agent found"
 nt_wait_for 5000 "the agent started again" new_agent "$CID" "$AGENT"
