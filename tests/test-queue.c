@@ -795,6 +795,17 @@ static void test_wake(void **state)
 	nfqb_queue_close(q);
 }
 
+/* A wait and the non-blocking run after it: the records the wait held,
+ * the packets the run handled, and the recvfrom()/recvmmsg() calls the two
+ * made (recvs_check()). */
+static void wait_run(struct loop_fx *f, int held, int handled, unsigned from, unsigned mmsg)
+{
+	recvs_reset();
+	assert_int_equal(nfqb_queue_wait(f->q), held);
+	assert_int_equal(nfqb_queue_run(f->q, false), handled);
+	recvs_check(from, mmsg);
+}
+
 /*
  * Request and answer: after a wake that brought one record, a wait (or a
  * blocking run) sleeps in a recvfrom() of one, and the run gives that
@@ -812,20 +823,14 @@ static void test_lonely_receives(void **state)
 
 	name_peer(f->peer, 0);
 	send_packet(f->peer, 1);
-	recvs_reset();
-	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_int_equal(nfqb_queue_run(f->q, false), 1);
-	recvs_check(0, 1);                /* a batch receive, short: dry */
+	wait_run(f, 1, 1, 0, 1);        /* a batch receive, short: dry */
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 
 	/* that wake brought one: a receive of one, then the verdict, and
 	 * the run ends with no other receive */
 	send_packet(f->peer, 2);
-	recvs_reset();
-	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	wait_run(f, 1, 1, 1, 0);
 	assert_false(nfqb_queue_drained(f->q));
-	recvs_check(1, 0);
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), 1);
 	assert_int_equal(ids[0], 2);
 
@@ -870,17 +875,11 @@ static void test_lonely_receives(void **state)
 	for (id = 5; id < 5 + NFQB_RX_LOOK_EVERY - 3; id++)
 		send_packet(f->peer, id);
 	for (id = 5; id < 5 + NFQB_RX_LOOK_EVERY - 4; id++) {
-		recvs_reset();
-		assert_int_equal(nfqb_queue_wait(f->q), 1);
-		assert_int_equal(nfqb_queue_run(f->q, false), 1);
-		recvs_check(1, 0);
+		wait_run(f, 1, 1, 1, 0);
 	}
 	/* the look: a batch, which finds the last one and then nothing */
-	recvs_reset();
-	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	wait_run(f, 1, 1, 0, 1);
 	assert_true(nfqb_queue_drained(f->q));
-	recvs_check(0, 1);
 	assert_int_equal(read_verdicts(f->peer, ids, types, 8), NFQB_RX_LOOK_EVERY - 3);
 	assert_int_equal(ids[NFQB_RX_LOOK_EVERY - 4], 4 + NFQB_RX_LOOK_EVERY - 3);
 
@@ -888,25 +887,16 @@ static void test_lonely_receives(void **state)
 	 * two and so ends it */
 	for (id = 0; id < NFQB_RX_LOOK_EVERY - 1; id++) {
 		send_packet(f->peer, 100 + id);
-		recvs_reset();
-		assert_int_equal(nfqb_queue_wait(f->q), 1);
-		assert_int_equal(nfqb_queue_run(f->q, false), 1);
-		recvs_check(1, 0);
+		wait_run(f, 1, 1, 1, 0);
 	}
 	send_packet(f->peer, 200);
 	send_packet(f->peer, 201);
-	recvs_reset();
-	assert_int_equal(nfqb_queue_wait(f->q), 2);
-	assert_int_equal(nfqb_queue_run(f->q, false), 2);
+	wait_run(f, 2, 2, 0, 1);
 	assert_true(nfqb_queue_drained(f->q));
-	recvs_check(0, 1);
 	/* batches from here: a record alone is found by one, short */
 	send_packet(f->peer, 202);
-	recvs_reset();
-	assert_int_equal(nfqb_queue_wait(f->q), 1);
-	assert_int_equal(nfqb_queue_run(f->q, false), 1);
+	wait_run(f, 1, 1, 0, 1);
 	assert_true(nfqb_queue_drained(f->q));
-	recvs_check(0, 1);
 	assert_int_equal(f->calls, 4 + (NFQB_RX_LOOK_EVERY - 3) + (NFQB_RX_LOOK_EVERY - 1) + 3);
 }
 
