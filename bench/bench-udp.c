@@ -23,7 +23,8 @@
  *   bench-udp echo --addr A --port P [--ready-file F]
  *       Send every datagram back to where it came from, until killed.
  *   bench-udp ping --addr A --port P [--count N] [--size S] [--warmup W]
- *       N sequential request/reply round trips; prints
+ *       N sequential request/reply round trips (SIGINT/SIGTERM end them
+ *       early; the request in flight then is not counted); prints
  *         ping n=.. lost=.. p50_us=.. p99_us=.. mean_us=..
  *   bench-udp flow --addr A --port P [--count N] [--size S] [--window W]
  *       Steady traffic to a sink of its own on A:P, at most W datagrams in
@@ -386,6 +387,24 @@ static int cmd_drain(const struct opts *o)
 
 /* ------------------------------------------------------------------ echo, ping */
 
+/* SIGINT/SIGTERM end ping and flow early, without SA_RESTART so that a
+ * blocked recv() returns: the caller stops them when its test is done
+ * rather than guessing how long they must run. */
+static volatile sig_atomic_t stop_req;
+
+static void on_stop_signal(int sig)
+{
+	stop_req = sig;
+}
+
+static void catch_stop(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 static int cmd_echo(const struct opts *o)
 {
 	struct sockaddr_in a, from;
@@ -436,11 +455,14 @@ static int cmd_ping(const struct opts *o)
 		return 1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	for (long i = -o->warmup; i < n; i++) {
+	catch_stop();
+	for (long i = -o->warmup; i < n && !stop_req; i++) {
 		double t = now_s();
 
 		if (send(fd, buf, (size_t)o->size, 0) < 0 ||
 		    recv(fd, buf, (size_t)o->size + 64, 0) < 0) {
+			if (errno == EINTR && stop_req)
+				break;	/* stopped, not lost */
 			lost++;
 			if (lost > 10)
 				break;
@@ -467,16 +489,8 @@ static int cmd_ping(const struct opts *o)
 
 /* ------------------------------------------------------------------ flow */
 
-static volatile sig_atomic_t flow_stop;
-
-static void on_flow_signal(int sig)
-{
-	flow_stop = sig;
-}
-
 static int cmd_flow(const struct opts *o)
 {
-	struct sigaction sa = { .sa_handler = on_flow_signal };
 	int rx, tx, home = -1;
 	char *buf = calloc(1, (size_t)o->size + 64);
 	long sent = 0, got = 0, written_off = 0, errs = 0;
@@ -485,13 +499,12 @@ static int cmd_flow(const struct opts *o)
 
 	if (!buf || open_pair(o, NULL, home, &rx, &tx, NULL) < 0)
 		return 1;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	catch_stop();
 	pfd = (struct pollfd){ .fd = rx, .events = POLLIN };
 	quiet = now_s();
 	end = quiet + (double)o->timeout_ms / 1000;
-	while (((!flow_stop && sent < o->count) || got + written_off < sent) && now_s() < end) {
-		while (!flow_stop && sent < o->count && sent - got - written_off < o->window) {
+	while (((!stop_req && sent < o->count) || got + written_off < sent) && now_s() < end) {
+		while (!stop_req && sent < o->count && sent - got - written_off < o->window) {
 			if (send(tx, buf, (size_t)o->size, 0) < 0)
 				errs++;
 			sent++;
@@ -511,7 +524,7 @@ static int cmd_flow(const struct opts *o)
 	close(rx);
 	close(tx);
 	free(buf);
-	return sent == o->count || flow_stop ? 0 : 1;
+	return sent == o->count || stop_req ? 0 : 1;
 }
 
 /* ------------------------------------------------------------------ spawn-wait */
