@@ -737,9 +737,16 @@ int nfqb_queue_wake(const struct nfqb_queue *q)
 
 static const struct sockaddr_nl kernel_addr = { .nl_family = AF_NETLINK };
 
+/*
+ * One buffer goes out with sendto(): the kernel's sendmsg() path copies
+ * and checks a msghdr and an iovec array first, which cost a lone verdict
+ * about as much as the rest of its system call (bench/README.md, "The
+ * verdict's system call").
+ */
 int nl_send_kernel(int fd, const struct iovec *iov, size_t n, bool addressed)
 {
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
+	const int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
 	ssize_t r;
 
 	if (addressed) {
@@ -749,7 +756,9 @@ int nl_send_kernel(int fd, const struct iovec *iov, size_t n, bool addressed)
 		mh.msg_namelen = sizeof(kernel_addr);
 	}
 	do
-		r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		r = n == 1 ? sendto(fd, iov->iov_base, iov->iov_len, flags, mh.msg_name,
+				    mh.msg_namelen)
+			   : sendmsg(fd, &mh, flags);
 	while (r < 0 && errno == EINTR);
 	return r < 0 ? -errno : 0;
 }
