@@ -163,7 +163,7 @@ int nfqb_queue_set_opts(struct nfqb_queue *q, uint16_t num,
 /* ------------------------------------------------------------------ */
 
 /*
- * The kernel handles a config request inside the sender's sendmsg(); its
+ * The kernel handles a config request inside the sender's send call; its
  * answer is queued on the socket behind any packets, or lost to an
  * overrun, or read by another process sharing the socket. An event loop
  * that must never wait (nfq-broker) sends the request, goes on, and learns
