@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench-udp - the traffic side of scripts/bench (never run by the tests).
+ * bench-udp - the traffic side of scripts/bench (tests/netns/workers.sh runs
+ * its echo and ping too).
  *
  *   bench-udp drain --pid PID [--netns PATH]... [--addr A] [--port P]
  *                   [--count N] [--size S] [--timeout-ms MS]
@@ -445,17 +446,22 @@ static int cmd_ping(const struct opts *o)
 	struct sockaddr_in a;
 	struct timeval tv = { .tv_sec = 1 };
 	long n = o->count, ok = 0, lost = 0;
-	double *rtt = calloc((size_t)n, sizeof(double)), sum = 0;
-	char *buf = calloc(1, (size_t)o->size + 64);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	double *rtt, sum = 0;
+	char *buf;
+	int fd;
 
+	/* first: a stop that comes while the socket is made is not lost (a
+	 * background job of a script starts with SIGINT ignored) */
+	catch_stop();
+	rtt = calloc((size_t)n, sizeof(double));
+	buf = calloc(1, (size_t)o->size + 64);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (!rtt || !buf || sockaddr_of(o, &a) < 0 || fd < 0 ||
 	    connect(fd, (void *)&a, sizeof(a)) < 0) {
 		perror("bench-udp: ping");
 		return 1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	catch_stop();
 	for (long i = -o->warmup; i < n && !stop_req; i++) {
 		double t = now_s();
 
@@ -476,7 +482,8 @@ static int cmd_ping(const struct opts *o)
 	}
 	close(fd);
 	if (!ok) {
-		fprintf(stderr, "bench-udp: ping: no reply\n");
+		fprintf(stderr, "bench-udp: ping: %s\n",
+			stop_req && !lost ? "stopped before any measured round trip" : "no reply");
 		return 1;
 	}
 	qsort(rtt, (size_t)ok, sizeof(double), dbl_cmp);

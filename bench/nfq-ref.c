@@ -8,7 +8,8 @@
  * table, no allocation: the practical limit of one queue, against which
  * libnfqb, the broker and the Python module are measured.
  *
- *   nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] [--recv one|mmsg] QUEUE
+ *   nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] [--recv one|mmsg]
+ *           [--idle-threads N] QUEUE
  *
  * --recv mmsg receives the way libnfqb does instead (recvmmsg() into
  * NFQB_RX_SLOTS slots, MSG_WAITFORONE, the source address read; a short
@@ -16,6 +17,12 @@
  * one): the latency section runs both, so that
  * what the receive pattern alone costs a round trip shows in the same run
  * (bench/README.md, "What limits the latency").
+ *
+ * --idle-threads N starts N more threads that only sleep: what a process
+ * of several threads pays per system call (the kernel takes a reference
+ * on the socket's file at each one, which it skips for a process of one
+ * thread), measured apart from any other work (bench/README.md, "The
+ * verdict's system call").
  *
  * Binds QUEUE in the network namespace it runs in (use `ip netns exec`),
  * copy mode packet (whole payload, as the other consumers), writes
@@ -25,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -270,14 +278,38 @@ static int serve(struct ref *r)
 	return 0;
 }
 
+static void *idle_main(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* @n threads that never wake; every signal stays the main thread's. */
+static int idle_threads(unsigned long n)
+{
+	sigset_t all, old;
+	pthread_t t;
+	int err = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned long i = 0; i < n && !err; i++)
+		err = pthread_create(&t, NULL, idle_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -err;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nfq-ref [--max-len N] [--sock-len BYTES] [--batch N] [--recv one|mmsg]\n"
-		   "       QUEUE\n"
+		   "       [--idle-threads N] QUEUE\n"
 		   "Accept every packet of NFQUEUE QUEUE with batched verdicts (every N\n"
 		   "packets and before blocking), until SIGTERM. Defaults: max-len 65536,\n"
 		   "sock-len 268435456 (SO_RCVBUFFORCE), batch %d, recv one (recv() per\n"
-		   "datagram; mmsg: recvmmsg() of %d slots as libnfqb receives).\n", BATCH, MM_SLOTS);
+		   "datagram; mmsg: recvmmsg() of %d slots as libnfqb receives), idle-threads 0\n"
+		   "(more threads that only sleep).\n", BATCH, MM_SLOTS);
 }
 
 int main(int argc, char **argv)
@@ -287,12 +319,13 @@ int main(int argc, char **argv)
 		{ "sock-len", required_argument, NULL, 's' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "recv", required_argument, NULL, 'r' },
+		{ "idle-threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct ref r = { .batch = BATCH };
-	unsigned long max_len = 65536, sock_len = 256ul << 20, q;
+	unsigned long max_len = 65536, sock_len = 256ul << 20, q, idle = 0;
 	int c, one = 1, rc = 1, v;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -300,6 +333,7 @@ int main(int argc, char **argv)
 		case 'm': max_len = strtoul(optarg, NULL, 10); break;
 		case 's': sock_len = strtoul(optarg, NULL, 10); break;
 		case 'b': r.batch = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 't': idle = strtoul(optarg, NULL, 10); break;
 		case 'r':
 			if (strcmp(optarg, "mmsg") != 0 && strcmp(optarg, "one") != 0) {
 				usage(stderr);
@@ -313,7 +347,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind != 1 || (q = strtoul(argv[optind], NULL, 10)) > 65535 ||
 	    !max_len || max_len > UINT32_MAX || sock_len > (1ul << 30) ||
-	    r.batch < 1 || r.batch > 65536) {
+	    r.batch < 1 || r.batch > 65536 || idle > 64) {
 		usage(stderr);
 		return 2;
 	}
@@ -331,6 +365,10 @@ int main(int argc, char **argv)
 	mnl_socket_setsockopt(r.nl, NETLINK_NO_ENOBUFS, &one, sizeof(one));
 	if (bind_queue(&r, (uint32_t)max_len) < 0) {
 		fprintf(stderr, "nfq-ref: bind queue %u: %s\n", r.queue, strerror(errno));
+		goto out;
+	}
+	if (idle_threads(idle) < 0) {
+		fprintf(stderr, "nfq-ref: idle threads: cannot start\n");
 		goto out;
 	}
 	sigaction(SIGTERM, &sa, NULL);

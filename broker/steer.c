@@ -5,7 +5,7 @@
  * in one transaction, so the namespace sees the old rules or the new ones
  * and never half of either. The batch is sent on a NETLINK_NETFILTER
  * socket that only the broker holds (session.c opens it inside the
- * namespace): nfnetlink runs a batch inside sendmsg(), so every error the
+ * namespace): nfnetlink runs a batch inside the send, so every error the
  * kernel has for it is queued on the socket when the send returns and one
  * non-blocking read collects them — nothing here ever waits.
  *
@@ -949,7 +949,7 @@ static int table_exists(int fd, uint8_t fam)
 	rc = (int)nl_send(fd, nlh, nlh->nlmsg_len);
 	if (rc < 0)
 		return rc;
-	/* Answered inside sendmsg(): the table, then an ack; or an error. */
+	/* Answered inside the send: the table, then an ack; or an error. */
 	for (int round = 0; round < 4; round++) {
 		ssize_t got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 

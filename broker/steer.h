@@ -223,7 +223,7 @@ int steer_socket_setup(int fd);
  * steer_apply - make the broker's tables in @fd's namespace hold @l's rules
  * in one transaction (NULL or empty: no rules; the tables stay, empty). @fd: a NETLINK_NETFILTER
  * socket nobody else reads. Never blocks: nfnetlink answers a batch
- * before sendmsg() returns. Returns 0 or the first error (@res says which
+ * before the send returns. Returns 0 or the first error (@res says which
  * message and why); on error the namespace keeps what it had.
  */
 int steer_apply(int fd, const struct steer_list *l, struct steer_result *res);
