@@ -28,9 +28,13 @@
  * takes an int length and ends at the *aligned* message end, up to 3 bytes
  * past an unaligned nlmsg_len: every length is checked here in size_t
  * against what is left, and an attribute that does not fit is an error.
+ * Inlined at each use, so that the callback is too: the walk is on every
+ * packet's path, and so are the accessors below (libmnl's are calls into
+ * the shared library for one load each).
  */
-static int attr_walk(const uint8_t *base, size_t len,
-		     int (*cb)(const struct nlattr *a, void *data), void *data)
+static inline __attribute__((always_inline)) int
+attr_walk(const uint8_t *base, size_t len,
+	  int (*cb)(const struct nlattr *a, void *data), void *data)
 {
 	size_t off = 0, rem, step;
 	const struct nlattr *a;
@@ -50,16 +54,32 @@ static int attr_walk(const uint8_t *base, size_t len,
 	return 0;
 }
 
+static inline uint16_t attr_type(const struct nlattr *a)
+{
+	return a->nla_type & NLA_TYPE_MASK;
+}
+
+static inline const void *attr_data(const struct nlattr *a)
+{
+	return (const uint8_t *)a + NLA_HDRLEN;
+}
+
+/* nla_len >= NLA_HDRLEN: attr_walk() checked it */
+static inline uint16_t attr_len(const struct nlattr *a)
+{
+	return (uint16_t)(a->nla_len - NLA_HDRLEN);
+}
+
 static bool attr_fits(const struct nlattr *a, size_t need)
 {
-	return mnl_attr_get_payload_len(a) >= need;
+	return attr_len(a) >= need;
 }
 
 static uint32_t attr_be32(const struct nlattr *a)
 {
 	uint32_t v;
 
-	memcpy(&v, mnl_attr_get_payload(a), sizeof(v));
+	memcpy(&v, attr_data(a), sizeof(v));
 	return ntohl(v);
 }
 
@@ -70,10 +90,10 @@ static int parse_vlan_cb(const struct nlattr *a, void *data)
 
 	if (!attr_fits(a, sizeof(v)))
 		return -EBADMSG;
-	memcpy(&v, mnl_attr_get_payload(a), sizeof(v));
-	if (mnl_attr_get_type(a) == NFQA_VLAN_PROTO)
+	memcpy(&v, attr_data(a), sizeof(v));
+	if (attr_type(a) == NFQA_VLAN_PROTO)
 		p->vlan_proto = ntohs(v);
-	else if (mnl_attr_get_type(a) == NFQA_VLAN_TCI)
+	else if (attr_type(a) == NFQA_VLAN_TCI)
 		p->vlan_tci = ntohs(v);
 	return 0;
 }
@@ -84,7 +104,7 @@ static int parse_hdr(struct nfqb_packet *p, const struct nlattr *a)
 
 	if (!attr_fits(a, sizeof(h)))
 		return -EBADMSG;
-	memcpy(&h, mnl_attr_get_payload(a), sizeof(h));
+	memcpy(&h, attr_data(a), sizeof(h));
 	p->id = ntohl(h.packet_id);
 	p->hw_protocol = ntohs(h.hw_protocol);
 	p->hook = h.hook;
@@ -97,7 +117,7 @@ static int parse_hw(struct nfqb_packet *p, const struct nlattr *a)
 
 	if (!attr_fits(a, sizeof(hw)))
 		return -EBADMSG;
-	memcpy(&hw, mnl_attr_get_payload(a), sizeof(hw));
+	memcpy(&hw, attr_data(a), sizeof(hw));
 	p->hw_len = ntohs(hw.hw_addrlen);
 	if (p->hw_len > sizeof(p->hw))
 		p->hw_len = sizeof(p->hw);
@@ -111,7 +131,7 @@ static int parse_ts(struct nfqb_packet *p, const struct nlattr *a)
 
 	if (!attr_fits(a, sizeof(ts)))
 		return -EBADMSG;
-	memcpy(&ts, mnl_attr_get_payload(a), sizeof(ts));
+	memcpy(&ts, attr_data(a), sizeof(ts));
 	p->ts.tv_sec = (time_t)be64toh(ts.sec);
 	p->ts.tv_nsec = (long)(be64toh(ts.usec) % 1000000u) * 1000;
 	return 0;
@@ -138,7 +158,7 @@ static uint32_t *u32_slot(struct nfqb_packet *p, int type)
 
 static int parse_attr(const struct nlattr *a, struct nfqb_packet *p)
 {
-	int type = mnl_attr_get_type(a);
+	int type = attr_type(a);
 	uint32_t *slot;
 
 	if (type <= NFQA_UNSPEC || type > NFQA_MAX)
@@ -163,23 +183,23 @@ static int parse_attr(const struct nlattr *a, struct nfqb_packet *p)
 				return -EBADMSG;
 			break;
 		case NFQA_PAYLOAD:
-			p->payload = mnl_attr_get_payload(a);
-			p->payload_len = mnl_attr_get_payload_len(a);
+			p->payload = attr_data(a);
+			p->payload_len = attr_len(a);
 			break;
 		case NFQA_L2HDR:
-			p->l2hdr = mnl_attr_get_payload(a);
-			p->l2hdr_len = mnl_attr_get_payload_len(a);
+			p->l2hdr = attr_data(a);
+			p->l2hdr_len = attr_len(a);
 			break;
 		case NFQA_SECCTX:
-			p->secctx = mnl_attr_get_payload(a);
-			p->secctx_len = (uint32_t)strnlen(p->secctx, mnl_attr_get_payload_len(a));
+			p->secctx = attr_data(a);
+			p->secctx_len = (uint32_t)strnlen(p->secctx, attr_len(a));
 			break;
 		case NFQA_CT:
-			p->ct = mnl_attr_get_payload(a);
-			p->ct_len = mnl_attr_get_payload_len(a);
+			p->ct = attr_data(a);
+			p->ct_len = attr_len(a);
 			break;
 		case NFQA_VLAN:
-			if (attr_walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a),
+			if (attr_walk(attr_data(a), attr_len(a),
 				      parse_vlan_cb, p) < 0)
 				return -EBADMSG;
 			break;
@@ -206,7 +226,7 @@ int packet_parse(struct nfqb_packet *p, const struct nlmsghdr *nlh)
 	p->ct_info = UINT32_MAX;
 	if (nlh->nlmsg_len < attrs)
 		return -EBADMSG;
-	nfg = mnl_nlmsg_get_payload(nlh);
+	nfg = (const void *)((const uint8_t *)nlh + NLMSG_HDRLEN);
 	p->queue_num = ntohs(nfg->res_id);
 	p->msg = (const uint8_t *)nlh;
 	p->msg_len = nlh->nlmsg_len;

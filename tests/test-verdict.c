@@ -815,6 +815,28 @@ static void test_no_uninitialised_bytes(void **state)
 	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
 	assert_int_equal(memcmp(got, want, (size_t)n), 0);
 
+	/* a lone accept and a marked drop given in the callback (the library
+	 * writes these itself, lib/verdict.c put_verdict()): the same */
+	f->act = act_accept;
+	dirty_stack();
+	feed(f, QNUM, 41, 41);
+	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
+	memset(want, 0, sizeof(want));
+	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
+	nfq_nlmsg_verdict_put(ref, 41, NF_ACCEPT);
+	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
+	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+	f->act = act_mark_drop;
+	dirty_stack();
+	feed(f, QNUM, 0x80000001u, 0x80000001u);
+	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
+	memset(want, 0, sizeof(want));
+	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
+	nfq_nlmsg_verdict_put(ref, (int)0x80000001u, NF_DROP);
+	nfq_nlmsg_verdict_put_mark(ref, 0);
+	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
+	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+
 	/* a 5-byte replacement payload: its 3 padding bytes are zero */
 	f->act = act_payload;
 	dirty_stack();
