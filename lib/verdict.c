@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -71,16 +72,22 @@ struct verdict_msg {
 	struct nfqnl_msg_verdict_hdr vh;
 };
 _Static_assert(sizeof(struct verdict_msg) ==
-	       NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) +
-	       NLA_HDRLEN + NLA_ALIGN(sizeof(struct nfqnl_msg_verdict_hdr)),
-	       "no padding: every byte sent is set");
+	       sizeof(struct nlmsghdr) + sizeof(struct nfgenmsg) + sizeof(struct nlattr) +
+	       sizeof(struct nfqnl_msg_verdict_hdr), "no padding: every byte sent is set");
+_Static_assert(offsetof(struct verdict_msg, vh) ==
+	       NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_HDRLEN,
+	       "the netlink layout");
+_Static_assert(sizeof(struct verdict_msg) + MNL_ATTR_HDRLEN + sizeof(uint32_t) +
+	       MNL_ATTR_HDRLEN <= VERDICT_MSG_MAX,
+	       "room for a mark and a payload attribute's header");
 
 /*
  * A verdict message in @buf (VERDICT_MSG_MAX bytes; a mark may follow it).
  * Written whole here rather than with libnetfilter_queue's helpers: every
  * packet's verdict passes here, and the helpers cost a clearing of the
- * buffer and three calls into shared libraries (tests/test-verdict.c
- * compares the bytes with theirs).
+ * buffer, two calls into libnetfilter_queue and three more from it into
+ * libmnl (tests/test-verdict.c compares the bytes with theirs). A mark
+ * still goes through nfq_nlmsg_verdict_put_mark().
  */
 static struct nlmsghdr *put_verdict(char *buf, int type, uint16_t num,
 				    uint32_t id, uint32_t verdict)

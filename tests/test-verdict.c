@@ -342,6 +342,12 @@ static void test_mark_zero_sent(void **state)
 	assert_int_equal(f->s.v[0].mark, 0);
 }
 
+static void act_mark_bytes_drop(struct nfqb_packet *p, struct fx *f)
+{
+	assert_int_equal(nfqb_packet_set_mark(p, 0x01020304), 0);
+	act_drop(p, f);
+}
+
 static const uint8_t new_payload[5] = { 0xde, 0xad, 0xbe, 0xef, 0x01 };
 
 static void act_payload(struct nfqb_packet *p, struct fx *f)
@@ -826,23 +832,31 @@ static void test_no_uninitialised_bytes(void **state)
 	nfq_nlmsg_verdict_put(ref, 41, NF_ACCEPT);
 	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
 	assert_int_equal(memcmp(got, want, (size_t)n), 0);
-	f->act = act_mark_drop;
+	f->act = act_mark_bytes_drop;
 	dirty_stack();
 	feed(f, QNUM, 0x80000001u, 0x80000001u);
 	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
 	memset(want, 0, sizeof(want));
 	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
 	nfq_nlmsg_verdict_put(ref, (int)0x80000001u, NF_DROP);
-	nfq_nlmsg_verdict_put_mark(ref, 0);
+	nfq_nlmsg_verdict_put_mark(ref, 0x01020304);
 	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
 	assert_int_equal(memcmp(got, want, (size_t)n), 0);
 
-	/* a 5-byte replacement payload: its 3 padding bytes are zero */
+	/* a 5-byte replacement payload and a mark: the same bytes, and the
+	 * payload's 3 padding bytes are zero */
 	f->act = act_payload;
 	dirty_stack();
 	feed(f, QNUM, 4, 4);
 	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
 	assert_true(n > 0 && mnl_nlmsg_ok(nlh, (int)n));
+	memset(want, 0, sizeof(want));
+	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
+	nfq_nlmsg_verdict_put(ref, 4, NF_ACCEPT);
+	nfq_nlmsg_verdict_put_mark(ref, 9);
+	nfq_nlmsg_verdict_put_pkt(ref, new_payload, sizeof(new_payload));
+	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
+	assert_int_equal(memcmp(got, want, (size_t)n), 0);
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
 		const uint8_t *pl = mnl_attr_get_payload(a);
 		size_t len = mnl_attr_get_payload_len(a);
