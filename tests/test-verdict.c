@@ -801,6 +801,28 @@ static __attribute__((noinline)) void dirty_stack(void)
 	memset((void *)junk, 0xa5, sizeof(junk));
 }
 
+/* What libnetfilter_queue builds for a verdict on queue QNUM, in @want
+ * (@size bytes, zeroed first); marks and payloads may be added to it. */
+static struct nlmsghdr *want_verdict(uint8_t *want, size_t size, int type,
+				     uint32_t id, uint32_t verdict)
+{
+	struct nlmsghdr *ref;
+
+	memset(want, 0, size);
+	ref = nfq_nlmsg_put((char *)want, type, QNUM);
+	nfq_nlmsg_verdict_put(ref, (int)id, (int)verdict);
+	return ref;
+}
+
+/* The next datagram sent, read into @got: byte for byte @ref. */
+static void expect_bytes(int peer, uint8_t *got, size_t size, const struct nlmsghdr *ref)
+{
+	ssize_t n = recv(peer, got, size, MSG_DONTWAIT);
+
+	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
+	assert_int_equal(memcmp(got, ref, (size_t)n), 0);
+}
+
 static void test_no_uninitialised_bytes(void **state)
 {
 	struct fx *f = *state;
@@ -808,55 +830,38 @@ static void test_no_uninitialised_bytes(void **state)
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)got;
 	const struct nlattr *a;
 	struct nlmsghdr *ref;
-	ssize_t n;
 	bool seen = false;
 
 	/* a batch verdict: byte for byte what a zeroed buffer gives */
 	dirty_stack();
 	assert_int_equal(nfqb_queue_verdict_batch(f->q, QNUM, 77, NFQB_DROP), 0);
-	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
-	memset(want, 0, sizeof(want));
-	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT_BATCH, QNUM);
-	nfq_nlmsg_verdict_put(ref, 77, NF_DROP);
-	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
-	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+	ref = want_verdict(want, sizeof(want), NFQNL_MSG_VERDICT_BATCH, 77, NF_DROP);
+	expect_bytes(f->peer, got, sizeof(got), ref);
 
 	/* a lone accept and a marked drop given in the callback (the library
 	 * writes these itself, lib/verdict.c put_verdict()): the same */
 	f->act = act_accept;
 	dirty_stack();
 	feed(f, QNUM, 41, 41);
-	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
-	memset(want, 0, sizeof(want));
-	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
-	nfq_nlmsg_verdict_put(ref, 41, NF_ACCEPT);
-	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
-	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+	ref = want_verdict(want, sizeof(want), NFQNL_MSG_VERDICT, 41, NF_ACCEPT);
+	expect_bytes(f->peer, got, sizeof(got), ref);
 	f->act = act_mark_bytes_drop;
 	dirty_stack();
 	feed(f, QNUM, 0x80000001u, 0x80000001u);
-	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
-	memset(want, 0, sizeof(want));
-	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
-	nfq_nlmsg_verdict_put(ref, (int)0x80000001u, NF_DROP);
+	ref = want_verdict(want, sizeof(want), NFQNL_MSG_VERDICT, 0x80000001u, NF_DROP);
 	nfq_nlmsg_verdict_put_mark(ref, 0x01020304);
-	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
-	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+	expect_bytes(f->peer, got, sizeof(got), ref);
 
 	/* a 5-byte replacement payload and a mark: the same bytes, and the
 	 * payload's 3 padding bytes are zero */
 	f->act = act_payload;
 	dirty_stack();
 	feed(f, QNUM, 4, 4);
-	n = recv(f->peer, got, sizeof(got), MSG_DONTWAIT);
-	assert_true(n > 0 && mnl_nlmsg_ok(nlh, (int)n));
-	memset(want, 0, sizeof(want));
-	ref = nfq_nlmsg_put((char *)want, NFQNL_MSG_VERDICT, QNUM);
-	nfq_nlmsg_verdict_put(ref, 4, NF_ACCEPT);
+	ref = want_verdict(want, sizeof(want), NFQNL_MSG_VERDICT, 4, NF_ACCEPT);
 	nfq_nlmsg_verdict_put_mark(ref, 9);
 	nfq_nlmsg_verdict_put_pkt(ref, new_payload, sizeof(new_payload));
-	assert_int_equal(n, (ssize_t)ref->nlmsg_len);
-	assert_int_equal(memcmp(got, want, (size_t)n), 0);
+	expect_bytes(f->peer, got, sizeof(got), ref);
+	assert_true(mnl_nlmsg_ok(nlh, (int)ref->nlmsg_len));
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
 		const uint8_t *pl = mnl_attr_get_payload(a);
 		size_t len = mnl_attr_get_payload_len(a);
