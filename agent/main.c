@@ -22,6 +22,7 @@
 #include <linux/netlink.h>
 
 #include <nfqb/agent.h>
+#include "agent-lookup.h"
 #include "cli.h"
 #include "clock.h"
 #include "log.h"
@@ -377,6 +378,11 @@ int main(int argc, char **argv)
 	int ret;
 
 	cli_set_program("nfq-agent");
+#ifdef NFQB_AGENT_STATIC
+	/* glibc's NSS modules would load a second, shared libc into this one
+	 * (agent/meson.build): --user names come from the files */
+	agent_lookup_files_only(true);
+#endif
 	ret = parse_args(argc, argv, &a.o);
 	if (ret >= 0)
 		return ret;

@@ -1218,11 +1218,21 @@ static void bind_complete(struct session *s)
 	 * stats, which the next round's sends_failing() reads. */
 	if (nfqb_queue_pending(s->q))
 		queue_error(s, run_observed(s));
+	/* Queues first, then the rules that feed them: never queue to nobody. */
+	steering_attach(s);
+	/* The answer before the hand-over to a worker: the agent wakes while
+	 * this thread waits for the worker (two thread wakeups, 0.1-0.3 ms on
+	 * the test VM; bench/README.md, "Scale"). The queues are bound, so
+	 * packets wait in the socket until the worker reads it; nothing else
+	 * runs on this thread in between. */
+	send_accept(s, false);
 	rc = session_assign(s);
 	if (rc < 0) {
+		/* told it is attached: it loses the lease as on any later
+		 * failure, and attaches again */
 		snprintf(why, sizeof(why), "no worker thread could take the namespace: %s",
 			 strerror(-rc));
-		bind_refuse(s, why);
+		release(s, why);
 		return;
 	}
 	s->mgr->attaches++;
@@ -1230,9 +1240,6 @@ static void bind_complete(struct session *s)
 		log_event(LOGL_WARN, "copy_none", "name=%s entry=namespaces[%zu] "
 			  "detail=\"copy none: the kernel drops every packet sent to these "
 			  "queues without asking the broker\"", s->name, s->entry_index);
-	/* Queues first, then the rules that feed them: never queue to nobody. */
-	steering_attach(s);
-	send_accept(s, false);
 	log_attach(s, "attach");
 }
 

@@ -65,6 +65,37 @@ bool log_detect(void)
 	return to_journal;
 }
 
+/*
+ * Days since 1970-01-01 to a civil date (H. Hinnant's civil_from_days):
+ * gmtime_r() and strftime() both load the time zone (/etc/localtime) on
+ * first use, a file read that a UTC stamp never needs, on every agent's
+ * start, on the attach path.
+ */
+void log_utc(int64_t secs, struct tm *tm)
+{
+	int64_t days = secs / 86400, rem = secs % 86400;
+	int64_t era, doe, yoe, doy, mp, y;
+
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	days += 719468;                          /* from 0000-03-01 */
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;               /* [0, 146096] */
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;                /* March = 0 */
+	memset(tm, 0, sizeof(*tm));
+	tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	tm->tm_mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+	tm->tm_year = (int)(y + (tm->tm_mon < 2) - 1900);
+	tm->tm_hour = (int)(rem / 3600);
+	tm->tm_min = (int)(rem / 60 % 60);
+	tm->tm_sec = (int)(rem % 60);
+}
+
 static size_t put_ts(char *buf, size_t len)
 {
 	struct timespec ts;
@@ -72,9 +103,10 @@ static size_t put_ts(char *buf, size_t len)
 	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, len, "ts=%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(buf + n, len - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+	log_utc(ts.tv_sec, &tm);
+	n = (size_t)snprintf(buf, len, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	return n < len ? n : len - 1;
 }
 

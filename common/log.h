@@ -13,8 +13,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
+
+/*
+ * log_utc - @secs since the epoch as a UTC date and time in @tm (the
+ * fields gmtime_r() fills but tm_wday, tm_yday and tm_isdst, left 0),
+ * without loading the time zone as gmtime_r() does.
+ */
+void log_utc(int64_t secs, struct tm *tm);
 
 /* log_set_verbose - whether LOGL_DEBUG events are printed (--verbose). */
 void log_set_verbose(bool on);

@@ -24,6 +24,7 @@
 #include <sys/un.h>
 
 #include <nfqb/agent.h>
+#include "agent-lookup.h"
 #include "wire.h"
 
 /* How long attach waits for the broker's answer (and for connect/send
@@ -235,6 +236,59 @@ int nfqb_agent_drop_privileges(uid_t uid, gid_t gid)
 /* getpwnam_r/getgrnam_r and friends want a buffer of unknown size. */
 #define LOOKUP_BUF_MAX (1u << 20)
 
+/* agent_lookup_files_only() */
+static bool files_only;
+
+void agent_lookup_files_only(bool on)
+{
+	files_only = on;
+}
+
+/*
+ * /etc/passwd itself, as getpwnam_r()/getpwuid_r() answer: 0 with *@res
+ * NULL when no entry matches, or the error (ERANGE: a larger buffer).
+ */
+static int files_getpw(const char *name, uid_t id, bool by_id, struct passwd *pw,
+		       char *buf, size_t len, struct passwd **res)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	int rc;
+
+	*res = NULL;
+	if (!f)
+		return errno == ENOENT ? 0 : errno;
+	while ((rc = fgetpwent_r(f, pw, buf, len, res)) == 0)
+		if (by_id ? (*res)->pw_uid == id : strcmp((*res)->pw_name, name) == 0)
+			break;
+	fclose(f);
+	if (rc == ENOENT) {             /* the end of the file */
+		*res = NULL;
+		rc = 0;
+	}
+	return rc;
+}
+
+/* /etc/group itself, as getgrnam_r() answers. */
+static int files_getgr(const char *name, struct group *gr, char *buf, size_t len,
+		       struct group **res)
+{
+	FILE *f = fopen("/etc/group", "re");
+	int rc;
+
+	*res = NULL;
+	if (!f)
+		return errno == ENOENT ? 0 : errno;
+	while ((rc = fgetgrent_r(f, gr, buf, len, res)) == 0)
+		if (strcmp((*res)->gr_name, name) == 0)
+			break;
+	fclose(f);
+	if (rc == ENOENT) {
+		*res = NULL;
+		rc = 0;
+	}
+	return rc;
+}
+
 static int lookup_user(const char *name, uid_t id, bool by_id, struct passwd *pw,
 		       char **buf)
 {
@@ -248,8 +302,11 @@ static int lookup_user(const char *name, uid_t id, bool by_id, struct passwd *pw
 		if (!nb)
 			return -ENOMEM;
 		*buf = nb;
-		rc = by_id ? getpwuid_r(id, pw, *buf, len, &res)
-			   : getpwnam_r(name, pw, *buf, len, &res);
+		if (files_only)
+			rc = files_getpw(name, id, by_id, pw, *buf, len, &res);
+		else
+			rc = by_id ? getpwuid_r(id, pw, *buf, len, &res)
+				   : getpwnam_r(name, pw, *buf, len, &res);
 		if (rc != ERANGE || len >= LOOKUP_BUF_MAX)
 			break;
 		len *= 2;
@@ -274,7 +331,8 @@ static int lookup_group(const char *name, gid_t *gid)
 			return -ENOMEM;
 		}
 		buf = nb;
-		rc = getgrnam_r(name, &gr, buf, len, &res);
+		rc = files_only ? files_getgr(name, &gr, buf, len, &res)
+				: getgrnam_r(name, &gr, buf, len, &res);
 		if (rc != ERANGE || len >= LOOKUP_BUF_MAX)
 			break;
 		len *= 2;

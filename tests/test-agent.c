@@ -14,7 +14,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 #include <sys/wait.h>
 
 #include <nfqb/agent.h>
+#include "agent-lookup.h"
 #include "wire.h"
 #include "nfq-msg.h"
 
@@ -881,6 +884,100 @@ static void test_lease_wait_sockets(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* ------------------------------------------------------------ lookups */
+
+/* @spec resolved both ways: through NSS, and from the files alone. */
+static void lookup_both(const char *spec, int *rc_nss, uid_t *u_nss, gid_t *g_nss,
+			int *rc_files, uid_t *u_files, gid_t *g_files, char *why_files)
+{
+	char why[256];
+
+	agent_lookup_files_only(false);
+	*rc_nss = nfqb_agent_lookup_user(spec, u_nss, g_nss, why, sizeof(why));
+	agent_lookup_files_only(true);
+	*rc_files = nfqb_agent_lookup_user(spec, u_files, g_files, why_files, 256);
+	agent_lookup_files_only(false);
+}
+
+/*
+ * The static agent's lookups (lib/agent-lookup.h) find every user and
+ * group of the files, by name and by id, as NSS does (Debian's
+ * nsswitch.conf reads the files first), and give the same errors for
+ * names that are not there. The entries come from the files themselves,
+ * not getpwent(): NSS may list users the files do not have (systemd's).
+ */
+static void test_lookup_files_only(void **state)
+{
+	struct passwd *pw;
+	struct group *gr;
+	char spec[300], why[256];
+	uid_t u1, u2;
+	gid_t g1, g2;
+	int r1, r2, users = 0, groups = 0;
+
+	FILE *f = fopen("/etc/passwd", "re");
+
+	assert_non_null(f);
+	while ((pw = fgetpwent(f))) {
+		char name[256];
+		uid_t id = pw->pw_uid;
+		gid_t gid = pw->pw_gid;
+
+		if (strlen(pw->pw_name) >= sizeof(name))
+			continue;
+		snprintf(name, sizeof(name), "%s", pw->pw_name);
+		lookup_both(name, &r1, &u1, &g1, &r2, &u2, &g2, why);
+		assert_int_equal(r1, 0);
+		assert_int_equal(r2, 0);
+		assert_int_equal(u2, id);
+		assert_int_equal(g2, gid);
+		assert_int_equal(u1, u2);
+		assert_int_equal(g1, g2);
+		snprintf(spec, sizeof(spec), "%u", (unsigned)id);
+		lookup_both(spec, &r1, &u1, &g1, &r2, &u2, &g2, why);
+		assert_int_equal(r2, 0);
+		assert_int_equal(u2, id);
+		assert_int_equal(g1, g2);
+		users++;
+	}
+	fclose(f);
+	f = fopen("/etc/group", "re");
+	assert_non_null(f);
+	while ((gr = fgetgrent(f))) {
+		gid_t gid = gr->gr_gid;
+
+		snprintf(spec, sizeof(spec), "0:%s", gr->gr_name);
+		lookup_both(spec, &r1, &u1, &g1, &r2, &u2, &g2, why);
+		assert_int_equal(r1, 0);
+		assert_int_equal(r2, 0);
+		assert_int_equal(g2, gid);
+		assert_int_equal(g1, g2);
+		groups++;
+	}
+	fclose(f);
+	/* root and nobody at least: the loops above read the files */
+	assert_true(users >= 2);
+	assert_true(groups >= 2);
+
+	lookup_both("nfqb-no-such-user", &r1, &u1, &g1, &r2, &u2, &g2, why);
+	assert_int_equal(r1, -ENOENT);
+	assert_int_equal(r2, -ENOENT);
+	assert_string_equal(why, "unknown user \"nfqb-no-such-user\"");
+	lookup_both("root:nfqb-no-such-group", &r1, &u1, &g1, &r2, &u2, &g2, why);
+	assert_int_equal(r1, -ENOENT);
+	assert_int_equal(r2, -ENOENT);
+	assert_string_equal(why, "unknown group \"nfqb-no-such-group\"");
+	/* a bare uid without an entry still needs its group */
+	lookup_both("4000000000", &r1, &u1, &g1, &r2, &u2, &g2, why);
+	assert_int_equal(r2, -ENOENT);
+	assert_string_equal(why, "uid 4000000000 has no passwd entry: give its group too "
+				 "(4000000000:GID)");
+	lookup_both("4000000000:7", &r1, &u1, &g1, &r2, &u2, &g2, why);
+	assert_int_equal(r2, 0);
+	assert_int_equal(u2, 4000000000u);
+	assert_int_equal(g2, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -902,6 +999,7 @@ int main(void)
 		cmocka_unit_test(test_lease_wait_closed),
 		cmocka_unit_test(test_lease_wait_other),
 		cmocka_unit_test(test_lease_wait_sockets),
+		cmocka_unit_test(test_lookup_files_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

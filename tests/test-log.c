@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,10 +503,51 @@ static void test_journal_malformed(void **state)
 	assert_false(log_detect());
 }
 
+/* ------------------------------------------------------------ log_utc */
+
+static void expect_utc(int64_t t)
+{
+	struct tm want, got;
+	time_t tt = (time_t)t;
+
+	assert_non_null(gmtime_r(&tt, &want));
+	log_utc(t, &got);
+	if (got.tm_year != want.tm_year || got.tm_mon != want.tm_mon ||
+	    got.tm_mday != want.tm_mday || got.tm_hour != want.tm_hour ||
+	    got.tm_min != want.tm_min || got.tm_sec != want.tm_sec)
+		fail_msg("%" PRId64 ": %d-%d-%d %d:%d:%d, gmtime_r says %d-%d-%d %d:%d:%d", t,
+			 got.tm_year, got.tm_mon, got.tm_mday, got.tm_hour, got.tm_min,
+			 got.tm_sec, want.tm_year, want.tm_mon, want.tm_mday, want.tm_hour,
+			 want.tm_min, want.tm_sec);
+}
+
+/* The stamp's own date arithmetic agrees with the C library's, at the
+ * edges (epoch, leap days, centuries that are and are not leap years,
+ * before 1970) and every 799,819 s (9 days and 6 hours, so every hour
+ * and minute of the day comes round) from 1900 to 2200. */
+static void test_utc_matches_gmtime(void **state)
+{
+	static const int64_t edges[] = {
+		0, -1, 59, 60, 86399, 86400, -86400, -86401,
+		951782400, 951868799, 951868800,          /* 2000-02-29 */
+		4107542399, 4107542400,                   /* 2100-02-28/03-01 */
+		1709164800, 1709251199, 1709251200,       /* 2024-02-29 */
+		-2208988800, -2203891200,                 /* 1900-01-01, 03-01 */
+		2147483647, 2147483648, 7258118399,       /* 2038, 2199-12-31 */
+	};
+	int64_t t;
+
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		expect_utc(edges[i]);
+	for (t = -2208988800; t < 7258118400; t += 799819)
+		expect_utc(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_levels),
+		cmocka_unit_test(test_utc_matches_gmtime),
 		cmocka_unit_test(test_no_fields),
 		cmocka_unit_test(test_errno_kept),
 		cmocka_unit_test(test_truncation),

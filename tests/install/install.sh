@@ -36,17 +36,32 @@ grep -q "$(dirname "$so")/libnfqb.so" <<<"$deps" ||
 
 # The in-tree programs and examples link the shared library too (a static
 # link would hide a missing export from them). Not nfq-agent: its start is on
-# the attach path, so it links the archive (agent/meson.build) and needs
-# nothing but libc; the hand-off API it calls is checked as exports below.
+# the attach path, so it links the hand-off's object (agent/meson.build) and
+# needs nothing but libc, or nothing at all with -Dstatic_agent; the
+# hand-off API it calls is checked as exports below.
 for prog in broker/nfq-broker examples/print_and_accept examples/own_loop \
 	examples/mangle; do
 	deps=$(ldd "$BUILD/$prog")
 	grep -q "libnfqb\.so" <<<"$deps" ||
 		{ echo "FAIL: $prog is not linked to the shared libnfqb"; echo "$deps"; exit 1; }
 done
-deps=$(ldd "$BUILD/agent/nfq-agent")
-! grep -qE "libnfqb|libmnl|libnetfilter_queue|libcap" <<<"$deps" ||
-	{ echo "FAIL: nfq-agent loads more than libc"; echo "$deps"; exit 1; }
+: "${AGENT_STATIC:?}"
+agent=$(find "$tmp/root" -name nfq-agent -type f | head -n1)
+[[ -n "$agent" ]] || { echo "FAIL: nfq-agent not installed"; exit 1; }
+# file(1) is not on a minimal machine: the ELF header's program headers say
+# whether a loader is asked for (PT_INTERP), readelf is in binutils.
+interp=$(readelf -l "$agent" | grep -c 'INTERP' || true)
+if [[ $AGENT_STATIC == 1 ]]; then
+	((interp == 0)) || { echo "FAIL: -Dstatic_agent but nfq-agent asks for a loader"; exit 1; }
+	readelf -h "$agent" | grep -q 'DYN' ||
+		{ echo "FAIL: the static nfq-agent is not position-independent (-static-pie)"; exit 1; }
+	"$agent" --version | grep -q '^nfq-agent ' ||
+		{ echo "FAIL: the static nfq-agent does not run"; exit 1; }
+else
+	deps=$(ldd "$agent")
+	! grep -qE "libnfqb|libmnl|libnetfilter_queue|libcap" <<<"$deps" ||
+		{ echo "FAIL: nfq-agent loads more than libc"; echo "$deps"; exit 1; }
+fi
 
 exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}')
 bad=$(grep -v '^nfqb_' <<<"$exported" || true)
