@@ -381,7 +381,7 @@ int main(int argc, char **argv)
 #ifdef NFQB_AGENT_STATIC
 	/* glibc's NSS modules would load a second, shared libc into this one
 	 * (agent/meson.build): --user names come from the files */
-	agent_lookup_files_only(true);
+	agent_lookup_files("/etc/passwd", "/etc/group");
 #endif
 	ret = parse_args(argc, argv, &a.o);
 	if (ret >= 0)

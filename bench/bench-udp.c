@@ -550,8 +550,9 @@ static int attached(const char *path)
 /*
  * A watch on the status file's directory, so the wait ends when the agent
  * renames its file into place (IN_MOVED_TO) or writes it (IN_CLOSE_WRITE):
- * polling every 100 us added 50-150 us to each figure (the sleep's timer
- * slack) and woke a CPU the agent could use. -1 without inotify: poll.
+ * polling every 100 us (150 with the sleep's timer slack) added up to
+ * 0.5 ms to the reference's figure (bench/README.md, "What limits the
+ * attach"). -1 without inotify: poll.
  */
 static int watch_status_dir(const char *path)
 {
@@ -613,6 +614,9 @@ static int cmd_spawn_wait(const struct opts *o, char **argv)
 	while (now_s() < end) {
 		if (attached(o->status_file)) {
 			printf("attached us=%.0f pid=%d\n", (now_s() - t0) * 1e6, (int)pid);
+			/* the caller reads this line before the watch's teardown
+			 * (an RCU grace period, ~8 ms) at close */
+			fflush(stdout);
 			rc = 0;
 			goto out;
 		}

@@ -145,6 +145,7 @@ def scale(rows, out):
     for r in rows:
         # the reference: a process that only writes its status file
         fl = r.get("floor_p50_ms")
+        fl = fl if isinstance(fl, (int, float)) and fl > 0 else None   # FLOOR_N=0: "none"
         r["attach_x_floor"] = r["attach_p50_ms"] / fl if fl else None
         out.append("  %6d %5s %7.2fms %7.2fms %9s %6s %8.1f %8.1f %d/%d/%d, %d/%d, %d/%d" % (
             r["namespaces"], r["steer"], r["attach_p50_ms"], r["attach_p99_ms"],

@@ -32,11 +32,17 @@ int main(int argc, char **argv)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]) >= (int)sizeof(tmp))
 		return 1;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, state, sizeof(state) - 1) != (ssize_t)(sizeof(state) - 1) ||
-	    close(fd) < 0 || rename(tmp, argv[2]) < 0) {
-		perror("spawn-floor");
-		return 1;
+	if (fd < 0)
+		goto fail;
+	if (write(fd, state, sizeof(state) - 1) != (ssize_t)(sizeof(state) - 1)) {
+		close(fd);
+		goto fail;
 	}
+	if (close(fd) < 0 || rename(tmp, argv[2]) < 0)
+		goto fail;
 	sigwait(&term, &sig);
 	return 0;
+fail:
+	perror("spawn-floor");
+	return 1;
 }

@@ -385,14 +385,19 @@ static void release(struct session *s, const char *reason);
 static void bind_advance(struct session *s);
 
 /* Tell the agent why its session ends (it may be gone: then nothing). */
-static void lease_refuse(struct session *s, const char *reason)
+static void lease_refuse_flags(struct session *s, const char *reason, uint32_t flags)
 {
 	struct wire_refuse r;
 
 	if (s->lease_fd < 0)
 		return;
-	wire_refuse_init(&r, reason);
+	wire_refuse_init_flags(&r, reason, flags);
 	(void)wire_send(s->lease_fd, &r, sizeof(r), NULL, 0);
+}
+
+static void lease_refuse(struct session *s, const char *reason)
+{
+	lease_refuse_flags(s, reason, 0);
 }
 
 /*
@@ -1152,15 +1157,21 @@ static void health_check(struct loop *l, struct loop_timer *t, void *data)
 
 /* The agent is refused: told why, logged like the listener's refusals,
  * every fd of the session closed, what was bound unbound. */
-static void bind_refuse(struct session *s, const char *why)
+/* The refusal's log line and count, whoever sends it. */
+static void log_refuse(struct session *s, const char *why)
 {
 	char nb[LOG_VALUE_MAX], rb[LOG_VALUE_MAX];
 
-	lease_refuse(s, why);
 	log_event(LOGL_WARN, "refuse", "name=%s agent_pid=%d uid=%d reason=%s",
 		  log_value(nb, sizeof(nb), s->name), (int)s->agent_pid,
 		  (int)s->agent_uid, log_value(rb, sizeof(rb), why));
 	session_mgr_count_refusal(s->mgr, REFUSAL_AGENT_ATTACH);
+}
+
+static void bind_refuse(struct session *s, const char *why)
+{
+	lease_refuse(s, why);
+	log_refuse(s, why);
 	session_destroy(s, true);
 }
 
@@ -1228,10 +1239,14 @@ static void bind_complete(struct session *s)
 	send_accept(s, false);
 	rc = session_assign(s);
 	if (rc < 0) {
-		/* told it is attached: it loses the lease as on any later
-		 * failure, and attaches again */
+		/* Told it is attached: a refusal that may pass (the worker's
+		 * epoll_ctl() failed: memory, max_user_watches) ends the lease
+		 * with the reason, and the agent attaches again. release(), not
+		 * bind_refuse(): the steering submitted above comes out too. */
 		snprintf(why, sizeof(why), "no worker thread could take the namespace: %s",
 			 strerror(-rc));
+		lease_refuse_flags(s, why, WIRE_REFUSE_F_RETRY);
+		log_refuse(s, why);
 		release(s, why);
 		return;
 	}

@@ -8,14 +8,17 @@
 #include <stdbool.h>
 
 /*
- * agent_lookup_files_only - whether nfqb_agent_lookup_user() reads user and
- * group names from /etc/passwd and /etc/group itself (@on) rather than
- * through glibc's NSS. A statically linked program needs it: glibc loads
- * NSS modules with dlopen(), and those are linked to the shared libc, so
- * a static binary that calls getpwnam_r() may crash in them (Debian's
- * libnss_systemd does). Numeric ids are never looked up by name. Default
- * off; not thread-safe (set it before any lookup).
+ * agent_lookup_files - make nfqb_agent_lookup_user() read user and group
+ * names from the files @passwd and @group itself (nfq-agent passes
+ * "/etc/passwd" and "/etc/group"; tests their fixtures) rather than ask
+ * glibc's NSS; NULL, NULL goes back to NSS, the default. A statically
+ * linked program needs it: glibc loads NSS modules with dlopen(), they
+ * are linked to the shared libc, and a static binary that calls
+ * getpwnam_r() may crash in them (Debian's libnss_systemd does). Like
+ * glibc's files backend, it skips entries named "+..." or "-..." (NIS
+ * compat lines). The strings are not copied; not thread-safe (set it
+ * before any lookup).
  */
-void agent_lookup_files_only(bool on);
+void agent_lookup_files(const char *passwd, const char *group);
 
 #endif

@@ -236,29 +236,38 @@ int nfqb_agent_drop_privileges(uid_t uid, gid_t gid)
 /* getpwnam_r/getgrnam_r and friends want a buffer of unknown size. */
 #define LOOKUP_BUF_MAX (1u << 20)
 
-/* agent_lookup_files_only() */
-static bool files_only;
+/* agent_lookup_files(): NULL, NULL for NSS */
+static const char *files_passwd, *files_group;
 
-void agent_lookup_files_only(bool on)
+void agent_lookup_files(const char *passwd, const char *group)
 {
-	files_only = on;
+	files_passwd = passwd;
+	files_group = group;
+}
+
+/* NIS compat lines ("+", "+name", "-name") are no one's name. */
+static bool compat_name(const char *name)
+{
+	return name[0] == '+' || name[0] == '-';
 }
 
 /*
- * /etc/passwd itself, as getpwnam_r()/getpwuid_r() answer: 0 with *@res
- * NULL when no entry matches, or the error (ERANGE: a larger buffer).
+ * The passwd file itself, as getpwnam_r()/getpwuid_r() answer: 0 with
+ * *@res NULL when no entry matches, or the error as a positive errno, as
+ * they return it (ERANGE: a larger buffer).
  */
 static int files_getpw(const char *name, uid_t id, bool by_id, struct passwd *pw,
 		       char *buf, size_t len, struct passwd **res)
 {
-	FILE *f = fopen("/etc/passwd", "re");
+	FILE *f = fopen(files_passwd, "re");
 	int rc;
 
 	*res = NULL;
 	if (!f)
 		return errno == ENOENT ? 0 : errno;
 	while ((rc = fgetpwent_r(f, pw, buf, len, res)) == 0)
-		if (by_id ? (*res)->pw_uid == id : strcmp((*res)->pw_name, name) == 0)
+		if (!compat_name((*res)->pw_name) &&
+		    (by_id ? (*res)->pw_uid == id : strcmp((*res)->pw_name, name) == 0))
 			break;
 	fclose(f);
 	if (rc == ENOENT) {             /* the end of the file */
@@ -268,18 +277,18 @@ static int files_getpw(const char *name, uid_t id, bool by_id, struct passwd *pw
 	return rc;
 }
 
-/* /etc/group itself, as getgrnam_r() answers. */
+/* The group file itself, as getgrnam_r() answers. */
 static int files_getgr(const char *name, struct group *gr, char *buf, size_t len,
 		       struct group **res)
 {
-	FILE *f = fopen("/etc/group", "re");
+	FILE *f = fopen(files_group, "re");
 	int rc;
 
 	*res = NULL;
 	if (!f)
 		return errno == ENOENT ? 0 : errno;
 	while ((rc = fgetgrent_r(f, gr, buf, len, res)) == 0)
-		if (strcmp((*res)->gr_name, name) == 0)
+		if (!compat_name((*res)->gr_name) && strcmp((*res)->gr_name, name) == 0)
 			break;
 	fclose(f);
 	if (rc == ENOENT) {
@@ -302,7 +311,7 @@ static int lookup_user(const char *name, uid_t id, bool by_id, struct passwd *pw
 		if (!nb)
 			return -ENOMEM;
 		*buf = nb;
-		if (files_only)
+		if (files_passwd)
 			rc = files_getpw(name, id, by_id, pw, *buf, len, &res);
 		else
 			rc = by_id ? getpwuid_r(id, pw, *buf, len, &res)
@@ -331,7 +340,7 @@ static int lookup_group(const char *name, gid_t *gid)
 			return -ENOMEM;
 		}
 		buf = nb;
-		rc = files_only ? files_getgr(name, &gr, buf, len, &res)
+		rc = files_group ? files_getgr(name, &gr, buf, len, &res)
 				: getgrnam_r(name, &gr, buf, len, &res);
 		if (rc != ERANGE || len >= LOOKUP_BUF_MAX)
 			break;

@@ -886,96 +886,156 @@ static void test_lease_wait_sockets(void **state)
 
 /* ------------------------------------------------------------ lookups */
 
-/* @spec resolved both ways: through NSS, and from the files alone. */
-static void lookup_both(const char *spec, int *rc_nss, uid_t *u_nss, gid_t *g_nss,
-			int *rc_files, uid_t *u_files, gid_t *g_files, char *why_files)
-{
-	char why[256];
+#define WHY_LEN 256
 
-	agent_lookup_files_only(false);
-	*rc_nss = nfqb_agent_lookup_user(spec, u_nss, g_nss, why, sizeof(why));
-	agent_lookup_files_only(true);
-	*rc_files = nfqb_agent_lookup_user(spec, u_files, g_files, why_files, 256);
-	agent_lookup_files_only(false);
+struct lookup {
+	int rc;
+	uid_t uid;
+	gid_t gid;
+	char why[WHY_LEN];
+};
+
+/* @spec resolved from the files @passwd and @group (NULL, NULL: NSS). */
+static void lookup_in(const char *passwd, const char *group, const char *spec,
+		      struct lookup *r)
+{
+	r->uid = (uid_t)-1;
+	r->gid = (gid_t)-1;
+	agent_lookup_files(passwd, group);
+	r->rc = nfqb_agent_lookup_user(spec, &r->uid, &r->gid, r->why, sizeof(r->why));
+	agent_lookup_files(NULL, NULL);
+}
+
+/* The system's files and NSS agree on @spec. */
+static void expect_same(const char *spec)
+{
+	struct lookup nss, files;
+
+	lookup_in(NULL, NULL, spec, &nss);
+	lookup_in("/etc/passwd", "/etc/group", spec, &files);
+	if (nss.rc != files.rc || nss.uid != files.uid || nss.gid != files.gid)
+		fail_msg("%s: NSS %d %u:%u, files %d %u:%u (%s)", spec, nss.rc,
+			 (unsigned)nss.uid, (unsigned)nss.gid, files.rc, (unsigned)files.uid,
+			 (unsigned)files.gid, files.why);
+	assert_int_equal(files.rc, 0);
 }
 
 /*
  * The static agent's lookups (lib/agent-lookup.h) find every user and
- * group of the files, by name and by id, as NSS does (Debian's
- * nsswitch.conf reads the files first), and give the same errors for
- * names that are not there. The entries come from the files themselves,
- * not getpwent(): NSS may list users the files do not have (systemd's).
+ * group of the system's files, by name and by id, as NSS does (Debian's
+ * nsswitch.conf reads the files first). The entries come from the files
+ * themselves, not getpwent(): NSS may list users the files do not have.
  */
-static void test_lookup_files_only(void **state)
+static void test_lookup_files_system(void **state)
 {
+	char spec[300];
 	struct passwd *pw;
 	struct group *gr;
-	char spec[300], why[256];
-	uid_t u1, u2;
-	gid_t g1, g2;
-	int r1, r2, users = 0, groups = 0;
-
+	int users = 0, groups = 0;
 	FILE *f = fopen("/etc/passwd", "re");
 
 	assert_non_null(f);
 	while ((pw = fgetpwent(f))) {
-		char name[256];
-		uid_t id = pw->pw_uid;
-		gid_t gid = pw->pw_gid;
-
-		if (strlen(pw->pw_name) >= sizeof(name))
+		if (strlen(pw->pw_name) > 200 || pw->pw_name[0] == '+' || pw->pw_name[0] == '-')
 			continue;
-		snprintf(name, sizeof(name), "%s", pw->pw_name);
-		lookup_both(name, &r1, &u1, &g1, &r2, &u2, &g2, why);
-		assert_int_equal(r1, 0);
-		assert_int_equal(r2, 0);
-		assert_int_equal(u2, id);
-		assert_int_equal(g2, gid);
-		assert_int_equal(u1, u2);
-		assert_int_equal(g1, g2);
-		snprintf(spec, sizeof(spec), "%u", (unsigned)id);
-		lookup_both(spec, &r1, &u1, &g1, &r2, &u2, &g2, why);
-		assert_int_equal(r2, 0);
-		assert_int_equal(u2, id);
-		assert_int_equal(g1, g2);
+		expect_same(pw->pw_name);
+		snprintf(spec, sizeof(spec), "%u", (unsigned)pw->pw_uid);
+		expect_same(spec);
 		users++;
 	}
 	fclose(f);
 	f = fopen("/etc/group", "re");
 	assert_non_null(f);
 	while ((gr = fgetgrent(f))) {
-		gid_t gid = gr->gr_gid;
-
+		if (strlen(gr->gr_name) > 200 || gr->gr_name[0] == '+' || gr->gr_name[0] == '-')
+			continue;
 		snprintf(spec, sizeof(spec), "0:%s", gr->gr_name);
-		lookup_both(spec, &r1, &u1, &g1, &r2, &u2, &g2, why);
-		assert_int_equal(r1, 0);
-		assert_int_equal(r2, 0);
-		assert_int_equal(g2, gid);
-		assert_int_equal(g1, g2);
+		expect_same(spec);
 		groups++;
 	}
 	fclose(f);
 	/* root and nobody at least: the loops above read the files */
 	assert_true(users >= 2);
 	assert_true(groups >= 2);
+}
 
-	lookup_both("nfqb-no-such-user", &r1, &u1, &g1, &r2, &u2, &g2, why);
-	assert_int_equal(r1, -ENOENT);
-	assert_int_equal(r2, -ENOENT);
-	assert_string_equal(why, "unknown user \"nfqb-no-such-user\"");
-	lookup_both("root:nfqb-no-such-group", &r1, &u1, &g1, &r2, &u2, &g2, why);
-	assert_int_equal(r1, -ENOENT);
-	assert_int_equal(r2, -ENOENT);
-	assert_string_equal(why, "unknown group \"nfqb-no-such-group\"");
-	/* a bare uid without an entry still needs its group */
-	lookup_both("4000000000", &r1, &u1, &g1, &r2, &u2, &g2, why);
-	assert_int_equal(r2, -ENOENT);
-	assert_string_equal(why, "uid 4000000000 has no passwd entry: give its group too "
-				 "(4000000000:GID)");
-	lookup_both("4000000000:7", &r1, &u1, &g1, &r2, &u2, &g2, why);
-	assert_int_equal(r2, 0);
-	assert_int_equal(u2, 4000000000u);
-	assert_int_equal(g2, 7);
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * The files are read, not NSS: users and groups only a fixture has, a
+ * group line longer than the first buffer (the ERANGE retry), a comment
+ * and a malformed line passed over, NIS compat entries that are no one,
+ * the errors for what is not there, and no files at all.
+ */
+static void test_lookup_files_fixture(void **state)
+{
+	char dir[] = "/tmp/nfqb-lookup-XXXXXX", pw[64], gr[64], big[4096];
+	struct lookup r;
+	size_t n;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(pw, sizeof(pw), "%s/passwd", dir);
+	snprintf(gr, sizeof(gr), "%s/group", dir);
+	write_file(pw, "# a comment\n"
+		       "this line is not an entry\n"
+		       "+nfqb-compat:x:0:0:::\n"
+		       "+::::::\n"
+		       "nfqb-only-here:x:4101:4102::/nonexistent:/usr/sbin/nologin\n");
+	n = (size_t)snprintf(big, sizeof(big), "nfqb-big:x:4104:");
+	while (n < 3000)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "member%zu,", n);
+	snprintf(big + n - 1, sizeof(big) - n + 1, "\n+nfqb-compat-g:x:0:\n");
+	write_file(gr, big);
+
+	/* NSS does not know the fixture's user: the answer is the files' */
+	lookup_in(NULL, NULL, "nfqb-only-here", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	lookup_in(pw, gr, "nfqb-only-here", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.uid, 4101);
+	assert_int_equal(r.gid, 4102);
+	lookup_in(pw, gr, "4101", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.gid, 4102);
+	lookup_in(pw, gr, "nfqb-only-here:nfqb-big", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.gid, 4104);
+	/* compat lines name no one, and never uid 0 */
+	lookup_in(pw, gr, "+nfqb-compat", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	assert_string_equal(r.why, "unknown user \"+nfqb-compat\"");
+	lookup_in(pw, gr, "+", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	lookup_in(pw, gr, "4101:+nfqb-compat-g", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	assert_string_equal(r.why, "unknown group \"+nfqb-compat-g\"");
+	lookup_in(pw, gr, "root", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	assert_string_equal(r.why, "unknown user \"root\"");
+	lookup_in(pw, gr, "4000000000", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	assert_string_equal(r.why, "uid 4000000000 has no passwd entry: give its group "
+				   "too (4000000000:GID)");
+	lookup_in(pw, gr, "4000000000:7", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.uid, 4000000000u);
+	assert_int_equal(r.gid, 7);
+
+	assert_int_equal(unlink(pw), 0);
+	assert_int_equal(unlink(gr), 0);
+	/* no files: no one, as NSS answers for a missing database */
+	lookup_in(pw, gr, "nfqb-only-here", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	lookup_in(pw, gr, "0:nfqb-big", &r);
+	assert_int_equal(r.rc, -ENOENT);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 int main(void)
@@ -999,7 +1059,8 @@ int main(void)
 		cmocka_unit_test(test_lease_wait_closed),
 		cmocka_unit_test(test_lease_wait_other),
 		cmocka_unit_test(test_lease_wait_sockets),
-		cmocka_unit_test(test_lookup_files_only),
+		cmocka_unit_test(test_lookup_files_system),
+		cmocka_unit_test(test_lookup_files_fixture),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -510,6 +510,9 @@ static void expect_utc(int64_t t)
 	struct tm want, got;
 	time_t tt = (time_t)t;
 
+	/* a 32-bit time_t (i386) holds 1901-2038 only: nothing to compare */
+	if ((int64_t)tt != t)
+		return;
 	assert_non_null(gmtime_r(&tt, &want));
 	log_utc(t, &got);
 	if (got.tm_year != want.tm_year || got.tm_mon != want.tm_mon ||
@@ -523,7 +526,7 @@ static void expect_utc(int64_t t)
 
 /* The stamp's own date arithmetic agrees with the C library's, at the
  * edges (epoch, leap days, centuries that are and are not leap years,
- * before 1970) and every 799,819 s (9 days and 6 hours, so every hour
+ * before 1970) and every 799,819 s (9 d 6 h 10 min 19 s, so every hour
  * and minute of the day comes round) from 1900 to 2200. */
 static void test_utc_matches_gmtime(void **state)
 {

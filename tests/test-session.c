@@ -28,6 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "session-private.h"
+#include "worker.h"
 #include "fake-session.h"
 
 /* ------------------------------------------------------------ loop */
@@ -802,6 +803,80 @@ static void test_send_failures_release_on_worker(void **state)
 	fixture_free(&f);
 }
 
+/* Hold @arg's fd in a worker's loop, so the session's hand-over to that
+ * worker fails there (loop_add(): -EEXIST), as an epoll_ctl() out of
+ * memory or max_user_watches would. */
+static void never_cb(struct loop *l, int fd, uint32_t events, void *data)
+{
+}
+
+static int squat_call(struct worker *w, struct loop *l, void *arg)
+{
+	return loop_add(l, *(int *)arg, EPOLLIN, never_cb, NULL);
+}
+
+static int unsquat_call(struct worker *w, struct loop *l, void *arg)
+{
+	loop_del(l, *(int *)arg);
+	return 0;
+}
+
+/*
+ * The accept goes out before the hand-over to a worker (bind_complete());
+ * when the hand-over then fails, the agent is refused with the retry
+ * flag, the refusal counted, the session released and its queues unbound.
+ */
+static void test_assign_fails_after_accept(void **state)
+{
+	union {
+		char buf[WIRE_MSG_MAX];
+		struct wire_refuse r;
+	} u;
+	struct fixture f;
+	char why[WIRE_REASON_MAX];
+	int fds[WIRE_MAX_FDS], qfd;
+	size_t n = 0;
+	ssize_t len;
+	uint64_t refused;
+	uint32_t portid;
+	struct session *s;
+
+	if (!have_ns(state))
+		skip();
+	fixture_init(&f, cfg_text);
+	assert_int_equal(session_mgr_start_workers(f.m, 2), 0);
+	fixture_sockets(&f);
+	assert_int_equal(attach_as(&f, "pod-a", why, sizeof(why)), 0);
+	s = session_find(f.m, f.dev, f.ino);
+	assert_non_null(s);
+	qfd = nfqb_queue_fd(s->q);
+	portid = nfqb_queue_portid(s->q);
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(worker_call(worker_pool_at(f.m->pool, i), squat_call, &qfd), 0);
+	refused = f.m->refusals;
+
+	assert_int_equal(loop_answer(&f), WIRE_ACCEPT);
+	len = wire_recv(f.agent, u.buf, sizeof(u.buf), fds, &n);
+	assert_true(len > 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(wire_peek_type(u.buf, (size_t)len), WIRE_REFUSE);
+	assert_int_equal(wire_refuse_flags(&u.r), WIRE_REFUSE_F_RETRY);
+	assert_non_null(strstr(u.r.reason, "no worker thread could take the namespace: "));
+	assert_int_equal(f.m->refusals, refused + 1);
+	assert_int_equal(f.m->attaches, 0);
+	assert_int_equal(f.m->count, 0);
+	assert_null(session_find(f.m, f.dev, f.ino));
+	assert_false(queue_bound_to(11, portid));
+	assert_false(queue_bound_to(12, portid));
+	/* the lease is closed: nothing more comes */
+	len = wire_recv(f.agent, u.buf, sizeof(u.buf), fds, &n);
+	assert_int_equal(len, 0);
+
+	for (unsigned i = 0; i < 2; i++)
+		(void)worker_call(worker_pool_at(f.m->pool, i), unsquat_call, &qfd);
+	fixture_free(&f);
+}
+
 /* ------------------------------------------------------------ reading API */
 
 static int observed;
@@ -938,6 +1013,7 @@ int main(void)
 		cmocka_unit_test(test_hijacked_when_served),
 		cmocka_unit_test(test_send_failures_release),
 		cmocka_unit_test(test_send_failures_release_on_worker),
+		cmocka_unit_test(test_assign_fails_after_accept),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ns, NULL);

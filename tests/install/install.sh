@@ -3,7 +3,7 @@
 # then an example built only through `pkg-config libnfqb` against the
 # shared library, which must export nfqb_* and nothing else.
 set -euo pipefail
-: "${BUILD:?}" "${SRC:?}"
+: "${BUILD:?}" "${SRC:?}" "${AGENT_STATIC:?}"
 tmp=$(mktemp -d /tmp/nfqb-install-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -45,17 +45,20 @@ for prog in broker/nfq-broker examples/print_and_accept examples/own_loop \
 	grep -q "libnfqb\.so" <<<"$deps" ||
 		{ echo "FAIL: $prog is not linked to the shared libnfqb"; echo "$deps"; exit 1; }
 done
-: "${AGENT_STATIC:?}"
 agent=$(find "$tmp/root" -name nfq-agent -type f | head -n1)
 [[ -n "$agent" ]] || { echo "FAIL: nfq-agent not installed"; exit 1; }
 # file(1) is not on a minimal machine: the ELF header's program headers say
 # whether a loader is asked for (PT_INTERP), readelf is in binutils.
-interp=$(readelf -l "$agent" | grep -c 'INTERP' || true)
+command -v readelf >/dev/null || { echo "FAIL: readelf (binutils) is missing"; exit 1; }
+phdrs=$(readelf -l "$agent")
+interp=$(grep -c 'INTERP' <<<"$phdrs" || true)
 if [[ $AGENT_STATIC == 1 ]]; then
 	((interp == 0)) || { echo "FAIL: -Dstatic_agent but nfq-agent asks for a loader"; exit 1; }
-	readelf -h "$agent" | grep -q 'DYN' ||
+	hdr=$(readelf -h "$agent")
+	grep -q 'DYN' <<<"$hdr" ||
 		{ echo "FAIL: the static nfq-agent is not position-independent (-static-pie)"; exit 1; }
-	"$agent" --version | grep -q '^nfq-agent ' ||
+	ver=$("$agent" --version)
+	grep -q '^nfq-agent ' <<<"$ver" ||
 		{ echo "FAIL: the static nfq-agent does not run"; exit 1; }
 else
 	deps=$(ldd "$agent")
