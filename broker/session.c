@@ -1155,9 +1155,7 @@ static void health_check(struct loop *l, struct loop_timer *t, void *data)
  * anything.
  */
 
-/* The agent is refused: told why, logged like the listener's refusals,
- * every fd of the session closed, what was bound unbound. */
-/* The refusal's log line and count, whoever sends it. */
+/* The refusal's log line and count, like the listener's refusals. */
 static void log_refuse(struct session *s, const char *why)
 {
 	char nb[LOG_VALUE_MAX], rb[LOG_VALUE_MAX];
@@ -1168,6 +1166,8 @@ static void log_refuse(struct session *s, const char *why)
 	session_mgr_count_refusal(s->mgr, REFUSAL_AGENT_ATTACH);
 }
 
+/* The agent is refused: told why, logged, every fd of the session closed,
+ * what was bound unbound. */
 static void bind_refuse(struct session *s, const char *why)
 {
 	lease_refuse(s, why);
@@ -1232,10 +1232,10 @@ static void bind_complete(struct session *s)
 	/* Queues first, then the rules that feed them: never queue to nobody. */
 	steering_attach(s);
 	/* The answer before the hand-over to a worker: the agent wakes while
-	 * this thread waits for the worker (two thread wakeups, 0.1-0.3 ms on
-	 * the test VM; bench/README.md, "Scale"). The queues are bound, so
-	 * packets wait in the socket until the worker reads it; nothing else
-	 * runs on this thread in between. */
+	 * this thread waits for the worker (two thread wakeups, 0.2 ms on
+	 * average on the test VM; bench/README.md, "What limits the attach").
+	 * The queues are bound, so packets wait in the socket until the
+	 * worker reads it; nothing else runs on this thread in between. */
 	send_accept(s, false);
 	rc = session_assign(s);
 	if (rc < 0) {

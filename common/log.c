@@ -66,7 +66,8 @@ bool log_detect(void)
 }
 
 /*
- * Days since 1970-01-01 to a civil date (H. Hinnant's civil_from_days):
+ * Seconds since the epoch to a UTC date and time, the days by H. Hinnant's
+ * civil_from_days:
  * gmtime_r() and strftime() both load the time zone (/etc/localtime) on
  * first use, a file read that a UTC stamp never needs, on every agent's
  * start, on the attach path.
