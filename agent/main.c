@@ -5,7 +5,6 @@
  * SIGTERM. Re-attaches with the same sockets whenever the broker goes away.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -25,6 +24,7 @@
 #include "agent-lookup.h"
 #include "cli.h"
 #include "clock.h"
+#include "fsutil.h"
 #include "log.h"
 #include "paths.h"
 #include "signals.h"
@@ -192,26 +192,20 @@ static uint64_t namespace_inode(const struct agent *a)
 static void status_write(const struct agent *a, const char *state, unsigned long attempts,
 			 const char *reason)
 {
-	char tmp[PATH_MAX], buf[WIRE_REASON_MAX + 128];
-	int fd, n;
+	char buf[WIRE_REASON_MAX + 128];
+	struct iovec iov = { .iov_base = buf };
+	int n;
 
-	if (!a->o.status || snprintf(tmp, sizeof(tmp), "%s.tmp", a->o.status) >= (int)sizeof(tmp))
+	if (!a->o.status)
 		return;
 	n = snprintf(buf, sizeof(buf), "state=%s\nattempts=%lu\nreason=", state, attempts);
 	for (const char *r = reason ? reason : ""; *r && n < (int)sizeof(buf) - 2; r++)
 		buf[n++] = (*r == '\n' || *r == '\r') ? ' ' : *r;
 	buf[n++] = '\n';
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	if (write(fd, buf, (size_t)n) != n) {
-		close(fd);
-		unlink(tmp);
-		return;
-	}
-	close(fd);
-	if (rename(tmp, a->o.status) < 0)
-		unlink(tmp);
+	iov.iov_len = (size_t)n;
+	/* a status that cannot be written is not the lease's end: readers
+	 * wait for the next one */
+	(void)fs_write_replace(a->o.status, &iov, 1, 0644);
 }
 
 enum lease_end { LEASE_LOST, LEASE_SIGNAL, LEASE_REFUSED };

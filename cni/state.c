@@ -80,10 +80,9 @@ bool state_att_del(struct state *s, const char *net, const char *ifname)
 int state_write(const char *path, const struct state *s)
 {
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
-	char tmp[PATH_MAX + 8];
+	struct iovec iov[2] = { [1] = { .iov_base = "\n", .iov_len = 1 } };
 	const char *txt;
-	int fd = -1, ret = 0;
-	size_t len;
+	int ret;
 
 	if (!o || !a) {
 		json_object_put(o);
@@ -106,26 +105,9 @@ int state_write(const char *path, const struct state *s)
 	json_object_object_add(o, "attachments", a);
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 					     JSON_C_TO_STRING_NOSLASHESCAPE);
-	len = strlen(txt);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
+	iov[0] = (struct iovec){ .iov_base = (void *)txt, .iov_len = strlen(txt) };
 	/* A torn file would leave DEL unable to find the agent: write, then rename. */
-	if (write(fd, txt, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
-		ret = errno ? -errno : -EIO;
-		unlink(tmp);
-		goto fail;
-	}
-	if (rename(tmp, path) < 0) {
-		ret = -errno;
-		unlink(tmp);
-	}
-fail:
-	if (fd >= 0)
-		close(fd);
+	ret = fs_write_replace(path, iov, 2, 0600);
 	json_object_put(o);
 	return ret;
 }

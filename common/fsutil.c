@@ -124,3 +124,31 @@ ssize_t fs_read_file(const char *path, size_t max, char **out)
 	close(fd);
 	return n;
 }
+
+int fs_write_replace(const char *path, const struct iovec *iov, int n, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t want = 0;
+	ssize_t done;
+	int fd, ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (int i = 0; i < n; i++)
+		want += iov[i].iov_len;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	done = writev(fd, iov, n);
+	if (done < 0)
+		ret = -errno;
+	else if ((size_t)done != want)
+		ret = -EIO;
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
+}

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /*
  * fs_mkdir_p - mkdir -p @dir: missing parents get @parent_mode, @dir itself
@@ -33,5 +34,15 @@ ssize_t fs_read_fd(int fd, size_t max, char **out);
 
 /* fs_read_file - fs_read_fd of the file at @path. */
 ssize_t fs_read_file(const char *path, size_t max, char **out);
+
+/*
+ * fs_write_replace - replace the file at @path with the @n buffers of
+ * @iov: written to "@path.tmp" (created with @mode), then renamed over
+ * @path, so a reader finds the old content or the new, never part of one.
+ * The temporary file is removed when a step fails. Returns 0 or a
+ * negative errno (-EIO: a short write; -ENAMETOOLONG: no room for
+ * ".tmp").
+ */
+int fs_write_replace(const char *path, const struct iovec *iov, int n, mode_t mode);
 
 #endif

@@ -123,6 +123,49 @@ static void test_read_file(void **state)
 	assert_null(buf);
 }
 
+/* The new content replaces the old whole, at the mode asked, and no
+ * temporary file stays behind, on success or failure. */
+static void test_write_replace(void **state)
+{
+	char p[PATH_MAX], tmp[PATH_MAX + 8], *buf = NULL, lng[PATH_MAX];
+	struct iovec iov[2] = { { .iov_base = "state=attached\n", .iov_len = 15 },
+				{ .iov_base = "reason=\n", .iov_len = 8 } };
+	struct stat st;
+	mode_t old = umask(022);
+
+	snprintf(p, sizeof(p), "%s/status", root);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	assert_int_equal(fs_write_replace(p, iov, 2, 0640), 0);
+	umask(old);
+	assert_int_equal(fs_read_file(p, 100, &buf), 23);
+	assert_string_equal(buf, "state=attached\nreason=\n");
+	free(buf);
+	buf = NULL;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(access(tmp, F_OK), -1);
+	/* shorter content: nothing of the old is left */
+	assert_int_equal(fs_write_replace(p, &iov[1], 1, 0640), 0);
+	assert_int_equal(fs_read_file(p, 100, &buf), 8);
+	assert_string_equal(buf, "reason=\n");
+	free(buf);
+	buf = NULL;
+	/* no directory for it: the error, and the old file untouched */
+	snprintf(p, sizeof(p), "%s/none/status", root);
+	assert_int_equal(fs_write_replace(p, iov, 2, 0640), -ENOENT);
+	/* a rename onto a directory fails: the temporary file goes too */
+	snprintf(p, sizeof(p), "%s/isdir", root);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(fs_write_replace(p, iov, 2, 0640), -EISDIR);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(rmdir(p), 0);
+	/* a path that fits, with no room for ".tmp" */
+	memset(lng, 'a', sizeof(lng) - 3);
+	lng[sizeof(lng) - 3] = '\0';
+	assert_int_equal(fs_write_replace(lng, iov, 1, 0640), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_mkdir_p_errors),
 		cmocka_unit_test(test_mkdir_parents),
 		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_write_replace),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
