@@ -139,18 +139,23 @@ def scale(rows, out):
         return []
     out.append("")
     out.append("scale: namespaces attached one after another to one broker")
-    out.append("  %6s %5s %9s %9s %9s %6s %8s %8s %s" % (
+    out.append("  %6s %5s %9s %9s %9s %6s %8s %8s %7s %6s %s" % (
         "ns", "steer", "attach50", "attach99", "floor50", "x fl", "RSS MiB", "total s",
+        "idle/s", "idle%",
         "fds before/attached/after, traffic ok/bad, left agents/ns"))
     for r in rows:
         # the reference: a process that only writes its status file
         fl = r.get("floor_p50_ms")
         fl = fl if isinstance(fl, (int, float)) and fl > 0 else None   # FLOOR_N=0: "none"
         r["attach_x_floor"] = r["attach_p50_ms"] / fl if fl else None
-        out.append("  %6d %5s %7.2fms %7.2fms %9s %6s %8.1f %8.1f %d/%d/%d, %d/%d, %d/%d" % (
+        # the idle broker: wakeups per second and CPU, N namespaces attached
+        icpu = r.get("idle_cpu_pct")
+        icpu = icpu if isinstance(icpu, (int, float)) else None
+        out.append("  %6d %5s %7.2fms %7.2fms %9s %6s %8.1f %8.1f %7s %6s %d/%d/%d, %d/%d, %d/%d" % (
             r["namespaces"], r["steer"], r["attach_p50_ms"], r["attach_p99_ms"],
             fmt(fl, ".2f") + "ms" if fl else "-", fmt(r["attach_x_floor"], ".2f"),
-            r["rss_mib"], r["attach_total_s"], r["fds_before"], r["fds_attached"],
+            r["rss_mib"], r["attach_total_s"], fmt(r.get("idle_wakeups_per_s"), "d"),
+            fmt(icpu, ".2f"), r["fds_before"], r["fds_attached"],
             r["fds_after"], r["traffic_ok"], r["traffic_bad"], r["agents_left"],
             r["namespaces_left"]))
     return rows

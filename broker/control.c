@@ -840,7 +840,7 @@ static void tick(struct loop *l, struct loop_timer *t, void *data)
 	struct control *c = data;
 
 	drop_unauthorized(c);
-	loop_timer_arm(l, &c->tick, loop_now_ms() + CONTROL_AUTH_TICK_MS);
+	loop_timer_arm(l, &c->tick, loop_tick_after(CONTROL_AUTH_TICK_MS));
 }
 
 /* ------------------------------------------------------------ server */
@@ -899,7 +899,7 @@ struct control *control_new(struct session_mgr *m, const char *config_path,
 		snprintf(why, whylen, "cannot watch the control socket: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = loop_timer_arm(c->loop, &c->tick, loop_now_ms() + CONTROL_AUTH_TICK_MS);
+	rc = loop_timer_arm(c->loop, &c->tick, loop_tick_after(CONTROL_AUTH_TICK_MS));
 	if (rc < 0)
 		goto fail;
 	log_event(LOGL_INFO, "control_listen", "path=%s mode=%04o",

@@ -89,6 +89,27 @@ static inline bool loop_timer_armed(const struct loop_timer *t)
 uint64_t loop_now_ms(void);
 
 /*
+ * LOOP_TICK_MS - the grid that periodic work which need not be exact
+ * rounds its deadlines up to. A timer per session at its own phase woke
+ * the main thread once per session per period (1,000 times a second at
+ * 1,000 namespaces, each wakeup reprogramming the timerfd); on the grid
+ * they share one wakeup per tick with the broker's own tickers.
+ */
+#define LOOP_TICK_MS 100u
+
+/* loop_tick_round - the first multiple of LOOP_TICK_MS at or after @ms. */
+static inline uint64_t loop_tick_round(uint64_t ms)
+{
+	return (ms + LOOP_TICK_MS - 1) / LOOP_TICK_MS * LOOP_TICK_MS;
+}
+
+/* loop_tick_after - the first tick at least @period_ms from now. */
+static inline uint64_t loop_tick_after(uint64_t period_ms)
+{
+	return loop_tick_round(loop_now_ms() + period_ms);
+}
+
+/*
  * loop_run - dispatch events until loop_stop(). Returns 0, or a negative
  * errno when epoll itself failed.
  */

@@ -8,6 +8,7 @@
 #ifndef BROKER_SESSION_PRIVATE_H
 #define BROKER_SESSION_PRIVATE_H
 
+#include "nsmap.h"
 #include "session.h"
 #include "steer.h"
 #include "worker.h"
@@ -36,6 +37,7 @@ struct session {
 	struct session *prev, *next;
 	char name[WIRE_NAME_MAX];     /* the agent's --name */
 	uint64_t netns_dev, netns_ino;/* nsfs identity of the namespace */
+	struct nsmap_node by_ns;      /* in mgr->by_ns while linked */
 	pid_t agent_pid;              /* SO_PEERCRED of the lease holder */
 	uid_t agent_uid;
 	int lease_fd;                 /* -1 during the grace period */
@@ -104,6 +106,7 @@ struct session_mgr {
 	struct cfg *cfg;              /* current config, owned */
 	struct session *head;
 	size_t count;
+	struct nsmap by_ns;           /* the linked sessions by namespace */
 	struct session_counters total;/* every packet since start, forgotten sessions included */
 	uint64_t attaches, refusals;  /* maintained by the listener */
 	uint64_t refused[REFUSAL_N];  /* session_mgr_count_refusal() */

@@ -942,6 +942,9 @@ static void session_link(struct session_mgr *m, struct session *s)
 		m->head->prev = s;
 	m->head = s;
 	m->count++;
+	s->by_ns.dev = s->netns_dev;
+	s->by_ns.ino = s->netns_ino;
+	nsmap_add(&m->by_ns, &s->by_ns);
 }
 
 static void session_unlink(struct session *s)
@@ -958,6 +961,7 @@ static void session_unlink(struct session *s)
 		s->next->prev = s->prev;
 	s->prev = s->next = NULL;
 	m->count--;
+	nsmap_del(&m->by_ns, &s->by_ns);
 }
 
 /*
@@ -1026,6 +1030,26 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
 }
 
 /*
+ * Whether @fd receives multicast @group already. Asked first because a
+ * NETLINK_ADD_MEMBERSHIP, even one that changes nothing, walks every
+ * subscribed socket of the protocol on the machine with interrupts off
+ * (the kernel's netlink_update_listeners()): with a socket per namespace
+ * that made the broker's attaches O(namespaces), 12 % of its CPU at 2,000
+ * (bench/README.md, "What limits the attach"). The list is read without
+ * that lock.
+ */
+static bool rtnl_subscribed(int fd, int group)
+{
+	uint32_t groups[4] = { 0 };
+	socklen_t len = sizeof(groups);
+
+	if (getsockopt(fd, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &len) < 0)
+		return false;
+	return (size_t)(group - 1) / 32 < len / sizeof(groups[0]) &&
+	       (groups[(group - 1) / 32] >> ((group - 1) % 32) & 1);
+}
+
+/*
  * Take the namespace's NETLINK_ROUTE socket and start following its links:
  * the table is made here and installed, with the socket's watch, on the
  * thread serving @s (apply_call()).
@@ -1039,8 +1063,9 @@ static void rtnl_start(struct session *s, int *fd)
 	s->rtnl_fd = *fd;
 	*fd = -1;
 	/* The agent subscribed already; an older or foreign one may not have. */
-	(void)setsockopt(s->rtnl_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
-			 sizeof(group));
+	if (!rtnl_subscribed(s->rtnl_fd, group))
+		(void)setsockopt(s->rtnl_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+				 sizeof(group));
 	rc = links ? links_request_dump(links, s->rtnl_fd) : -ENOMEM;
 	if (rc < 0) {
 		log_event(LOGL_WARN, "rtnl_error", "name=%s error=\"%s\"", s->name,
@@ -1134,7 +1159,7 @@ static void health_check(struct loop *l, struct loop_timer *t, void *data)
 	char why[WIRE_REASON_MAX];
 
 	if (!session_hijacked(s, why, sizeof(why))) {
-		loop_timer_arm(l, &s->check_timer, loop_now_ms() + SESSION_CHECK_MS);
+		loop_timer_arm(l, &s->check_timer, loop_tick_after(SESSION_CHECK_MS));
 		return;
 	}
 	if (s->state == SESSION_BINDING) {
@@ -1342,7 +1367,7 @@ static int attach_new(struct session_mgr *m, const struct session_hello *h, int 
 	}
 	rc = loop_timer_arm(m->loop, &s->bind_timer, loop_now_ms() + m->bind_ms);
 	if (rc == 0)
-		rc = loop_timer_arm(m->loop, &s->check_timer, loop_now_ms() + SESSION_CHECK_MS);
+		rc = loop_timer_arm(m->loop, &s->check_timer, loop_tick_after(SESSION_CHECK_MS));
 	if (rc < 0) {
 		loop_del(m->loop, *lease_fd);
 		snprintf(why, whylen, "no memory for the bind timer");
@@ -1429,10 +1454,17 @@ int session_attach(struct session_mgr *m, const struct session_hello *h, int *le
 
 struct session *session_find(struct session_mgr *m, uint64_t dev, uint64_t ino)
 {
-	for (struct session *s = m->head; s; s = s->next)
-		if (s->netns_ino == ino && s->netns_dev == dev)
-			return s;
-	return NULL;
+	struct nsmap_node *n;
+
+	if (!nsmap_complete(&m->by_ns)) {
+		/* the map had no table for some session: the list has all */
+		for (struct session *s = m->head; s; s = s->next)
+			if (s->netns_ino == ino && s->netns_dev == dev)
+				return s;
+		return NULL;
+	}
+	n = nsmap_find(&m->by_ns, dev, ino);
+	return n ? (struct session *)((char *)n - offsetof(struct session, by_ns)) : NULL;
 }
 
 /* ------------------------------------------------------------ manager */
@@ -1443,6 +1475,7 @@ struct session_mgr *session_mgr_new(struct loop *loop, struct cfg *cfg)
 
 	if (!m)
 		return NULL;
+	nsmap_init(&m->by_ns);
 	m->loop = loop;
 	m->cfg = cfg;
 	m->started = time(NULL);
@@ -1516,6 +1549,7 @@ void session_mgr_free(struct session_mgr *m)
 			  PRIu64 " queues_kept=true", s->name, s->netns_ino, s->c.packets);
 		session_destroy(s, false);
 	}
+	nsmap_clear(&m->by_ns);
 	steering_worker_free(m);
 	worker_pool_free(m->pool);
 	if (m->wake_fd >= 0) {

@@ -51,6 +51,8 @@ static inline struct session *fake_session_queues(struct session_mgr *m, const c
 		m->head->prev = s;
 	m->head = s;
 	m->count++;
+	s->by_ns.ino = ino;     /* as session_link() does: session_find() sees it */
+	nsmap_add(&m->by_ns, &s->by_ns);
 	return s;
 }
 

@@ -1099,6 +1099,48 @@ static void test_timers_and_fds(void **state)
 	loop_free(l);
 }
 
+/*
+ * Periodic work on the tick grid: deadlines are multiples of LOOP_TICK_MS,
+ * never before the period, at most a tick after it; 50 timers armed 1 ms
+ * apart share at most two deadlines (without the grid: 50 wakeups).
+ */
+static void test_timer_tick_grid(void **state)
+{
+	struct loop *l = loop_new();
+	static struct tm_rec r[50];
+	uint64_t before, after, d, seen[2] = { 0 };
+	size_t nseen = 0;
+
+	assert_int_equal(loop_tick_round(0), 0);
+	assert_int_equal(loop_tick_round(1), LOOP_TICK_MS);
+	assert_int_equal(loop_tick_round(LOOP_TICK_MS - 1), LOOP_TICK_MS);
+	assert_int_equal(loop_tick_round(LOOP_TICK_MS), LOOP_TICK_MS);
+	assert_int_equal(loop_tick_round(LOOP_TICK_MS + 1), 2 * LOOP_TICK_MS);
+	before = loop_now_ms();
+	d = loop_tick_after(1000);
+	after = loop_now_ms();
+	assert_int_equal(d % LOOP_TICK_MS, 0);
+	assert_true(d >= before + 1000 && d < after + 1000 + LOOP_TICK_MS);
+
+	nfires = 0;
+	for (size_t i = 0; i < 50; i++) {
+		r[i] = (struct tm_rec){ .id = i };
+		loop_timer_init(&r[i].t, record_cb, &r[i]);
+		assert_int_equal(loop_timer_arm(l, &r[i].t, loop_tick_after(i)), 0);
+	}
+	run_for(l, 2 * LOOP_TICK_MS + 60);
+	assert_int_equal(nfires, 50);
+	for (size_t i = 0; i < nfires; i++) {
+		assert_int_equal(fires[i].deadline % LOOP_TICK_MS, 0);
+		assert_true(fires[i].at >= fires[i].deadline);
+		if (nseen && seen[nseen - 1] == fires[i].deadline)
+			continue;
+		assert_true(nseen < 2);
+		seen[nseen++] = fires[i].deadline;
+	}
+	loop_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1125,6 +1167,7 @@ int main(void)
 		cmocka_unit_test(test_timer_cancel_earliest),
 		cmocka_unit_test(test_stop_in_timer),
 		cmocka_unit_test(test_timers_and_fds),
+		cmocka_unit_test(test_timer_tick_grid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
