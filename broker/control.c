@@ -840,7 +840,7 @@ static void tick(struct loop *l, struct loop_timer *t, void *data)
 	struct control *c = data;
 
 	drop_unauthorized(c);
-	loop_timer_arm(l, &c->tick, loop_tick_after(CONTROL_AUTH_TICK_MS));
+	loop_timer_arm(l, &c->tick, loop_tick_next(t->deadline, CONTROL_AUTH_TICK_MS));
 }
 
 /* ------------------------------------------------------------ server */

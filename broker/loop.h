@@ -110,6 +110,20 @@ static inline uint64_t loop_tick_after(uint64_t period_ms)
 }
 
 /*
+ * loop_tick_next - the next deadline of periodic work last due at @prev_ms:
+ * @period_ms after it, on the grid. Counted from the deadline, not from
+ * the callback's "now", so a callback that runs late (behind the other
+ * checks of its tick) keeps its period; after a stall longer than the
+ * period, the first tick from now, without a burst of catch-up ticks.
+ */
+static inline uint64_t loop_tick_next(uint64_t prev_ms, uint64_t period_ms)
+{
+	uint64_t next = loop_tick_round(prev_ms + period_ms), now = loop_now_ms();
+
+	return next > now ? next : loop_tick_round(now + 1);
+}
+
+/*
  * loop_run - dispatch events until loop_stop(). Returns 0, or a negative
  * errno when epoll itself failed.
  */

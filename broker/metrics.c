@@ -635,7 +635,7 @@ static void lag_tick(struct loop *l, struct loop_timer *t, void *data)
 	struct metrics_tick *mt = data;
 
 	session_mgr_loop_lag(mt->m, t->deadline, hist_now_ns());
-	loop_timer_arm(l, &mt->lag, loop_tick_after(METRICS_LAG_TICK_MS));
+	loop_timer_arm(l, &mt->lag, loop_tick_next(t->deadline, METRICS_LAG_TICK_MS));
 }
 
 static void overruns_tick(struct loop *l, struct loop_timer *t, void *data)
@@ -643,7 +643,7 @@ static void overruns_tick(struct loop *l, struct loop_timer *t, void *data)
 	struct metrics_tick *mt = data;
 
 	session_mgr_log_overruns(mt->m);
-	loop_timer_arm(l, &mt->overruns, loop_tick_after(METRICS_OVERRUN_TICK_MS));
+	loop_timer_arm(l, &mt->overruns, loop_tick_next(t->deadline, METRICS_OVERRUN_TICK_MS));
 }
 
 struct metrics_tick *metrics_tick_new(struct session_mgr *m)

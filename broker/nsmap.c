@@ -15,6 +15,17 @@ void nsmap_init(struct nsmap *m)
 
 void nsmap_clear(struct nsmap *m)
 {
+	/* the linked nodes are out again (a lost one cannot be reached:
+	 * its own nsmap_del() finds lost at 0 and leaves it) */
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct nsmap_node *next;
+
+		for (struct nsmap_node *p = m->slot[i]; p; p = next) {
+			next = p->next;
+			p->next = NULL;
+			p->state = NSMAP_OUT;
+		}
+	}
 	free(m->slot);
 	nsmap_init(m);
 }
@@ -64,6 +75,8 @@ void nsmap_add(struct nsmap *m, struct nsmap_node *n)
 {
 	size_t k;
 
+	if (n->state != NSMAP_OUT)
+		return;     /* in already (or lost): a second link would loop */
 	if (m->count >= m->nslots)
 		grow(m);
 	n->next = NULL;
@@ -85,10 +98,11 @@ void nsmap_del(struct nsmap *m, struct nsmap_node *n)
 
 	if (n->state == NSMAP_LOST) {
 		n->state = NSMAP_OUT;
-		m->lost--;
+		if (m->lost)
+			m->lost--;
 		return;
 	}
-	if (n->state != NSMAP_IN)
+	if (n->state != NSMAP_IN || !m->nslots)
 		return;
 	for (pp = &m->slot[slot_of(n->dev, n->ino, m->nslots)]; *pp; pp = &(*pp)->next) {
 		if (*pp == n) {

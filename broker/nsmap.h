@@ -10,8 +10,8 @@
  * it can). Only the very first table can fail to come: the node is then
  * "lost" and nsmap_complete() says so, for the caller to search its own
  * list instead. Several nodes may have the same key; nsmap_find() returns
- * the one added last, as the session list it replaces did (new sessions
- * go first).
+ * the one added last, as the scan of the session list it replaces did (new
+ * sessions go first).
  */
 #ifndef NFQB_BROKER_NSMAP_H
 #define NFQB_BROKER_NSMAP_H
@@ -37,9 +37,11 @@ struct nsmap {
 
 /* nsmap_init - an empty map (no allocation until the first add). */
 void nsmap_init(struct nsmap *m);
-/* nsmap_clear - free the table; the nodes are their owners'. */
+/* nsmap_clear - free the table, every linked node out again; the nodes are
+ * their owners'. */
 void nsmap_clear(struct nsmap *m);
-/* nsmap_add - link @n under its dev/ino, which must not change while linked. */
+/* nsmap_add - link @n under its dev/ino, which must not change while linked;
+ * a node that is in already is left alone. */
 void nsmap_add(struct nsmap *m, struct nsmap_node *n);
 /* nsmap_del - unlink @n; a node that is not linked is left alone. */
 void nsmap_del(struct nsmap *m, struct nsmap_node *n);

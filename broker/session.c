@@ -1035,8 +1035,8 @@ static struct session *session_alloc(struct session_mgr *m, const struct session
  * subscribed socket of the protocol on the machine with interrupts off
  * (the kernel's netlink_update_listeners()): with a socket per namespace
  * that made the broker's attaches O(namespaces), 12 % of its CPU at 2,000
- * (bench/README.md, "What limits the attach"). The list is read without
- * that lock.
+ * (bench/README.md, "What limits the attach"). The list is read under the
+ * table's shared side, without the walk.
  */
 static bool rtnl_subscribed(int fd, int group)
 {
@@ -1045,6 +1045,9 @@ static bool rtnl_subscribed(int fd, int group)
 
 	if (getsockopt(fd, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &len) < 0)
 		return false;
+	/* @len is what the kernel would need, which may be more than it wrote */
+	if (len > sizeof(groups))
+		len = sizeof(groups);
 	return (size_t)(group - 1) / 32 < len / sizeof(groups[0]) &&
 	       (groups[(group - 1) / 32] >> ((group - 1) % 32) & 1);
 }
@@ -1159,7 +1162,7 @@ static void health_check(struct loop *l, struct loop_timer *t, void *data)
 	char why[WIRE_REASON_MAX];
 
 	if (!session_hijacked(s, why, sizeof(why))) {
-		loop_timer_arm(l, &s->check_timer, loop_tick_after(SESSION_CHECK_MS));
+		loop_timer_arm(l, &s->check_timer, loop_tick_next(t->deadline, SESSION_CHECK_MS));
 		return;
 	}
 	if (s->state == SESSION_BINDING) {

@@ -51,7 +51,8 @@ static inline struct session *fake_session_queues(struct session_mgr *m, const c
 		m->head->prev = s;
 	m->head = s;
 	m->count++;
-	s->by_ns.ino = ino;     /* as session_link() does: session_find() sees it */
+	s->by_ns.dev = s->netns_dev;   /* as session_link(): session_find() sees it */
+	s->by_ns.ino = s->netns_ino;
 	nsmap_add(&m->by_ns, &s->by_ns);
 	return s;
 }

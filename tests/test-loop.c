@@ -1121,6 +1121,15 @@ static void test_timer_tick_grid(void **state)
 	after = loop_now_ms();
 	assert_int_equal(d % LOOP_TICK_MS, 0);
 	assert_true(d >= before + 1000 && d < after + 1000 + LOOP_TICK_MS);
+	/* the next one counts from the last deadline, not from a late now */
+	assert_int_equal(loop_tick_next(d, 1000), d + 1000);
+	assert_int_equal(loop_tick_next(d - 1000 + LOOP_TICK_MS, 1000), d + LOOP_TICK_MS);
+	/* after a stall past the period: the first tick from now, once */
+	before = loop_now_ms();
+	d = loop_tick_next(LOOP_TICK_MS, 1000);
+	after = loop_now_ms();
+	assert_int_equal(d % LOOP_TICK_MS, 0);
+	assert_true(d > before && d <= after + LOOP_TICK_MS);
 
 	nfires = 0;
 	for (size_t i = 0; i < 50; i++) {

@@ -108,6 +108,33 @@ static void test_against_list(void **state)
 	nsmap_clear(&m);
 }
 
+/* A node added twice is linked once (a second link would make a cycle);
+ * clearing the map lets its nodes go into another one. */
+static void test_twice_and_clear(void **state)
+{
+	struct nsmap m, m2;
+	struct nsmap_node a = { .dev = 3, .ino = 30 }, b = { .dev = 3, .ino = 30 };
+
+	(void)state;
+	nsmap_init(&m);
+	nsmap_add(&m, &a);
+	nsmap_add(&m, &a);
+	assert_int_equal(m.count, 1);
+	assert_null(a.next);
+	nsmap_add(&m, &b);
+	assert_ptr_equal(nsmap_find(&m, 3, 30), &b);
+	nsmap_del(&m, &b);
+	assert_ptr_equal(nsmap_find(&m, 3, 30), &a);
+	nsmap_clear(&m);
+	assert_int_equal(a.state, NSMAP_OUT);
+	nsmap_del(&m, &a);                            /* after the clear: nothing */
+	nsmap_init(&m2);
+	nsmap_add(&m2, &a);
+	assert_ptr_equal(nsmap_find(&m2, 3, 30), &a);
+	assert_int_equal(m2.count, 1);
+	nsmap_clear(&m2);
+}
+
 /* No first table: the node is lost and the map says it is incomplete
  * until that node goes; a later growth that fails keeps the old table. */
 static void test_no_memory(void **state)
@@ -152,6 +179,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_against_list),
+		cmocka_unit_test(test_twice_and_clear),
 		cmocka_unit_test(test_no_memory),
 	};
 

@@ -4,8 +4,9 @@
 # scripts/bench still works: its quick drain with the fewest datagrams
 # (every consumer it knows, one run) must finish, print the table with a
 # rate for the reference, the broker and python-netfilterqueue, and write
-# its JSON. Asserts that the harness runs, never a figure. About 10 s, and
-# about 10 more for the first build of python-netfilterqueue.
+# its JSON; then its scale section with 4 namespaces. Asserts that the
+# harness runs, never a figure. About 15 s, and about 10 more for the
+# first build of python-netfilterqueue.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 nt_init benchsmoke
@@ -48,6 +49,17 @@ assert all(r["packets"] == 2000 * (2 if r["consumer"].startswith("workers") else
            for r in rows), rows
 ' "$json"
 [[ $NT_RC == 0 ]] || nt_fail "bad JSON $json: $(cat "$(nt_err json)")"
+# the scale section with a handful of namespaces: its row has the attach
+# figures, the floor and the idle broker, every namespace attached, traffic
+# right, fds back, nothing left
+nt_sub quick-scale
+nt_run scale 120000 env BENCH_NO_BUILD=1 RUNS=1 N=4 FLOOR_N=3 IDLE_MS=300 \
+	RESULTS="$NT_TMP/results-scale" LIMIT_S=100 "$SRC/scripts/bench" --quick scale
+[[ $NT_RC == 0 ]] || nt_fail "scripts/bench --quick scale: exit status $NT_RC"
+nt_assert_grep "$(nt_out scale)" \
+	'^ +4 +0 +[0-9.]+ms +[0-9.]+ms +[0-9.]+ms +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ ([0-9]+)/[0-9]+/\1, 8/0, 0/0$' \
+	"scale row (idle figures, fds back, traffic right, nothing left)"
+
 # nothing of the bench is left behind
 left=$(ip netns list | grep -c '^nt-bench-' || true)
 nt_assert_eq 0 "$left" "namespaces of scripts/bench left"
