@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "helpers/rng.h"
 #include "loop.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -811,17 +812,6 @@ static void test_timer_order_simple(void **state)
 	}
 	assert_int_equal(r[2].calls, 0);
 	loop_free(l);
-}
-
-/* A small deterministic PRNG so a failure can be replayed. */
-static uint64_t rng_state;
-
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)rng_state;
 }
 
 /*

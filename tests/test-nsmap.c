@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "helpers/alloc-count.h"
+#include "helpers/rng.h"
 #include "nsmap.h"
 
 #define NODES 3000
@@ -34,16 +35,6 @@ static struct item *ref_find(uint64_t dev, uint64_t ino)
 		    (!best || items[i].added > best->added))
 			best = &items[i];
 	return best;
-}
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)rng_state;
 }
 
 static void check_all(const struct nsmap *m)
